@@ -1,0 +1,241 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// MongoStore is the Store on MongoDB (or the embedded FerretDB). It uses no transactions and no
+// TTL indexes: every atomic change is one conditional single-document update, and every expiry
+// is checked by the reader.
+type MongoStore struct {
+	users    *mongo.Collection
+	sessions *mongo.Collection
+	refresh  *mongo.Collection
+	keys     *mongo.Collection
+}
+
+var _ Store = (*MongoStore)(nil)
+
+// NewMongoStore returns a store on db, creating its indexes (idempotently).
+func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error) {
+	s := &MongoStore{
+		users:    db.Collection("users"),
+		sessions: db.Collection("sessions"),
+		refresh:  db.Collection("refresh_tokens"),
+		keys:     db.Collection("signing_keys"),
+	}
+	indexes := []struct {
+		coll  *mongo.Collection
+		name  string
+		model mongo.IndexModel
+	}{
+		{s.users, "email_unique", mongo.IndexModel{Keys: bson.D{{Key: "email", Value: 1}},
+			Options: options.Index().SetName("email_unique").SetUnique(true)}},
+		// Sparse: users without a username do not collide on a missing field.
+		{s.users, "username_unique", mongo.IndexModel{Keys: bson.D{{Key: "username", Value: 1}},
+			Options: options.Index().SetName("username_unique").SetUnique(true).SetSparse(true)}},
+		{s.sessions, "user_id", mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}},
+			Options: options.Index().SetName("user_id")}},
+		{s.sessions, "revoked_at", mongo.IndexModel{Keys: bson.D{{Key: "revoked_at", Value: 1}},
+			Options: options.Index().SetName("revoked_at")}},
+		{s.refresh, "session_id", mongo.IndexModel{Keys: bson.D{{Key: "session_id", Value: 1}},
+			Options: options.Index().SetName("session_id")}},
+	}
+	for _, ix := range indexes {
+		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
+			return nil, fmt.Errorf("create index %s.%s: %w", ix.coll.Name(), ix.name, err)
+		}
+	}
+	return s, nil
+}
+
+func insertErr(err error, what string) error {
+	if mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("%s: %w", what, ErrAlreadyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("insert %s: %w", what, err)
+	}
+	return nil
+}
+
+func findOne[T any](ctx context.Context, c *mongo.Collection, filter any, what string) (T, error) {
+	var v T
+	err := c.FindOne(ctx, filter).Decode(&v)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return v, fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	if err != nil {
+		return v, fmt.Errorf("find %s: %w", what, err)
+	}
+	return v, nil
+}
+
+func findAll[T any](ctx context.Context, c *mongo.Collection, filter any, opts *options.FindOptionsBuilder, what string) ([]T, error) {
+	cur, err := c.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, fmt.Errorf("find %s: %w", what, err)
+	}
+	var out []T
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// CreateUser inserts u; a taken email or username is ErrAlreadyExists.
+func (s *MongoStore) CreateUser(ctx context.Context, u User) error {
+	_, err := s.users.InsertOne(ctx, u)
+	return insertErr(err, "user")
+}
+
+// GetUser finds a user by id.
+func (s *MongoStore) GetUser(ctx context.Context, id string) (User, error) {
+	return findOne[User](ctx, s.users, bson.D{{Key: "_id", Value: id}}, "user")
+}
+
+// GetUserByEmail finds a user by normalized email.
+func (s *MongoStore) GetUserByEmail(ctx context.Context, email string) (User, error) {
+	return findOne[User](ctx, s.users, bson.D{{Key: "email", Value: email}}, "user")
+}
+
+// GetUserByUsername finds a user by normalized username.
+func (s *MongoStore) GetUserByUsername(ctx context.Context, username string) (User, error) {
+	return findOne[User](ctx, s.users, bson.D{{Key: "username", Value: username}}, "user")
+}
+
+// ListUsers pages users in id order.
+func (s *MongoStore) ListUsers(ctx context.Context, q UserQuery) ([]User, error) {
+	filter := bson.D{}
+	if q.After != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: q.After}}})
+	}
+	if q.OrgID != "" {
+		filter = append(filter, bson.E{Key: "org_id", Value: q.OrgID})
+	}
+	if q.Prefix != "" {
+		re := bson.Regex{Pattern: "^" + regexp.QuoteMeta(q.Prefix)}
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "email", Value: re}}, bson.D{{Key: "username", Value: re}},
+		}})
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit))
+	return findAll[User](ctx, s.users, filter, opts, "users")
+}
+
+// CountUsers counts all users.
+func (s *MongoStore) CountUsers(ctx context.Context) (int64, error) {
+	n, err := s.users.CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return 0, fmt.Errorf("count users: %w", err)
+	}
+	return n, nil
+}
+
+// CreateSession inserts a session.
+func (s *MongoStore) CreateSession(ctx context.Context, sess Session) error {
+	_, err := s.sessions.InsertOne(ctx, sess)
+	return insertErr(err, "session")
+}
+
+// GetSession finds a session by id.
+func (s *MongoStore) GetSession(ctx context.Context, id string) (Session, error) {
+	return findOne[Session](ctx, s.sessions, bson.D{{Key: "_id", Value: id}}, "session")
+}
+
+// ListUserSessions returns all sessions of a user, oldest first.
+func (s *MongoStore) ListUserSessions(ctx context.Context, userID string) ([]Session, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
+	return findAll[Session](ctx, s.sessions, bson.D{{Key: "user_id", Value: userID}}, opts, "sessions")
+}
+
+// TouchSession records a rotation on a session that is not revoked.
+func (s *MongoStore) TouchSession(ctx context.Context, id string, at, expiresAt time.Time) error {
+	res, err := s.sessions.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "revoked", Value: false}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "last_used_at", Value: at}, {Key: "expires_at", Value: expiresAt}}}})
+	if err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("session %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeSession revokes a session once; the filter on revoked=false makes it idempotent and
+// tells the caller whether this call did it.
+func (s *MongoStore) RevokeSession(ctx context.Context, id string, at time.Time, reason string) (bool, error) {
+	res, err := s.sessions.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "revoked", Value: false}},
+		bson.D{{Key: "$set", Value: bson.D{
+			{Key: "revoked", Value: true}, {Key: "revoked_at", Value: at}, {Key: "revoke_reason", Value: reason},
+		}}})
+	if err != nil {
+		return false, fmt.Errorf("revoke session: %w", err)
+	}
+	return res.ModifiedCount == 1, nil
+}
+
+// ListSessionsRevokedSince returns the ids of sessions revoked at or after t.
+func (s *MongoStore) ListSessionsRevokedSince(ctx context.Context, t time.Time) ([]string, error) {
+	opts := options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}})
+	docs, err := findAll[struct {
+		ID string `bson:"_id"`
+	}](ctx, s.sessions, bson.D{{Key: "revoked", Value: true}, {Key: "revoked_at", Value: bson.D{{Key: "$gte", Value: t}}}}, opts, "revoked sessions")
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	return ids, nil
+}
+
+// AddRefreshToken stores a new refresh token (by hash).
+func (s *MongoStore) AddRefreshToken(ctx context.Context, t RefreshToken) error {
+	_, err := s.refresh.InsertOne(ctx, t)
+	return insertErr(err, "refresh token")
+}
+
+// SpendRefreshToken flips spent from false to true in one conditional update, so of any number
+// of concurrent presentations exactly one gets the token back without error.
+func (s *MongoStore) SpendRefreshToken(ctx context.Context, hash string, at time.Time) (RefreshToken, error) {
+	var t RefreshToken
+	err := s.refresh.FindOneAndUpdate(ctx,
+		bson.D{{Key: "_id", Value: hash}, {Key: "spent", Value: false}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "spent", Value: true}, {Key: "spent_at", Value: at}}}},
+	).Decode(&t)
+	if err == nil {
+		return t, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return t, fmt.Errorf("spend refresh token: %w", err)
+	}
+	t, err = findOne[RefreshToken](ctx, s.refresh, bson.D{{Key: "_id", Value: hash}}, "refresh token")
+	if err != nil {
+		return t, err
+	}
+	return t, ErrAlreadySpent
+}
+
+// CreateSigningKey stores a signing key.
+func (s *MongoStore) CreateSigningKey(ctx context.Context, k SigningKey) error {
+	_, err := s.keys.InsertOne(ctx, k)
+	return insertErr(err, "signing key")
+}
+
+// ListSigningKeys returns all signing keys, oldest first.
+func (s *MongoStore) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
+	return findAll[SigningKey](ctx, s.keys, bson.D{}, opts, "signing keys")
+}

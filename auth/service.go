@@ -1,0 +1,458 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/bduf/mcpauth/apierr"
+)
+
+// Defaults for Config.
+const (
+	DefaultAccessTTL  = 15 * time.Minute
+	DefaultRefreshTTL = 7 * 24 * time.Hour
+	// shortSessionTTL caps a refresh token's life when the user did not ask to be remembered.
+	shortSessionTTL = 24 * time.Hour
+)
+
+// RefreshTokenPrefix starts every refresh token, so secret scanners and auth_revoke can tell it
+// from a JWT at a glance.
+const RefreshTokenPrefix = "mcpr_"
+
+// Config configures a Service. Zero values take the defaults.
+type Config struct {
+	Issuer     string
+	Audience   string
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
+	BcryptCost int
+	Now        func() time.Time
+	Logger     *slog.Logger
+	// Scopes returns the permissions an access token of u carries (its roles' permissions).
+	Scopes func(ctx context.Context, u User) ([]string, error)
+	// RoleExists says whether a role name may be given to a user.
+	RoleExists func(role string) bool
+}
+
+// Service runs the authentication flows. It is safe for concurrent use.
+type Service struct {
+	store     Store
+	keys      *KeySet
+	codec     tokenCodec
+	cfg       Config
+	log       *slog.Logger
+	dummyHash []byte
+	revoked   *revocationList
+}
+
+// Errors callers see. Login failures are deliberately one error: the same code, message and
+// cost whether the account is unknown or the password wrong.
+var (
+	ErrInvalidCredentials = apierr.New(apierr.InvalidCredentials, "invalid credentials")
+	ErrAccountDisabled    = apierr.New(apierr.AccountDisabled, "account is disabled")
+	ErrUnauthenticated    = apierr.New(apierr.Unauthenticated, "authentication required: log in with auth_login or send a bearer token")
+	ErrUserNotFound       = apierr.New(apierr.NotFound, "user not found")
+	ErrUserTaken          = apierr.New(apierr.Conflict, "a user with that email or username already exists")
+)
+
+// NewService wires a Service and reloads recently revoked sessions into the revocation list.
+func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Service, error) {
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("auth: issuer and audience are required")
+	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = DefaultAccessTTL
+	}
+	if cfg.RefreshTTL <= 0 {
+		cfg.RefreshTTL = DefaultRefreshTTL
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = DefaultBcryptCost
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Scopes == nil {
+		cfg.Scopes = func(context.Context, User) ([]string, error) { return nil, nil }
+	}
+	if cfg.RoleExists == nil {
+		cfg.RoleExists = func(string) bool { return false }
+	}
+	// The dummy hash has the configured cost, so an unknown user costs one real bcrypt compare.
+	dummy, err := hashPassword(Secret("dummy password for unknown users "+randomString(8)), cfg.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	s := &Service{
+		store: store, keys: keys, cfg: cfg, log: cfg.Logger, dummyHash: dummy,
+		codec:   tokenCodec{keys: keys, issuer: cfg.Issuer, audience: cfg.Audience},
+		revoked: newRevocationList(),
+	}
+	now := cfg.Now()
+	ids, err := store.ListSessionsRevokedSince(ctx, now.Add(-cfg.AccessTTL))
+	if err != nil {
+		return nil, fmt.Errorf("auth: load revoked sessions: %w", err)
+	}
+	for _, id := range ids {
+		s.revoked.add(id, now.Add(cfg.AccessTTL))
+	}
+	return s, nil
+}
+
+// Keys returns the key set (for the JWKS endpoint).
+func (s *Service) Keys() *KeySet { return s.keys }
+
+// AccessTTL is the configured access-token lifetime.
+func (s *Service) AccessTTL() time.Duration { return s.cfg.AccessTTL }
+
+// Tokens is what a login or refresh hands out.
+type Tokens struct {
+	AccessToken  string    `json:"access_token"`
+	RefreshToken string    `json:"refresh_token"`
+	TokenType    string    `json:"token_type"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	SessionID    string    `json:"session_id"`
+}
+
+// LoginRequest is a password login. Identifier is an email (contains '@') or a username.
+type LoginRequest struct {
+	Identifier string
+	Password   Secret
+	RememberMe bool
+	Client     string
+}
+
+// Login checks a password and opens a session.
+func (s *Service) Login(ctx context.Context, req LoginRequest) (Tokens, User, error) {
+	if err := checkLoginPassword(req.Password); err != nil {
+		return Tokens{}, User{}, err
+	}
+	u, err := s.findByIdentifier(ctx, req.Identifier)
+	if errors.Is(err, ErrNotFound) {
+		_, _ = passwordMatches(s.dummyHash, req.Password) // same cost as a known user
+		return Tokens{}, User{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return Tokens{}, User{}, err
+	}
+	ok, err := passwordMatches(u.PasswordHash, req.Password)
+	if err != nil {
+		return Tokens{}, User{}, apierr.Internalf("user %s: %w", u.ID, err)
+	}
+	if !ok {
+		return Tokens{}, User{}, ErrInvalidCredentials
+	}
+	if u.Disabled {
+		return Tokens{}, User{}, ErrAccountDisabled
+	}
+	tokens, err := s.openSession(ctx, u, req.RememberMe, req.Client)
+	if err != nil {
+		return Tokens{}, User{}, err
+	}
+	s.log.InfoContext(ctx, "login", "user_id", u.ID, "session_id", tokens.SessionID)
+	return tokens, u, nil
+}
+
+func (s *Service) findByIdentifier(ctx context.Context, identifier string) (User, error) {
+	var (
+		u   User
+		err error
+	)
+	if strings.Contains(identifier, "@") {
+		email, verr := NormalizeEmail("email", identifier)
+		if verr != nil {
+			return User{}, verr
+		}
+		u, err = s.store.GetUserByEmail(ctx, email)
+	} else {
+		name, verr := NormalizeUsername("username", identifier)
+		if verr != nil {
+			return User{}, verr
+		}
+		u, err = s.store.GetUserByUsername(ctx, name)
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return User{}, apierr.Internalf("find user: %w", err)
+	}
+	return u, err
+}
+
+func (s *Service) refreshTTL(rememberMe bool) time.Duration {
+	if rememberMe {
+		return s.cfg.RefreshTTL
+	}
+	return min(s.cfg.RefreshTTL, shortSessionTTL)
+}
+
+func (s *Service) openSession(ctx context.Context, u User, rememberMe bool, client string) (Tokens, error) {
+	now := s.cfg.Now()
+	sess := Session{
+		ID: newID("ses"), UserID: u.ID, OrgID: u.OrgID, RememberMe: rememberMe, Client: client,
+		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.refreshTTL(rememberMe)),
+	}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return Tokens{}, apierr.Internalf("create session: %w", err)
+	}
+	return s.issue(ctx, u, sess, now)
+}
+
+// issue mints a refresh token for sess and an access token for u.
+func (s *Service) issue(ctx context.Context, u User, sess Session, now time.Time) (Tokens, error) {
+	refresh, hash := newRefreshToken()
+	rt := RefreshToken{Hash: hash, SessionID: sess.ID, UserID: u.ID, IssuedAt: now,
+		ExpiresAt: now.Add(s.refreshTTL(sess.RememberMe))}
+	if err := s.store.AddRefreshToken(ctx, rt); err != nil {
+		return Tokens{}, apierr.Internalf("store refresh token: %w", err)
+	}
+	scopes, err := s.cfg.Scopes(ctx, u)
+	if err != nil {
+		return Tokens{}, apierr.Internalf("scopes of %s: %w", u.ID, err)
+	}
+	access, claims, err := s.codec.sign(u.ID, sess.ID, u.OrgID, scopes, now, s.cfg.AccessTTL)
+	if err != nil {
+		return Tokens{}, apierr.Internalf("%w", err)
+	}
+	return Tokens{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer",
+		ExpiresAt: claims.ExpiresAt, SessionID: sess.ID}, nil
+}
+
+func newRefreshToken() (token, hash string) {
+	b := make([]byte, 32) // 256 bits
+	_, _ = rand.Read(b)
+	token = RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	return token, hashToken(token)
+}
+
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// looksLikeRefreshToken bounds and shapes a presented refresh token before any look-up.
+func looksLikeRefreshToken(t string) bool {
+	return strings.HasPrefix(t, RefreshTokenPrefix) && len(t) == len(RefreshTokenPrefix)+43
+}
+
+// Refresh rotates a refresh token: the presented one is spent, a new pair is issued. A token
+// that was already spent is reuse: the whole session (family) is revoked.
+func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (Tokens, error) {
+	presented := refreshToken.Reveal()
+	if !looksLikeRefreshToken(presented) {
+		return Tokens{}, ErrTokenInvalid.With("reason", "not a refresh token")
+	}
+	now := s.cfg.Now()
+	rt, err := s.store.SpendRefreshToken(ctx, hashToken(presented), now)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Tokens{}, ErrTokenInvalid.With("reason", "unknown refresh token")
+	case errors.Is(err, ErrAlreadySpent):
+		if _, rerr := s.revokeSession(ctx, rt.SessionID, "refresh token reuse"); rerr != nil {
+			return Tokens{}, rerr
+		}
+		s.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", rt.UserID, "session_id", rt.SessionID)
+		return Tokens{}, ErrTokenRevoked.With("reason", "refresh token reuse detected; the session has been revoked")
+	case err != nil:
+		return Tokens{}, apierr.Internalf("spend refresh token: %w", err)
+	}
+	if !now.Before(rt.ExpiresAt) {
+		return Tokens{}, ErrTokenExpired
+	}
+	sess, err := s.store.GetSession(ctx, rt.SessionID)
+	if err != nil {
+		return Tokens{}, apierr.Internalf("session of refresh token: %w", err)
+	}
+	if sess.Revoked {
+		return Tokens{}, ErrTokenRevoked
+	}
+	u, err := s.store.GetUser(ctx, rt.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return Tokens{}, ErrTokenRevoked
+	}
+	if err != nil {
+		return Tokens{}, apierr.Internalf("user of refresh token: %w", err)
+	}
+	if u.Disabled {
+		return Tokens{}, ErrAccountDisabled
+	}
+	if err := s.store.TouchSession(ctx, sess.ID, now, now.Add(s.refreshTTL(sess.RememberMe))); err != nil {
+		if errors.Is(err, ErrNotFound) { // revoked between our read and now
+			return Tokens{}, ErrTokenRevoked
+		}
+		return Tokens{}, apierr.Internalf("touch session: %w", err)
+	}
+	return s.issue(ctx, u, sess, now)
+}
+
+// Validate verifies an access token and checks that its session is not revoked.
+func (s *Service) Validate(ctx context.Context, token Secret) (Claims, error) {
+	now := s.cfg.Now()
+	c, err := s.codec.verify(token.Reveal(), now)
+	if err != nil {
+		return Claims{}, err
+	}
+	if c.SessionID != "" && s.revoked.has(c.SessionID, now) {
+		return Claims{}, ErrTokenRevoked
+	}
+	return c, nil
+}
+
+// Caller validates a bearer token and loads its live user record: a disabled or deleted user
+// is refused even while the token is unexpired.
+func (s *Service) Caller(ctx context.Context, token Secret) (User, Claims, error) {
+	if token.Reveal() == "" {
+		return User{}, Claims{}, ErrUnauthenticated
+	}
+	c, err := s.Validate(ctx, token)
+	if err != nil {
+		return User{}, Claims{}, err
+	}
+	u, err := s.store.GetUser(ctx, c.Subject)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, Claims{}, ErrTokenRevoked
+	}
+	if err != nil {
+		return User{}, Claims{}, apierr.Internalf("load caller: %w", err)
+	}
+	if u.Disabled {
+		return User{}, Claims{}, ErrAccountDisabled
+	}
+	return u, c, nil
+}
+
+// revokeSession revokes in the store, then in this instance's list; it reports whether this
+// call did the revoking.
+func (s *Service) revokeSession(ctx context.Context, sid, reason string) (bool, error) {
+	now := s.cfg.Now()
+	done, err := s.store.RevokeSession(ctx, sid, now, reason)
+	if err != nil {
+		return false, apierr.Internalf("revoke session: %w", err)
+	}
+	s.revoked.add(sid, now.Add(s.cfg.AccessTTL))
+	return done, nil
+}
+
+// Revoke revokes the session behind a refresh token or an access token (RFC 7009: holding the
+// token is the authority to revoke it). An access token's whole session ends with it, refresh
+// family included; an expired but genuine access token still ends its session.
+func (s *Service) Revoke(ctx context.Context, token Secret) (bool, error) {
+	t := token.Reveal()
+	if strings.HasPrefix(t, RefreshTokenPrefix) {
+		return s.revokeByRefreshToken(ctx, token)
+	}
+	c, err := s.codec.verify(t, s.cfg.Now())
+	if err != nil && !errors.Is(err, ErrTokenExpired) {
+		return false, err
+	}
+	if c.SessionID == "" {
+		return false, ErrTokenInvalid.With("reason", "token has no session")
+	}
+	return s.revokeSession(ctx, c.SessionID, "revoked by token holder")
+}
+
+func (s *Service) revokeByRefreshToken(ctx context.Context, token Secret) (bool, error) {
+	t := token.Reveal()
+	if !looksLikeRefreshToken(t) {
+		return false, ErrTokenInvalid.With("reason", "not a refresh token")
+	}
+	rt, err := s.store.SpendRefreshToken(ctx, hashToken(t), s.cfg.Now())
+	if errors.Is(err, ErrNotFound) {
+		return false, ErrTokenInvalid.With("reason", "unknown refresh token")
+	}
+	if err != nil && !errors.Is(err, ErrAlreadySpent) {
+		return false, apierr.Internalf("spend refresh token: %w", err)
+	}
+	return s.revokeSession(ctx, rt.SessionID, "revoked by token holder")
+}
+
+// Logout ends sessions: the one of refreshToken if given, else every session of the caller
+// (all), else the caller's current session. It returns how many sessions it revoked.
+func (s *Service) Logout(ctx context.Context, caller *Claims, refreshToken Secret, all bool) (int, error) {
+	count := 0
+	if refreshToken != "" {
+		done, err := s.revokeByRefreshToken(ctx, refreshToken)
+		if err != nil {
+			return 0, err
+		}
+		if done {
+			count++
+		}
+		if !all {
+			return count, nil
+		}
+	}
+	if caller == nil {
+		return 0, ErrUnauthenticated
+	}
+	if !all {
+		if caller.SessionID == "" {
+			return 0, apierr.New(apierr.InvalidArgument, "this credential has no session; pass refresh_token or all_sessions")
+		}
+		done, err := s.revokeSession(ctx, caller.SessionID, "logout")
+		if err != nil {
+			return 0, err
+		}
+		if done {
+			count++
+		}
+		return count, nil
+	}
+	sessions, err := s.store.ListUserSessions(ctx, caller.Subject)
+	if err != nil {
+		return 0, apierr.Internalf("list sessions: %w", err)
+	}
+	now := s.cfg.Now()
+	for _, sess := range sessions {
+		if !sess.Active(now) {
+			continue
+		}
+		done, err := s.revokeSession(ctx, sess.ID, "logout of all sessions")
+		if err != nil {
+			return count, err
+		}
+		if done {
+			count++
+		}
+	}
+	return count, nil
+}
+
+// SessionInfo is a session as its owner sees it.
+type SessionInfo struct {
+	ID         string    `json:"id"`
+	Client     string    `json:"client,omitempty"`
+	RememberMe bool      `json:"remember_me"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Current    bool      `json:"current"`
+}
+
+// Sessions lists the caller's active sessions.
+func (s *Service) Sessions(ctx context.Context, caller Claims) ([]SessionInfo, error) {
+	all, err := s.store.ListUserSessions(ctx, caller.Subject)
+	if err != nil {
+		return nil, apierr.Internalf("list sessions: %w", err)
+	}
+	now := s.cfg.Now()
+	out := []SessionInfo{}
+	for _, sess := range all {
+		if !sess.Active(now) || s.revoked.has(sess.ID, now) {
+			continue
+		}
+		out = append(out, SessionInfo{ID: sess.ID, Client: sess.Client, RememberMe: sess.RememberMe,
+			CreatedAt: sess.CreatedAt, LastUsedAt: sess.LastUsedAt, ExpiresAt: sess.ExpiresAt,
+			Current: sess.ID == caller.SessionID})
+	}
+	return out, nil
+}

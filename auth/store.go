@@ -1,0 +1,111 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store sentinels. Implementations wrap them with %w; callers test with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrAlreadySpent is returned by SpendRefreshToken for a token that exists but was already
+	// rotated: the caller must treat it as reuse.
+	ErrAlreadySpent = errors.New("refresh token already spent")
+)
+
+// Store is everything auth persists. One conformance suite (auth/storetest) defines its
+// behaviour; MongoStore implements it.
+type Store interface {
+	UserStore
+	SessionStore
+	KeyStore
+}
+
+// UserStore persists accounts. Emails and usernames are unique (already normalized by callers).
+type UserStore interface {
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	GetUserByEmail(ctx context.Context, email string) (User, error)
+	GetUserByUsername(ctx context.Context, username string) (User, error)
+	// ListUsers returns up to q.Limit users with id > q.After in id order.
+	ListUsers(ctx context.Context, q UserQuery) ([]User, error)
+	CountUsers(ctx context.Context) (int64, error)
+}
+
+// UserQuery selects users for ListUsers.
+type UserQuery struct {
+	// Prefix, when set, keeps users whose email or username starts with it.
+	Prefix string
+	OrgID  string
+	After  string
+	Limit  int
+}
+
+// SessionStore persists refresh-token sessions (one family each) and their tokens by hash.
+type SessionStore interface {
+	CreateSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, id string) (Session, error)
+	// ListUserSessions returns every session of a user, revoked and expired ones included.
+	ListUserSessions(ctx context.Context, userID string) ([]Session, error)
+	// TouchSession records a rotation: last use and the new expiry. ErrNotFound if revoked.
+	TouchSession(ctx context.Context, id string, at, expiresAt time.Time) error
+	// RevokeSession marks a session revoked. It reports false if it was already revoked.
+	RevokeSession(ctx context.Context, id string, at time.Time, reason string) (bool, error)
+	// ListSessionsRevokedSince returns ids of sessions revoked at or after t.
+	ListSessionsRevokedSince(ctx context.Context, t time.Time) ([]string, error)
+
+	AddRefreshToken(ctx context.Context, t RefreshToken) error
+	// SpendRefreshToken marks an unspent token spent in one atomic step and returns it. For an
+	// unknown hash it returns ErrNotFound; for a spent one, the token and ErrAlreadySpent.
+	SpendRefreshToken(ctx context.Context, hash string, at time.Time) (RefreshToken, error)
+}
+
+// KeyStore persists signing keys (private halves encrypted by the caller).
+type KeyStore interface {
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+}
+
+// Session is one login: a family of refresh tokens. Its id is the access tokens' sid claim.
+type Session struct {
+	ID           string    `bson:"_id"`
+	UserID       string    `bson:"user_id"`
+	OrgID        string    `bson:"org_id"`
+	RememberMe   bool      `bson:"remember_me"`
+	Client       string    `bson:"client,omitempty"`
+	CreatedAt    time.Time `bson:"created_at"`
+	LastUsedAt   time.Time `bson:"last_used_at"`
+	ExpiresAt    time.Time `bson:"expires_at"`
+	Revoked      bool      `bson:"revoked"`
+	RevokedAt    time.Time `bson:"revoked_at,omitempty"`
+	RevokeReason string    `bson:"revoke_reason,omitempty"`
+}
+
+// Active reports whether the session can still be used at now. Expiry is checked here, at read
+// time, never by the database.
+func (s Session) Active(now time.Time) bool {
+	return !s.Revoked && now.Before(s.ExpiresAt)
+}
+
+// RefreshToken is a stored refresh token: only its SHA-256 hash is kept.
+type RefreshToken struct {
+	Hash      string    `bson:"_id"`
+	SessionID string    `bson:"session_id"`
+	UserID    string    `bson:"user_id"`
+	IssuedAt  time.Time `bson:"issued_at"`
+	ExpiresAt time.Time `bson:"expires_at"`
+	Spent     bool      `bson:"spent"`
+	SpentAt   time.Time `bson:"spent_at,omitempty"`
+}
+
+// SigningKey is a persisted JWT signing key. PrivateSealed is the private key (PKCS #8)
+// encrypted with the master key; PublicDER is PKIX.
+type SigningKey struct {
+	ID            string    `bson:"_id"`
+	Alg           string    `bson:"alg"`
+	PublicDER     []byte    `bson:"public_der"`
+	PrivateSealed []byte    `bson:"private_sealed"`
+	CreatedAt     time.Time `bson:"created_at"`
+}

@@ -1,0 +1,168 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/bduf/mcpauth/apierr"
+)
+
+// AccessTokenType is the JOSE typ of our access tokens (RFC 9068). A JWT of any other type (an
+// ID token, say) is never accepted as an access token.
+const AccessTokenType = "at+jwt"
+
+// maxTokenBytes bounds what we parse; our tokens are well under 2 KiB.
+const maxTokenBytes = 8 << 10
+
+// clockSkew is tolerated on iat and nbf only (instances' clocks differ a little); exp is exact.
+const clockSkew = 30 * time.Second
+
+// ClientID is the client_id claim (RFC 9068) of tokens this server issues to its own tools.
+const ClientID = "mcpauth"
+
+// accessClaims is the JWT payload.
+type accessClaims struct {
+	jwt.RegisteredClaims
+	Scope     string `json:"scope,omitempty"`
+	SessionID string `json:"sid,omitempty"`
+	OrgID     string `json:"org,omitempty"`
+	ClientID  string `json:"client_id"`
+}
+
+// Claims is a verified access token.
+type Claims struct {
+	Subject   string    `json:"sub"`
+	SessionID string    `json:"sid,omitempty"`
+	OrgID     string    `json:"org_id,omitempty"`
+	Scopes    []string  `json:"scopes"`
+	TokenID   string    `json:"jti"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Token errors. Their messages are what a caller sees.
+var (
+	ErrTokenInvalid = apierr.New(apierr.TokenInvalid, "token is invalid")
+	ErrTokenExpired = apierr.New(apierr.TokenExpired, "token has expired")
+	ErrTokenRevoked = apierr.New(apierr.TokenRevoked, "token has been revoked")
+)
+
+// tokenCodec signs and verifies access tokens with the key set.
+type tokenCodec struct {
+	keys     *KeySet
+	issuer   string
+	audience string
+}
+
+func (c *tokenCodec) sign(sub, sid, org string, scopes []string, now time.Time, ttl time.Duration) (string, Claims, error) {
+	k := c.keys.signingKey()
+	jti := randomString(16)
+	claims := accessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    c.issuer,
+			Subject:   sub,
+			Audience:  jwt.ClaimStrings{c.audience},
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			NotBefore: jwt.NewNumericDate(now),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        jti,
+		},
+		Scope:     strings.Join(scopes, " "),
+		SessionID: sid,
+		OrgID:     org,
+		ClientID:  ClientID,
+	}
+	t := jwt.NewWithClaims(k.method, claims)
+	t.Header["typ"] = AccessTokenType
+	t.Header["kid"] = k.id
+	signed, err := t.SignedString(k.signer)
+	if err != nil {
+		return "", Claims{}, fmt.Errorf("sign access token: %w", err)
+	}
+	return signed, claimsOf(claims), nil
+}
+
+func claimsOf(c accessClaims) Claims {
+	out := Claims{Subject: c.Subject, SessionID: c.SessionID, OrgID: c.OrgID, TokenID: c.ID, Scopes: []string{}}
+	if c.Scope != "" {
+		out.Scopes = strings.Fields(c.Scope)
+	}
+	if c.IssuedAt != nil {
+		out.IssuedAt = c.IssuedAt.Time
+	}
+	if c.ExpiresAt != nil {
+		out.ExpiresAt = c.ExpiresAt.Time
+	}
+	return out
+}
+
+// forbiddenHeaders name keys or extensions we never honour: a token that asks for them is
+// rejected outright rather than having the request silently ignored.
+var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit"}
+
+// verify checks signature, header and claims. It answers only ErrTokenInvalid or ErrTokenExpired
+// (with a reason in the details); revocation is the caller's business.
+func (c *tokenCodec) verify(token string, now time.Time) (Claims, error) {
+	if token == "" || len(token) > maxTokenBytes {
+		return Claims{}, ErrTokenInvalid.With("reason", "malformed")
+	}
+	parser := jwt.NewParser(jwt.WithValidMethods(c.keys.algs()), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
+	var claims accessClaims
+	_, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		for _, h := range forbiddenHeaders {
+			if _, ok := t.Header[h]; ok {
+				return nil, fmt.Errorf("header %q not accepted", h)
+			}
+		}
+		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(strings.TrimPrefix(typ, "application/"), AccessTokenType) {
+			return nil, errors.New("not an access token (typ)")
+		}
+		kid, _ := t.Header["kid"].(string)
+		k, ok := c.keys.lookup(kid)
+		if !ok {
+			return nil, errors.New("unknown key")
+		}
+		if t.Method.Alg() != k.alg {
+			return nil, errors.New("algorithm does not match key")
+		}
+		return k.public, nil
+	})
+	if err != nil {
+		return Claims{}, ErrTokenInvalid.With("reason", "signature or header rejected").Wrap(err)
+	}
+	return c.checkClaims(claims, now)
+}
+
+func (c *tokenCodec) checkClaims(claims accessClaims, now time.Time) (Claims, error) {
+	switch {
+	case claims.Issuer != c.issuer:
+		return Claims{}, ErrTokenInvalid.With("reason", "wrong issuer")
+	case !containsString(claims.Audience, c.audience):
+		return Claims{}, ErrTokenInvalid.With("reason", "wrong audience")
+	case claims.Subject == "":
+		return Claims{}, ErrTokenInvalid.With("reason", "no subject")
+	case claims.ExpiresAt == nil || claims.IssuedAt == nil:
+		return Claims{}, ErrTokenInvalid.With("reason", "missing exp or iat")
+	case claims.IssuedAt.After(now.Add(clockSkew)):
+		return Claims{}, ErrTokenInvalid.With("reason", "issued in the future")
+	case claims.NotBefore != nil && claims.NotBefore.After(now.Add(clockSkew)):
+		return Claims{}, ErrTokenInvalid.With("reason", "not yet valid")
+	case !now.Before(claims.ExpiresAt.Time):
+		// The claims come back with the error: revoking an expired token still ends its session.
+		return claimsOf(claims), ErrTokenExpired
+	}
+	return claimsOf(claims), nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

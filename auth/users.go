@@ -1,0 +1,163 @@
+package auth
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/bduf/mcpauth/apierr"
+)
+
+// NewUser is a request to create an account.
+type NewUser struct {
+	Email    string
+	Username string
+	Password Secret
+	OrgID    string
+	Roles    []string
+}
+
+const maxRolesPerUser = 32
+
+// CreateUser validates and creates an account. Nothing is written unless every field is valid.
+func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
+	email, err := NormalizeEmail("email", nu.Email)
+	if err != nil {
+		return User{}, err
+	}
+	var username string
+	if nu.Username != "" {
+		if username, err = NormalizeUsername("username", nu.Username); err != nil {
+			return User{}, err
+		}
+	}
+	org := nu.OrgID
+	if org == "" {
+		org = DefaultOrgID
+	}
+	if err := ValidateOrgID("org_id", org); err != nil {
+		return User{}, err
+	}
+	if len(nu.Roles) > maxRolesPerUser {
+		return User{}, apierr.Field("roles", "at most %d roles", maxRolesPerUser)
+	}
+	roles := make([]string, 0, len(nu.Roles))
+	for _, r := range nu.Roles {
+		if !s.cfg.RoleExists(r) {
+			return User{}, apierr.Field("roles", "unknown role %q", truncate(r, 64))
+		}
+		if !slices.Contains(roles, r) {
+			roles = append(roles, r)
+		}
+	}
+	if err := CheckPasswordPolicy("password", nu.Password); err != nil {
+		return User{}, err
+	}
+	hash, err := hashPassword(nu.Password, s.cfg.BcryptCost)
+	if err != nil {
+		return User{}, apierr.Internalf("%w", err)
+	}
+	now := s.cfg.Now()
+	u := User{ID: newID("usr"), Email: email, Username: username, PasswordHash: hash, OrgID: org,
+		Roles: roles, CreatedAt: now, UpdatedAt: now}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, ErrAlreadyExists) {
+			return User{}, ErrUserTaken
+		}
+		return User{}, apierr.Internalf("create user: %w", err)
+	}
+	s.log.InfoContext(ctx, "user created", "user_id", u.ID, "org_id", org, "roles", roles)
+	return u, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// GetUser returns a user by id, NOT_FOUND if there is none.
+func (s *Service) GetUser(ctx context.Context, id string) (User, error) {
+	if id == "" || len(id) > 64 {
+		return User{}, apierr.Field("id", "must be a user id")
+	}
+	u, err := s.store.GetUser(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, ErrUserNotFound
+	}
+	if err != nil {
+		return User{}, apierr.Internalf("get user: %w", err)
+	}
+	return u, nil
+}
+
+// Paging bounds for ListUsers.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 200
+)
+
+// ListUsers pages through users. The cursor is opaque to callers.
+func (s *Service) ListUsers(ctx context.Context, filter, orgID string, limit int, cursor string) ([]User, string, error) {
+	switch {
+	case limit == 0:
+		limit = DefaultPageSize
+	case limit < 0 || limit > MaxPageSize:
+		return nil, "", apierr.Field("limit", "must be between 1 and %d", MaxPageSize)
+	}
+	if len(filter) > maxEmailLen {
+		return nil, "", apierr.Field("filter", "must be at most %d characters", maxEmailLen)
+	}
+	after := ""
+	if cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cursor)
+		if err != nil || !strings.HasPrefix(string(b), "usr_") || len(b) > 64 {
+			return nil, "", apierr.Field("cursor", "is not a cursor returned by user_list")
+		}
+		after = string(b)
+	}
+	users, err := s.store.ListUsers(ctx, UserQuery{Prefix: strings.ToLower(filter), OrgID: orgID, After: after, Limit: limit + 1})
+	if err != nil {
+		return nil, "", apierr.Internalf("list users: %w", err)
+	}
+	next := ""
+	if len(users) > limit {
+		users = users[:limit]
+		next = base64.RawURLEncoding.EncodeToString([]byte(users[limit-1].ID))
+	}
+	return users, next, nil
+}
+
+// BootstrapAdminEmail is the owner created on first start when no email is configured.
+const BootstrapAdminEmail = "admin@localhost"
+
+// Bootstrap creates the first owner when the store has no users. With an empty password it
+// generates one and returns it (to be shown once). It never touches an existing user.
+func (s *Service) Bootstrap(ctx context.Context, email string, password Secret) (created bool, generated Secret, err error) {
+	n, err := s.store.CountUsers(ctx)
+	if err != nil {
+		return false, "", fmt.Errorf("count users: %w", err)
+	}
+	if n > 0 {
+		return false, "", nil
+	}
+	if email == "" {
+		email = BootstrapAdminEmail
+	}
+	if password == "" {
+		generated = Secret(randomString(20)) // 160 bits
+		password = generated
+	}
+	_, err = s.CreateUser(ctx, NewUser{Email: email, Password: password, OrgID: DefaultOrgID, Roles: []string{"owner"}})
+	if errors.Is(err, ErrUserTaken) { // another instance bootstrapped first
+		return false, "", nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("bootstrap admin: %w", err)
+	}
+	return true, generated, nil
+}

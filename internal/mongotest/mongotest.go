@@ -1,0 +1,105 @@
+// Package mongotest gives tests a real MongoDB-wire server: the embedded FerretDB started once
+// per test binary, or a real MongoDB when MCPAUTH_TEST_MONGO_URI is set. Each test gets a fresh
+// database, dropped when it ends.
+package mongotest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/bduf/mcpauth/internal/embedmongo"
+)
+
+// EnvURI names the variable that points tests at a real MongoDB.
+const EnvURI = "MCPAUTH_TEST_MONGO_URI"
+
+var (
+	client  *mongo.Client
+	uri     string
+	counter atomic.Int64
+	prefix  = fmt.Sprintf("t%d_", time.Now().UnixNano()%1e9)
+)
+
+// Main starts the server, runs the package's tests and tears it down. Call it from TestMain.
+func Main(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	uri = os.Getenv(EnvURI)
+	var srv *embedmongo.Server
+	if uri == "" {
+		dir, err := os.MkdirTemp("", "mcpauth-ferretdb-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mongotest:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+		srv, err = embedmongo.Start(dir, logger)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mongotest:", err)
+			return 1
+		}
+		uri = srv.URI()
+	}
+	var err error
+	client, err = mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mongotest: connect:", err)
+		return 1
+	}
+	code := m.Run()
+	ctx, cancel := context.WithTimeout(context.Background(), embedmongo.StopTimeout)
+	defer cancel()
+	_ = client.Disconnect(ctx)
+	if srv != nil {
+		_ = srv.Stop(ctx)
+	}
+	return code
+}
+
+// URI returns the server's address (for tests that start a process against it).
+func URI() string { return uri }
+
+// Client returns the shared client.
+func Client() *mongo.Client { return client }
+
+// Database returns a fresh database for t, dropped when t ends.
+func Database(t testing.TB) *mongo.Database {
+	t.Helper()
+	if client == nil {
+		t.Fatal("mongotest: call mongotest.Main from TestMain")
+	}
+	name := DatabaseName(t)
+	db := client.Database(name)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = db.Drop(ctx)
+	})
+	return db
+}
+
+// DatabaseName returns a unique, valid database name for t (not created until used).
+func DatabaseName(t testing.TB) string {
+	n := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	if len(n) > 30 {
+		n = n[:30]
+	}
+	return fmt.Sprintf("%s%d_%s", prefix, counter.Add(1), n)
+}
