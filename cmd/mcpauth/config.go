@@ -1,0 +1,245 @@
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bduf/mcpauth/auth"
+)
+
+// config is everything the binary reads from flags and the environment (flags win).
+type config struct {
+	DataDir    string
+	MongoURI   string
+	MongoDB    string
+	Issuer     string
+	Audience   string
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
+	BcryptCost int
+	SigningAlg string
+	LogLevel   string
+
+	// Environment only: secrets are never flags (they would show in ps).
+	MasterKey         string
+	BootstrapEmail    string
+	BootstrapPassword auth.Secret
+	Token             auth.Secret
+}
+
+// Defaults. The issuer and audience are URNs so that tokens stay valid across transports and
+// restarts of a local server; production sets them to real URLs.
+const (
+	defaultMongoDB  = "mcpauth"
+	defaultIssuer   = "urn:mcpauth"
+	defaultAudience = "urn:mcpauth:mcp"
+	defaultAlg      = auth.AlgEdDSA
+)
+
+// envVar binds a flag to its environment variable.
+type envVar struct {
+	flag, env, usage string
+}
+
+var storeFlags = []envVar{
+	{"data-dir", "MCPAUTH_DATA_DIR", "data directory: embedded store and master key (default: $XDG_DATA_HOME/mcpauth or ~/.local/share/mcpauth)"},
+	{"mongo-uri", "MCPAUTH_MONGO_URI", "MongoDB URI; empty: run the embedded store in the data directory"},
+	{"mongo-db", "MCPAUTH_MONGO_DB", "MongoDB database name (default \"mcpauth\")"},
+	{"issuer", "MCPAUTH_ISSUER", "token issuer (iss) (default \"urn:mcpauth\")"},
+	{"audience", "MCPAUTH_AUDIENCE", "resource URI put in aud (default \"urn:mcpauth:mcp\")"},
+	{"access-ttl", "MCPAUTH_ACCESS_TTL", "access token lifetime, e.g. 15m (default 15m)"},
+	{"refresh-ttl", "MCPAUTH_REFRESH_TTL", "refresh token lifetime with remember_me, e.g. 168h (default 168h)"},
+	{"bcrypt-cost", "MCPAUTH_BCRYPT_COST", "bcrypt cost, 4-31 (default 10; below 10 only for tests)"},
+	{"signing-alg", "MCPAUTH_SIGNING_ALG", "access token algorithm: EdDSA, ES256 or RS256 (default EdDSA)"},
+	{"log-level", "MCPAUTH_LOG_LEVEL", "debug, info, warn or error (default info)"},
+}
+
+// registerFlags defines string flags for vars on fs and returns their values.
+func registerFlags(fs *flag.FlagSet, vars []envVar) map[string]*string {
+	vals := make(map[string]*string, len(vars))
+	for _, v := range vars {
+		vals[v.flag] = fs.String(v.flag, "", fmt.Sprintf("%s [$%s]", v.usage, v.env))
+	}
+	return vals
+}
+
+// resolve returns each variable's value: the flag if set on the command line, else the
+// environment, else "".
+func resolve(fs *flag.FlagSet, vars []envVar, vals map[string]*string, getenv func(string) string) map[string]string {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	out := make(map[string]string, len(vars))
+	for _, v := range vars {
+		if set[v.flag] {
+			out[v.flag] = *vals[v.flag]
+		} else {
+			out[v.flag] = getenv(v.env)
+		}
+	}
+	return out
+}
+
+// buildConfig turns resolved values into a checked config.
+func buildConfig(vals map[string]string, getenv func(string) string) (config, error) {
+	c := config{
+		DataDir: vals["data-dir"], MongoURI: vals["mongo-uri"], MongoDB: vals["mongo-db"],
+		Issuer: vals["issuer"], Audience: vals["audience"], SigningAlg: vals["signing-alg"],
+		LogLevel:          vals["log-level"],
+		MasterKey:         getenv("MCPAUTH_MASTER_KEY"),
+		BootstrapEmail:    getenv("MCPAUTH_BOOTSTRAP_ADMIN_EMAIL"),
+		BootstrapPassword: auth.Secret(getenv("MCPAUTH_BOOTSTRAP_ADMIN_PASSWORD")),
+		Token:             auth.Secret(getenv("MCPAUTH_TOKEN")),
+	}
+	if c.Token == "" {
+		c.Token = auth.Secret(getenv("MCPAUTH_API_KEY"))
+	}
+	if c.MongoDB == "" {
+		c.MongoDB = defaultMongoDB
+	}
+	if c.Issuer == "" {
+		c.Issuer = defaultIssuer
+	}
+	if c.Audience == "" {
+		c.Audience = defaultAudience
+	}
+	if c.SigningAlg == "" {
+		c.SigningAlg = defaultAlg
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	var err error
+	if c.AccessTTL, err = parseDuration("access-ttl", vals["access-ttl"], auth.DefaultAccessTTL, time.Second, 24*time.Hour); err != nil {
+		return c, err
+	}
+	if c.RefreshTTL, err = parseDuration("refresh-ttl", vals["refresh-ttl"], auth.DefaultRefreshTTL, time.Minute, 365*24*time.Hour); err != nil {
+		return c, err
+	}
+	c.BcryptCost = auth.DefaultBcryptCost
+	if s := vals["bcrypt-cost"]; s != "" {
+		if c.BcryptCost, err = strconv.Atoi(s); err != nil || c.BcryptCost < 4 || c.BcryptCost > 31 {
+			return c, fmt.Errorf("--bcrypt-cost: want an integer from 4 to 31, got %q", s)
+		}
+	}
+	switch c.SigningAlg {
+	case auth.AlgEdDSA, auth.AlgES256, auth.AlgRS256:
+	default:
+		return c, fmt.Errorf("--signing-alg: want EdDSA, ES256 or RS256, got %q", c.SigningAlg)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return c, fmt.Errorf("--log-level: want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.DataDir == "" {
+		if c.DataDir, err = defaultDataDir(getenv); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func parseDuration(name, s string, def, lo, hi time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < lo || d > hi {
+		return 0, fmt.Errorf("--%s: want a duration from %s to %s (e.g. 15m), got %q", name, lo, hi, s)
+	}
+	return d, nil
+}
+
+func defaultDataDir(getenv func(string) string) (string, error) {
+	if x := getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "mcpauth"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no data directory: set MCPAUTH_DATA_DIR (%w)", err)
+	}
+	return filepath.Join(home, ".local", "share", "mcpauth"), nil
+}
+
+// ensureDataDir creates the data directory (0700) and proves it is writable.
+func ensureDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s is not usable: %w", dir, errors.Unwrap(err))
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w", dir, errors.Unwrap(err))
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
+}
+
+const masterKeyFile = "master.key"
+
+// loadMasterKey returns the 32-byte master key: MCPAUTH_MASTER_KEY (base64) if set, else the
+// key file in the data directory, created (0600) on first start. A key file others can read is
+// refused.
+func loadMasterKey(c config) ([]byte, error) {
+	if c.MasterKey != "" {
+		return decodeMasterKey("MCPAUTH_MASTER_KEY", c.MasterKey)
+	}
+	path := filepath.Join(c.DataDir, masterKeyFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key := make([]byte, auth.MasterKeySize)
+		if _, err := randRead(key); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create master key file: %w", err)
+		}
+		_, werr := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return nil, fmt.Errorf("write master key file: %w", werr)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read master key file: %w", err)
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("master key file %s is accessible by others (mode %o); run chmod 600 on it", path, st.Mode().Perm())
+	}
+	return decodeMasterKey(path, strings.TrimSpace(string(b)))
+}
+
+func decodeMasterKey(source, s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == auth.MasterKeySize {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: master key must be %d bytes, base64-encoded (generate one with: openssl rand -base64 32)", source, auth.MasterKeySize)
+}
+
+// redactURI hides the password of a MongoDB URI for messages.
+func redactURI(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "(unparseable URI)"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		}
+	}
+	return u.String()
+}

@@ -1,0 +1,148 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/tools"
+)
+
+// ServerName is the name mcpauth reports in initialize.
+const ServerName = "mcpauth"
+
+// NewServer returns the MCP server with every tool of set registered.
+func NewServer(set *tools.Set, version string) *server.MCPServer {
+	s := server.NewMCPServer(ServerName, version,
+		server.WithToolCapabilities(false),
+		server.WithInstructions("mcpauth: authentication and authorization. Call auth_login with email or username and password; "+
+			"over HTTP send the access token as 'Authorization: Bearer <token>' on every request; over stdio the login binds this session."),
+	)
+	s.AddTools(set.Tools()...)
+	return s
+}
+
+// ServeStdio serves MCP on in/out until in closes or ctx ends. envToken (MCPAUTH_TOKEN or
+// MCPAUTH_API_KEY) is the credential of every call that has not logged in with auth_login.
+func ServeStdio(ctx context.Context, s *server.MCPServer, in io.Reader, out io.Writer, envToken auth.Secret, logger *slog.Logger) error {
+	stdio := server.NewStdioServer(s)
+	stdio.SetErrorLogger(slog.NewLogLogger(logger.Handler(), slog.LevelError))
+	stdio.SetContextFunc(func(ctx context.Context) context.Context {
+		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: envToken, Transport: "stdio", BindSession: true})
+	})
+	err := stdio.Listen(ctx, in, out)
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("stdio: %w", err)
+	}
+	return nil
+}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header ("" if absent).
+func bearer(r *http.Request) auth.Secret {
+	h := r.Header.Get("Authorization")
+	scheme, token, found := strings.Cut(h, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return auth.Secret(strings.TrimSpace(token))
+}
+
+func httpContext(transport string) func(ctx context.Context, r *http.Request) context.Context {
+	return func(ctx context.Context, r *http.Request) context.Context {
+		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: bearer(r), Transport: transport})
+	}
+}
+
+// queryCredentialParams are query parameters that would carry a credential. Tokens in URLs end
+// up in logs and Referer headers; the MCP authorization spec forbids them, so we refuse the
+// request rather than ignore the parameter.
+var queryCredentialParams = []string{"access_token", "token", "api_key", "refresh_token"}
+
+func refuseQueryCredentials(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		for _, p := range queryCredentialParams {
+			if q.Has(p) {
+				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request", error_description="credentials must be sent in the Authorization header, not the query string"`)
+				http.Error(w, "credentials in the query string are not accepted; use the Authorization header", http.StatusBadRequest)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// HTTP is the HTTP side: streamable HTTP at /mcp, SSE at /sse (+ /message), /healthz and the
+// JWKS at /.well-known/jwks.json.
+type HTTP struct {
+	Handler    http.Handler
+	streamable *server.StreamableHTTPServer
+	sse        *server.SSEServer
+}
+
+// NewHTTP builds the HTTP handlers around s.
+func NewHTTP(s *server.MCPServer, keys *auth.KeySet, logger *slog.Logger) *HTTP {
+	streamable := server.NewStreamableHTTPServer(s,
+		server.WithEndpointPath("/mcp"),
+		server.WithHTTPContextFunc(httpContext("http")),
+		server.WithStreamableHTTPLogger(logger),
+	)
+	sse := server.NewSSEServer(s,
+		server.WithSSEEndpoint("/sse"),
+		server.WithMessageEndpoint("/message"),
+		server.WithSSEContextFunc(httpContext("sse")),
+		server.WithKeepAlive(true),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", refuseQueryCredentials(streamable))
+	mux.Handle("/sse", refuseQueryCredentials(sse))
+	mux.Handle("/message", refuseQueryCredentials(sse))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_ = json.NewEncoder(w).Encode(keys.JWKS())
+	})
+	return &HTTP{Handler: mux, streamable: streamable, sse: sse}
+}
+
+// Serve accepts connections on l until ctx ends, then shuts down gracefully.
+func (h *HTTP) Serve(ctx context.Context, l net.Listener, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h.sse.CloseSessions() // end long-lived streams so Shutdown can finish
+	h.streamable.CloseSessions(shutdownCtx)
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http: %w", err)
+	}
+	return nil
+}

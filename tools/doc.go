@@ -1,0 +1,7 @@
+// Package tools defines mcpauth's MCP tools: for each, its input schema and a thin handler that
+// decodes and validates the arguments, resolves the caller, calls auth (later rbac and audit)
+// and renders the result. It holds no authentication logic of its own.
+//
+// Every failure is a tool result with isError and {"error": {"code", "message", ...}}, using
+// the apierr codes; JSON-RPC errors stay for protocol faults. A handler never panics outward.
+package tools

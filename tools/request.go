@@ -1,0 +1,230 @@
+package tools
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/auth"
+)
+
+// RequestInfo is what the transport knows about a call: the bearer credential it carried (the
+// HTTP Authorization header, or the process's MCPAUTH_TOKEN on stdio) and whether the
+// transport is one process's own session (stdio), where auth_login binds the identity to the
+// session for the calls that follow.
+type RequestInfo struct {
+	Bearer      auth.Secret
+	Transport   string
+	BindSession bool
+}
+
+type requestInfoKey struct{}
+
+// WithRequestInfo returns ctx carrying info. The mcp package calls it from each transport's
+// context function.
+func WithRequestInfo(ctx context.Context, info RequestInfo) context.Context {
+	return context.WithValue(ctx, requestInfoKey{}, info)
+}
+
+func requestInfo(ctx context.Context) RequestInfo {
+	info, _ := ctx.Value(requestInfoKey{}).(RequestInfo)
+	return info
+}
+
+// bindings holds the access token bound to each stdio MCP session by auth_login/auth_refresh.
+type bindings struct {
+	mu     sync.RWMutex
+	tokens map[string]auth.Secret
+}
+
+func sessionID(ctx context.Context) string {
+	if s := server.ClientSessionFromContext(ctx); s != nil {
+		return s.SessionID()
+	}
+	return ""
+}
+
+func (b *bindings) bind(ctx context.Context, token string) {
+	if !requestInfo(ctx).BindSession {
+		return
+	}
+	if id := sessionID(ctx); id != "" {
+		b.mu.Lock()
+		b.tokens[id] = auth.Secret(token)
+		b.mu.Unlock()
+	}
+}
+
+func (b *bindings) unbind(ctx context.Context) {
+	if id := sessionID(ctx); id != "" {
+		b.mu.Lock()
+		delete(b.tokens, id)
+		b.mu.Unlock()
+	}
+}
+
+// credential is the token a call is made with: the session's login binding first (an explicit
+// login in this process wins), then the transport's bearer.
+func (b *bindings) credential(ctx context.Context) (auth.Secret, string) {
+	info := requestInfo(ctx)
+	if info.BindSession {
+		if id := sessionID(ctx); id != "" {
+			b.mu.RLock()
+			t, ok := b.tokens[id]
+			b.mu.RUnlock()
+			if ok {
+				return t, "session_login"
+			}
+		}
+	}
+	if info.Bearer != "" {
+		if info.Transport == "stdio" {
+			return info.Bearer, "env_token"
+		}
+		return info.Bearer, "bearer"
+	}
+	return "", ""
+}
+
+// decodeArgs strictly decodes a call's arguments into T: unknown arguments and wrong types are
+// INVALID_ARGUMENT naming the argument.
+func decodeArgs[T any](req mcp.CallToolRequest) (T, error) {
+	var args T
+	raw := req.Params.RawArguments
+	if len(raw) == 0 && req.Params.Arguments != nil {
+		var err error
+		if raw, err = json.Marshal(req.Params.Arguments); err != nil {
+			return args, apierr.New(apierr.InvalidArgument, "arguments must be a JSON object")
+		}
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		raw = []byte("{}")
+	}
+	if raw[0] != '{' {
+		return args, apierr.New(apierr.InvalidArgument, "arguments must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&args); err != nil {
+		return args, argumentError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return args, apierr.New(apierr.InvalidArgument, "arguments must be a single JSON object")
+	}
+	return args, nil
+}
+
+func argumentError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return apierr.Field(typeErr.Field, "must be of type %s, not %s", jsonType(typeErr.Type.Kind().String()), typeErr.Value)
+	}
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return apierr.Field(name, "is not an argument of this tool")
+	}
+	return apierr.New(apierr.InvalidArgument, "arguments are not valid JSON for this tool")
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "int", "int64", "float64":
+		return "number"
+	case "slice":
+		return "array"
+	case "map", "struct":
+		return "object"
+	}
+	return kind
+}
+
+// requireString checks a required string argument's presence and length.
+func requireString(field, v string, maxLen int) error {
+	if v == "" {
+		return apierr.Field(field, "is required")
+	}
+	return maxString(field, v, maxLen)
+}
+
+func maxString(field, v string, maxLen int) error {
+	if len(v) > maxLen {
+		return apierr.Field(field, "must be at most %d bytes", maxLen)
+	}
+	return nil
+}
+
+// ok renders a success: the value as structuredContent and the same JSON as text.
+func ok(v any) *mcp.CallToolResult {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ErrorResult(apierr.Internalf("marshal result: %w", err))
+	}
+	var structured map[string]any
+	_ = json.Unmarshal(b, &structured)
+	return mcp.NewToolResultStructured(structured, string(b))
+}
+
+// errorBody is the isError payload: {"error": {"code", "message", ...details}}.
+func errorBody(e *apierr.Error) map[string]any {
+	body := map[string]any{"code": string(e.Code), "message": e.Message}
+	for k, v := range e.Details {
+		if k != "code" && k != "message" {
+			body[k] = v
+		}
+	}
+	return map[string]any{"error": body}
+}
+
+// ErrorResult renders err as the design's tool error (an isError result). Only the public
+// code, message and details are shown; an internal cause never is.
+func ErrorResult(err error) *mcp.CallToolResult {
+	body := errorBody(apierr.From(err))
+	b, _ := json.Marshal(body)
+	r := mcp.NewToolResultStructured(body, string(b))
+	r.IsError = true
+	return r
+}
+
+// fail logs an internal cause (never shown to the caller) and renders the error.
+func (s *Set) fail(ctx context.Context, tool string, err error) *mcp.CallToolResult {
+	if apierr.CodeOf(err) == apierr.Internal {
+		s.log.ErrorContext(ctx, "tool failed", "tool", tool, "error", err)
+	}
+	return ErrorResult(err)
+}
+
+// handler adapts a typed handler: strict argument decoding, error rendering, and panic
+// recovery (a handler never takes the server down; a panic is INTERNAL).
+func handler[A any](s *Set, tool string, h func(ctx context.Context, args A) (any, error)) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				res, err = s.fail(ctx, tool, fmt.Errorf("panic in tool %s: %v", tool, r)), nil
+			}
+		}()
+		args, derr := decodeArgs[A](req)
+		if derr != nil {
+			return ErrorResult(derr), nil
+		}
+		out, herr := h(ctx, args)
+		if herr != nil {
+			return s.fail(ctx, tool, herr), nil
+		}
+		return ok(out), nil
+	}
+}
