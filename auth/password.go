@@ -22,7 +22,7 @@ const (
 	MinPasswordRunes = 8
 	MaxPasswordBytes = 72
 	// maxPasswordInput bounds what we even look at, so a 1 MiB "password" costs nothing.
-	maxPasswordInput = 4096
+	maxPasswordInput  = 4096
 	DefaultBcryptCost = 10
 )
 

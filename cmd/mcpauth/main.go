@@ -282,4 +282,3 @@ func readPassword(stdin io.Reader) (auth.Secret, error) {
 	}
 	return auth.Secret(line), nil
 }
-
