@@ -1,0 +1,118 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func parseServe(t *testing.T, args []string, env map[string]string) (config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	vals := registerFlags(fs, storeFlags)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return buildConfig(resolve(fs, storeFlags, vals, envOf(env)), envOf(env))
+}
+
+func TestShouldLetFlagsWinOverEnvironment(t *testing.T) {
+	env := map[string]string{"MCPAUTH_ACCESS_TTL": "5m", "MCPAUTH_ISSUER": "https://env.example", "MCPAUTH_DATA_DIR": "/tmp/x"}
+	c, err := parseServe(t, []string{"--access-ttl", "2m"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AccessTTL != 2*time.Minute {
+		t.Errorf("access ttl = %s, want the flag's 2m", c.AccessTTL)
+	}
+	if c.Issuer != "https://env.example" {
+		t.Errorf("issuer = %q, want the environment's", c.Issuer)
+	}
+}
+
+func TestShouldApplyDefaults(t *testing.T) {
+	c, err := parseServe(t, nil, map[string]string{"HOME": "/home/ada", "XDG_DATA_HOME": "/xdg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != defaultIssuer || c.Audience != defaultAudience || c.MongoDB != "mcpauth" ||
+		c.BcryptCost != 10 || c.AccessTTL != 15*time.Minute || c.SigningAlg != "EdDSA" || c.DataDir != "/xdg/mcpauth" {
+		t.Fatalf("defaults wrong: %+v", c)
+	}
+}
+
+func TestShouldRejectBadSettingsWithTheirName(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"duration that does not parse", []string{"--access-ttl", "soon"}, "--access-ttl"},
+		{"duration below the minimum", []string{"--access-ttl", "1ms"}, "--access-ttl"},
+		{"bcrypt cost out of range", []string{"--bcrypt-cost", "3"}, "--bcrypt-cost"},
+		{"unknown algorithm", []string{"--signing-alg", "HS256"}, "--signing-alg"},
+		{"unknown log level", []string{"--log-level", "loud"}, "--log-level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseServe(t, tt.args, map[string]string{"MCPAUTH_DATA_DIR": "/tmp/x"})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestShouldCreateTheMasterKeyFileOnceWithOwnerOnlyMode(t *testing.T) {
+	dir := t.TempDir()
+	c := config{DataDir: dir}
+	k1, err := loadMasterKey(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, masterKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode = %o, want 600", st.Mode().Perm())
+	}
+	k2, err := loadMasterKey(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(k1) != string(k2) || len(k1) != 32 {
+		t.Fatal("second load did not return the same 32-byte key")
+	}
+	if err := os.Chmod(filepath.Join(dir, masterKeyFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadMasterKey(c); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a world-readable key file was accepted: %v", err)
+	}
+}
+
+func TestShouldRejectAMasterKeyOfTheWrongSize(t *testing.T) {
+	if _, err := loadMasterKey(config{MasterKey: "c2hvcnQ="}); err == nil {
+		t.Fatal("a 5-byte master key was accepted")
+	}
+	if _, err := loadMasterKey(config{MasterKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}); err != nil {
+		t.Fatalf("a valid 32-byte key was refused: %v", err)
+	}
+}
+
+func TestShouldNeverPrintAMongoPassword(t *testing.T) {
+	got := redactURI("mongodb://app:s3cret@db1:27017/?replicaSet=rs0")
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "db1:27017") {
+		t.Fatalf("redacted = %q", got)
+	}
+}

@@ -1,0 +1,68 @@
+package tools
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/bduf/mcpauth/apierr"
+)
+
+func call(raw string) mcp.CallToolRequest {
+	var req mcp.CallToolRequest
+	req.Params.RawArguments = json.RawMessage(raw)
+	return req
+}
+
+func TestShouldDecodeArgumentsStrictly(t *testing.T) {
+	tests := []struct {
+		name      string
+		raw       string
+		wantField string // "" with wantErr: error without a field
+		wantErr   bool
+	}{
+		{"valid arguments", `{"email":"a@b.c","password":"pw","remember_me":true}`, "", false},
+		{"no arguments at all", ``, "", false},
+		{"null arguments", `null`, "", false},
+		{"unknown argument is named", `{"email":"a@b.c","passwd":"x"}`, "passwd", true},
+		{"wrong type is named", `{"password":123}`, "password", true},
+		{"boolean as string is named", `{"remember_me":"yes"}`, "remember_me", true},
+		{"an array is not an object", `["a"]`, "", true},
+		{"trailing data", `{"email":"a"} {"email":"b"}`, "", true},
+		{"malformed JSON", `{"email":`, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeArgs[loginArgs](call(tt.raw))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err == nil {
+				return
+			}
+			e := apierr.From(err)
+			if e.Code != apierr.InvalidArgument {
+				t.Fatalf("code = %s, want INVALID_ARGUMENT", e.Code)
+			}
+			if got, _ := e.Details["field"].(string); got != tt.wantField {
+				t.Fatalf("field = %q, want %q (%v)", got, tt.wantField, e)
+			}
+		})
+	}
+}
+
+func TestShouldRenderErrorsWithoutInternalCauses(t *testing.T) {
+	res := ErrorResult(apierr.Internalf("mongo at 10.1.2.3 refused"))
+	if !res.IsError {
+		t.Fatal("not an error result")
+	}
+	body := res.StructuredContent.(map[string]any)["error"].(map[string]any)
+	if body["code"] != "INTERNAL" || body["message"] != "internal error" {
+		t.Fatalf("body = %v", body)
+	}
+	text := res.Content[0].(mcp.TextContent).Text
+	if want := `{"error":{"code":"INTERNAL","message":"internal error"}}`; text != want {
+		t.Fatalf("text = %s, want %s", text, want)
+	}
+}
