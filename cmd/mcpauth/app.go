@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -84,7 +85,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	pingCtx, cancel := context.WithTimeout(ctx, mongoTimeout)
 	defer cancel()
 	if err := client.Ping(pingCtx, nil); err != nil {
-		return nil, fmt.Errorf("cannot reach MongoDB at %s within %s: %w", redactURI(uri), mongoTimeout, err)
+		return nil, fmt.Errorf("cannot reach MongoDB at %s within %s: %s", redactURI(uri), mongoTimeout, lastServerError(err))
 	}
 	store, err := auth.NewMongoStore(ctx, client.Database(c.MongoDB))
 	if err != nil {
@@ -125,4 +126,16 @@ func (h levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h levelFloor) WithGroup(name string) slog.Handler {
 	return levelFloor{h.Handler.WithGroup(name), h.min}
+}
+
+// lastServerError shortens the driver's server-selection error (a dump of the topology) to the
+// last error it saw, which is what an operator needs.
+func lastServerError(err error) string {
+	msg := err.Error()
+	if _, last, ok := strings.Cut(msg, "Last error: "); ok {
+		if end := strings.Index(last, " }"); end > 0 {
+			return last[:end]
+		}
+	}
+	return msg
 }

@@ -87,25 +87,28 @@ func fail(stderr io.Writer, err error) int {
 	return exitError
 }
 
-func newFlagSet(name, help string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet returns a flag set that prints nothing itself: parseFlags prints one line on an
+// error and the help (to stdout) on -h.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), help)
-		fmt.Fprintln(fs.Output(), "\nFlags:")
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
 
 // parseFlags parses args; it returns (exit code, true) when the command should stop.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+func parseFlags(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) (int, bool) {
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, help)
+		fmt.Fprintln(stdout, "\nFlags:")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
 		return exitOK, true
 	}
 	if err != nil {
-		return exitUsage, true // flag already printed the one-line reason and usage
+		fmt.Fprintf(stderr, "mcpauth %s: %v (run 'mcpauth %s --help')\n", fs.Name(), err, fs.Name())
+		return exitUsage, true
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mcpauth: unexpected argument %q\n", fs.Arg(0))
@@ -132,11 +135,11 @@ Environment only (secrets are never flags):
 `
 
 func serveCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := newFlagSet("serve", serveHelp, stderr)
+	fs := newFlagSet("serve")
 	transport := fs.String("transport", "stdio", "stdio, http or sse")
 	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address (http/sse); port 0 picks a free port [$MCPAUTH_LISTEN]")
 	vals := registerFlags(fs, storeFlags)
-	if code, stop := parseFlags(fs, args, stderr); stop {
+	if code, stop := parseFlags(fs, serveHelp, args, stdout, stderr); stop {
 		return code
 	}
 	listenSet := false
@@ -223,13 +226,13 @@ With the embedded store, the data directory must be the server's (MCPAUTH_DATA_D
 `
 
 func userCreateCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := newFlagSet("user create", userCreateHelp, stderr)
+	fs := newFlagSet("user create")
 	email := fs.String("email", "", "email address (required)")
 	username := fs.String("username", "", "username (optional)")
 	role := fs.String("role", rbac.RoleViewer, "role: owner, admin, contributor or viewer")
 	org := fs.String("org", auth.DefaultOrgID, "organization id")
 	vals := registerFlags(fs, storeFlags)
-	if code, stop := parseFlags(fs, args, stderr); stop {
+	if code, stop := parseFlags(fs, userCreateHelp, args, stdout, stderr); stop {
 		return code
 	}
 	if *email == "" {
