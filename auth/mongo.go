@@ -13,13 +13,33 @@ import (
 )
 
 // MongoStore is the Store on MongoDB (or the embedded FerretDB). It uses no transactions and no
-// TTL indexes: every atomic change is one conditional single-document update, and every expiry
-// is checked by the reader.
+// TTL indexes, and every expiry is checked by the reader.
+//
+// Its atomic steps (spending a refresh token, revoking a session) are inserts with a unique _id,
+// never conditional updates: FerretDB v1 runs findAndModify and update as a read followed by a
+// whole-document replace by _id, so a filter such as {spent: false} does not make an update
+// atomic there (two concurrent spends both win, and a rotation can write back a session that was
+// revoked in between). A duplicate-key insert is atomic on every MongoDB-wire server.
 type MongoStore struct {
-	users    *mongo.Collection
-	sessions *mongo.Collection
-	refresh  *mongo.Collection
-	keys     *mongo.Collection
+	users       *mongo.Collection
+	sessions    *mongo.Collection
+	revocations *mongo.Collection // one document per revoked session: the record of revocation
+	refresh     *mongo.Collection
+	spends      *mongo.Collection // one document per spent refresh token: the record of spending
+	keys        *mongo.Collection
+}
+
+// sessionRevocation is the record that a session was revoked; its _id is the session id.
+type sessionRevocation struct {
+	SessionID string    `bson:"_id"`
+	At        time.Time `bson:"revoked_at"`
+	Reason    string    `bson:"reason,omitempty"`
+}
+
+// refreshSpend is the record that a refresh token was spent; its _id is the token's hash.
+type refreshSpend struct {
+	Hash string    `bson:"_id"`
+	At   time.Time `bson:"spent_at"`
 }
 
 var _ Store = (*MongoStore)(nil)
@@ -27,10 +47,12 @@ var _ Store = (*MongoStore)(nil)
 // NewMongoStore returns a store on db, creating its indexes (idempotently).
 func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error) {
 	s := &MongoStore{
-		users:    db.Collection("users"),
-		sessions: db.Collection("sessions"),
-		refresh:  db.Collection("refresh_tokens"),
-		keys:     db.Collection("signing_keys"),
+		users:       db.Collection("users"),
+		sessions:    db.Collection("sessions"),
+		revocations: db.Collection("session_revocations"),
+		refresh:     db.Collection("refresh_tokens"),
+		spends:      db.Collection("refresh_token_spends"),
+		keys:        db.Collection("signing_keys"),
 	}
 	indexes := []struct {
 		coll  *mongo.Collection
@@ -44,7 +66,7 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 			Options: options.Index().SetName("username_unique").SetUnique(true).SetSparse(true)}},
 		{s.sessions, "user_id", mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}},
 			Options: options.Index().SetName("user_id")}},
-		{s.sessions, "revoked_at", mongo.IndexModel{Keys: bson.D{{Key: "revoked_at", Value: 1}},
+		{s.revocations, "revoked_at", mongo.IndexModel{Keys: bson.D{{Key: "revoked_at", Value: 1}},
 			Options: options.Index().SetName("revoked_at")}},
 		{s.refresh, "session_id", mongo.IndexModel{Keys: bson.D{{Key: "session_id", Value: 1}},
 			Options: options.Index().SetName("session_id")}},
@@ -146,21 +168,68 @@ func (s *MongoStore) CreateSession(ctx context.Context, sess Session) error {
 	return insertErr(err, "session")
 }
 
-// GetSession finds a session by id.
+// GetSession finds a session by id, with its revocation if it has one.
 func (s *MongoStore) GetSession(ctx context.Context, id string) (Session, error) {
-	return findOne[Session](ctx, s.sessions, bson.D{{Key: "_id", Value: id}}, "session")
+	sess, err := findOne[Session](ctx, s.sessions, bson.D{{Key: "_id", Value: id}}, "session")
+	if err != nil {
+		return sess, err
+	}
+	sessions, err := s.withRevocations(ctx, []Session{sess})
+	if err != nil {
+		return Session{}, err
+	}
+	return sessions[0], nil
 }
 
 // ListUserSessions returns all sessions of a user, oldest first.
 func (s *MongoStore) ListUserSessions(ctx context.Context, userID string) ([]Session, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
-	return findAll[Session](ctx, s.sessions, bson.D{{Key: "user_id", Value: userID}}, opts, "sessions")
+	sessions, err := findAll[Session](ctx, s.sessions, bson.D{{Key: "user_id", Value: userID}}, opts, "sessions")
+	if err != nil {
+		return nil, err
+	}
+	return s.withRevocations(ctx, sessions)
 }
 
-// TouchSession records a rotation on a session that is not revoked.
+// withRevocations sets the revocation fields of sessions from their revocation records, which
+// are the only record of revocation.
+func (s *MongoStore) withRevocations(ctx context.Context, sessions []Session) ([]Session, error) {
+	if len(sessions) == 0 {
+		return sessions, nil
+	}
+	ids := make(bson.A, len(sessions))
+	for i, sess := range sessions {
+		ids[i] = sess.ID
+	}
+	revs, err := findAll[sessionRevocation](ctx, s.revocations,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find(), "session revocations")
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]sessionRevocation, len(revs))
+	for _, r := range revs {
+		byID[r.SessionID] = r
+	}
+	for i, sess := range sessions {
+		if r, ok := byID[sess.ID]; ok {
+			sessions[i].Revoked, sessions[i].RevokedAt, sessions[i].RevokeReason = true, r.At, r.Reason
+		}
+	}
+	return sessions, nil
+}
+
+// TouchSession records a rotation on a session that is not revoked. A revocation racing it
+// still wins: it lives in its own record, which a touch never writes.
 func (s *MongoStore) TouchSession(ctx context.Context, id string, at, expiresAt time.Time) error {
+	_, err := findOne[sessionRevocation](ctx, s.revocations, bson.D{{Key: "_id", Value: id}}, "session revocation")
+	if err == nil {
+		return fmt.Errorf("session %s is revoked: %w", id, ErrNotFound)
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
 	res, err := s.sessions.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "revoked", Value: false}},
+		bson.D{{Key: "_id", Value: id}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "last_used_at", Value: at}, {Key: "expires_at", Value: expiresAt}}}})
 	if err != nil {
 		return fmt.Errorf("touch session: %w", err)
@@ -171,32 +240,29 @@ func (s *MongoStore) TouchSession(ctx context.Context, id string, at, expiresAt 
 	return nil
 }
 
-// RevokeSession revokes a session once; the filter on revoked=false makes it idempotent and
-// tells the caller whether this call did it.
+// RevokeSession revokes a session once: inserting its revocation record is the atomic step, so
+// of any number of concurrent calls exactly one reports true.
 func (s *MongoStore) RevokeSession(ctx context.Context, id string, at time.Time, reason string) (bool, error) {
-	res, err := s.sessions.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "revoked", Value: false}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "revoked", Value: true}, {Key: "revoked_at", Value: at}, {Key: "revoke_reason", Value: reason},
-		}}})
+	_, err := s.revocations.InsertOne(ctx, sessionRevocation{SessionID: id, At: at, Reason: reason})
+	if mongo.IsDuplicateKeyError(err) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("revoke session: %w", err)
 	}
-	return res.ModifiedCount == 1, nil
+	return true, nil
 }
 
 // ListSessionsRevokedSince returns the ids of sessions revoked at or after t.
 func (s *MongoStore) ListSessionsRevokedSince(ctx context.Context, t time.Time) ([]string, error) {
-	opts := options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}})
-	docs, err := findAll[struct {
-		ID string `bson:"_id"`
-	}](ctx, s.sessions, bson.D{{Key: "revoked", Value: true}, {Key: "revoked_at", Value: bson.D{{Key: "$gte", Value: t}}}}, opts, "revoked sessions")
+	revs, err := findAll[sessionRevocation](ctx, s.revocations,
+		bson.D{{Key: "revoked_at", Value: bson.D{{Key: "$gte", Value: t}}}}, options.Find(), "revoked sessions")
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(docs))
-	for i, d := range docs {
-		ids[i] = d.ID
+	ids := make([]string, len(revs))
+	for i, r := range revs {
+		ids[i] = r.SessionID
 	}
 	return ids, nil
 }
@@ -207,25 +273,27 @@ func (s *MongoStore) AddRefreshToken(ctx context.Context, t RefreshToken) error 
 	return insertErr(err, "refresh token")
 }
 
-// SpendRefreshToken flips spent from false to true in one conditional update, so of any number
-// of concurrent presentations exactly one gets the token back without error.
+// SpendRefreshToken spends a token by inserting its spend record: the insert is the atomic
+// step, so of any number of concurrent presentations exactly one gets the token back without
+// error. The token's own spent field is then set by that one winner, for readers only.
 func (s *MongoStore) SpendRefreshToken(ctx context.Context, hash string, at time.Time) (RefreshToken, error) {
-	var t RefreshToken
-	err := s.refresh.FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: hash}, {Key: "spent", Value: false}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "spent", Value: true}, {Key: "spent_at", Value: at}}}},
-	).Decode(&t)
-	if err == nil {
-		return t, nil
-	}
-	if !errors.Is(err, mongo.ErrNoDocuments) {
-		return t, fmt.Errorf("spend refresh token: %w", err)
-	}
-	t, err = findOne[RefreshToken](ctx, s.refresh, bson.D{{Key: "_id", Value: hash}}, "refresh token")
+	t, err := findOne[RefreshToken](ctx, s.refresh, bson.D{{Key: "_id", Value: hash}}, "refresh token")
 	if err != nil {
 		return t, err
 	}
-	return t, ErrAlreadySpent
+	_, err = s.spends.InsertOne(ctx, refreshSpend{Hash: hash, At: at})
+	if mongo.IsDuplicateKeyError(err) {
+		t.Spent = true
+		return t, ErrAlreadySpent
+	}
+	if err != nil {
+		return t, fmt.Errorf("spend refresh token: %w", err)
+	}
+	if _, err := s.refresh.UpdateOne(ctx, bson.D{{Key: "_id", Value: hash}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "spent", Value: true}, {Key: "spent_at", Value: at}}}}); err != nil {
+		return t, fmt.Errorf("mark refresh token spent: %w", err)
+	}
+	return t, nil
 }
 
 // CreateSigningKey stores a signing key.

@@ -1,0 +1,676 @@
+// Package storetest is the conformance suite of auth.Store, in the manner of dex's
+// storage/conformance: every backend runs Run against a fresh store per test and must pass it
+// unchanged. It is a non-test file so that other backends' tests can import it.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bduf/mcpauth/auth"
+)
+
+// concurrency is how many goroutines race in the concurrency cases.
+const concurrency = 50
+
+// Run runs the whole suite. newStore must return a fresh, empty store for each call; it is
+// called once per subtest with that subtest's t, so it can register cleanups on it.
+func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s auth.Store)
+	}{
+		{"ShouldCreateAndGetUsersByIDEmailAndUsername", testCreateAndGetUser},
+		{"ShouldRejectDuplicateEmail", testDuplicateEmail},
+		{"ShouldRejectDuplicateUsername", testDuplicateUsername},
+		{"ShouldRejectDuplicateUserID", testDuplicateUserID},
+		{"ShouldAllowManyUsersWithoutUsername", testUsersWithoutUsername},
+		{"ShouldReportUnknownUsersAsNotFound", testUnknownUser},
+		{"ShouldPageUsersInIDOrder", testListUsersPaging},
+		{"ShouldFilterUsersByEmailOrUsernamePrefix", testListUsersPrefix},
+		{"ShouldTreatThePrefixAsLiteralText", testListUsersPrefixLiteral},
+		{"ShouldFilterUsersByOrganization", testListUsersOrg},
+		{"ShouldCountUsers", testCountUsers},
+
+		{"ShouldCreateAndGetSessions", testCreateAndGetSession},
+		{"ShouldReportUnknownSessionsAsNotFound", testUnknownSession},
+		{"ShouldRejectDuplicateSessionID", testDuplicateSession},
+		{"ShouldListEverySessionOfAUserOldestFirst", testListUserSessions},
+		{"ShouldTouchALiveSession", testTouchSession},
+		{"ShouldNotTouchARevokedOrUnknownSession", testTouchRevokedSession},
+		{"ShouldRevokeASessionOnlyOnce", testRevokeSessionIdempotent},
+		{"ShouldLetExactlyOneOfManyConcurrentRevocationsReportTheRevoke", testRevokeSessionConcurrent},
+		{"ShouldNeverLoseARevocationToAConcurrentTouch", testRevokeWinsOverTouch},
+		{"ShouldListSessionsRevokedSinceATime", testListSessionsRevokedSince},
+
+		{"ShouldSpendARefreshTokenOnce", testSpendRefreshToken},
+		{"ShouldReportAnUnknownRefreshTokenAsNotFound", testSpendUnknownRefreshToken},
+		{"ShouldRejectDuplicateRefreshTokenHash", testDuplicateRefreshToken},
+		{"ShouldLetExactlyOneOfManyConcurrentSpendsWin", testSpendRefreshTokenConcurrent},
+
+		{"ShouldCreateAndListSigningKeysOldestFirst", testSigningKeys},
+		{"ShouldRejectDuplicateSigningKeyID", testDuplicateSigningKey},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, newStore(t))
+		})
+	}
+}
+
+// now is a base time at MongoDB's resolution (milliseconds, UTC).
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// sameTime compares instants within a millisecond (stores may keep only milliseconds).
+func sameTime(a, b time.Time) bool {
+	d := a.Sub(b)
+	return d < time.Millisecond && d > -time.Millisecond
+}
+
+func mustTime(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if !sameTime(got, want) {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func mustErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: err = %v, want %v", what, err, want)
+	}
+}
+
+func mustOK(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func newUser(id, email, username, org string, at time.Time) auth.User {
+	return auth.User{
+		ID: id, Email: email, Username: username, OrgID: org,
+		PasswordHash: []byte("$2a$04$not.a.real.hash.but.stored.as.bytes"),
+		Roles:        []string{"viewer"}, CreatedAt: at, UpdatedAt: at,
+	}
+}
+
+func createUsers(t *testing.T, s auth.Store, users ...auth.User) {
+	t.Helper()
+	for _, u := range users {
+		mustOK(t, "create user "+u.ID, s.CreateUser(context.Background(), u))
+	}
+}
+
+func ids(users []auth.User) []string {
+	out := make([]string, len(users))
+	for i, u := range users {
+		out[i] = u.ID
+	}
+	return out
+}
+
+func mustIDs(t *testing.T, what string, got []auth.User, want ...string) {
+	t.Helper()
+	if g := ids(got); !slices.Equal(g, want) {
+		t.Errorf("%s = %v, want %v", what, g, want)
+	}
+}
+
+func checkUser(t *testing.T, got, want auth.User) {
+	t.Helper()
+	if got.ID != want.ID || got.Email != want.Email || got.Username != want.Username ||
+		got.OrgID != want.OrgID || got.Disabled != want.Disabled ||
+		string(got.PasswordHash) != string(want.PasswordHash) || !slices.Equal(got.Roles, want.Roles) {
+		t.Errorf("user = %+v, want %+v", got, want)
+	}
+	mustTime(t, "created_at", got.CreatedAt, want.CreatedAt)
+	mustTime(t, "updated_at", got.UpdatedAt, want.UpdatedAt)
+}
+
+func testCreateAndGetUser(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	want := newUser("usr_1", "ada@example.com", "ada", "acme", now())
+	want.Roles = []string{"owner", "admin"}
+	want.Disabled = true
+	createUsers(t, s, want)
+
+	got, err := s.GetUser(ctx, want.ID)
+	mustOK(t, "get user", err)
+	checkUser(t, got, want)
+
+	got, err = s.GetUserByEmail(ctx, want.Email)
+	mustOK(t, "get user by email", err)
+	checkUser(t, got, want)
+
+	got, err = s.GetUserByUsername(ctx, want.Username)
+	mustOK(t, "get user by username", err)
+	checkUser(t, got, want)
+}
+
+func testDuplicateEmail(t *testing.T, s auth.Store) {
+	createUsers(t, s, newUser("usr_1", "ada@example.com", "ada", "acme", now()))
+	err := s.CreateUser(context.Background(), newUser("usr_2", "ada@example.com", "other", "acme", now()))
+	mustErr(t, "second user with the same email", err, auth.ErrAlreadyExists)
+	if n, _ := s.CountUsers(context.Background()); n != 1 {
+		t.Errorf("count after rejected insert = %d, want 1", n)
+	}
+}
+
+func testDuplicateUsername(t *testing.T, s auth.Store) {
+	createUsers(t, s, newUser("usr_1", "ada@example.com", "ada", "acme", now()))
+	err := s.CreateUser(context.Background(), newUser("usr_2", "other@example.com", "ada", "acme", now()))
+	mustErr(t, "second user with the same username", err, auth.ErrAlreadyExists)
+}
+
+func testDuplicateUserID(t *testing.T, s auth.Store) {
+	createUsers(t, s, newUser("usr_1", "ada@example.com", "ada", "acme", now()))
+	err := s.CreateUser(context.Background(), newUser("usr_1", "other@example.com", "other", "acme", now()))
+	mustErr(t, "second user with the same id", err, auth.ErrAlreadyExists)
+}
+
+func testUsersWithoutUsername(t *testing.T, s auth.Store) {
+	createUsers(t, s,
+		newUser("usr_1", "a@example.com", "", "acme", now()),
+		newUser("usr_2", "b@example.com", "", "acme", now()),
+		newUser("usr_3", "c@example.com", "", "acme", now()),
+	)
+	n, err := s.CountUsers(context.Background())
+	mustOK(t, "count", err)
+	if n != 3 {
+		t.Errorf("count = %d, want 3", n)
+	}
+	_, err = s.GetUserByUsername(context.Background(), "")
+	mustErr(t, "get by empty username", err, auth.ErrNotFound)
+}
+
+func testUnknownUser(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	createUsers(t, s, newUser("usr_1", "ada@example.com", "ada", "acme", now()))
+	_, err := s.GetUser(ctx, "usr_nope")
+	mustErr(t, "get unknown id", err, auth.ErrNotFound)
+	_, err = s.GetUserByEmail(ctx, "nobody@example.com")
+	mustErr(t, "get unknown email", err, auth.ErrNotFound)
+	_, err = s.GetUserByUsername(ctx, "nobody")
+	mustErr(t, "get unknown username", err, auth.ErrNotFound)
+}
+
+func testListUsersPaging(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	// Inserted out of order: the store must sort by id.
+	for _, id := range []string{"usr_c", "usr_a", "usr_e", "usr_b", "usr_d"} {
+		createUsers(t, s, newUser(id, id+"@example.com", "", "acme", now()))
+	}
+	page, err := s.ListUsers(ctx, auth.UserQuery{Limit: 2})
+	mustOK(t, "first page", err)
+	mustIDs(t, "first page", page, "usr_a", "usr_b")
+
+	page, err = s.ListUsers(ctx, auth.UserQuery{After: "usr_b", Limit: 2})
+	mustOK(t, "second page", err)
+	mustIDs(t, "second page", page, "usr_c", "usr_d")
+
+	page, err = s.ListUsers(ctx, auth.UserQuery{After: "usr_d", Limit: 2})
+	mustOK(t, "last page", err)
+	mustIDs(t, "last page", page, "usr_e")
+
+	page, err = s.ListUsers(ctx, auth.UserQuery{After: "usr_e", Limit: 2})
+	mustOK(t, "past the end", err)
+	mustIDs(t, "past the end", page)
+
+	page, err = s.ListUsers(ctx, auth.UserQuery{Limit: 100})
+	mustOK(t, "everything", err)
+	mustIDs(t, "everything", page, "usr_a", "usr_b", "usr_c", "usr_d", "usr_e")
+}
+
+func testListUsersPrefix(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	createUsers(t, s,
+		newUser("usr_1", "alice@example.com", "wonder", "acme", now()),
+		newUser("usr_2", "bob@example.com", "alfred", "acme", now()),
+		newUser("usr_3", "carol@example.com", "", "acme", now()),
+		newUser("usr_4", "dave@al.example.com", "dave", "acme", now()),
+	)
+	page, err := s.ListUsers(ctx, auth.UserQuery{Prefix: "al", Limit: 10})
+	mustOK(t, "prefix al", err)
+	mustIDs(t, "prefix al (email or username, never the middle)", page, "usr_1", "usr_2")
+
+	page, err = s.ListUsers(ctx, auth.UserQuery{Prefix: "al", After: "usr_1", Limit: 10})
+	mustOK(t, "prefix al after usr_1", err)
+	mustIDs(t, "prefix al after usr_1", page, "usr_2")
+
+	page, err = s.ListUsers(ctx, auth.UserQuery{Prefix: "carol@", Limit: 10})
+	mustOK(t, "prefix carol@", err)
+	mustIDs(t, "prefix carol@", page, "usr_3")
+
+	page, err = s.ListUsers(ctx, auth.UserQuery{Prefix: "zed", Limit: 10})
+	mustOK(t, "prefix zed", err)
+	mustIDs(t, "prefix zed", page)
+}
+
+func testListUsersPrefixLiteral(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	createUsers(t, s,
+		newUser("usr_1", "a.b@example.com", "", "acme", now()),
+		newUser("usr_2", "axb@example.com", "", "acme", now()),
+		newUser("usr_3", "zz@example.com", "", "acme", now()),
+	)
+	page, err := s.ListUsers(ctx, auth.UserQuery{Prefix: "a.b", Limit: 10})
+	mustOK(t, "prefix a.b", err)
+	mustIDs(t, "prefix a.b ('.' is not a wildcard)", page, "usr_1")
+
+	page, err = s.ListUsers(ctx, auth.UserQuery{Prefix: ".*", Limit: 10})
+	mustOK(t, "prefix .*", err)
+	mustIDs(t, "prefix .* (not a pattern)", page)
+}
+
+func testListUsersOrg(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	createUsers(t, s,
+		newUser("usr_1", "a@example.com", "", "acme", now()),
+		newUser("usr_2", "b@example.com", "", "globex", now()),
+		newUser("usr_3", "c@example.com", "", "acme", now()),
+		newUser("usr_4", "ab@example.com", "", "globex", now()),
+	)
+	page, err := s.ListUsers(ctx, auth.UserQuery{OrgID: "acme", Limit: 10})
+	mustOK(t, "org acme", err)
+	mustIDs(t, "org acme", page, "usr_1", "usr_3")
+
+	page, err = s.ListUsers(ctx, auth.UserQuery{OrgID: "globex", Prefix: "a", Limit: 10})
+	mustOK(t, "org globex, prefix a", err)
+	mustIDs(t, "org globex, prefix a", page, "usr_4")
+
+	page, err = s.ListUsers(ctx, auth.UserQuery{OrgID: "initech", Limit: 10})
+	mustOK(t, "unknown org", err)
+	mustIDs(t, "unknown org", page)
+}
+
+func testCountUsers(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	n, err := s.CountUsers(ctx)
+	mustOK(t, "count empty", err)
+	if n != 0 {
+		t.Fatalf("empty store counts %d users", n)
+	}
+	for i := range 4 {
+		createUsers(t, s, newUser(fmt.Sprintf("usr_%d", i), fmt.Sprintf("u%d@example.com", i), "", "acme", now()))
+	}
+	n, err = s.CountUsers(ctx)
+	mustOK(t, "count", err)
+	if n != 4 {
+		t.Errorf("count = %d, want 4", n)
+	}
+}
+
+func newSession(id, userID string, created time.Time) auth.Session {
+	return auth.Session{
+		ID: id, UserID: userID, OrgID: "acme", Client: "test-client",
+		CreatedAt: created, LastUsedAt: created, ExpiresAt: created.Add(24 * time.Hour),
+	}
+}
+
+func createSessions(t *testing.T, s auth.Store, sessions ...auth.Session) {
+	t.Helper()
+	for _, sess := range sessions {
+		mustOK(t, "create session "+sess.ID, s.CreateSession(context.Background(), sess))
+	}
+}
+
+func checkSession(t *testing.T, got, want auth.Session) {
+	t.Helper()
+	if got.ID != want.ID || got.UserID != want.UserID || got.OrgID != want.OrgID ||
+		got.RememberMe != want.RememberMe || got.Client != want.Client || got.Revoked != want.Revoked ||
+		got.RevokeReason != want.RevokeReason {
+		t.Errorf("session = %+v, want %+v", got, want)
+	}
+	mustTime(t, "created_at", got.CreatedAt, want.CreatedAt)
+	mustTime(t, "last_used_at", got.LastUsedAt, want.LastUsedAt)
+	mustTime(t, "expires_at", got.ExpiresAt, want.ExpiresAt)
+	if want.Revoked {
+		mustTime(t, "revoked_at", got.RevokedAt, want.RevokedAt)
+	}
+}
+
+func testCreateAndGetSession(t *testing.T, s auth.Store) {
+	want := newSession("ses_1", "usr_1", now())
+	want.RememberMe = true
+	createSessions(t, s, want)
+	got, err := s.GetSession(context.Background(), want.ID)
+	mustOK(t, "get session", err)
+	checkSession(t, got, want)
+	if !got.Active(want.CreatedAt) {
+		t.Errorf("a fresh session is not active")
+	}
+}
+
+func testUnknownSession(t *testing.T, s auth.Store) {
+	_, err := s.GetSession(context.Background(), "ses_nope")
+	mustErr(t, "get unknown session", err, auth.ErrNotFound)
+}
+
+func testDuplicateSession(t *testing.T, s auth.Store) {
+	createSessions(t, s, newSession("ses_1", "usr_1", now()))
+	err := s.CreateSession(context.Background(), newSession("ses_1", "usr_2", now()))
+	mustErr(t, "second session with the same id", err, auth.ErrAlreadyExists)
+}
+
+func testListUserSessions(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	t0 := now()
+	createSessions(t, s,
+		newSession("ses_c", "usr_1", t0.Add(2*time.Minute)),
+		newSession("ses_a", "usr_1", t0),
+		newSession("ses_x", "usr_2", t0.Add(time.Minute)),
+		newSession("ses_b", "usr_1", t0.Add(time.Minute)),
+	)
+	_, err := s.RevokeSession(ctx, "ses_b", t0.Add(3*time.Minute), "test")
+	mustOK(t, "revoke", err)
+
+	got, err := s.ListUserSessions(ctx, "usr_1")
+	mustOK(t, "list", err)
+	var gotIDs []string
+	for _, sess := range got {
+		gotIDs = append(gotIDs, sess.ID)
+	}
+	if want := []string{"ses_a", "ses_b", "ses_c"}; !slices.Equal(gotIDs, want) {
+		t.Errorf("sessions of usr_1 = %v, want %v (oldest first, revoked included)", gotIDs, want)
+	}
+	if len(got) == 3 && !got[1].Revoked {
+		t.Errorf("revoked session listed as not revoked: %+v", got[1])
+	}
+
+	got, err = s.ListUserSessions(ctx, "usr_nobody")
+	mustOK(t, "list for a user without sessions", err)
+	if len(got) != 0 {
+		t.Errorf("sessions of a user without any = %+v", got)
+	}
+}
+
+func testTouchSession(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	want := newSession("ses_1", "usr_1", now())
+	createSessions(t, s, want)
+	at, exp := want.CreatedAt.Add(time.Hour), want.CreatedAt.Add(48*time.Hour)
+	mustOK(t, "touch", s.TouchSession(ctx, want.ID, at, exp))
+
+	got, err := s.GetSession(ctx, want.ID)
+	mustOK(t, "get", err)
+	want.LastUsedAt, want.ExpiresAt = at, exp
+	checkSession(t, got, want)
+}
+
+func testTouchRevokedSession(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	sess := newSession("ses_1", "usr_1", now())
+	createSessions(t, s, sess)
+	_, err := s.RevokeSession(ctx, sess.ID, sess.CreatedAt, "test")
+	mustOK(t, "revoke", err)
+
+	err = s.TouchSession(ctx, sess.ID, sess.CreatedAt.Add(time.Hour), sess.CreatedAt.Add(48*time.Hour))
+	mustErr(t, "touch a revoked session", err, auth.ErrNotFound)
+	got, err := s.GetSession(ctx, sess.ID)
+	mustOK(t, "get", err)
+	if !got.Revoked || !sameTime(got.ExpiresAt, sess.ExpiresAt) {
+		t.Errorf("touching a revoked session changed it: %+v", got)
+	}
+
+	err = s.TouchSession(ctx, "ses_nope", sess.CreatedAt, sess.ExpiresAt)
+	mustErr(t, "touch an unknown session", err, auth.ErrNotFound)
+}
+
+func testRevokeSessionIdempotent(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	want := newSession("ses_1", "usr_1", now())
+	createSessions(t, s, want)
+	at := want.CreatedAt.Add(time.Minute)
+
+	done, err := s.RevokeSession(ctx, want.ID, at, "logout")
+	mustOK(t, "first revoke", err)
+	if !done {
+		t.Errorf("first revoke reported false")
+	}
+	done, err = s.RevokeSession(ctx, want.ID, at.Add(time.Minute), "again")
+	mustOK(t, "second revoke", err)
+	if done {
+		t.Errorf("second revoke reported true")
+	}
+
+	got, err := s.GetSession(ctx, want.ID)
+	mustOK(t, "get", err)
+	want.Revoked, want.RevokedAt, want.RevokeReason = true, at, "logout"
+	checkSession(t, got, want) // the first revocation's time and reason are kept
+	if got.Active(at) {
+		t.Errorf("a revoked session is active")
+	}
+}
+
+// race starts n goroutines that call f(i) at once and waits for all of them.
+func race(n int, f func(i int)) {
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i := range n {
+		done.Go(func() {
+			start.Wait()
+			f(i)
+		})
+	}
+	start.Done()
+	done.Wait()
+}
+
+func testRevokeSessionConcurrent(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	sess := newSession("ses_1", "usr_1", now())
+	createSessions(t, s, sess)
+	var (
+		mu   sync.Mutex
+		wins int
+		errs []error
+	)
+	race(concurrency, func(int) {
+		done, err := s.RevokeSession(ctx, sess.ID, sess.CreatedAt, "race")
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if done {
+			wins++
+		}
+	})
+	if len(errs) > 0 {
+		t.Fatalf("revoke errors: %v", errs)
+	}
+	if wins != 1 {
+		t.Errorf("%d concurrent revocations reported true, want exactly 1", wins)
+	}
+}
+
+// testRevokeWinsOverTouch races rotations (TouchSession) against a revocation: whatever the
+// interleaving, the session must end revoked. A store that updates by read-modify-write of the
+// whole document would write a stale "not revoked" back.
+func testRevokeWinsOverTouch(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	const rounds, touches = 10, 10
+	t0 := now()
+	for round := range rounds {
+		sess := newSession(fmt.Sprintf("ses_%d", round), "usr_1", t0)
+		createSessions(t, s, sess)
+		race(touches+1, func(i int) {
+			if i == 0 {
+				if _, err := s.RevokeSession(ctx, sess.ID, t0, "race"); err != nil {
+					t.Errorf("revoke: %v", err)
+				}
+				return
+			}
+			err := s.TouchSession(ctx, sess.ID, t0.Add(time.Duration(i)*time.Second), t0.Add(48*time.Hour))
+			if err != nil && !errors.Is(err, auth.ErrNotFound) {
+				t.Errorf("touch: %v", err)
+			}
+		})
+		got, err := s.GetSession(ctx, sess.ID)
+		mustOK(t, "get", err)
+		if !got.Revoked {
+			t.Fatalf("round %d: a concurrent touch undid the revocation: %+v", round, got)
+		}
+	}
+}
+
+func testListSessionsRevokedSince(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	t0 := now()
+	createSessions(t, s,
+		newSession("ses_1", "usr_1", t0),
+		newSession("ses_2", "usr_1", t0),
+		newSession("ses_3", "usr_2", t0),
+		newSession("ses_4", "usr_2", t0),
+	)
+	for id, at := range map[string]time.Time{"ses_1": t0, "ses_2": t0.Add(time.Minute), "ses_3": t0.Add(2 * time.Minute)} {
+		_, err := s.RevokeSession(ctx, id, at, "test")
+		mustOK(t, "revoke "+id, err)
+	}
+	for _, tc := range []struct {
+		since time.Time
+		want  []string
+	}{
+		{t0.Add(-time.Hour), []string{"ses_1", "ses_2", "ses_3"}},
+		{t0, []string{"ses_1", "ses_2", "ses_3"}},
+		{t0.Add(time.Minute), []string{"ses_2", "ses_3"}}, // at or after: inclusive
+		{t0.Add(time.Minute + time.Millisecond), []string{"ses_3"}},
+		{t0.Add(time.Hour), nil},
+	} {
+		got, err := s.ListSessionsRevokedSince(ctx, tc.since)
+		mustOK(t, "list revoked", err)
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("revoked since t0%+v = %v, want %v", tc.since.Sub(t0), got, tc.want)
+		}
+	}
+}
+
+func newRefreshToken(hash, sessionID string, issued time.Time) auth.RefreshToken {
+	return auth.RefreshToken{Hash: hash, SessionID: sessionID, UserID: "usr_1", IssuedAt: issued,
+		ExpiresAt: issued.Add(24 * time.Hour)}
+}
+
+func checkRefreshToken(t *testing.T, got, want auth.RefreshToken) {
+	t.Helper()
+	if got.Hash != want.Hash || got.SessionID != want.SessionID || got.UserID != want.UserID {
+		t.Errorf("refresh token = %+v, want %+v", got, want)
+	}
+	mustTime(t, "issued_at", got.IssuedAt, want.IssuedAt)
+	mustTime(t, "expires_at", got.ExpiresAt, want.ExpiresAt)
+}
+
+func testSpendRefreshToken(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	want := newRefreshToken("hash_1", "ses_1", now())
+	mustOK(t, "add", s.AddRefreshToken(ctx, want))
+	mustOK(t, "add another", s.AddRefreshToken(ctx, newRefreshToken("hash_2", "ses_1", now())))
+
+	got, err := s.SpendRefreshToken(ctx, want.Hash, want.IssuedAt.Add(time.Minute))
+	mustOK(t, "first spend", err)
+	checkRefreshToken(t, got, want)
+
+	got, err = s.SpendRefreshToken(ctx, want.Hash, want.IssuedAt.Add(2*time.Minute))
+	mustErr(t, "second spend", err, auth.ErrAlreadySpent)
+	checkRefreshToken(t, got, want) // the token comes back with the error: its session is needed
+
+	_, err = s.SpendRefreshToken(ctx, "hash_2", want.IssuedAt.Add(time.Minute))
+	mustOK(t, "spending one token leaves the others unspent", err)
+}
+
+func testSpendUnknownRefreshToken(t *testing.T, s auth.Store) {
+	_, err := s.SpendRefreshToken(context.Background(), "hash_nope", now())
+	mustErr(t, "spend unknown", err, auth.ErrNotFound)
+}
+
+func testDuplicateRefreshToken(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	mustOK(t, "add", s.AddRefreshToken(ctx, newRefreshToken("hash_1", "ses_1", now())))
+	err := s.AddRefreshToken(ctx, newRefreshToken("hash_1", "ses_2", now()))
+	mustErr(t, "second token with the same hash", err, auth.ErrAlreadyExists)
+}
+
+func testSpendRefreshTokenConcurrent(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	rt := newRefreshToken("hash_1", "ses_1", now())
+	mustOK(t, "add", s.AddRefreshToken(ctx, rt))
+	var (
+		mu           sync.Mutex
+		wins, spent  int
+		unexpected   []error
+		wrongSession int
+	)
+	race(concurrency, func(int) {
+		got, err := s.SpendRefreshToken(ctx, rt.Hash, rt.IssuedAt.Add(time.Second))
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, auth.ErrAlreadySpent):
+			spent++
+		default:
+			unexpected = append(unexpected, err)
+		}
+		if got.SessionID != rt.SessionID {
+			wrongSession++
+		}
+	})
+	if len(unexpected) > 0 {
+		t.Fatalf("unexpected errors: %v", unexpected)
+	}
+	if wins != 1 || spent != concurrency-1 {
+		t.Errorf("%d concurrent spends: %d won, %d got ErrAlreadySpent; want 1 and %d",
+			concurrency, wins, spent, concurrency-1)
+	}
+	if wrongSession > 0 {
+		t.Errorf("%d spends did not return the token's session", wrongSession)
+	}
+}
+
+func newSigningKey(id string, created time.Time) auth.SigningKey {
+	return auth.SigningKey{ID: id, Alg: auth.AlgEdDSA, PublicDER: []byte("public " + id),
+		PrivateSealed: []byte{0, 1, 2, 0xff, byte(len(id))}, CreatedAt: created}
+}
+
+func testSigningKeys(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	keys, err := s.ListSigningKeys(ctx)
+	mustOK(t, "list empty", err)
+	if len(keys) != 0 {
+		t.Fatalf("empty store lists keys: %+v", keys)
+	}
+	t0 := now()
+	want := []auth.SigningKey{newSigningKey("k_a", t0), newSigningKey("k_b", t0.Add(time.Hour)), newSigningKey("k_c", t0.Add(2*time.Hour))}
+	want[1].Alg = auth.AlgES256
+	for _, i := range []int{2, 0, 1} { // out of order: the store must sort by creation
+		mustOK(t, "create key", s.CreateSigningKey(ctx, want[i]))
+	}
+	keys, err = s.ListSigningKeys(ctx)
+	mustOK(t, "list", err)
+	if len(keys) != len(want) {
+		t.Fatalf("listed %d keys, want %d", len(keys), len(want))
+	}
+	for i, k := range keys {
+		w := want[i]
+		if k.ID != w.ID || k.Alg != w.Alg || string(k.PublicDER) != string(w.PublicDER) ||
+			string(k.PrivateSealed) != string(w.PrivateSealed) {
+			t.Errorf("key %d = %+v, want %+v (oldest first)", i, k, w)
+		}
+		mustTime(t, "created_at", k.CreatedAt, w.CreatedAt)
+	}
+}
+
+func testDuplicateSigningKey(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	mustOK(t, "create", s.CreateSigningKey(ctx, newSigningKey("k_a", now())))
+	err := s.CreateSigningKey(ctx, newSigningKey("k_a", now()))
+	mustErr(t, "second key with the same id", err, auth.ErrAlreadyExists)
+}
