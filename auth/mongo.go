@@ -38,8 +38,9 @@ type sessionRevocation struct {
 
 // refreshSpend is the record that a refresh token was spent; its _id is the token's hash.
 type refreshSpend struct {
-	Hash string    `bson:"_id"`
-	At   time.Time `bson:"spent_at"`
+	Hash    string    `bson:"_id"`
+	At      time.Time `bson:"spent_at"`
+	Rotated bool      `bson:"rotated"`
 }
 
 var _ Store = (*MongoStore)(nil)
@@ -283,7 +284,11 @@ func (s *MongoStore) SpendRefreshToken(ctx context.Context, hash string, at time
 	}
 	_, err = s.spends.InsertOne(ctx, refreshSpend{Hash: hash, At: at})
 	if mongo.IsDuplicateKeyError(err) {
-		t.Spent = true
+		spend, err := findOne[refreshSpend](ctx, s.spends, bson.D{{Key: "_id", Value: hash}}, "refresh token spend")
+		if err != nil {
+			return t, err
+		}
+		t.Spent, t.SpentAt, t.Rotated = true, spend.At, spend.Rotated
 		return t, ErrAlreadySpent
 	}
 	if err != nil {
@@ -294,6 +299,20 @@ func (s *MongoStore) SpendRefreshToken(ctx context.Context, hash string, at time
 		return t, fmt.Errorf("mark refresh token spent: %w", err)
 	}
 	return t, nil
+}
+
+// CompleteRotation marks a spend as rotated. Only the one spender writes it, so a plain update
+// by _id is safe even where updates are not atomic.
+func (s *MongoStore) CompleteRotation(ctx context.Context, hash string) error {
+	res, err := s.spends.UpdateOne(ctx, bson.D{{Key: "_id", Value: hash}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "rotated", Value: true}}}})
+	if err != nil {
+		return fmt.Errorf("complete rotation: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("refresh token spend: %w", ErrNotFound)
+	}
+	return nil
 }
 
 // CreateSigningKey stores a signing key.

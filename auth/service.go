@@ -21,6 +21,9 @@ const (
 	DefaultRefreshTTL = 7 * 24 * time.Hour
 	// shortSessionTTL caps a refresh token's life when the user did not ask to be remembered.
 	shortSessionTTL = 24 * time.Hour
+	// rotationInFlight bounds how long a spent token whose replacement is not yet issued counts
+	// as "being rotated by a concurrent request" rather than reuse (a spender that died).
+	rotationInFlight = 30 * time.Second
 )
 
 // RefreshTokenPrefix starts every refresh token, so secret scanners and auth_revoke can tell it
@@ -80,6 +83,9 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	clock := cfg.Now
+	// MongoDB keeps milliseconds: truncate so what we return equals what a later read returns.
+	cfg.Now = func() time.Time { return clock().UTC().Truncate(time.Millisecond) }
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -257,6 +263,18 @@ func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 	case errors.Is(err, ErrNotFound):
 		return Tokens{}, ErrTokenInvalid.With("reason", "unknown refresh token")
 	case errors.Is(err, ErrAlreadySpent):
+		sess, serr := s.store.GetSession(ctx, rt.SessionID)
+		if serr != nil && !errors.Is(serr, ErrNotFound) {
+			return Tokens{}, apierr.Internalf("session of refresh token: %w", serr)
+		}
+		if serr != nil || sess.Revoked { // spent by a logout or revocation: nothing more to end
+			return Tokens{}, ErrTokenRevoked
+		}
+		if !rt.Rotated && now.Sub(rt.SpentAt) < rotationInFlight {
+			// Another request is rotating this very token right now (two calls racing, not a
+			// thief replaying an old token): refuse without ending the session.
+			return Tokens{}, ErrTokenInvalid.With("reason", "refresh token is being rotated by a concurrent request")
+		}
 		if _, rerr := s.revokeSession(ctx, rt.SessionID, "refresh token reuse"); rerr != nil {
 			return Tokens{}, rerr
 		}
@@ -291,7 +309,15 @@ func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 		}
 		return Tokens{}, apierr.Internalf("touch session: %w", err)
 	}
-	return s.issue(ctx, u, sess, now)
+	tokens, err := s.issue(ctx, u, sess, now)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if err := s.store.CompleteRotation(ctx, rt.Hash); err != nil {
+		// The tokens are good; reuse of the old one within rotationInFlight goes unflagged.
+		s.log.WarnContext(ctx, "could not record completed rotation", "session_id", sess.ID, "error", err)
+	}
+	return tokens, nil
 }
 
 // Validate verifies an access token and checks that its session is not revoked.

@@ -58,8 +58,12 @@ type SessionStore interface {
 
 	AddRefreshToken(ctx context.Context, t RefreshToken) error
 	// SpendRefreshToken marks an unspent token spent in one atomic step and returns it. For an
-	// unknown hash it returns ErrNotFound; for a spent one, the token and ErrAlreadySpent.
+	// unknown hash it returns ErrNotFound; for a spent one, the token (with SpentAt and Rotated
+	// set) and ErrAlreadySpent.
 	SpendRefreshToken(ctx context.Context, hash string, at time.Time) (RefreshToken, error)
+	// CompleteRotation records that the spender of a token has issued its replacement: from then
+	// on, presenting the spent token is reuse rather than a concurrent refresh.
+	CompleteRotation(ctx context.Context, hash string) error
 }
 
 // KeyStore persists signing keys (private halves encrypted by the caller).
@@ -98,6 +102,8 @@ type RefreshToken struct {
 	ExpiresAt time.Time `bson:"expires_at"`
 	Spent     bool      `bson:"spent"`
 	SpentAt   time.Time `bson:"spent_at,omitempty"`
+	// Rotated: the spender issued the replacement (see CompleteRotation).
+	Rotated bool `bson:"rotated"`
 }
 
 // SigningKey is a persisted JWT signing key. PrivateSealed is the private key (PKCS #8)

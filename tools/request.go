@@ -143,7 +143,9 @@ func jsonType(kind string) string {
 		return "string"
 	case "bool":
 		return "boolean"
-	case "int", "int64", "float64":
+	case "int", "int64":
+		return "integer"
+	case "float64":
 		return "number"
 	case "slice":
 		return "array"

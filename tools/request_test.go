@@ -66,3 +66,27 @@ func TestShouldRenderErrorsWithoutInternalCauses(t *testing.T) {
 		t.Fatalf("text = %s, want %s", text, want)
 	}
 }
+
+func TestShouldLookUpTheAccountByTheArgumentGiven(t *testing.T) {
+	s := &Set{} // every case below is refused before the service is reached
+	tests := []struct {
+		name      string
+		args      loginArgs
+		wantField string
+	}{
+		{"a username in the email argument", loginArgs{Email: "viewer1", Password: "pw"}, "email"},
+		{"an email in the username argument", loginArgs{Username: "ada@example.com", Password: "pw"}, "username"},
+		{"both arguments", loginArgs{Email: "ada@example.com", Username: "ada", Password: "pw"}, "email"},
+		{"neither argument", loginArgs{Password: "pw"}, "email"},
+		{"no password", loginArgs{Email: "ada@example.com"}, "password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.login(t.Context(), tt.args)
+			e := apierr.From(err)
+			if e == nil || e.Code != apierr.InvalidArgument || e.Details["field"] != tt.wantField {
+				t.Fatalf("err = %v, want INVALID_ARGUMENT on %s", err, tt.wantField)
+			}
+		})
+	}
+}

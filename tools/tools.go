@@ -144,17 +144,23 @@ type loginResult struct {
 }
 
 func (s *Set) login(ctx context.Context, a loginArgs) (any, error) {
+	// The argument given decides how the account is looked up: an email must look like one, a
+	// username must not.
 	identifier := a.Email
 	switch {
 	case a.Email != "" && a.Username != "":
 		return nil, apierr.Field("email", "give email or username, not both")
 	case a.Email == "" && a.Username == "":
 		return nil, apierr.Field("email", "email or username is required")
-	case a.Email == "":
+	case a.Email != "":
+		if _, err := auth.NormalizeEmail("email", a.Email); err != nil {
+			return nil, err
+		}
+	default:
+		if _, err := auth.NormalizeUsername("username", a.Username); err != nil {
+			return nil, err
+		}
 		identifier = a.Username
-	}
-	if err := maxString("email", identifier, maxIdentifier); err != nil {
-		return nil, err
 	}
 	if err := requireString("password", a.Password, maxSecretArg); err != nil {
 		return nil, err

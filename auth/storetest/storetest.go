@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"ShouldSpendARefreshTokenOnce", testSpendRefreshToken},
 		{"ShouldReportAnUnknownRefreshTokenAsNotFound", testSpendUnknownRefreshToken},
 		{"ShouldRejectDuplicateRefreshTokenHash", testDuplicateRefreshToken},
+		{"ShouldTellWhenAndWhetherASpentTokenWasRotated", testCompleteRotation},
 		{"ShouldLetExactlyOneOfManyConcurrentSpendsWin", testSpendRefreshTokenConcurrent},
 
 		{"ShouldCreateAndListSigningKeysOldestFirst", testSigningKeys},
@@ -583,6 +584,30 @@ func testSpendRefreshToken(t *testing.T, s auth.Store) {
 
 	_, err = s.SpendRefreshToken(ctx, "hash_2", want.IssuedAt.Add(time.Minute))
 	mustOK(t, "spending one token leaves the others unspent", err)
+}
+
+func testCompleteRotation(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	rt := newRefreshToken("hash_1", "ses_1", now())
+	mustOK(t, "add", s.AddRefreshToken(ctx, rt))
+	spentAt := rt.IssuedAt.Add(time.Minute)
+	_, err := s.SpendRefreshToken(ctx, rt.Hash, spentAt)
+	mustOK(t, "spend", err)
+
+	got, err := s.SpendRefreshToken(ctx, rt.Hash, spentAt.Add(time.Second))
+	mustErr(t, "spend again before the rotation completed", err, auth.ErrAlreadySpent)
+	if got.Rotated {
+		t.Errorf("rotated before CompleteRotation")
+	}
+	mustTime(t, "spent_at (the first spend's)", got.SpentAt, spentAt)
+
+	mustOK(t, "complete rotation", s.CompleteRotation(ctx, rt.Hash))
+	got, err = s.SpendRefreshToken(ctx, rt.Hash, spentAt.Add(2*time.Second))
+	mustErr(t, "spend again after the rotation completed", err, auth.ErrAlreadySpent)
+	if !got.Rotated {
+		t.Errorf("not rotated after CompleteRotation")
+	}
+	mustErr(t, "complete the rotation of an unspent token", s.CompleteRotation(ctx, "hash_nope"), auth.ErrNotFound)
 }
 
 func testSpendUnknownRefreshToken(t *testing.T, s auth.Store) {

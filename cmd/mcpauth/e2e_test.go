@@ -197,11 +197,9 @@ func runScenario(t *testing.T, tc transportCase, in *instance, c *conn, sec *sec
 	}
 
 	got := decode[userResult](t, c.call(t, "user_get", args{"id": viewer.ID})).User
-	// KNOWN BUG (reported): user_create renders created_at with nanoseconds, the store keeps
-	// milliseconds, so user_get shows the same user with a different created_at. Compare at the
-	// store's precision until auth.CreateUser truncates its clock.
+	// user_get must show exactly what user_create returned (the store keeps milliseconds).
 	if got.ID != viewer.ID || got.Email != viewer.Email || got.Username != viewer.Username ||
-		!got.CreatedAt.Equal(viewer.CreatedAt.Truncate(time.Millisecond)) {
+		!got.CreatedAt.Equal(viewer.CreatedAt) {
 		t.Fatalf("user_get: %+v, created %+v", got, viewer)
 	}
 	c.call(t, "user_get", args{"id": "usr_doesnotexist"}).wantError(t, "NOT_FOUND")
