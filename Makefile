@@ -18,7 +18,7 @@ run: build
 
 # Everything, with the race detector, against a real MongoDB-wire server (embedded FerretDB, or
 # MCPAUTH_TEST_MONGO_URI).
-test: lint
+test: lint tidy-check
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 lint:
