@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 DATA_DIR  ?= $(CURDIR)/.data
 LISTEN    ?= 127.0.0.1:8080
 
-.PHONY: build run test lint tidy-check clean
+.PHONY: build run test bench lint tidy-check clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/mcpauth
@@ -20,6 +20,10 @@ run: build
 # MCPAUTH_TEST_MONGO_URI).
 test: lint tidy-check
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Benchmarks, each with its baseline in the same run; the "ratio" rows are what to compare.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
