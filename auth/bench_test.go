@@ -99,7 +99,7 @@ func reportRatios(b *testing.B, ratios map[string][2]*samples) {
 
 // BenchmarkLoginVsBcrypt: a full login (store look-up, bcrypt at cost 10, session, refresh
 // token, signed access token) against one raw bcrypt compare at the same cost; and an unknown
-// user's login against a known user's.
+// user's failed login against a known user's failed and successful ones.
 func BenchmarkLoginVsBcrypt(b *testing.B) {
 	svc, _ := benchService(b, auth.DefaultBcryptCost)
 	hash, _ := bcrypt.GenerateFromPassword([]byte(benchPassword.Reveal()), auth.DefaultBcryptCost)
@@ -113,12 +113,21 @@ func BenchmarkLoginVsBcrypt(b *testing.B) {
 			loginOnce(b, svc, "bench@example.com", false)
 		}
 	})
+	wrong := nsPerOp(b, "login-wrong-password", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := svc.Login(context.Background(), auth.LoginRequest{Identifier: "bench@example.com", Password: "not the password"}); err == nil {
+				b.Fatal("wrong password accepted")
+			}
+		}
+	})
 	unknown := nsPerOp(b, "login-unknown-user", func(b *testing.B) {
 		for b.Loop() {
 			loginOnce(b, svc, "nobody@example.com", true)
 		}
 	})
-	reportRatios(b, map[string][2]*samples{"login/bcrypt": {known, raw}, "unknown/known": {unknown, known}})
+	// unknown/wrong-password is the enumeration question: both fail, and must cost the same.
+	reportRatios(b, map[string][2]*samples{"login/bcrypt": {known, raw}, "unknown/known": {unknown, known},
+		"unknown/wrong-password": {unknown, wrong}})
 }
 
 // BenchmarkValidateVsJWT: Service.Validate against golang-jwt's own parse+verify of the same
