@@ -43,11 +43,18 @@ var transports = []transportCase{
 		authMethod:  "session_login",
 		afterLogout: "UNAUTHENTICATED",
 	},
-	{
-		name: "streamable_http",
+	httpTransport("streamable_http", "http", dialHTTP),
+	httpTransport("sse", "sse", dialSSE),
+}
+
+// httpTransport is a transport on an HTTP listener: over HTTP nothing is bound to the session,
+// so after logout the client still sends the ended session's access token (TOKEN_REVOKED).
+func httpTransport(name, flag string, dialClient func(*testing.T, *httpServer) *conn) transportCase {
+	return transportCase{
+		name: name,
 		dial: func(t *testing.T, in *instance) (*conn, func(*testing.T) string) {
-			srv := startHTTP(t, in, "http")
-			c := dialHTTP(t, srv)
+			srv := startHTTP(t, in, flag)
+			c := dialClient(t, srv)
 			return c, func(t *testing.T) string {
 				_ = c.c.Close() // the client leaves first, as clients do
 				stopCleanly(t, srv.proc)
@@ -56,21 +63,7 @@ var transports = []transportCase{
 		},
 		authMethod:  "bearer",
 		afterLogout: "TOKEN_REVOKED",
-	},
-	{
-		name: "sse",
-		dial: func(t *testing.T, in *instance) (*conn, func(*testing.T) string) {
-			srv := startHTTP(t, in, "sse")
-			c := dialSSE(t, srv)
-			return c, func(t *testing.T) string {
-				_ = c.c.Close() // the client leaves first, as clients do
-				stopCleanly(t, srv.proc)
-				return srv.stderr.String()
-			}
-		},
-		authMethod:  "bearer",
-		afterLogout: "TOKEN_REVOKED",
-	},
+	}
 }
 
 // stopCleanly stops an HTTP server with SIGTERM and expects a graceful exit 0.
