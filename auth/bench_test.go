@@ -42,13 +42,12 @@ func benchService(b *testing.B, cost int) (*auth.Service, *auth.KeySet) {
 	}
 	svc, err := auth.NewService(ctx, store, keys, auth.Config{
 		Issuer: "urn:bench", Audience: "urn:bench:mcp", BcryptCost: cost, Logger: slog.New(slog.DiscardHandler),
-		RoleExists: func(string) bool { return true },
-		Scopes:     func(context.Context, auth.User) ([]string, error) { return []string{"users:read"}, nil },
+		Scopes: func(context.Context, auth.User) ([]string, error) { return []string{"users:read"}, nil },
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := svc.CreateUser(ctx, auth.NewUser{Email: "bench@example.com", Password: benchPassword, Roles: []string{"owner"}}); err != nil {
+	if _, err := svc.CreateUser(ctx, auth.NewUser{Email: "bench@example.com", Password: benchPassword}); err != nil {
 		b.Fatal(err)
 	}
 	return svc, keys

@@ -125,6 +125,18 @@ func (s *MongoStore) GetUser(ctx context.Context, id string) (User, error) {
 	return findOne[User](ctx, s.users, bson.D{{Key: "_id", Value: id}}, "user")
 }
 
+// DeleteUser removes a user by id.
+func (s *MongoStore) DeleteUser(ctx context.Context, id string) error {
+	res, err := s.users.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	if err != nil {
+		return fmt.Errorf("delete user: %w", err)
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("user %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
 // GetUserByEmail finds a user by normalized email.
 func (s *MongoStore) GetUserByEmail(ctx context.Context, email string) (User, error) {
 	return findOne[User](ctx, s.users, bson.D{{Key: "email", Value: email}}, "user")

@@ -41,8 +41,6 @@ type Config struct {
 	Logger     *slog.Logger
 	// Scopes returns the permissions an access token of u carries (its roles' permissions).
 	Scopes func(ctx context.Context, u User) ([]string, error)
-	// RoleExists says whether a role name may be given to a user.
-	RoleExists func(role string) bool
 }
 
 // Service runs the authentication flows. It is safe for concurrent use.
@@ -91,9 +89,6 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	}
 	if cfg.Scopes == nil {
 		cfg.Scopes = func(context.Context, User) ([]string, error) { return nil, nil }
-	}
-	if cfg.RoleExists == nil {
-		cfg.RoleExists = func(string) bool { return false }
 	}
 	// The dummy hash has the configured cost, so an unknown user costs one real bcrypt compare.
 	dummy, err := hashPassword(Secret("dummy password for unknown users "+randomString(8)), cfg.BcryptCost)

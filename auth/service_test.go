@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -99,10 +100,6 @@ func loadKeySet(t *testing.T, store auth.KeyStore, master []byte, alg string, no
 	return ks
 }
 
-func roleExists(role string) bool {
-	return slices.Contains([]string{"owner", "admin", "contributor", "viewer"}, role)
-}
-
 // newService builds a Service on e's store and clock with keys; mutate, if given, edits the
 // config first.
 func (e *env) newService(t *testing.T, keys *auth.KeySet, mutate func(*auth.Config)) *auth.Service {
@@ -116,7 +113,6 @@ func (e *env) newService(t *testing.T, keys *auth.KeySet, mutate func(*auth.Conf
 		Scopes: func(context.Context, auth.User) ([]string, error) {
 			return slices.Clone(testScopes), nil
 		},
-		RoleExists: roleExists,
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -138,7 +134,7 @@ func (e *env) restart(t *testing.T) *auth.Service {
 func (e *env) createUser(t *testing.T, email, username string) auth.User {
 	t.Helper()
 	u, err := e.svc.CreateUser(context.Background(), auth.NewUser{
-		Email: email, Username: username, Password: testPassword, OrgID: "acme", Roles: []string{"viewer"},
+		Email: email, Username: username, Password: testPassword, OrgID: "acme",
 	})
 	if err != nil {
 		t.Fatalf("create user %s: %v", email, err)
@@ -183,7 +179,7 @@ func wantCode(t *testing.T, what string, err error, code apierr.Code) {
 func TestShouldRejectInvalidNewUsersWithoutWritingAnything(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	valid := auth.NewUser{Email: "ada@example.com", Username: "ada", Password: testPassword, Roles: []string{"viewer"}}
+	valid := auth.NewUser{Email: "ada@example.com", Username: "ada", Password: testPassword}
 	tests := []struct {
 		name  string
 		edit  func(u *auth.NewUser)
@@ -206,8 +202,6 @@ func TestShouldRejectInvalidNewUsersWithoutWritingAnything(t *testing.T) {
 		{"a common password", func(u *auth.NewUser) { u.Password = "password1" }, "password"},
 		{"another common password", func(u *auth.NewUser) { u.Password = "iloveyou" }, "password"},
 		{"a common password in other letter case", func(u *auth.NewUser) { u.Password = "TrustNo1" }, "password"},
-		{"an unknown role", func(u *auth.NewUser) { u.Roles = []string{"viewer", "superuser"} }, "roles"},
-		{"too many roles", func(u *auth.NewUser) { u.Roles = slices.Repeat([]string{"viewer"}, 33) }, "roles"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -382,7 +376,7 @@ func TestShouldRefuseADisabledUserOnlyAfterTheRightPassword(t *testing.T) {
 	}
 	now := e.clock.Now()
 	err = e.store.CreateUser(context.Background(), auth.User{ID: "usr_disabled", Email: "off@example.com", Username: "off",
-		PasswordHash: hash, OrgID: "acme", Roles: []string{"viewer"}, Disabled: true, CreatedAt: now, UpdatedAt: now})
+		PasswordHash: hash, OrgID: "acme", Disabled: true, CreatedAt: now, UpdatedAt: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -894,7 +888,9 @@ func TestShouldBootstrapTheOwnerOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			created, generated, err := e.svc.Bootstrap(ctx, tc.email, tc.password)
+			var provisioned []string
+			provision := func(_ context.Context, u auth.User) error { provisioned = append(provisioned, u.ID); return nil }
+			created, generated, err := e.svc.Bootstrap(ctx, tc.email, tc.password, provision)
 			if err != nil || !created {
 				t.Fatalf("bootstrap = %v, %v; want created", created, err)
 			}
@@ -911,11 +907,11 @@ func TestShouldBootstrapTheOwnerOnce(t *testing.T) {
 			if err != nil {
 				t.Fatalf("login as the bootstrapped owner: %v", err)
 			}
-			if !u.HasRole("owner") || u.OrgID != auth.DefaultOrgID {
-				t.Errorf("owner = %+v", u.View())
+			if !slices.Equal(provisioned, []string{u.ID}) || u.OrgID != auth.DefaultOrgID {
+				t.Errorf("owner = %+v, provisioned %v; want provisioned once in the default org", u.View(nil), provisioned)
 			}
 
-			created, generated, err = e.svc.Bootstrap(ctx, "second@example.com", "")
+			created, generated, err = e.svc.Bootstrap(ctx, "second@example.com", "", provision)
 			if err != nil || created || generated != "" {
 				t.Errorf("second bootstrap = %v, %q, %v; want nothing done", created, generated.Reveal(), err)
 			}
@@ -929,11 +925,27 @@ func TestShouldBootstrapTheOwnerOnce(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
 		e.createUser(t, "ada@example.com", "ada")
-		created, _, err := e.svc.Bootstrap(ctx, "", "")
+		created, _, err := e.svc.Bootstrap(ctx, "", "", nil)
 		if err != nil || created {
 			t.Errorf("bootstrap = %v, %v; want nothing done", created, err)
 		}
 	})
+}
+
+func TestShouldDeleteTheUserAgainWhenProvisioningFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	failure := apierr.New(apierr.NotFound, "role not found")
+	_, err := e.svc.CreateUser(ctx, auth.NewUser{Email: "ada@example.com", Username: "ada", Password: testPassword,
+		Provision: func(context.Context, auth.User) error { return failure }})
+	if !errors.Is(err, failure) {
+		t.Fatalf("create = %v, want the provisioning error", err)
+	}
+	if n := e.countUsers(t); n != 0 {
+		t.Fatalf("%d users after a failed provisioning, want 0", n)
+	}
+	e.createUser(t, "ada@example.com", "ada") // the email and username are free again
 }
 
 func TestShouldPageThroughUsersWithACursor(t *testing.T) {

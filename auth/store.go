@@ -27,6 +27,8 @@ type Store interface {
 type UserStore interface {
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)
+	// DeleteUser removes a user; ErrNotFound if there is none.
+	DeleteUser(ctx context.Context, id string) error
 	GetUserByEmail(ctx context.Context, email string) (User, error)
 	GetUserByUsername(ctx context.Context, username string) (User, error)
 	// ListUsers returns up to q.Limit users with id > q.After in id order.

@@ -20,13 +20,13 @@ type User struct {
 	Username     string    `bson:"username,omitempty"`
 	PasswordHash []byte    `bson:"password_hash"`
 	OrgID        string    `bson:"org_id"`
-	Roles        []string  `bson:"roles"`
 	Disabled     bool      `bson:"disabled"`
 	CreatedAt    time.Time `bson:"created_at"`
 	UpdatedAt    time.Time `bson:"updated_at"`
 }
 
-// UserView is the public face of a user: what tools return.
+// UserView is the public face of a user: what tools return. Roles are filled in by the caller
+// from rbac (auth does not own role assignments).
 type UserView struct {
 	ID        string    `json:"id"`
 	Email     string    `json:"email"`
@@ -38,23 +38,12 @@ type UserView struct {
 }
 
 // View drops the credential fields.
-func (u User) View() UserView {
-	roles := u.Roles
+func (u User) View(roles []string) UserView {
 	if roles == nil {
 		roles = []string{}
 	}
 	return UserView{ID: u.ID, Email: u.Email, Username: u.Username, OrgID: u.OrgID, Roles: roles,
 		Disabled: u.Disabled, CreatedAt: u.CreatedAt}
-}
-
-// HasRole reports whether the user holds role in their organization.
-func (u User) HasRole(role string) bool {
-	for _, r := range u.Roles {
-		if r == role {
-			return true
-		}
-	}
-	return false
 }
 
 const (

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/bduf/mcpauth/apierr"
@@ -17,10 +16,11 @@ type NewUser struct {
 	Username string
 	Password Secret
 	OrgID    string
-	Roles    []string
+	// Provision, if set, runs once the user is stored (e.g. to assign roles in rbac). If it
+	// fails, the user is deleted again and its error returned: with no transactions, this is
+	// how a user never exists half-made.
+	Provision func(ctx context.Context, u User) error
 }
-
-const maxRolesPerUser = 32
 
 // CreateUser validates and creates an account. Nothing is written unless every field is valid.
 func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
@@ -41,18 +41,6 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err := ValidateOrgID("org_id", org); err != nil {
 		return User{}, err
 	}
-	if len(nu.Roles) > maxRolesPerUser {
-		return User{}, apierr.Field("roles", "at most %d roles", maxRolesPerUser)
-	}
-	roles := make([]string, 0, len(nu.Roles))
-	for _, r := range nu.Roles {
-		if !s.cfg.RoleExists(r) {
-			return User{}, apierr.Field("roles", "unknown role %q", truncate(r, 64))
-		}
-		if !slices.Contains(roles, r) {
-			roles = append(roles, r)
-		}
-	}
 	if err := CheckPasswordPolicy("password", nu.Password); err != nil {
 		return User{}, err
 	}
@@ -62,22 +50,23 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	}
 	now := s.cfg.Now()
 	u := User{ID: newID("usr"), Email: email, Username: username, PasswordHash: hash, OrgID: org,
-		Roles: roles, CreatedAt: now, UpdatedAt: now}
+		CreatedAt: now, UpdatedAt: now}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, ErrAlreadyExists) {
 			return User{}, ErrUserTaken
 		}
 		return User{}, apierr.Internalf("create user: %w", err)
 	}
-	s.log.InfoContext(ctx, "user created", "user_id", u.ID, "org_id", org, "roles", roles)
-	return u, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if nu.Provision != nil {
+		if err := nu.Provision(ctx, u); err != nil {
+			if derr := s.store.DeleteUser(context.WithoutCancel(ctx), u.ID); derr != nil {
+				s.log.ErrorContext(ctx, "could not delete a half-made user", "user_id", u.ID, "error", derr)
+			}
+			return User{}, err
+		}
 	}
-	return s[:n] + "..."
+	s.log.InfoContext(ctx, "user created", "user_id", u.ID, "org_id", org)
+	return u, nil
 }
 
 // GetUser returns a user by id, NOT_FOUND if there is none.
@@ -135,9 +124,10 @@ func (s *Service) ListUsers(ctx context.Context, filter, orgID string, limit int
 // BootstrapAdminEmail is the owner created on first start when no email is configured.
 const BootstrapAdminEmail = "admin@localhost"
 
-// Bootstrap creates the first owner when the store has no users. With an empty password it
-// generates one and returns it (to be shown once). It never touches an existing user.
-func (s *Service) Bootstrap(ctx context.Context, email string, password Secret) (created bool, generated Secret, err error) {
+// Bootstrap creates the first user when the store has no users; provision makes it the owner.
+// With an empty password it generates one and returns it (to be shown once). It never touches
+// an existing user.
+func (s *Service) Bootstrap(ctx context.Context, email string, password Secret, provision func(context.Context, User) error) (created bool, generated Secret, err error) {
 	n, err := s.store.CountUsers(ctx)
 	if err != nil {
 		return false, "", fmt.Errorf("count users: %w", err)
@@ -152,7 +142,7 @@ func (s *Service) Bootstrap(ctx context.Context, email string, password Secret) 
 		generated = Secret(randomString(20)) // 160 bits
 		password = generated
 	}
-	_, err = s.CreateUser(ctx, NewUser{Email: email, Password: password, OrgID: DefaultOrgID, Roles: []string{"owner"}})
+	_, err = s.CreateUser(ctx, NewUser{Email: email, Password: password, OrgID: DefaultOrgID, Provision: provision})
 	if errors.Is(err, ErrUserTaken) { // another instance bootstrapped first
 		return false, "", nil
 	}

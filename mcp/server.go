@@ -21,15 +21,49 @@ import (
 // ServerName is the name mcpauth reports in initialize.
 const ServerName = "mcpauth"
 
-// NewServer returns the MCP server with every tool of set registered.
-func NewServer(set *tools.Set, version string) *server.MCPServer {
-	s := server.NewMCPServer(ServerName, version,
+// NewServer returns an MCP server whose every tool call passes through g: the middleware
+// authorizes calls, the filter trims tools/list. Tools without a rule in g's policy are denied
+// (and logged once here).
+func NewServer(name, version string, g *Guard, tools ...server.ServerTool) *server.MCPServer {
+	s := server.NewMCPServer(name, version,
 		server.WithToolCapabilities(false),
-		server.WithInstructions("mcpauth: authentication and authorization. Call auth_login with email or username and password; "+
+		server.WithToolHandlerMiddleware(g.Middleware()),
+		server.WithToolFilter(g.Filter()),
+		server.WithInstructions("Authenticated with mcpauth. Call auth_login with email or username and password; "+
 			"over HTTP send the access token as 'Authorization: Bearer <token>' on every request; over stdio the login binds this session."),
 	)
-	s.AddTools(set.Tools()...)
+	s.AddTools(tools...)
+	g.CheckTools(s)
 	return s
+}
+
+// AuthToolsPolicy is the policy of mcpauth's own tools. Logging in, refreshing, validating and
+// revoking need no prior identity (holding the token is the authority); the rest need the
+// permissions below. Over HTTP, initialize, ping and tools/list may arrive without a token
+// (tools/list then shows only the public tools).
+func AuthToolsPolicy() Policy {
+	return Policy{
+		Tools: map[string]Rule{
+			"auth_login":       Public(),
+			"auth_refresh":     Public(),
+			"auth_validate":    Public(),
+			"auth_revoke":      Public(),
+			"auth_logout":      Public(), // with a refresh token on its own; otherwise it needs a caller
+			"auth_whoami":      Authenticated(),
+			"auth_sessions":    Authenticated(),
+			"permission_check": Authenticated(), // another user's: users:read, checked by the tool
+			"permission_list":  Authenticated(),
+			"user_get":         Require("users:read"),
+			"user_list":        Require("users:read"),
+			"user_create":      Require("users:write"),
+			"role_list":        Require("users:read", "roles:read"),
+			"role_create":      Require("users:admin", "roles:write"),
+			"role_delete":      Require("users:admin", "roles:delete"),
+			"role_assign":      Require("users:admin", "roles:assign"),
+			"role_revoke":      Require("users:admin", "roles:assign"),
+		},
+		AnonymousMethods: []string{"initialize", "ping", "tools/list"},
+	}
 }
 
 // ServeStdio serves MCP on in/out until in closes or ctx ends. envToken (MCPAUTH_TOKEN or
@@ -59,7 +93,8 @@ func bearer(r *http.Request) auth.Secret {
 
 func httpContext(transport string) func(ctx context.Context, r *http.Request) context.Context {
 	return func(ctx context.Context, r *http.Request) context.Context {
-		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: bearer(r), Transport: transport})
+		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: bearer(r), Transport: transport,
+			SourceIP: sourceAddr(r.RemoteAddr)})
 	}
 }
 
@@ -68,18 +103,19 @@ func httpContext(transport string) func(ctx context.Context, r *http.Request) co
 // request rather than ignore the parameter.
 var queryCredentialParams = []string{"access_token", "token", "api_key", "refresh_token"}
 
-func refuseQueryCredentials(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		for _, p := range queryCredentialParams {
-			if q.Has(p) {
-				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request", error_description="credentials must be sent in the Authorization header, not the query string"`)
-				http.Error(w, "credentials in the query string are not accepted; use the Authorization header", http.StatusBadRequest)
-				return
-			}
+func hasQueryCredential(r *http.Request) bool {
+	q := r.URL.Query()
+	for _, p := range queryCredentialParams {
+		if q.Has(p) {
+			return true
 		}
-		next.ServeHTTP(w, r)
-	})
+	}
+	return false
+}
+
+func refuseQueryCredential(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request", error_description="credentials must be sent in the Authorization header, not the query string"`)
+	http.Error(w, "credentials in the query string are not accepted; use the Authorization header", http.StatusBadRequest)
 }
 
 // HTTP is the HTTP side: streamable HTTP at /mcp, SSE at /sse (+ /message), /healthz and the
@@ -90,8 +126,8 @@ type HTTP struct {
 	sse        *server.SSEServer
 }
 
-// NewHTTP builds the HTTP handlers around s.
-func NewHTTP(s *server.MCPServer, keys *auth.KeySet, logger *slog.Logger) *HTTP {
+// NewHTTP builds the HTTP handlers around s, each behind g.HTTP.
+func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logger) *HTTP {
 	streamable := server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath("/mcp"),
 		server.WithHTTPContextFunc(httpContext("http")),
@@ -104,9 +140,11 @@ func NewHTTP(s *server.MCPServer, keys *auth.KeySet, logger *slog.Logger) *HTTP 
 		server.WithKeepAlive(true),
 	)
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", refuseQueryCredentials(streamable))
-	mux.Handle("/sse", refuseQueryCredentials(sse))
-	mux.Handle("/message", refuseQueryCredentials(sse))
+	mux.Handle("/mcp", g.HTTP(streamable))
+	mux.Handle("/sse", g.HTTP(sse))
+	mux.Handle("/message", g.HTTP(sse))
+	mux.Handle(metadataPath, g.HTTP(http.NotFoundHandler())) // g.HTTP serves the metadata itself
+	mux.Handle(metadataPath+"/", g.HTTP(http.NotFoundHandler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)

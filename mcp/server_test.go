@@ -33,7 +33,13 @@ func TestShouldReadOnlyBearerCredentialsFromTheAuthorizationHeader(t *testing.T)
 
 func TestShouldRefuseCredentialsInTheQueryString(t *testing.T) {
 	reached := false
-	h := refuseQueryCredentials(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached = true }))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hasQueryCredential(r) {
+			refuseQueryCredential(w)
+			return
+		}
+		reached = true
+	})
 	for _, q := range []string{"access_token=x", "token=x", "api_key=mcpk_x", "refresh_token=mcpr_x"} {
 		t.Run(q, func(t *testing.T) {
 			reached = false

@@ -1,4 +1,11 @@
-// Package rbac holds roles and permissions: the built-in roles and their scope table, and (as
-// the RBAC issue lands) custom roles, wildcard matching, org/project scoping, conditions and
-// the decision cache. It fails closed: anything it cannot decide is a deny.
+// Package rbac decides who may do what: permissions are "resource:action" patterns with '*'
+// wildcards (Match, Covers), held through roles (built-in owner, admin, contributor, viewer, and
+// custom roles with optional conditions: owner-only, source CIDRs, a UTC time window) assigned
+// per organization and optionally per project, or through direct grants. The Authorizer answers
+// requests from a Store (MongoStore; storetest is its conformance suite) and caches decisions
+// per policy version (Versions: LocalVersions for one instance, RedisVersions across instances).
+//
+// It fails closed: a malformed permission, a store error or a panic is a deny, never an allow;
+// and a cached decision is never used once the policy version it was made under has changed.
+// rbac never imports mcp or tools.
 package rbac

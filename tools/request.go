@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -25,6 +26,8 @@ type RequestInfo struct {
 	Bearer      auth.Secret
 	Transport   string
 	BindSession bool
+	// SourceIP is the client's address (HTTP), for policy conditions.
+	SourceIP netip.Addr
 }
 
 type requestInfoKey struct{}
@@ -38,6 +41,47 @@ func WithRequestInfo(ctx context.Context, info RequestInfo) context.Context {
 func requestInfo(ctx context.Context) RequestInfo {
 	info, _ := ctx.Value(requestInfoKey{}).(RequestInfo)
 	return info
+}
+
+// SourceIP is the client address the transport saw (zero if unknown, e.g. stdio).
+func SourceIP(ctx context.Context) netip.Addr { return requestInfo(ctx).SourceIP }
+
+// BearerCredential is the transport's credential of a call: the HTTP bearer token, or on stdio
+// MCPAUTH_TOKEN. It knows nothing of stdio logins (Set.Credential does).
+func BearerCredential(ctx context.Context) (auth.Secret, string) {
+	info := requestInfo(ctx)
+	switch {
+	case info.Bearer == "":
+		return "", ""
+	case info.Transport == "stdio":
+		return info.Bearer, "env_token"
+	default:
+		return info.Bearer, "bearer"
+	}
+}
+
+// Caller is the authenticated identity of a call, put in the context by the guard.
+type Caller struct {
+	User   auth.User
+	Claims auth.Claims
+	Method string
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying the guard's verdict on who is calling.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// callerFrom returns the guard's caller. A tool that needs a caller and finds none was reached
+// without the guard: it refuses (fail closed) rather than authenticate on its own.
+func callerFrom(ctx context.Context) (Caller, error) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	if !ok {
+		return Caller{}, auth.ErrUnauthenticated
+	}
+	return c, nil
 }
 
 // bindings holds the access token bound to each stdio MCP session by auth_login/auth_refresh.
@@ -75,8 +119,7 @@ func (b *bindings) unbind(ctx context.Context) {
 // credential is the token a call is made with: the session's login binding first (an explicit
 // login in this process wins), then the transport's bearer.
 func (b *bindings) credential(ctx context.Context) (auth.Secret, string) {
-	info := requestInfo(ctx)
-	if info.BindSession {
+	if requestInfo(ctx).BindSession {
 		if id := sessionID(ctx); id != "" {
 			b.mu.RLock()
 			t, ok := b.tokens[id]
@@ -86,13 +129,7 @@ func (b *bindings) credential(ctx context.Context) (auth.Secret, string) {
 			}
 		}
 	}
-	if info.Bearer != "" {
-		if info.Transport == "stdio" {
-			return info.Bearer, "env_token"
-		}
-		return info.Bearer, "bearer"
-	}
-	return "", ""
+	return BearerCredential(ctx)
 }
 
 // decodeArgs strictly decodes a call's arguments into T: unknown arguments and wrong types are

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"ShouldFilterUsersByOrganization", testListUsersOrg},
 		{"ShouldCountUsers", testCountUsers},
 
+		{"ShouldDeleteAUserOnce", testDeleteUser},
 		{"ShouldCreateAndGetSessions", testCreateAndGetSession},
 		{"ShouldReportUnknownSessionsAsNotFound", testUnknownSession},
 		{"ShouldRejectDuplicateSessionID", testDuplicateSession},
@@ -98,7 +99,7 @@ func newUser(id, email, username, org string, at time.Time) auth.User {
 	return auth.User{
 		ID: id, Email: email, Username: username, OrgID: org,
 		PasswordHash: []byte("$2a$04$not.a.real.hash.but.stored.as.bytes"),
-		Roles:        []string{"viewer"}, CreatedAt: at, UpdatedAt: at,
+		CreatedAt:    at, UpdatedAt: at,
 	}
 }
 
@@ -128,17 +129,29 @@ func checkUser(t *testing.T, got, want auth.User) {
 	t.Helper()
 	if got.ID != want.ID || got.Email != want.Email || got.Username != want.Username ||
 		got.OrgID != want.OrgID || got.Disabled != want.Disabled ||
-		string(got.PasswordHash) != string(want.PasswordHash) || !slices.Equal(got.Roles, want.Roles) {
+		string(got.PasswordHash) != string(want.PasswordHash) {
 		t.Errorf("user = %+v, want %+v", got, want)
 	}
 	mustTime(t, "created_at", got.CreatedAt, want.CreatedAt)
 	mustTime(t, "updated_at", got.UpdatedAt, want.UpdatedAt)
 }
 
+func testDeleteUser(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	createUsers(t, s, newUser("usr_1", "ada@example.com", "ada", "acme", now()),
+		newUser("usr_2", "bob@example.com", "", "acme", now()))
+	mustOK(t, "delete", s.DeleteUser(ctx, "usr_1"))
+	_, err := s.GetUser(ctx, "usr_1")
+	mustErr(t, "get a deleted user", err, auth.ErrNotFound)
+	mustErr(t, "delete again", s.DeleteUser(ctx, "usr_1"), auth.ErrNotFound)
+	createUsers(t, s, newUser("usr_3", "ada@example.com", "ada", "acme", now())) // email and username free again
+	_, err = s.GetUser(ctx, "usr_2")
+	mustOK(t, "the other user is untouched", err)
+}
+
 func testCreateAndGetUser(t *testing.T, s auth.Store) {
 	ctx := context.Background()
 	want := newUser("usr_1", "ada@example.com", "ada", "acme", now())
-	want.Roles = []string{"owner", "admin"}
 	want.Disabled = true
 	createUsers(t, s, want)
 

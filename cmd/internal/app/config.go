@@ -1,6 +1,7 @@
-package main
+package app
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -27,6 +28,8 @@ type config struct {
 	BcryptCost int
 	SigningAlg string
 	LogLevel   string
+	RedisURL   string
+	PolicyFile string
 
 	// Environment only: secrets are never flags (they would show in ps).
 	MasterKey         string
@@ -60,6 +63,8 @@ var storeFlags = []envVar{
 	{"bcrypt-cost", "MCPAUTH_BCRYPT_COST", "bcrypt cost, 4-31 (default 10; below 10 only for tests)"},
 	{"signing-alg", "MCPAUTH_SIGNING_ALG", "access token algorithm: EdDSA, ES256 or RS256 (default EdDSA)"},
 	{"log-level", "MCPAUTH_LOG_LEVEL", "debug, info, warn or error (default info)"},
+	{"redis-url", "MCPAUTH_REDIS_URL", "Redis URL (redis:// or rediss://) shared by instances; empty: one instance, in-process state"},
+	{"policy", "MCPAUTH_POLICY_FILE", "guard policy file (YAML or JSON) for tools beyond mcpauth's own"},
 }
 
 // registerFlags defines string flags for vars on fs and returns their values.
@@ -93,6 +98,8 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 		DataDir: vals["data-dir"], MongoURI: vals["mongo-uri"], MongoDB: vals["mongo-db"],
 		Issuer: vals["issuer"], Audience: vals["audience"], SigningAlg: vals["signing-alg"],
 		LogLevel:          vals["log-level"],
+		RedisURL:          vals["redis-url"],
+		PolicyFile:        vals["policy"],
 		MasterKey:         getenv("MCPAUTH_MASTER_KEY"),
 		BootstrapEmail:    getenv("MCPAUTH_BOOTSTRAP_ADMIN_EMAIL"),
 		BootstrapPassword: auth.Secret(getenv("MCPAUTH_BOOTSTRAP_ADMIN_PASSWORD")),
@@ -196,7 +203,7 @@ func loadMasterKey(c config) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		key := make([]byte, auth.MasterKeySize)
-		if _, err := randRead(key); err != nil {
+		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -1,8 +1,7 @@
-package main
+package app
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,23 +9,25 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/internal/embedmongo"
 	"github.com/bduf/mcpauth/rbac"
+	"github.com/bduf/mcpauth/tools"
 )
-
-func randRead(b []byte) (int, error) { return rand.Read(b) }
 
 // mongoTimeout bounds reaching MongoDB at start: an unreachable URI is an error in seconds,
 // not a hang.
 const mongoTimeout = 5 * time.Second
 
-// app is the wired service: store, keys, auth.
+// app is the wired service: store, keys, auth, rbac, tools.
 type app struct {
 	auth    *auth.Service
+	authz   *rbac.Authorizer
+	tools   *tools.Set
 	closers []func(context.Context) error
 }
 
@@ -44,8 +45,9 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// openApp connects the store (starting the embedded one when no URI is set) and builds the
-// auth service. Everything is wired here; no package reads the environment itself.
+// openApp connects the store (starting the embedded one when no URI is set) and Redis (when
+// configured) and builds the services. Everything is wired here; no package reads the
+// environment itself.
 func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err error) {
 	a := &app{}
 	defer func() {
@@ -64,10 +66,51 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
+	db, err := a.connectMongo(ctx, c, logger)
+	if err != nil {
+		return nil, err
+	}
+	versions, err := a.connectVersions(ctx, c, logger)
+	if err != nil {
+		return nil, err
+	}
+	store, err := auth.NewMongoStore(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	rbacStore, err := rbac.NewMongoStore(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	a.authz = rbac.NewAuthorizer(rbacStore, versions, time.Now)
+	keys, err := auth.LoadKeySet(ctx, store, sealer, c.SigningAlg, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if c.BcryptCost < auth.DefaultBcryptCost {
+		logger.Warn("bcrypt cost below 10: for tests only", "cost", c.BcryptCost)
+	}
+	a.auth, err = auth.NewService(ctx, store, keys, auth.Config{
+		Issuer: c.Issuer, Audience: c.Audience, AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL,
+		BcryptCost: c.BcryptCost, Logger: logger,
+		// Tokens carry the user's permissions in its organization; the guard re-checks the
+		// live assignment on every call, so a token's scopes can only be narrower.
+		Scopes: func(ctx context.Context, u auth.User) ([]string, error) {
+			return a.authz.Permissions(ctx, u.ID, u.OrgID, "")
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.tools = tools.New(a.auth, a.authz, logger)
+	return a, nil
+}
+
+func (a *app) connectMongo(ctx context.Context, c config, logger *slog.Logger) (*mongo.Database, error) {
 	uri := c.MongoURI
 	if uri == "" {
 		// FerretDB logs every failed command at WARN: keep only its errors.
-		storeLog := slog.New(logger.Handler()).With("component", "embedded-store")
+		storeLog := logger.With("component", "embedded-store")
 		srv, err := embedmongo.Start(filepath.Join(c.DataDir, "store"), slog.New(levelFloor{storeLog.Handler(), slog.LevelError}))
 		if err != nil {
 			return nil, err
@@ -87,27 +130,36 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	if err := client.Ping(pingCtx, nil); err != nil {
 		return nil, fmt.Errorf("cannot reach MongoDB at %s within %s: %s", redactURI(uri), mongoTimeout, lastServerError(err))
 	}
-	store, err := auth.NewMongoStore(ctx, client.Database(c.MongoDB))
+	return client.Database(c.MongoDB), nil
+}
+
+// connectVersions returns the policy version source: Redis when configured (every instance
+// sees a change within a second), else in-process (one instance only).
+func (a *app) connectVersions(ctx context.Context, c config, logger *slog.Logger) (rbac.Versions, error) {
+	if c.RedisURL == "" {
+		return rbac.NewLocalVersions(), nil
+	}
+	opts, err := redis.ParseURL(c.RedisURL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("MCPAUTH_REDIS_URL %s: %w", redactURI(c.RedisURL), err)
 	}
-	keys, err := auth.LoadKeySet(ctx, store, sealer, c.SigningAlg, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if c.BcryptCost < auth.DefaultBcryptCost {
-		logger.Warn("bcrypt cost below 10: for tests only", "cost", c.BcryptCost)
-	}
-	a.auth, err = auth.NewService(ctx, store, keys, auth.Config{
-		Issuer: c.Issuer, Audience: c.Audience, AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL,
-		BcryptCost: c.BcryptCost, Logger: logger,
-		Scopes:     func(_ context.Context, u auth.User) ([]string, error) { return rbac.PermissionsOf(u.Roles), nil },
-		RoleExists: rbac.IsBuiltinRole,
+	opts.DialTimeout = mongoTimeout
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: []string{opts.Addr}, Username: opts.Username, Password: opts.Password, DB: opts.DB,
+		TLSConfig: opts.TLSConfig, DialTimeout: opts.DialTimeout,
 	})
+	a.closers = append(a.closers, func(context.Context) error { return client.Close() })
+	pingCtx, cancel := context.WithTimeout(ctx, mongoTimeout)
+	defer cancel()
+	if err := client.Ping(pingCtx).Err(); err != nil {
+		return nil, fmt.Errorf("cannot reach Redis at %s within %s: %w", redactURI(c.RedisURL), mongoTimeout, err)
+	}
+	v, err := rbac.NewRedisVersions(ctx, client, logger)
 	if err != nil {
 		return nil, err
 	}
-	return a, nil
+	a.closers = append(a.closers, func(context.Context) error { return v.Close() })
+	return v, nil
 }
 
 // levelFloor drops records below a level, whatever the wrapped handler allows.

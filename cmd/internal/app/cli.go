@@ -1,0 +1,265 @@
+// Package app is the wiring and the command line shared by the binaries (mcpauth and the
+// bduf-demo orchestrator): configuration from flags and environment, the stores, the services,
+// the guard and the transports. It is the one place that reads the environment.
+package app
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/mcp"
+	"github.com/bduf/mcpauth/rbac"
+	"github.com/bduf/mcpauth/tools"
+)
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// Program describes a binary built on the app: mcpauth itself, or an MCP server that mounts
+// mcpauth's tools beside its own (bduf-demo).
+type Program struct {
+	Name    string
+	Version string
+	// Tools and Policy are the program's own tools and their rules, guarded like mcpauth's.
+	Tools  []server.ServerTool
+	Policy mcp.Policy
+}
+
+// Fail prints the one-line error and returns the exit code.
+func Fail(name string, stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "%s: %s\n", name, strings.ReplaceAll(err.Error(), "\n", " "))
+	return ExitError
+}
+
+// newFlagSet returns a flag set that prints nothing itself: parseFlags prints one line on an
+// error and the help (to stdout) on -h.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseFlags parses args; it returns (exit code, true) when the command should stop.
+func parseFlags(prog string, fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) (int, bool) {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, help)
+		fmt.Fprintln(stdout, "\nFlags:")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return ExitOK, true
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s %s: %v (run '%s %s --help')\n", prog, fs.Name(), err, prog, fs.Name())
+		return ExitUsage, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", prog, fs.Arg(0))
+		return ExitUsage, true
+	}
+	return 0, false
+}
+
+// ServeHelp is the help of the serve command.
+const ServeHelp = `Usage: %[1]s serve [--transport stdio|http|sse] [--listen ADDR] [flags]
+
+Runs the %[1]s MCP server. Every tool call is authenticated and authorized by the mcpauth guard.
+  --transport stdio   MCP over stdin/stdout (for clients that launch it as a subprocess);
+                      logs go to stderr. MCPAUTH_TOKEN or MCPAUTH_API_KEY in the environment is
+                      the caller's credential until auth_login binds the session.
+  --transport http    one listener: streamable HTTP at /mcp, SSE at /sse (messages at /message),
+                      /healthz, /.well-known/jwks.json and /.well-known/oauth-protected-resource.
+                      'sse' is an alias.
+With no MCPAUTH_MONGO_URI the embedded store runs inside the process, in the data directory.
+
+Environment only (secrets are never flags):
+  MCPAUTH_MASTER_KEY                 base64 32-byte key sealing signing keys (default: <data-dir>/master.key)
+  MCPAUTH_BOOTSTRAP_ADMIN_EMAIL      first owner's email on an empty store
+  MCPAUTH_BOOTSTRAP_ADMIN_PASSWORD   first owner's password (else one is generated and printed once)
+  MCPAUTH_TOKEN / MCPAUTH_API_KEY    stdio caller credential
+`
+
+// Serve runs the serve command of p.
+func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := newFlagSet("serve")
+	transport := fs.String("transport", "stdio", "stdio, http or sse")
+	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address (http/sse); port 0 picks a free port [$MCPAUTH_LISTEN]")
+	vals := registerFlags(fs, storeFlags)
+	if code, stop := parseFlags(p.Name, fs, fmt.Sprintf(ServeHelp, p.Name), args, stdout, stderr); stop {
+		return code
+	}
+	listenSet := false
+	fs.Visit(func(f *flag.Flag) { listenSet = listenSet || f.Name == "listen" })
+	if !listenSet && getenv("MCPAUTH_LISTEN") != "" {
+		*listen = getenv("MCPAUTH_LISTEN")
+	}
+	switch *transport {
+	case "stdio", "http", "sse":
+	default:
+		fmt.Fprintf(stderr, "%s: --transport: want stdio, http or sse, got %q\n", p.Name, *transport)
+		return ExitUsage
+	}
+	c, err := buildConfig(resolve(fs, storeFlags, vals, getenv), getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
+		return ExitUsage
+	}
+	policy := mcp.AuthToolsPolicy().Merge(p.Policy)
+	if c.PolicyFile != "" {
+		fromFile, err := mcp.LoadPolicy(c.PolicyFile)
+		if err != nil {
+			return Fail(p.Name, stderr, err)
+		}
+		policy = policy.Merge(fromFile)
+	}
+	if err := policy.Validate(); err != nil {
+		return Fail(p.Name, stderr, err)
+	}
+	logger := newLogger(stderr, c.LogLevel)
+
+	var l net.Listener
+	if *transport != "stdio" { // bind first: a taken port fails before any other work
+		if l, err = net.Listen("tcp", *listen); err != nil {
+			return Fail(p.Name, stderr, fmt.Errorf("listen on %s: %w", *listen, err))
+		}
+		defer l.Close()
+	}
+	a, err := openApp(ctx, c, logger)
+	if err != nil {
+		return Fail(p.Name, stderr, err)
+	}
+	defer a.Close()
+	if err := bootstrap(ctx, a, c, p.Name, stderr); err != nil {
+		return Fail(p.Name, stderr, err)
+	}
+	guard, err := mcp.NewGuard(mcp.GuardConfig{Auth: a.auth, Authz: a.authz, Policy: policy,
+		Credentials: a.tools.Credential, ResourceURI: c.Audience, AuthorizationServers: []string{c.Issuer}, Logger: logger})
+	if err != nil {
+		return Fail(p.Name, stderr, err)
+	}
+	srv := mcp.NewServer(p.Name, p.Version, guard, append(a.tools.Tools(), p.Tools...)...)
+	if *transport == "stdio" {
+		logger.Info("serving MCP on stdio")
+		if err := mcp.ServeStdio(ctx, srv, stdin, stdout, c.Token, logger); err != nil {
+			return Fail(p.Name, stderr, err)
+		}
+		return ExitOK
+	}
+	h := mcp.NewHTTP(srv, guard, a.auth.Keys(), logger)
+	base := "http://" + l.Addr().String()
+	logger.Info("listening", "url", base, "mcp", base+"/mcp", "sse", base+"/sse")
+	if err := h.Serve(ctx, l, logger); err != nil {
+		return Fail(p.Name, stderr, err)
+	}
+	logger.Info("stopped")
+	return ExitOK
+}
+
+// bootstrap creates the first owner on an empty store.
+func bootstrap(ctx context.Context, a *app, c config, prog string, stderr io.Writer) error {
+	created, generated, err := a.auth.Bootstrap(ctx, c.BootstrapEmail, c.BootstrapPassword,
+		tools.AssignRoles(a.authz, []string{rbac.RoleOwner}))
+	if err != nil {
+		return err
+	}
+	if !created {
+		return nil
+	}
+	email := c.BootstrapEmail
+	if email == "" {
+		email = auth.BootstrapAdminEmail
+	}
+	if generated != "" {
+		// The one place a secret is printed: the operator needs it, once.
+		fmt.Fprintf(stderr, "%s: created owner %s with password: %s\n", prog, email, generated.Reveal())
+		fmt.Fprintf(stderr, "%s: this password is shown only once; log in and keep it safe\n", prog)
+	} else {
+		fmt.Fprintf(stderr, "%s: created owner %s (password from MCPAUTH_BOOTSTRAP_ADMIN_PASSWORD)\n", prog, email)
+	}
+	return nil
+}
+
+const userCreateHelp = `Usage: mcpauth user create --email E [--username U] [--role R] [--org O] < password-file
+
+Creates a user in the store the server uses. The password is read from the first line of stdin
+(so it never shows in the process list or shell history), e.g.:
+  printf '%s\n' "$PASSWORD" | mcpauth user create --email ada@example.com --role admin
+With the embedded store, the data directory must be the server's (MCPAUTH_DATA_DIR).
+`
+
+// UserCreate runs "mcpauth user create".
+func UserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	const prog = "mcpauth"
+	fs := newFlagSet("user create")
+	email := fs.String("email", "", "email address (required)")
+	username := fs.String("username", "", "username (optional)")
+	role := fs.String("role", rbac.RoleViewer, "role: owner, admin, contributor or viewer")
+	org := fs.String("org", auth.DefaultOrgID, "organization id")
+	vals := registerFlags(fs, storeFlags)
+	if code, stop := parseFlags(prog, fs, userCreateHelp, args, stdout, stderr); stop {
+		return code
+	}
+	if *email == "" {
+		fmt.Fprintln(stderr, "mcpauth: --email is required")
+		return ExitUsage
+	}
+	if !rbac.IsBuiltinRole(*role) {
+		fmt.Fprintf(stderr, "mcpauth: --role: want one of %s, got %q\n", strings.Join(rbac.BuiltinRoles(), ", "), *role)
+		return ExitUsage
+	}
+	c, err := buildConfig(resolve(fs, storeFlags, vals, getenv), getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "mcpauth:", err)
+		return ExitUsage
+	}
+	password, err := readPassword(stdin)
+	if err != nil {
+		return Fail(prog, stderr, err)
+	}
+	if err := auth.CheckPasswordPolicy("password", password); err != nil {
+		return Fail(prog, stderr, err)
+	}
+	a, err := openApp(ctx, c, newLogger(stderr, "warn"))
+	if err != nil {
+		return Fail(prog, stderr, err)
+	}
+	defer a.Close()
+	u, err := a.auth.CreateUser(ctx, auth.NewUser{Email: *email, Username: *username, Password: password,
+		OrgID: *org, Provision: tools.AssignRoles(a.authz, []string{*role})})
+	if err != nil {
+		return Fail(prog, stderr, err)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(u.View([]string{*role}))
+	return ExitOK
+}
+
+// readPassword reads the first line of stdin, bounded.
+func readPassword(stdin io.Reader) (auth.Secret, error) {
+	r := bufio.NewReader(io.LimitReader(stdin, 4096))
+	line, err := r.ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password on stdin (pipe it in: printf '%s\\n' \"$PASSWORD\" | mcpauth user create ...)")
+	}
+	return auth.Secret(line), nil
+}

@@ -1,0 +1,430 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/rbac"
+	"github.com/bduf/mcpauth/tools"
+)
+
+// Authenticator is what the guard needs of auth.
+type Authenticator interface {
+	Validate(ctx context.Context, token auth.Secret) (auth.Claims, error)
+	Caller(ctx context.Context, token auth.Secret) (auth.User, auth.Claims, error)
+}
+
+// Authorizer is what the guard needs of rbac.
+type Authorizer interface {
+	Authorize(ctx context.Context, r rbac.Request) rbac.Decision
+}
+
+// GuardConfig configures a Guard.
+type GuardConfig struct {
+	Auth   Authenticator
+	Authz  Authorizer
+	Policy Policy
+	// Credentials returns a call's credential and how it was presented. Default: the bearer
+	// token the transport put in the context (tools.WithRequestInfo). mcpauth passes its tool
+	// set's, which also knows stdio logins.
+	Credentials func(ctx context.Context) (auth.Secret, string)
+	// ResourceURI is this server's resource identifier (the tokens' audience), published in
+	// the protected-resource metadata.
+	ResourceURI string
+	// AuthorizationServers are the issuers whose tokens are accepted (RFC 9728).
+	AuthorizationServers []string
+	Logger               *slog.Logger
+}
+
+// Guard authenticates and authorizes every tool call of an mcp-go server:
+//
+//	g, _ := mcp.NewGuard(cfg)
+//	s := server.NewMCPServer(name, version,
+//		server.WithToolHandlerMiddleware(g.Middleware()),
+//		server.WithToolFilter(g.Filter()))
+//	http.Handle("/mcp", g.HTTP(server.NewStreamableHTTPServer(s)))
+//
+// It fails closed: a tool without a rule, an error or a panic is a deny.
+type Guard struct {
+	cfg GuardConfig
+	log *slog.Logger
+}
+
+// NewGuard checks the policy and returns a Guard.
+func NewGuard(cfg GuardConfig) (*Guard, error) {
+	if cfg.Auth == nil || cfg.Authz == nil {
+		return nil, errors.New("guard: Auth and Authz are required")
+	}
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Credentials == nil {
+		cfg.Credentials = tools.BearerCredential
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Guard{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// CheckTools logs, once, every tool of s that has no rule: those are denied to everyone.
+func (g *Guard) CheckTools(s *server.MCPServer) []string {
+	var unmapped []string
+	for name := range s.ListTools() {
+		if _, ok := g.cfg.Policy.Tools[name]; !ok {
+			unmapped = append(unmapped, name)
+		}
+	}
+	sort.Strings(unmapped)
+	for _, name := range unmapped {
+		g.log.Warn("tool has no authorization rule: every call is denied", "tool", name)
+	}
+	return unmapped
+}
+
+// Identity is who a guarded call runs as, and the decision that let it through.
+type Identity struct {
+	UserID     string
+	OrgID      string
+	SessionID  string
+	Scopes     []string
+	AuthMethod string
+	Decision   rbac.Decision
+}
+
+type identityKey struct{}
+
+// IdentityFrom returns the identity the guard put in a wrapped handler's context. ok is false
+// for a public tool called anonymously.
+func IdentityFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
+}
+
+var (
+	errUnmapped    = apierr.New(apierr.PermissionDenied, "this tool has no authorization rule")
+	errSystemError = apierr.New(apierr.PermissionDenied, rbac.ReasonSystemError)
+)
+
+// decide authorizes one call of tool. On success it returns the context for the handler.
+func (g *Guard) decide(ctx context.Context, tool string) (context.Context, error) {
+	rule, ok := g.cfg.Policy.Tools[tool]
+	if !ok {
+		return nil, errUnmapped.With("tool", tool)
+	}
+	token, method := g.cfg.Credentials(ctx)
+	if token == "" {
+		if rule.Public {
+			return ctx, nil
+		}
+		return nil, auth.ErrUnauthenticated
+	}
+	user, claims, err := g.cfg.Auth.Caller(ctx, token)
+	if err != nil {
+		if rule.Public { // a stale token does not stop anyone from logging in again
+			return ctx, nil
+		}
+		return nil, err
+	}
+	id := Identity{UserID: user.ID, OrgID: orgOf(user, claims), SessionID: claims.SessionID,
+		Scopes: claims.Scopes, AuthMethod: method}
+	if !rule.Public && !rule.Authenticated {
+		d, err := g.authorize(ctx, rule, user.ID, id.OrgID, claims.Scopes)
+		if err != nil {
+			return nil, err
+		}
+		id.Decision = d
+	}
+	ctx = tools.WithCaller(ctx, tools.Caller{User: user, Claims: claims, Method: method})
+	return context.WithValue(ctx, identityKey{}, id), nil
+}
+
+func orgOf(u auth.User, c auth.Claims) string {
+	if c.OrgID != "" {
+		return c.OrgID
+	}
+	return u.OrgID
+}
+
+// authorize grants the call if any permission of the rule is both in the token's scopes (a
+// token may be narrower than its user, never wider) and allowed by the live role assignment.
+func (g *Guard) authorize(ctx context.Context, rule Rule, subject, org string, scopes []string) (rbac.Decision, error) {
+	var last rbac.Decision
+	for _, perm := range rule.AnyOf {
+		if !scopesAllow(scopes, perm) {
+			last = rbac.Decision{Reason: "the token's scopes do not include " + perm}
+			continue
+		}
+		res, act, _ := strings.Cut(perm, ":")
+		d := g.cfg.Authz.Authorize(ctx, rbac.Request{Subject: subject, Resource: res, Action: act, OrgID: org,
+			Attributes: rbac.Attributes{SourceIP: tools.SourceIP(ctx)}})
+		if d.Allowed {
+			return d, nil
+		}
+		last = d
+		if d.Reason == rbac.ReasonSystemError {
+			return d, errSystemError
+		}
+	}
+	return last, apierr.New(apierr.PermissionDenied, "permission denied: "+last.Reason).
+		With("required_permissions", rule.AnyOf)
+}
+
+func scopesAllow(scopes []string, perm string) bool {
+	for _, s := range scopes {
+		if rbac.Match(s, perm) {
+			return true
+		}
+	}
+	return false
+}
+
+// Middleware is the tool-handler middleware (server.WithToolHandlerMiddleware): a denied call
+// gets an isError result and never reaches the wrapped handler.
+func (g *Guard) Middleware() server.ToolHandlerMiddleware {
+	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+		return func(ctx context.Context, req mcpgo.CallToolRequest) (res *mcpgo.CallToolResult, err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					g.log.ErrorContext(ctx, "guard panicked: call denied", "tool", req.Params.Name, "panic", fmt.Sprint(r))
+					res, err = tools.ErrorResult(errSystemError), nil
+				}
+			}()
+			callCtx, derr := g.decide(ctx, req.Params.Name)
+			if derr != nil {
+				if apierr.CodeOf(derr) == apierr.Internal {
+					g.log.ErrorContext(ctx, "guard error: call denied", "tool", req.Params.Name, "error", derr)
+				}
+				return tools.ErrorResult(derr), nil
+			}
+			return next(callCtx, req)
+		}
+	}
+}
+
+// Filter is the tool filter (server.WithToolFilter): tools/list shows a caller only the tools
+// it may call. At call time mcp-go passes the one tool called; the filter lets it through so
+// the middleware answers a denial with PERMISSION_DENIED rather than "tool not found". (On a
+// server with a single tool the two cannot be told apart, and that tool is filtered as a list.)
+func (g *Guard) Filter() server.ToolFilterFunc {
+	return func(ctx context.Context, list []mcpgo.Tool) (out []mcpgo.Tool) {
+		defer func() {
+			if r := recover(); r != nil {
+				g.log.ErrorContext(ctx, "guard filter panicked: showing nothing", "panic", fmt.Sprint(r))
+				out = nil
+			}
+		}()
+		if len(list) == 1 {
+			if s := server.ServerFromContext(ctx); s != nil && len(s.ListTools()) > 1 {
+				return list
+			}
+		}
+		out = make([]mcpgo.Tool, 0, len(list))
+		for _, t := range list {
+			if _, err := g.decide(ctx, t.Name); err == nil {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+}
+
+// maxBody bounds the JSON-RPC body the HTTP guard reads.
+const maxBody = 8 << 20
+
+// HTTP guards the HTTP transports (streamable HTTP and SSE): bearer tokens from the
+// Authorization header only, 401 with a WWW-Authenticate challenge pointing at the
+// protected-resource metadata (RFC 9728, which it also serves), and 403 insufficient_scope
+// for a tools/call whose tool needs a scope the token lacks.
+func (g *Guard) HTTP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isMetadataPath(r.URL.Path) {
+			g.serveMetadata(w, r)
+			return
+		}
+		if hasQueryCredential(r) {
+			refuseQueryCredential(w)
+			return
+		}
+		token := bearer(r)
+		anonymousOK := len(g.cfg.Policy.AnonymousMethods) > 0 // GET/DELETE: the stream itself
+		var calls []string
+		if r.Method == http.MethodPost {
+			body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+			if err != nil || len(body) > maxBody {
+				http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var methods []string
+			methods, calls = peekJSONRPC(body)
+			anonymousOK = g.anonymous(methods, calls)
+		}
+		if token == "" {
+			if anonymousOK {
+				next.ServeHTTP(w, r)
+				return
+			}
+			g.challenge(w, r, http.StatusUnauthorized, `error="invalid_token", error_description="a bearer token is required"`)
+			return
+		}
+		claims, err := g.cfg.Auth.Validate(r.Context(), token)
+		if err != nil {
+			if anonymousOK { // the tool decides (e.g. auth_refresh with an expired access token)
+				next.ServeHTTP(w, r)
+				return
+			}
+			g.challenge(w, r, http.StatusUnauthorized, fmt.Sprintf(`error="invalid_token", error_description=%q`, apierr.From(err).Message))
+			return
+		}
+		for _, tool := range calls {
+			rule, ok := g.cfg.Policy.Tools[tool]
+			if !ok || rule.Public || rule.Authenticated {
+				continue // unmapped tools are denied by the middleware, with a clear error
+			}
+			if !slices.ContainsFunc(rule.AnyOf, func(p string) bool { return scopesAllow(claims.Scopes, p) }) {
+				g.challenge(w, r, http.StatusForbidden, fmt.Sprintf(`error="insufficient_scope", scope=%q, error_description="the token lacks the scope this tool needs"`,
+					strings.Join(rule.AnyOf, " ")))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// anonymous reports whether every message may arrive without a token.
+func (g *Guard) anonymous(methods, calls []string) bool {
+	if len(methods) == 0 {
+		return false
+	}
+	for _, m := range methods {
+		if m == "tools/call" || m == "" {
+			continue
+		}
+		if !slices.Contains(g.cfg.Policy.AnonymousMethods, m) && !strings.HasPrefix(m, "notifications/") {
+			return false
+		}
+	}
+	for _, tool := range calls {
+		if !g.cfg.Policy.Tools[tool].Public {
+			return false
+		}
+	}
+	return true
+}
+
+// peekJSONRPC returns the methods of a JSON-RPC message or batch and the tool names of its
+// tools/call requests. It decodes only those fields.
+func peekJSONRPC(body []byte) (methods, calls []string) {
+	type message struct {
+		Method string `json:"method"`
+		Params struct {
+			Name string `json:"name"`
+		} `json:"params"`
+	}
+	var msgs []message
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		if json.Unmarshal(trimmed, &msgs) != nil {
+			return nil, nil
+		}
+	} else {
+		var m message
+		if json.Unmarshal(trimmed, &m) != nil {
+			return nil, nil
+		}
+		msgs = []message{m}
+	}
+	for _, m := range msgs {
+		methods = append(methods, m.Method)
+		if m.Method == "tools/call" {
+			calls = append(calls, m.Params.Name)
+		}
+	}
+	return methods, calls
+}
+
+const metadataPath = "/.well-known/oauth-protected-resource"
+
+func isMetadataPath(p string) bool {
+	return p == metadataPath || strings.HasPrefix(p, metadataPath+"/")
+}
+
+// metadataURL is where the protected-resource metadata of the resource r addressed lives: the
+// path form (RFC 9728 section 3.1) under the resource URI's origin when it is a URL, else
+// under the request's own origin.
+func (g *Guard) metadataURL(r *http.Request) string {
+	if u, err := url.Parse(g.cfg.ResourceURI); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return u.Scheme + "://" + u.Host + metadataPath + strings.TrimSuffix(u.Path, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + metadataPath + r.URL.Path
+}
+
+func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, status int, params string) {
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q, %s`, g.metadataURL(r), params))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	code := "invalid_token"
+	if status == http.StatusForbidden {
+		code = "insufficient_scope"
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code})
+}
+
+// ResourceMetadata is the RFC 9728 document.
+type ResourceMetadata struct {
+	Resource               string   `json:"resource"`
+	AuthorizationServers   []string `json:"authorization_servers,omitempty"`
+	BearerMethodsSupported []string `json:"bearer_methods_supported"`
+	ScopesSupported        []string `json:"scopes_supported,omitempty"`
+	ResourceName           string   `json:"resource_name,omitempty"`
+}
+
+func (g *Guard) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	var scopes []string
+	for _, rule := range g.cfg.Policy.Tools {
+		for _, p := range rule.AnyOf {
+			if !slices.Contains(scopes, p) {
+				scopes = append(scopes, p)
+			}
+		}
+	}
+	sort.Strings(scopes)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_ = json.NewEncoder(w).Encode(ResourceMetadata{Resource: g.cfg.ResourceURI, AuthorizationServers: g.cfg.AuthorizationServers,
+		BearerMethodsSupported: []string{"header"}, ScopesSupported: scopes, ResourceName: ServerName})
+}
+
+// sourceAddr parses a RemoteAddr ("ip:port") for policy conditions.
+func sourceAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}

@@ -1,0 +1,370 @@
+package mcp_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/client"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/mcp"
+	"github.com/bduf/mcpauth/rbac"
+)
+
+// These tests drive the guard in process, through mcp-go's own server and client. The identity
+// provider and the authorizer are fakes: the real ones are exercised end to end in cmd/.
+
+// fakeAuth knows tokens "viewer", "owner" and "narrow" (an owner token whose scopes were
+// narrowed to projects:read).
+type fakeAuth struct{}
+
+var users = map[string]struct {
+	user   auth.User
+	scopes []string
+}{
+	"viewer": {auth.User{ID: "usr_viewer", OrgID: "acme"}, []string{"projects:read"}},
+	"owner":  {auth.User{ID: "usr_owner", OrgID: "acme"}, []string{"projects:*"}},
+	"narrow": {auth.User{ID: "usr_owner", OrgID: "acme"}, []string{"projects:read"}},
+}
+
+func (fakeAuth) Validate(_ context.Context, token auth.Secret) (auth.Claims, error) {
+	u, ok := users[token.Reveal()]
+	if !ok {
+		return auth.Claims{}, auth.ErrTokenInvalid
+	}
+	return auth.Claims{Subject: u.user.ID, OrgID: u.user.OrgID, Scopes: u.scopes, SessionID: "ses_1"}, nil
+}
+
+func (f fakeAuth) Caller(ctx context.Context, token auth.Secret) (auth.User, auth.Claims, error) {
+	c, err := f.Validate(ctx, token)
+	return users[token.Reveal()].user, c, err
+}
+
+// fakeAuthz: the viewer may read projects; the owner may do anything with projects.
+type fakeAuthz struct{ panics, fails bool }
+
+func (z fakeAuthz) Authorize(_ context.Context, r rbac.Request) rbac.Decision {
+	if z.panics {
+		panic("authorizer exploded")
+	}
+	if z.fails {
+		return rbac.Decision{Reason: rbac.ReasonSystemError, Required: []string{r.Resource + ":" + r.Action}}
+	}
+	perm := r.Resource + ":" + r.Action
+	switch {
+	case r.Subject == "usr_owner" && r.Resource == "projects", r.Subject == "usr_viewer" && perm == "projects:read":
+		return rbac.Decision{Allowed: true, Reason: "granted", Required: []string{perm}, Granted: []string{perm}}
+	}
+	return rbac.Decision{Reason: "no role allows " + perm, Required: []string{perm}}
+}
+
+type harness struct {
+	token   atomic.Value // the credential of the next call
+	reached atomic.Int32 // handler invocations
+	seen    atomic.Value // the identity the last handler saw
+	guard   *mcp.Guard
+	client  *client.Client
+}
+
+var testPolicy = mcp.Policy{Tools: map[string]mcp.Rule{
+	"projects_list":   mcp.Require("projects:read"),
+	"projects_delete": mcp.Require("projects:delete"),
+	"server_status":   mcp.Public(),
+	"whoami":          mcp.Authenticated(),
+}}
+
+func newHarness(t *testing.T, authz fakeAuthz) *harness {
+	t.Helper()
+	h := &harness{}
+	h.token.Store("")
+	g, err := mcp.NewGuard(mcp.GuardConfig{Auth: fakeAuth{}, Authz: authz, Policy: testPolicy,
+		Credentials: func(context.Context) (auth.Secret, string) { return auth.Secret(h.token.Load().(string)), "bearer" },
+		ResourceURI: "https://mcp.example.test/mcp", AuthorizationServers: []string{"https://auth.example.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.guard = g
+	handler := func(ctx context.Context, _ mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		h.reached.Add(1)
+		id, _ := mcp.IdentityFrom(ctx)
+		h.seen.Store(id)
+		return mcpgo.NewToolResultText("done"), nil
+	}
+	s := server.NewMCPServer("test", "1", server.WithToolHandlerMiddleware(g.Middleware()), server.WithToolFilter(g.Filter()))
+	for _, name := range []string{"projects_list", "projects_delete", "server_status", "whoami", "unmapped_tool"} {
+		s.AddTool(mcpgo.NewTool(name), handler)
+	}
+	if got := g.CheckTools(s); !slices.Equal(got, []string{"unmapped_tool"}) {
+		t.Fatalf("CheckTools = %v, want [unmapped_tool]", got)
+	}
+	c, err := client.NewInProcessClient(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	h.client = c
+	return h
+}
+
+func (h *harness) call(t *testing.T, token, tool string) *mcpgo.CallToolResult {
+	t.Helper()
+	h.token.Store(token)
+	res, err := h.client.CallTool(t.Context(), mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: tool}})
+	if err != nil {
+		t.Fatalf("call %s: protocol error %v (a denial must be a tool result)", tool, err)
+	}
+	return res
+}
+
+func errorOf(t *testing.T, res *mcpgo.CallToolResult) map[string]any {
+	t.Helper()
+	if !res.IsError {
+		t.Fatalf("result is not an error: %+v", res)
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	var body struct {
+		Error map[string]any `json:"error"`
+	}
+	if err := json.Unmarshal(b, &body); err != nil || body.Error == nil {
+		t.Fatalf("error result without an error body: %s", b)
+	}
+	return body.Error
+}
+
+func TestShouldAuthorizeEveryToolCall(t *testing.T) {
+	tests := []struct {
+		name     string
+		token    string
+		tool     string
+		wantCode string // "" = allowed
+	}{
+		{"a viewer lists projects", "viewer", "projects_list", ""},
+		{"a viewer cannot delete a project", "viewer", "projects_delete", "PERMISSION_DENIED"},
+		{"an owner deletes a project", "owner", "projects_delete", ""},
+		{"a token narrower than its user is held to its scopes", "narrow", "projects_delete", "PERMISSION_DENIED"},
+		{"no credential for a guarded tool", "", "projects_list", "UNAUTHENTICATED"},
+		{"an invalid token", "forged", "projects_list", "TOKEN_INVALID"},
+		{"a public tool without a credential", "", "server_status", ""},
+		{"a public tool with a stale token", "forged", "server_status", ""},
+		{"an authenticated-only tool", "viewer", "whoami", ""},
+		{"a tool without a rule, even for an owner", "owner", "unmapped_tool", "PERMISSION_DENIED"},
+	}
+	h := newHarness(t, fakeAuthz{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.reached.Load()
+			res := h.call(t, tt.token, tt.tool)
+			reached := h.reached.Load() > before
+			if tt.wantCode == "" {
+				if res.IsError || !reached {
+					t.Fatalf("denied (%+v) or handler not reached (%v)", res, reached)
+				}
+				return
+			}
+			if reached {
+				t.Fatal("a denied call reached the handler")
+			}
+			if got := errorOf(t, res)["code"]; got != tt.wantCode {
+				t.Fatalf("code = %v, want %s", got, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestShouldNameTheRequiredPermissionOnADenial(t *testing.T) {
+	h := newHarness(t, fakeAuthz{})
+	body := errorOf(t, h.call(t, "viewer", "projects_delete"))
+	if got, _ := body["required_permissions"].([]any); len(got) != 1 || got[0] != "projects:delete" {
+		t.Fatalf("required_permissions = %v", body["required_permissions"])
+	}
+}
+
+func TestShouldHandTheIdentityToTheHandler(t *testing.T) {
+	h := newHarness(t, fakeAuthz{})
+	h.call(t, "owner", "projects_delete")
+	id := h.seen.Load().(mcp.Identity)
+	if id.UserID != "usr_owner" || id.OrgID != "acme" || !id.Decision.Allowed || id.AuthMethod != "bearer" {
+		t.Fatalf("identity = %+v", id)
+	}
+}
+
+func TestShouldDenyWhenTheAuthorizerFails(t *testing.T) {
+	for name, z := range map[string]fakeAuthz{"it panics": {panics: true}, "it reports a system error": {fails: true}} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, z)
+			body := errorOf(t, h.call(t, "owner", "projects_delete"))
+			if body["code"] != "PERMISSION_DENIED" || body["message"] != rbac.ReasonSystemError {
+				t.Fatalf("body = %v", body)
+			}
+			if h.reached.Load() != 0 {
+				t.Fatal("handler reached")
+			}
+		})
+	}
+}
+
+func TestShouldListOnlyTheToolsACallerMayCall(t *testing.T) {
+	h := newHarness(t, fakeAuthz{})
+	list := func(token string) []string {
+		h.token.Store(token)
+		res, err := h.client.ListTools(t.Context(), mcpgo.ListToolsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, tool := range res.Tools {
+			names = append(names, tool.Name)
+		}
+		slices.Sort(names)
+		return names
+	}
+	for _, tt := range []struct {
+		token string
+		want  []string
+	}{
+		{"", []string{"server_status"}},
+		{"viewer", []string{"projects_list", "server_status", "whoami"}},
+		{"owner", []string{"projects_delete", "projects_list", "server_status", "whoami"}},
+	} {
+		if got := list(tt.token); !slices.Equal(got, tt.want) {
+			t.Errorf("tools/list for %q = %v, want %v", tt.token, got, tt.want)
+		}
+	}
+}
+
+func TestShouldRefuseAPolicyThatIsNotFailClosed(t *testing.T) {
+	for _, p := range []mcp.Policy{
+		{Tools: map[string]mcp.Rule{"x": {}}},
+		{Tools: map[string]mcp.Rule{"x": mcp.Require("projects:*")}},
+		{Tools: map[string]mcp.Rule{"x": mcp.Require("projects")}},
+	} {
+		if _, err := mcp.NewGuard(mcp.GuardConfig{Auth: fakeAuth{}, Authz: fakeAuthz{}, Policy: p}); err == nil {
+			t.Errorf("policy %+v accepted", p.Tools)
+		}
+	}
+}
+
+func TestShouldLoadTheExamplePolicyFile(t *testing.T) {
+	p, err := mcp.LoadPolicy("../testdata/guard-policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := p.Tools["reports_export"]; !slices.Equal(r.AnyOf, []string{"projects:admin", "audit:read"}) {
+		t.Errorf("reports_export = %+v", r)
+	}
+	if !p.Tools["server_status"].Public || p.Tools["projects_delete"].String() != "projects:delete" {
+		t.Errorf("rules = %+v", p.Tools)
+	}
+	if !slices.Contains(p.AnonymousMethods, "initialize") {
+		t.Errorf("anonymous methods = %v", p.AnonymousMethods)
+	}
+}
+
+// The HTTP guard.
+
+func httpGuard(t *testing.T, anonymous ...string) (http.Handler, *atomic.Int32) {
+	t.Helper()
+	p := testPolicy
+	p.AnonymousMethods = anonymous
+	g, err := mcp.NewGuard(mcp.GuardConfig{Auth: fakeAuth{}, Authz: fakeAuthz{}, Policy: p,
+		ResourceURI: "https://mcp.example.test/mcp", AuthorizationServers: []string{"https://auth.example.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reached atomic.Int32
+	return g.HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) })), &reached
+}
+
+func post(h http.Handler, token, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+const (
+	initialize   = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`
+	callDelete   = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"projects_delete"}}`
+	callStatus   = `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"server_status"}}`
+	metadataURL  = "https://mcp.example.test/.well-known/oauth-protected-resource/mcp"
+	batchOfCalls = `[` + callStatus + `,` + callDelete + `]`
+)
+
+func TestShouldChallengeHTTPRequestsWithoutAValidToken(t *testing.T) {
+	tests := []struct {
+		name       string
+		anonymous  []string
+		token      string
+		body       string
+		wantStatus int
+		wantHeader []string
+	}{
+		{"no token, nothing anonymous", nil, "", initialize, 401, []string{`resource_metadata="` + metadataURL + `"`, `error="invalid_token"`}},
+		{"an invalid token", nil, "forged", callDelete, 401, []string{`error="invalid_token"`}},
+		{"a token without the tool's scope", nil, "viewer", callDelete, 403, []string{`error="insufficient_scope"`, `scope="projects:delete"`}},
+		{"a batch hiding a guarded call behind a public one", []string{"initialize"}, "", batchOfCalls, 401, []string{`error="invalid_token"`}},
+		{"initialize when it is allowed anonymously", []string{"initialize"}, "", initialize, 200, nil},
+		{"a public tool anonymously", []string{"initialize"}, "", callStatus, 200, nil},
+		{"an owner deleting", nil, "owner", callDelete, 200, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, reached := httpGuard(t, tt.anonymous...)
+			w := post(h, tt.token, tt.body)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status = %d, want %d (%s)", w.Code, tt.wantStatus, w.Body)
+			}
+			if (reached.Load() == 1) != (tt.wantStatus == 200) {
+				t.Fatalf("reached the server: %v", reached.Load())
+			}
+			got := w.Header().Get("WWW-Authenticate")
+			for _, want := range tt.wantHeader {
+				if !strings.Contains(got, want) {
+					t.Errorf("WWW-Authenticate = %s, want it to contain %s", got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestShouldServeProtectedResourceMetadata(t *testing.T) {
+	h, _ := httpGuard(t)
+	for _, path := range []string{"/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		var md mcp.ResourceMetadata
+		if err := json.Unmarshal(w.Body.Bytes(), &md); err != nil || w.Code != 200 {
+			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
+		}
+		if md.Resource != "https://mcp.example.test/mcp" || !slices.Equal(md.AuthorizationServers, []string{"https://auth.example.test"}) ||
+			!slices.Equal(md.BearerMethodsSupported, []string{"header"}) || !slices.Contains(md.ScopesSupported, "projects:delete") {
+			t.Errorf("%s: metadata = %+v", path, md)
+		}
+	}
+}
+
+func TestShouldRefuseATokenInTheQueryString(t *testing.T) {
+	h, reached := httpGuard(t, "initialize")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mcp?access_token=owner", strings.NewReader(initialize)))
+	if w.Code != http.StatusBadRequest || reached.Load() != 0 {
+		t.Fatalf("status %d, reached %d", w.Code, reached.Load())
+	}
+}

@@ -1,0 +1,166 @@
+package rbac_test
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bduf/mcpauth/internal/redistest"
+	"github.com/bduf/mcpauth/rbac"
+)
+
+// propagation is how soon a bump on one instance must be seen by every other.
+const propagation = time.Second
+
+// await polls cond until it holds, failing t after within.
+func await(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		<-tick.C
+	}
+}
+
+func newRedisClient(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: 1})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// newRedisVersions opens a RedisVersions on its own client to addr, closed when t ends.
+func newRedisVersions(t testing.TB, addr string) *rbac.RedisVersions {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := rbac.NewRedisVersions(ctx, newRedisClient(t, addr), nil)
+	if err != nil {
+		t.Fatalf("new redis versions: %v", err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	return v
+}
+
+func TestShouldSeeABumpOnAnotherInstanceWithinASecond(t *testing.T) {
+	addr := redistest.Start(t)
+	a, b := newRedisVersions(t, addr), newRedisVersions(t, addr)
+	for round := range 3 {
+		beforeA, beforeB := a.Current(), b.Current()
+		if err := a.Bump(context.Background()); err != nil {
+			t.Fatalf("round %d: bump: %v", round, err)
+		}
+		if a.Current() <= beforeA {
+			t.Fatalf("round %d: the bumping instance's version did not advance at once", round)
+		}
+		await(t, propagation, "the other instance sees the bump", func() bool { return b.Current() > beforeB })
+	}
+}
+
+func TestShouldSeeAVersionChangeWhosePublishWasLost(t *testing.T) {
+	addr := redistest.Start(t)
+	v := newRedisVersions(t, addr)
+	before := v.Current()
+	// INCR without PUBLISH: only the poller can notice.
+	if err := newRedisClient(t, addr).Incr(context.Background(), rbac.RedisVersionKey).Err(); err != nil {
+		t.Fatalf("incr: %v", err)
+	}
+	await(t, propagation, "the poller sees the unpublished change", func() bool { return v.Current() > before })
+}
+
+func TestShouldMoveOnWhenRedisLosesTheVersionKey(t *testing.T) {
+	addr := redistest.Start(t)
+	v := newRedisVersions(t, addr)
+	ctx := context.Background()
+	for range 3 {
+		if err := v.Bump(ctx); err != nil {
+			t.Fatalf("bump: %v", err)
+		}
+	}
+	before := v.Current()
+	// A restarted Redis without persistence counts again from 1: a lower shared value must
+	// still move this instance on, never leave it where it was.
+	raw := newRedisClient(t, addr)
+	if err := raw.Del(ctx, rbac.RedisVersionKey).Err(); err != nil {
+		t.Fatalf("del: %v", err)
+	}
+	if err := raw.Incr(ctx, rbac.RedisVersionKey).Err(); err != nil {
+		t.Fatalf("incr: %v", err)
+	}
+	await(t, propagation, "the reset is seen", func() bool { return v.Current() > before })
+}
+
+func TestShouldFailTheBumpAndCacheNothingWhileRedisIsDown(t *testing.T) {
+	srv := redistest.StartServer(t)
+	v := newRedisVersions(t, srv.Addr())
+	srv.Kill()
+	before := v.Current()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := v.Bump(ctx); err == nil {
+		t.Fatal("bump succeeded with Redis down")
+	}
+	if v.Current() <= before {
+		t.Fatal("a failed bump must still advance this instance's version")
+	}
+	// Nothing learned from Redis can be trusted while it is down: the version keeps moving.
+	mid := v.Current()
+	await(t, 2*propagation, "the version advances while Redis is unreadable", func() bool { return v.Current() > mid })
+}
+
+func TestShouldRefuseToStartWithoutRedis(t *testing.T) {
+	srv := redistest.StartServer(t)
+	srv.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if v, err := rbac.NewRedisVersions(ctx, newRedisClient(t, srv.Addr()), nil); err == nil {
+		_ = v.Close()
+		t.Fatal("NewRedisVersions succeeded against a Redis that is down")
+	}
+}
+
+func TestShouldStopEveryGoroutineOnClose(t *testing.T) {
+	addr := redistest.Start(t)
+	client := newRedisClient(t, addr)
+	if err := client.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	baseline := runtime.NumGoroutine()
+	for range 5 {
+		v, err := rbac.NewRedisVersions(context.Background(), client, nil)
+		if err != nil {
+			t.Fatalf("new: %v", err)
+		}
+		if err := v.Bump(context.Background()); err != nil {
+			t.Fatalf("bump: %v", err)
+		}
+		if err := v.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		if err := v.Close(); err != nil {
+			t.Fatalf("second close: %v", err)
+		}
+	}
+	await(t, 5*time.Second, "goroutines back to the baseline after Close", func() bool {
+		return runtime.NumGoroutine() <= baseline
+	})
+}
+
+func TestShouldCountLocalVersionsUp(t *testing.T) {
+	v := rbac.NewLocalVersions()
+	if v.Current() != 0 {
+		t.Fatalf("a new LocalVersions is at %d", v.Current())
+	}
+	for want := uint64(1); want <= 3; want++ {
+		if err := v.Bump(context.Background()); err != nil || v.Current() != want {
+			t.Fatalf("after bump: %d, %v; want %d", v.Current(), err, want)
+		}
+	}
+}

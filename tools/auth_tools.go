@@ -1,0 +1,235 @@
+package tools
+
+import (
+	"context"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/auth"
+)
+
+func (s *Set) authTools() []server.ServerTool {
+	return []server.ServerTool{
+		{Tool: mcp.NewTool("auth_login",
+			mcp.WithDescription("Log in with a password. Give email or username. Returns an access token (JWT, send as 'Authorization: Bearer'), a refresh token for auth_refresh, and the user. Over stdio the session stays logged in for later calls."),
+			str("email", "Account email (or give username).", mcp.MaxLength(maxIdentifier)),
+			str("username", "Account username (or give email).", mcp.MaxLength(maxIdentifier)),
+			str("password", "Account password.", mcp.Required(), mcp.MaxLength(auth.MaxPasswordBytes)),
+			str("mfa_code", "TOTP code or recovery code, for accounts with MFA.", mcp.MaxLength(maxMFACode)),
+			mcp.WithBoolean("remember_me", mcp.Description("Keep the session for the full refresh lifetime (default: at most 24 hours).")),
+			strict, closed,
+		), Handler: handler(s, "auth_login", s.login)},
+		{Tool: mcp.NewTool("auth_refresh",
+			mcp.WithDescription("Exchange a refresh token for a new access token and a new refresh token. The old refresh token is spent: presenting it again revokes the whole session."),
+			str("refresh_token", "The refresh token from auth_login or the last auth_refresh.", mcp.Required(), mcp.MaxLength(maxTokenArg)),
+			strict, closed,
+		), Handler: handler(s, "auth_refresh", s.refresh)},
+		{Tool: mcp.NewTool("auth_logout",
+			mcp.WithDescription("End sessions: the session of refresh_token if given, every session of the caller with all_sessions, otherwise the caller's current session."),
+			str("refresh_token", "A refresh token whose session to end.", mcp.MaxLength(maxTokenArg)),
+			mcp.WithBoolean("all_sessions", mcp.Description("End every session of the caller.")),
+			strict, mcp.WithDestructiveHintAnnotation(true), closed,
+		), Handler: handler(s, "auth_logout", s.logout)},
+		{Tool: mcp.NewTool("auth_revoke",
+			mcp.WithDescription("Revoke an access token or refresh token (RFC 7009). The session it belongs to ends: its access tokens fail validation at once and its refresh tokens stop working."),
+			str("token", "The access token or refresh token to revoke.", mcp.Required(), mcp.MaxLength(maxTokenArg)),
+			strict, mcp.WithDestructiveHintAnnotation(true), closed,
+		), Handler: handler(s, "auth_revoke", s.revoke)},
+		{Tool: mcp.NewTool("auth_validate",
+			mcp.WithDescription("Check an access token: signature, issuer, audience, expiry and revocation. Returns its claims, or TOKEN_INVALID / TOKEN_EXPIRED / TOKEN_REVOKED."),
+			str("token", "The access token to check.", mcp.Required(), mcp.MaxLength(maxTokenArg)),
+			strict, readOnly, closed,
+		), Handler: handler(s, "auth_validate", s.validate)},
+		{Tool: mcp.NewTool("auth_whoami",
+			mcp.WithDescription("Who the caller is: user, organization, scopes and how the call was authenticated."),
+			strict, readOnly, closed,
+		), Handler: handler(s, "auth_whoami", s.whoami)},
+		{Tool: mcp.NewTool("auth_sessions",
+			mcp.WithDescription("The caller's active sessions (logins), the current one marked."),
+			strict, readOnly, closed,
+		), Handler: handler(s, "auth_sessions", s.sessions)},
+	}
+}
+
+type loginArgs struct {
+	Email      string `json:"email"`
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	MFACode    string `json:"mfa_code"`
+	RememberMe bool   `json:"remember_me"`
+}
+
+type loginResult struct {
+	auth.Tokens
+	User auth.UserView `json:"user"`
+}
+
+func (s *Set) login(ctx context.Context, a loginArgs) (any, error) {
+	// The argument given decides how the account is looked up: an email must look like one, a
+	// username must not.
+	identifier := a.Email
+	switch {
+	case a.Email != "" && a.Username != "":
+		return nil, apierr.Field("email", "give email or username, not both")
+	case a.Email == "" && a.Username == "":
+		return nil, apierr.Field("email", "email or username is required")
+	case a.Email != "":
+		if _, err := auth.NormalizeEmail("email", a.Email); err != nil {
+			return nil, err
+		}
+	default:
+		if _, err := auth.NormalizeUsername("username", a.Username); err != nil {
+			return nil, err
+		}
+		identifier = a.Username
+	}
+	if err := requireString("password", a.Password, maxSecretArg); err != nil {
+		return nil, err
+	}
+	if err := maxString("mfa_code", a.MFACode, maxMFACode); err != nil {
+		return nil, err
+	}
+	tokens, u, err := s.auth.Login(ctx, auth.LoginRequest{
+		Identifier: identifier, Password: auth.Secret(a.Password), RememberMe: a.RememberMe,
+		Client: clientName(ctx),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.bind.bind(ctx, tokens.AccessToken)
+	view, err := s.view(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return loginResult{Tokens: tokens, User: view}, nil
+}
+
+func clientName(ctx context.Context) string {
+	name := requestInfo(ctx).Transport
+	if cs, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
+		if ci := cs.GetClientInfo(); ci.Name != "" {
+			name = truncate(ci.Name+" "+ci.Version, 128) + " via " + name
+		}
+	}
+	return name
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+type refreshArgs struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (s *Set) refresh(ctx context.Context, a refreshArgs) (any, error) {
+	if err := requireString("refresh_token", a.RefreshToken, maxTokenArg); err != nil {
+		return nil, err
+	}
+	tokens, err := s.auth.Refresh(ctx, auth.Secret(a.RefreshToken))
+	if err != nil {
+		return nil, err
+	}
+	s.bind.bind(ctx, tokens.AccessToken)
+	return tokens, nil
+}
+
+type logoutArgs struct {
+	RefreshToken string `json:"refresh_token"`
+	AllSessions  bool   `json:"all_sessions"`
+}
+
+func (s *Set) logout(ctx context.Context, a logoutArgs) (any, error) {
+	if err := maxString("refresh_token", a.RefreshToken, maxTokenArg); err != nil {
+		return nil, err
+	}
+	var caller *auth.Claims
+	if a.RefreshToken == "" || a.AllSessions { // holding the refresh token is enough on its own
+		c, err := callerFrom(ctx)
+		if err != nil {
+			return nil, err
+		}
+		caller = &c.Claims
+	}
+	n, err := s.auth.Logout(ctx, caller, auth.Secret(a.RefreshToken), a.AllSessions)
+	if err != nil {
+		return nil, err
+	}
+	if caller != nil {
+		s.bind.unbind(ctx)
+	}
+	return map[string]any{"revoked": n}, nil
+}
+
+type tokenArgs struct {
+	Token string `json:"token"`
+}
+
+func (s *Set) revoke(ctx context.Context, a tokenArgs) (any, error) {
+	if err := requireString("token", a.Token, maxTokenArg); err != nil {
+		return nil, err
+	}
+	done, err := s.auth.Revoke(ctx, auth.Secret(a.Token))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"revoked": done}, nil
+}
+
+type validateResult struct {
+	Valid bool `json:"valid"`
+	auth.Claims
+}
+
+func (s *Set) validate(ctx context.Context, a tokenArgs) (any, error) {
+	if err := requireString("token", a.Token, maxTokenArg); err != nil {
+		return nil, err
+	}
+	c, err := s.auth.Validate(ctx, auth.Secret(a.Token))
+	if err != nil {
+		return nil, err
+	}
+	return validateResult{Valid: true, Claims: c}, nil
+}
+
+type noArgs struct{}
+
+type whoamiResult struct {
+	User       auth.UserView `json:"user"`
+	OrgID      string        `json:"org_id"`
+	Scopes     []string      `json:"scopes"`
+	AuthMethod string        `json:"auth_method"`
+	SessionID  string        `json:"session_id,omitempty"`
+	ExpiresAt  time.Time     `json:"expires_at"`
+}
+
+func (s *Set) whoami(ctx context.Context, _ noArgs) (any, error) {
+	c, err := callerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	view, err := s.view(ctx, c.User)
+	if err != nil {
+		return nil, err
+	}
+	return whoamiResult{User: view, OrgID: c.Claims.OrgID, Scopes: c.Claims.Scopes, AuthMethod: c.Method,
+		SessionID: c.Claims.SessionID, ExpiresAt: c.Claims.ExpiresAt}, nil
+}
+
+func (s *Set) sessions(ctx context.Context, _ noArgs) (any, error) {
+	c, err := callerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.auth.Sessions(ctx, c.Claims)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"sessions": list}, nil
+}
