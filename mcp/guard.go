@@ -122,36 +122,57 @@ var (
 	errSystemError = apierr.New(apierr.PermissionDenied, rbac.ReasonSystemError)
 )
 
+// caller is the outcome of authenticating a call once: the identity, or why there is none.
+type caller struct {
+	id     Identity
+	tc     tools.Caller
+	err    error // nil: authenticated
+	absent bool  // no credential at all
+}
+
+// authenticate resolves the call's credential into an identity.
+func (g *Guard) authenticate(ctx context.Context) caller {
+	token, method := g.cfg.Credentials(ctx)
+	if token == "" {
+		return caller{absent: true, err: auth.ErrUnauthenticated}
+	}
+	user, claims, err := g.cfg.Auth.Caller(ctx, token)
+	if err != nil {
+		return caller{err: err}
+	}
+	return caller{
+		id: Identity{UserID: user.ID, OrgID: orgOf(user, claims), SessionID: claims.SessionID,
+			Scopes: claims.Scopes, AuthMethod: method},
+		tc: tools.Caller{User: user, Claims: claims, Method: method},
+	}
+}
+
 // decide authorizes one call of tool. On success it returns the context for the handler.
 func (g *Guard) decide(ctx context.Context, tool string) (context.Context, error) {
+	return g.check(ctx, tool, g.authenticate(ctx))
+}
+
+// check applies tool's rule to an authenticated (or not) caller.
+func (g *Guard) check(ctx context.Context, tool string, c caller) (context.Context, error) {
 	rule, ok := g.cfg.Policy.Tools[tool]
 	if !ok {
 		return nil, errUnmapped.With("tool", tool)
 	}
-	token, method := g.cfg.Credentials(ctx)
-	if token == "" {
-		if rule.Public {
-			return ctx, nil
-		}
-		return nil, auth.ErrUnauthenticated
-	}
-	user, claims, err := g.cfg.Auth.Caller(ctx, token)
-	if err != nil {
+	if c.err != nil {
 		if rule.Public { // a stale token does not stop anyone from logging in again
 			return ctx, nil
 		}
-		return nil, err
+		return nil, c.err
 	}
-	id := Identity{UserID: user.ID, OrgID: orgOf(user, claims), SessionID: claims.SessionID,
-		Scopes: claims.Scopes, AuthMethod: method}
+	id := c.id
 	if !rule.Public && !rule.Authenticated {
-		d, err := g.authorize(ctx, rule, user.ID, id.OrgID, claims.Scopes)
+		d, err := g.authorize(ctx, rule, id.UserID, id.OrgID, id.Scopes)
 		if err != nil {
 			return nil, err
 		}
 		id.Decision = d
 	}
-	ctx = tools.WithCaller(ctx, tools.Caller{User: user, Claims: claims, Method: method})
+	ctx = tools.WithCaller(ctx, c.tc)
 	return context.WithValue(ctx, identityKey{}, id), nil
 }
 
@@ -235,9 +256,10 @@ func (g *Guard) Filter() server.ToolFilterFunc {
 				return list
 			}
 		}
+		c := g.authenticate(ctx) // once for the whole list
 		out = make([]mcpgo.Tool, 0, len(list))
 		for _, t := range list {
-			if _, err := g.decide(ctx, t.Name); err == nil {
+			if _, err := g.check(ctx, t.Name, c); err == nil {
 				out = append(out, t)
 			}
 		}
