@@ -78,54 +78,128 @@ func (s *Sealer) Open(id string, sealed []byte) ([]byte, error) {
 }
 
 type loadedKey struct {
-	id     string
-	alg    string
-	method jwt.SigningMethod
-	public crypto.PublicKey
-	signer crypto.Signer
+	id        string
+	alg       string
+	method    jwt.SigningMethod
+	public    crypto.PublicKey
+	signer    crypto.Signer
+	createdAt time.Time
+	// retiredAt is when a newer key of the same algorithm took over signing (zero: still
+	// signing). A retired key verifies for one overlap more, then not at all.
+	retiredAt time.Time
 }
 
 // KeySet is our own set of signing keys. Verification looks a key up only by kid in this set;
 // a key named or embedded by a token is never used.
+//
+// Rotation adds a key; it never edits one. A key's retirement is the creation time of the next
+// key of its algorithm, so instances agree on it without a write, and a retired key keeps
+// verifying for the overlap (at least one access-token lifetime) so tokens signed just before a
+// rotation stay valid until they expire.
 type KeySet struct {
-	mu      sync.RWMutex
-	byID    map[string]*loadedKey
-	current *loadedKey
+	store  KeyStore
+	sealer *Sealer
+	alg    string
+
+	mu         sync.RWMutex
+	byID       map[string]*loadedKey
+	current    *loadedKey
+	overlap    time.Duration
+	nextReload time.Time
 }
 
+// DefaultKeyOverlap is how long a retired key still verifies unless the service sets the
+// overlap to its access-token lifetime.
+const DefaultKeyOverlap = 24 * time.Hour
+
+// reloadEvery bounds how often an unknown kid makes the set re-read the store (another instance
+// may have rotated): a flood of forged kids costs at most one read per interval.
+const reloadEvery = 10 * time.Second
+
 // LoadKeySet loads the persisted keys, generating and persisting a first key of alg when the
-// store has none of that algorithm. The newest key of alg signs; all keys verify.
+// store has none of that algorithm. The newest key of alg signs; the others verify until their
+// overlap ends.
 func LoadKeySet(ctx context.Context, store KeyStore, sealer *Sealer, alg string, now time.Time) (*KeySet, error) {
 	if methodFor(alg) == nil {
 		return nil, fmt.Errorf("unsupported signing algorithm %q (supported: %v)", alg, SupportedAlgs)
 	}
-	stored, err := store.ListSigningKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load signing keys: %w", err)
-	}
-	ks := &KeySet{byID: make(map[string]*loadedKey, len(stored)+1)}
-	for _, sk := range stored {
-		k, err := openKey(sealer, sk)
-		if err != nil {
-			return nil, err
-		}
-		ks.byID[k.id] = k
-		if k.alg == alg {
-			ks.current = k // stored oldest first: the last one wins
-		}
+	ks := &KeySet{store: store, sealer: sealer, alg: alg, overlap: DefaultKeyOverlap, byID: map[string]*loadedKey{}}
+	if err := ks.load(ctx); err != nil {
+		return nil, err
 	}
 	if ks.current == nil {
-		sk, k, err := generateKey(sealer, alg, now)
-		if err != nil {
+		if _, err := ks.Rotate(ctx, now); err != nil {
 			return nil, err
 		}
-		if err := store.CreateSigningKey(ctx, sk); err != nil {
-			return nil, fmt.Errorf("persist signing key: %w", err)
-		}
-		ks.byID[k.id] = k
-		ks.current = k
 	}
 	return ks, nil
+}
+
+// load (re)reads every key from the store and recomputes retirements.
+func (ks *KeySet) load(ctx context.Context) error {
+	stored, err := ks.store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	byID := make(map[string]*loadedKey, len(stored))
+	latest := map[string]*loadedKey{} // newest so far per algorithm; stored is oldest first
+	var current *loadedKey
+	for _, sk := range stored {
+		k, err := openKey(ks.sealer, sk)
+		if err != nil {
+			return err
+		}
+		if prev := latest[k.alg]; prev != nil {
+			prev.retiredAt = k.createdAt
+		}
+		latest[k.alg] = k
+		byID[k.id] = k
+		if k.alg == ks.alg {
+			current = k
+		}
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.byID, ks.current = byID, current
+	return nil
+}
+
+// Rotate generates a new key of the set's algorithm, persists it and makes it the signing key.
+// The previous key verifies for the overlap more. It returns the new key's id.
+func (ks *KeySet) Rotate(ctx context.Context, now time.Time) (string, error) {
+	// Keys are ordered by creation time (as stored: milliseconds); a new key must sort after the
+	// one it replaces, or instances loading the store would disagree on which one signs.
+	now = now.UTC().Truncate(time.Millisecond)
+	if cur := ks.signingKey(); cur != nil && !now.After(cur.createdAt) {
+		now = cur.createdAt.Add(time.Millisecond)
+	}
+	sk, k, err := generateKey(ks.sealer, ks.alg, now)
+	if err != nil {
+		return "", err
+	}
+	if err := ks.store.CreateSigningKey(ctx, sk); err != nil {
+		return "", fmt.Errorf("persist signing key: %w", err)
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.current != nil {
+		ks.current.retiredAt = k.createdAt
+	}
+	ks.byID[k.id] = k
+	ks.current = k
+	return k.id, nil
+}
+
+// setOverlap sets how long retired keys keep verifying (the service sets its access TTL).
+func (ks *KeySet) setOverlap(d time.Duration) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.overlap = d
+}
+
+// usable reports whether k may verify at now.
+func (ks *KeySet) usable(k *loadedKey, now time.Time) bool {
+	return k.retiredAt.IsZero() || now.Before(k.retiredAt.Add(ks.overlap))
 }
 
 func methodFor(alg string) jwt.SigningMethod {
@@ -164,7 +238,7 @@ func generateKey(sealer *Sealer, alg string, now time.Time) (SigningKey, *loaded
 	}
 	id := "k_" + randomString(12)
 	sk := SigningKey{ID: id, Alg: alg, PublicDER: pub, PrivateSealed: sealer.Seal(id, priv), CreatedAt: now}
-	return sk, &loadedKey{id: id, alg: alg, method: methodFor(alg), public: signer.Public(), signer: signer}, nil
+	return sk, &loadedKey{id: id, alg: alg, method: methodFor(alg), public: signer.Public(), signer: signer, createdAt: now}, nil
 }
 
 func openKey(sealer *Sealer, sk SigningKey) (*loadedKey, error) {
@@ -184,15 +258,34 @@ func openKey(sealer *Sealer, sk SigningKey) (*loadedKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("signing key %s: not a signer", sk.ID)
 	}
-	return &loadedKey{id: sk.ID, alg: sk.Alg, method: method, public: signer.Public(), signer: signer}, nil
+	return &loadedKey{id: sk.ID, alg: sk.Alg, method: method, public: signer.Public(), signer: signer, createdAt: sk.CreatedAt}, nil
 }
 
-// lookup returns the verification key for kid, if it is ours.
-func (ks *KeySet) lookup(kid string) (*loadedKey, bool) {
+// lookup returns the verification key for kid if it is ours and still usable at now. An
+// unknown kid re-reads the store (at most once per reloadEvery): another instance may have
+// rotated.
+func (ks *KeySet) lookup(ctx context.Context, kid string, now time.Time) (*loadedKey, bool) {
+	ks.mu.RLock()
+	k, ok := ks.byID[kid]
+	reload := !ok && now.After(ks.nextReload)
+	ks.mu.RUnlock()
+	if reload {
+		ks.mu.Lock()
+		reload = now.After(ks.nextReload) // one reloader per interval
+		ks.nextReload = now.Add(reloadEvery)
+		ks.mu.Unlock()
+		if reload && ks.load(ctx) == nil {
+			ks.mu.RLock()
+			k, ok = ks.byID[kid]
+			ks.mu.RUnlock()
+		}
+	}
+	if !ok {
+		return nil, false
+	}
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
-	k, ok := ks.byID[kid]
-	return k, ok
+	return k, ks.usable(k, now)
 }
 
 func (ks *KeySet) signingKey() *loadedKey {
@@ -240,7 +333,11 @@ func (ks *KeySet) JWKS() JWKS {
 	defer ks.mu.RUnlock()
 	out := JWKS{Keys: []JWK{}}
 	b64 := base64.RawURLEncoding.EncodeToString
+	now := time.Now()
 	for _, k := range ks.byID {
+		if !ks.usable(k, now) {
+			continue // past its overlap: no token signed by it verifies any more
+		}
 		j := JWK{Use: "sig", Alg: k.alg, Kid: k.id}
 		switch pub := k.public.(type) {
 		case ed25519.PublicKey:

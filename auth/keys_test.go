@@ -234,3 +234,57 @@ func TestShouldRejectATokenMACedWithThePublicKey(t *testing.T) {
 		wantCode(t, "HS256 token keyed with the RSA public key", err, apierr.TokenInvalid)
 	}
 }
+
+func TestShouldRotateSigningKeysWithAnOverlap(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.createUser(t, "ada@example.com", "ada")
+	// A long-lived token signed by the first key (a service with a 2 h access TTL issues it).
+	long := e.newService(t, e.keys, func(c *auth.Config) { c.AccessTTL = 2 * time.Hour })
+	oldToken, _, err := long.Login(ctx, auth.LoginRequest{Identifier: "ada", Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := e.newService(t, e.keys, nil) // the 15 min service: overlap = 15 min + skew
+	oldKid := header(t, oldToken.AccessToken)["kid"]
+
+	newKid, err := svc.RotateSigningKey(ctx)
+	if err != nil || newKid == oldKid {
+		t.Fatalf("rotate = %q, %v", newKid, err)
+	}
+	fresh := e.login(t, "ada")
+	if got := header(t, fresh.AccessToken)["kid"]; got != newKid {
+		t.Fatalf("new tokens are signed by %v, want the new key %s", got, newKid)
+	}
+	e.validate(t, svc, oldToken.AccessToken) // inside the overlap
+
+	e.clock.Advance(20 * time.Minute) // past the overlap, before the token's own expiry
+	_, err = svc.Validate(ctx, auth.Secret(oldToken.AccessToken))
+	wantCode(t, "a token signed by a key rotated out past its overlap", err, apierr.TokenInvalid)
+	if _, err := svc.Validate(ctx, auth.Secret(e.login(t, "ada").AccessToken)); err != nil {
+		t.Fatalf("a token of the new key: %v", err)
+	}
+
+	// Another instance loading the same store agrees on the retirement without any write.
+	other := loadKeySet(t, e.store, e.master, auth.AlgEdDSA, e.clock.Now())
+	_, err = e.newService(t, other, nil).Validate(ctx, auth.Secret(oldToken.AccessToken))
+	wantCode(t, "the retired key on a freshly loaded instance", err, apierr.TokenInvalid)
+}
+
+func TestShouldPickUpAKeyRotatedByAnotherInstance(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.createUser(t, "ada@example.com", "ada")
+	other := loadKeySet(t, e.store, e.master, auth.AlgEdDSA, e.clock.Now())
+	otherSvc := e.newService(t, other, nil)
+	if _, err := otherSvc.RotateSigningKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tokens, _, err := otherSvc.Login(ctx, auth.LoginRequest{Identifier: "ada", Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.validate(t, e.svc, tokens.AccessToken) // e.svc has never seen the new kid: it reloads
+}

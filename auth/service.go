@@ -95,6 +95,9 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
+	// A retired key verifies for one access-token lifetime (and the skew) after its successor
+	// takes over: every token it signed has expired by then.
+	keys.setOverlap(cfg.AccessTTL + clockSkew)
 	s := &Service{
 		store: store, keys: keys, cfg: cfg, log: cfg.Logger, dummyHash: dummy,
 		codec:   tokenCodec{keys: keys, issuer: cfg.Issuer, audience: cfg.Audience},
@@ -109,6 +112,17 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 		s.revoked.add(id, now.Add(cfg.AccessTTL))
 	}
 	return s, nil
+}
+
+// RotateSigningKey makes a new key the signing key; the old one verifies for one access-token
+// lifetime more. Other instances pick the new key up when they first see its kid.
+func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
+	kid, err := s.keys.Rotate(ctx, s.cfg.Now())
+	if err != nil {
+		return "", apierr.Internalf("rotate signing key: %w", err)
+	}
+	s.log.InfoContext(ctx, "signing key rotated", "kid", kid)
+	return kid, nil
 }
 
 // Keys returns the key set (for the JWKS endpoint).
@@ -318,7 +332,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 // Validate verifies an access token and checks that its session is not revoked.
 func (s *Service) Validate(ctx context.Context, token Secret) (Claims, error) {
 	now := s.cfg.Now()
-	c, err := s.codec.verify(token.Reveal(), now)
+	c, err := s.codec.verify(ctx, token.Reveal(), now)
 	if err != nil {
 		return Claims{}, err
 	}
@@ -371,7 +385,7 @@ func (s *Service) Revoke(ctx context.Context, token Secret) (bool, error) {
 	if strings.HasPrefix(t, RefreshTokenPrefix) {
 		return s.revokeByRefreshToken(ctx, token)
 	}
-	c, err := s.codec.verify(t, s.cfg.Now())
+	c, err := s.codec.verify(ctx, t, s.cfg.Now())
 	if err != nil && !errors.Is(err, ErrTokenExpired) {
 		return false, err
 	}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -106,7 +107,7 @@ var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit"}
 
 // verify checks signature, header and claims. It answers only ErrTokenInvalid or ErrTokenExpired
 // (with a reason in the details); revocation is the caller's business.
-func (c *tokenCodec) verify(token string, now time.Time) (Claims, error) {
+func (c *tokenCodec) verify(ctx context.Context, token string, now time.Time) (Claims, error) {
 	if token == "" || len(token) > maxTokenBytes {
 		return Claims{}, ErrTokenInvalid.With("reason", "malformed")
 	}
@@ -122,9 +123,9 @@ func (c *tokenCodec) verify(token string, now time.Time) (Claims, error) {
 			return nil, errors.New("not an access token (typ)")
 		}
 		kid, _ := t.Header["kid"].(string)
-		k, ok := c.keys.lookup(kid)
+		k, ok := c.keys.lookup(ctx, kid, now)
 		if !ok {
-			return nil, errors.New("unknown key")
+			return nil, errors.New("unknown or retired key")
 		}
 		if t.Method.Alg() != k.alg {
 			return nil, errors.New("algorithm does not match key")
