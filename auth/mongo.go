@@ -27,6 +27,14 @@ type MongoStore struct {
 	refresh     *mongo.Collection
 	spends      *mongo.Collection // one document per spent refresh token: the record of spending
 	keys        *mongo.Collection
+	apiKeys     *mongo.Collection
+	apiRevoked  *mongo.Collection // one document per revoked API key: the record of revocation
+}
+
+// apiKeyRevocation is the record that an API key was revoked; its _id is the key id.
+type apiKeyRevocation struct {
+	KeyID string    `bson:"_id"`
+	At    time.Time `bson:"revoked_at"`
 }
 
 // sessionRevocation is the record that a session was revoked; its _id is the session id.
@@ -54,6 +62,8 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 		refresh:     db.Collection("refresh_tokens"),
 		spends:      db.Collection("refresh_token_spends"),
 		keys:        db.Collection("signing_keys"),
+		apiKeys:     db.Collection("api_keys"),
+		apiRevoked:  db.Collection("api_key_revocations"),
 	}
 	indexes := []struct {
 		coll  *mongo.Collection
@@ -71,6 +81,8 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 			Options: options.Index().SetName("revoked_at")}},
 		{s.refresh, "session_id", mongo.IndexModel{Keys: bson.D{{Key: "session_id", Value: 1}},
 			Options: options.Index().SetName("session_id")}},
+		{s.apiKeys, "user_id", mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}},
+			Options: options.Index().SetName("user_id")}},
 	}
 	for _, ix := range indexes {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
@@ -337,4 +349,83 @@ func (s *MongoStore) CreateSigningKey(ctx context.Context, k SigningKey) error {
 func (s *MongoStore) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
 	return findAll[SigningKey](ctx, s.keys, bson.D{}, opts, "signing keys")
+}
+
+// CreateAPIKey stores a key (by the hash of its secret).
+func (s *MongoStore) CreateAPIKey(ctx context.Context, k APIKey) error {
+	_, err := s.apiKeys.InsertOne(ctx, k)
+	return insertErr(err, "api key")
+}
+
+// GetAPIKey finds a key by id, with its revocation.
+func (s *MongoStore) GetAPIKey(ctx context.Context, id string) (APIKey, error) {
+	k, err := findOne[APIKey](ctx, s.apiKeys, bson.D{{Key: "_id", Value: id}}, "api key")
+	if err != nil {
+		return k, err
+	}
+	keys, err := s.withKeyRevocations(ctx, []APIKey{k})
+	if err != nil {
+		return APIKey{}, err
+	}
+	return keys[0], nil
+}
+
+// ListAPIKeys returns a user's keys, oldest first.
+func (s *MongoStore) ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
+	keys, err := findAll[APIKey](ctx, s.apiKeys, bson.D{{Key: "user_id", Value: userID}}, opts, "api keys")
+	if err != nil {
+		return nil, err
+	}
+	return s.withKeyRevocations(ctx, keys)
+}
+
+func (s *MongoStore) withKeyRevocations(ctx context.Context, keys []APIKey) ([]APIKey, error) {
+	if len(keys) == 0 {
+		return keys, nil
+	}
+	ids := make(bson.A, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID
+	}
+	revs, err := findAll[apiKeyRevocation](ctx, s.apiRevoked,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find(), "api key revocations")
+	if err != nil {
+		return nil, err
+	}
+	at := make(map[string]time.Time, len(revs))
+	for _, r := range revs {
+		at[r.KeyID] = r.At
+	}
+	for i, k := range keys {
+		if t, ok := at[k.ID]; ok {
+			keys[i].Revoked, keys[i].RevokedAt = true, t
+		}
+	}
+	return keys, nil
+}
+
+// RevokeAPIKey inserts the key's revocation record: atomic, and never undone by a touch.
+func (s *MongoStore) RevokeAPIKey(ctx context.Context, id string, at time.Time) (bool, error) {
+	_, err := s.apiRevoked.InsertOne(ctx, apiKeyRevocation{KeyID: id, At: at})
+	if mongo.IsDuplicateKeyError(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("revoke api key: %w", err)
+	}
+	return true, nil
+}
+
+// TouchAPIKey sets the key's last use.
+func (s *MongoStore) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
+	res, err := s.apiKeys.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "last_used_at", Value: at}}}})
+	if err != nil {
+		return fmt.Errorf("touch api key: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("api key %s: %w", id, ErrNotFound)
+	}
+	return nil
 }

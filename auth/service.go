@@ -52,6 +52,7 @@ type Service struct {
 	log       *slog.Logger
 	dummyHash []byte
 	revoked   *revocationList
+	lastUse   lastUse
 }
 
 // Errors callers see. Login failures are deliberately one error: the same code, message and
@@ -329,8 +330,12 @@ func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 	return tokens, nil
 }
 
-// Validate verifies an access token and checks that its session is not revoked.
+// Validate verifies an access token (and checks that its session is not revoked) or an API key.
 func (s *Service) Validate(ctx context.Context, token Secret) (Claims, error) {
+	if strings.HasPrefix(token.Reveal(), APIKeyPrefix) {
+		_, c, err := s.validateAPIKey(ctx, token.Reveal())
+		return c, err
+	}
 	now := s.cfg.Now()
 	c, err := s.codec.verify(ctx, token.Reveal(), now)
 	if err != nil {
@@ -354,12 +359,18 @@ func (s *Service) Caller(ctx context.Context, token Secret) (User, Claims, error
 	}
 	u, err := s.store.GetUser(ctx, c.Subject)
 	if errors.Is(err, ErrNotFound) {
+		if c.APIKeyID != "" {
+			return User{}, Claims{}, errKeyInvalid
+		}
 		return User{}, Claims{}, ErrTokenRevoked
 	}
 	if err != nil {
 		return User{}, Claims{}, apierr.Internalf("load caller: %w", err)
 	}
 	if u.Disabled {
+		if c.APIKeyID != "" { // a disabled owner's keys are simply invalid
+			return User{}, Claims{}, errKeyInvalid
+		}
 		return User{}, Claims{}, ErrAccountDisabled
 	}
 	return u, c, nil

@@ -21,6 +21,19 @@ type Store interface {
 	UserStore
 	SessionStore
 	KeyStore
+	APIKeyStore
+}
+
+// APIKeyStore persists API keys (by the hash of their secret). Revocation is its own record, so
+// no concurrent write can undo it.
+type APIKeyStore interface {
+	CreateAPIKey(ctx context.Context, k APIKey) error         // ErrAlreadyExists
+	GetAPIKey(ctx context.Context, id string) (APIKey, error) // ErrNotFound; Revoked filled in
+	ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error)
+	// RevokeAPIKey reports false if the key was already revoked.
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) (bool, error)
+	// TouchAPIKey records a use (callers coalesce: not on every call).
+	TouchAPIKey(ctx context.Context, id string, at time.Time) error
 }
 
 // UserStore persists accounts. Emails and usernames are unique (already normalized by callers).

@@ -36,11 +36,13 @@ type accessClaims struct {
 
 // Claims is a verified access token.
 type Claims struct {
-	Subject   string    `json:"sub"`
-	SessionID string    `json:"sid,omitempty"`
-	OrgID     string    `json:"org_id,omitempty"`
-	Scopes    []string  `json:"scopes"`
-	TokenID   string    `json:"jti"`
+	Subject   string   `json:"sub"`
+	SessionID string   `json:"sid,omitempty"`
+	OrgID     string   `json:"org_id,omitempty"`
+	Scopes    []string `json:"scopes"`
+	TokenID   string   `json:"jti"`
+	// APIKeyID is set when the credential was an API key (then SessionID is empty).
+	APIKeyID  string    `json:"api_key_id,omitempty"`
 	IssuedAt  time.Time `json:"issued_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +55,10 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"ShouldRejectDuplicateRefreshTokenHash", testDuplicateRefreshToken},
 		{"ShouldTellWhenAndWhetherASpentTokenWasRotated", testCompleteRotation},
 		{"ShouldLetExactlyOneOfManyConcurrentSpendsWin", testSpendRefreshTokenConcurrent},
+
+		{"ShouldCreateGetAndListAPIKeys", testAPIKeys},
+		{"ShouldRevokeAnAPIKeyOnceAndNeverLoseTheRevocation", testRevokeAPIKey},
+		{"ShouldRecordAnAPIKeysLastUse", testTouchAPIKey},
 
 		{"ShouldCreateAndListSigningKeysOldestFirst", testSigningKeys},
 		{"ShouldRejectDuplicateSigningKeyID", testDuplicateSigningKey},
@@ -711,4 +716,80 @@ func testDuplicateSigningKey(t *testing.T, s auth.Store) {
 	mustOK(t, "create", s.CreateSigningKey(ctx, newSigningKey("k_a", now())))
 	err := s.CreateSigningKey(ctx, newSigningKey("k_a", now()))
 	mustErr(t, "second key with the same id", err, auth.ErrAlreadyExists)
+}
+
+func newAPIKey(id, user string, at time.Time) auth.APIKey {
+	return auth.APIKey{ID: id, UserID: user, OrgID: "acme", Name: "ci " + id, SecretHash: "hash-" + id,
+		Permissions: []string{"projects:read"}, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
+}
+
+func testAPIKeys(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	t0 := now()
+	a, b, c := newAPIKey("key_a", "usr_1", t0), newAPIKey("key_b", "usr_1", t0.Add(time.Second)), newAPIKey("key_c", "usr_2", t0)
+	for _, k := range []auth.APIKey{a, b, c} {
+		mustOK(t, "create "+k.ID, s.CreateAPIKey(ctx, k))
+	}
+	mustErr(t, "a second key with the same id", s.CreateAPIKey(ctx, newAPIKey("key_a", "usr_3", t0)), auth.ErrAlreadyExists)
+	got, err := s.GetAPIKey(ctx, "key_a")
+	mustOK(t, "get", err)
+	if got.UserID != "usr_1" || got.SecretHash != "hash-key_a" || !slices.Equal(got.Permissions, a.Permissions) || got.Revoked {
+		t.Errorf("key = %+v, want %+v", got, a)
+	}
+	mustTime(t, "expires_at", got.ExpiresAt, a.ExpiresAt)
+	_, err = s.GetAPIKey(ctx, "key_nope")
+	mustErr(t, "get unknown", err, auth.ErrNotFound)
+	list, err := s.ListAPIKeys(ctx, "usr_1")
+	mustOK(t, "list", err)
+	if len(list) != 2 || list[0].ID != "key_a" || list[1].ID != "key_b" {
+		t.Errorf("usr_1's keys = %+v, want key_a, key_b", list)
+	}
+}
+
+func testRevokeAPIKey(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	mustOK(t, "create", s.CreateAPIKey(ctx, newAPIKey("key_a", "usr_1", now())))
+	const n = 50
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if i%2 == 0 { // touches race the revocations: none may undo one
+				_ = s.TouchAPIKey(ctx, "key_a", now())
+				return
+			}
+			done, err := s.RevokeAPIKey(ctx, "key_a", now())
+			if err != nil {
+				t.Errorf("revoke: %v", err)
+			}
+			if done {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Errorf("%d concurrent revocations reported the revoke, want exactly 1", wins.Load())
+	}
+	got, err := s.GetAPIKey(ctx, "key_a")
+	mustOK(t, "get", err)
+	if !got.Revoked || got.RevokedAt.IsZero() {
+		t.Errorf("key after revocation = %+v", got)
+	}
+	list, err := s.ListAPIKeys(ctx, "usr_1")
+	mustOK(t, "list", err)
+	if len(list) != 1 || !list[0].Revoked {
+		t.Errorf("listed key not revoked: %+v", list)
+	}
+}
+
+func testTouchAPIKey(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	mustOK(t, "create", s.CreateAPIKey(ctx, newAPIKey("key_a", "usr_1", now())))
+	used := now().Add(time.Minute)
+	mustOK(t, "touch", s.TouchAPIKey(ctx, "key_a", used))
+	got, err := s.GetAPIKey(ctx, "key_a")
+	mustOK(t, "get", err)
+	mustTime(t, "last_used_at", got.LastUsedAt, used)
+	mustErr(t, "touch unknown", s.TouchAPIKey(ctx, "key_nope", used), auth.ErrNotFound)
 }

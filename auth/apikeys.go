@@ -1,0 +1,263 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"hash/crc32"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bduf/mcpauth/apierr"
+)
+
+// API keys look like mcpk_<id>_<secret><checksum>: a fixed prefix secret scanners know, a
+// 16-character id (80 bits) to look the key up by, a 52-character secret (256 bits) of which only
+// a SHA-256 hash is stored, and a 7-character CRC-32 of everything before it, so a mistyped or
+// truncated key is refused without a database look-up.
+const (
+	APIKeyPrefix     = "mcpk_"
+	apiKeyIDLen      = 16
+	apiKeySecretLen  = 52
+	apiKeyChecksumLn = 7
+	apiKeyLen        = len(APIKeyPrefix) + apiKeyIDLen + 1 + apiKeySecretLen + apiKeyChecksumLn
+)
+
+var keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// APIKey is a stored API key. SecretHash is the SHA-256 of the secret part; the key itself is
+// shown once, at creation, and never stored.
+type APIKey struct {
+	ID          string    `bson:"_id"`
+	UserID      string    `bson:"user_id"`
+	OrgID       string    `bson:"org_id"`
+	Name        string    `bson:"name"`
+	SecretHash  string    `bson:"secret_hash"`
+	Permissions []string  `bson:"permissions"`
+	CreatedAt   time.Time `bson:"created_at"`
+	ExpiresAt   time.Time `bson:"expires_at,omitempty"`
+	LastUsedAt  time.Time `bson:"last_used_at,omitempty"`
+	// Revoked and RevokedAt come from the key's revocation record (see MongoStore).
+	Revoked   bool      `bson:"-"`
+	RevokedAt time.Time `bson:"-"`
+}
+
+// Active reports whether the key can authenticate at now.
+func (k APIKey) Active(now time.Time) bool {
+	return !k.Revoked && (k.ExpiresAt.IsZero() || now.Before(k.ExpiresAt))
+}
+
+// APIKeyView is an API key as its owner sees it: never the secret or its hash.
+type APIKeyView struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	OrgID       string     `json:"org_id"`
+	Permissions []string   `json:"permissions"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	LastUsedAt  *time.Time `json:"last_used_at,omitempty"`
+	Revoked     bool       `json:"revoked"`
+	Active      bool       `json:"active"`
+}
+
+// View renders the key for its owner.
+func (k APIKey) View(now time.Time) APIKeyView {
+	v := APIKeyView{ID: k.ID, Name: k.Name, OrgID: k.OrgID, Permissions: k.Permissions, CreatedAt: k.CreatedAt,
+		Revoked: k.Revoked, Active: k.Active(now)}
+	if v.Permissions == nil {
+		v.Permissions = []string{}
+	}
+	if !k.ExpiresAt.IsZero() {
+		v.ExpiresAt = &k.ExpiresAt
+	}
+	if !k.LastUsedAt.IsZero() {
+		v.LastUsedAt = &k.LastUsedAt
+	}
+	return v
+}
+
+func apiKeyChecksum(body string) string {
+	var b [4]byte
+	c := crc32.ChecksumIEEE([]byte(body))
+	b[0], b[1], b[2], b[3] = byte(c>>24), byte(c>>16), byte(c>>8), byte(c)
+	return keyEncoding.EncodeToString(b[:])
+}
+
+// newAPIKey returns a fresh key string, its id and the hash of its secret.
+func newAPIKey() (key, id, secretHash string) {
+	idBytes := make([]byte, 10)
+	secretBytes := make([]byte, 32)
+	_, _ = rand.Read(idBytes)
+	_, _ = rand.Read(secretBytes)
+	id = keyEncoding.EncodeToString(idBytes)
+	secret := keyEncoding.EncodeToString(secretBytes)
+	body := APIKeyPrefix + id + "_" + secret
+	return body + apiKeyChecksum(body), id, hashSecret(secret)
+}
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseAPIKey splits a key into its id and secret after checking its shape and checksum. It
+// does no I/O: a malformed key costs nothing.
+func ParseAPIKey(key string) (id, secret string, ok bool) {
+	if len(key) != apiKeyLen || !strings.HasPrefix(key, APIKeyPrefix) {
+		return "", "", false
+	}
+	body, sum := key[:len(key)-apiKeyChecksumLn], key[len(key)-apiKeyChecksumLn:]
+	if subtle.ConstantTimeCompare([]byte(apiKeyChecksum(body)), []byte(sum)) != 1 {
+		return "", "", false
+	}
+	rest := body[len(APIKeyPrefix):]
+	if rest[apiKeyIDLen] != '_' {
+		return "", "", false
+	}
+	id, secret = rest[:apiKeyIDLen], rest[apiKeyIDLen+1:]
+	for _, part := range []string{id, secret} {
+		if _, err := keyEncoding.DecodeString(part); err != nil {
+			return "", "", false
+		}
+	}
+	return id, secret, true
+}
+
+// Limits on API keys.
+const (
+	maxAPIKeyName        = 100
+	MaxAPIKeyPermissions = 64
+	maxAPIKeysPerUser    = 100
+)
+
+// NewAPIKey is a request to create a key. Permissions must already be checked against the
+// creator's (rbac: a key never holds more than its creator).
+type NewAPIKey struct {
+	UserID      string
+	OrgID       string
+	Name        string
+	Permissions []string
+	ExpiresAt   time.Time // zero: never
+}
+
+// CreateAPIKey stores a new key and returns it with the key string, which is shown only here.
+func (s *Service) CreateAPIKey(ctx context.Context, nk NewAPIKey) (APIKey, Secret, error) {
+	name := strings.TrimSpace(nk.Name)
+	if name == "" || utf8.RuneCountInString(name) > maxAPIKeyName || !utf8.ValidString(name) {
+		return APIKey{}, "", apierr.Field("name", "must be 1-%d characters", maxAPIKeyName)
+	}
+	if len(nk.Permissions) == 0 || len(nk.Permissions) > MaxAPIKeyPermissions {
+		return APIKey{}, "", apierr.Field("permissions", "give 1 to %d permissions", MaxAPIKeyPermissions)
+	}
+	now := s.cfg.Now()
+	if !nk.ExpiresAt.IsZero() && !nk.ExpiresAt.After(now) {
+		return APIKey{}, "", apierr.Field("expires_at", "must be in the future")
+	}
+	existing, err := s.store.ListAPIKeys(ctx, nk.UserID)
+	if err != nil {
+		return APIKey{}, "", apierr.Internalf("list api keys: %w", err)
+	}
+	if len(existing) >= maxAPIKeysPerUser {
+		return APIKey{}, "", apierr.Newf(apierr.Conflict, "at most %d API keys per user; revoke some first", maxAPIKeysPerUser)
+	}
+	key, id, hash := newAPIKey()
+	k := APIKey{ID: id, UserID: nk.UserID, OrgID: nk.OrgID, Name: name, SecretHash: hash,
+		Permissions: nk.Permissions, CreatedAt: now, ExpiresAt: nk.ExpiresAt.UTC().Truncate(time.Millisecond)}
+	if err := s.store.CreateAPIKey(ctx, k); err != nil {
+		return APIKey{}, "", apierr.Internalf("create api key: %w", err)
+	}
+	s.log.InfoContext(ctx, "api key created", "user_id", k.UserID, "key_id", k.ID)
+	return k, Secret(key), nil
+}
+
+// ListAPIKeys returns a user's keys, revoked and expired ones included.
+func (s *Service) ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error) {
+	keys, err := s.store.ListAPIKeys(ctx, userID)
+	if err != nil {
+		return nil, apierr.Internalf("list api keys: %w", err)
+	}
+	return keys, nil
+}
+
+// ErrAPIKeyNotFound is the answer for a key that does not exist or is not the caller's.
+var ErrAPIKeyNotFound = apierr.New(apierr.NotFound, "API key not found")
+
+// RevokeAPIKey revokes one of userID's keys. It reports whether this call revoked it.
+func (s *Service) RevokeAPIKey(ctx context.Context, userID, id string) (bool, error) {
+	k, err := s.store.GetAPIKey(ctx, id)
+	if errors.Is(err, ErrNotFound) || (err == nil && k.UserID != userID) {
+		return false, ErrAPIKeyNotFound
+	}
+	if err != nil {
+		return false, apierr.Internalf("get api key: %w", err)
+	}
+	done, err := s.store.RevokeAPIKey(ctx, id, s.cfg.Now())
+	if err != nil {
+		return false, apierr.Internalf("revoke api key: %w", err)
+	}
+	s.log.InfoContext(ctx, "api key revoked", "user_id", userID, "key_id", id)
+	return done, nil
+}
+
+// lastUseInterval coalesces last-used writes: at most one per key per interval.
+const lastUseInterval = time.Minute
+
+type lastUse struct {
+	mu      sync.Mutex
+	written map[string]time.Time
+}
+
+func (l *lastUse) due(id string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.written == nil {
+		l.written = map[string]time.Time{}
+	}
+	if last, ok := l.written[id]; ok && now.Sub(last) < lastUseInterval {
+		return false
+	}
+	if len(l.written) > 100_000 { // bounded: forgetting only means one extra write
+		clear(l.written)
+	}
+	l.written[id] = now
+	return true
+}
+
+var errKeyInvalid = ErrTokenInvalid.With("reason", "API key is invalid, expired or revoked")
+
+// validateAPIKey checks a key: shape and checksum first (no I/O), then the stored hash in
+// constant time, expiry and revocation. Every failure is the same TOKEN_INVALID.
+func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claims, error) {
+	id, secret, ok := ParseAPIKey(key)
+	if !ok {
+		return APIKey{}, Claims{}, ErrTokenInvalid.With("reason", "malformed API key")
+	}
+	k, err := s.store.GetAPIKey(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return APIKey{}, Claims{}, errKeyInvalid
+	}
+	if err != nil {
+		return APIKey{}, Claims{}, apierr.Internalf("get api key: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(k.SecretHash)) != 1 {
+		return APIKey{}, Claims{}, errKeyInvalid
+	}
+	now := s.cfg.Now()
+	if !k.Active(now) {
+		return APIKey{}, Claims{}, errKeyInvalid
+	}
+	if s.lastUse.due(k.ID, now) {
+		if err := s.store.TouchAPIKey(ctx, k.ID, now); err != nil {
+			s.log.WarnContext(ctx, "could not record api key use", "key_id", k.ID, "error", err)
+		}
+	}
+	c := Claims{Subject: k.UserID, OrgID: k.OrgID, Scopes: k.Permissions, TokenID: k.ID, APIKeyID: k.ID,
+		IssuedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt}
+	return k, c, nil
+}
