@@ -140,6 +140,9 @@ func (g *Guard) authenticate(ctx context.Context) caller {
 	if err != nil {
 		return caller{err: err}
 	}
+	if claims.APIKeyID != "" {
+		method = "api_key"
+	}
 	return caller{
 		id: Identity{UserID: user.ID, OrgID: orgOf(user, claims), SessionID: claims.SessionID,
 			Scopes: claims.Scopes, AuthMethod: method},

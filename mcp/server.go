@@ -53,6 +53,9 @@ func AuthToolsPolicy() Policy {
 			"auth_sessions":    Authenticated(),
 			"permission_check": Authenticated(), // another user's: users:read, checked by the tool
 			"permission_list":  Authenticated(),
+			"apikey_create":    Authenticated(), // own keys, within the caller's permissions
+			"apikey_list":      Authenticated(),
+			"apikey_revoke":    Authenticated(),
 			"user_get":         Require("users:read"),
 			"user_list":        Require("users:read"),
 			"user_create":      Require("users:write"),

@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"log/slog"
+	"slices"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -67,5 +68,5 @@ var (
 
 // Tools returns every tool with its handler, for server.AddTools.
 func (s *Set) Tools() []server.ServerTool {
-	return append(append(s.authTools(), s.userTools()...), s.roleTools()...)
+	return slices.Concat(s.authTools(), s.userTools(), s.roleTools(), s.apiKeyTools())
 }

@@ -1,0 +1,128 @@
+package tools
+
+import (
+	"context"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/rbac"
+)
+
+func (s *Set) apiKeyTools() []server.ServerTool {
+	return []server.ServerTool{
+		{Tool: mcp.NewTool("apikey_create",
+			mcp.WithDescription("Create an API key for yourself. The key is shown only in this result: store it now. It carries the permissions you give it (a subset of yours) and, on every call, is also held to your own live permissions. Send it as 'Authorization: Bearer mcpk_...' or MCPAUTH_API_KEY."),
+			str("name", "What the key is for.", mcp.Required(), mcp.MaxLength(100)),
+			mcp.WithArray("permissions", mcp.Required(), mcp.Description("Permission patterns (resource:action), each within your own permissions."),
+				mcp.WithStringItems(mcp.MaxLength(128)), mcp.MinItems(1), mcp.MaxItems(auth.MaxAPIKeyPermissions)),
+			str("expires_at", "When the key stops working (RFC 3339); default: never.", mcp.MaxLength(64)),
+			strict, closed,
+		), Handler: handler(s, "apikey_create", s.apiKeyCreate)},
+		{Tool: mcp.NewTool("apikey_list",
+			mcp.WithDescription("Your API keys (never their secrets), with last use, expiry and whether revoked."),
+			strict, readOnly, closed,
+		), Handler: handler(s, "apikey_list", s.apiKeyList)},
+		{Tool: mcp.NewTool("apikey_revoke",
+			mcp.WithDescription("Revoke one of your API keys: it stops working at once."),
+			str("id", "The key's id (from apikey_create or apikey_list).", mcp.Required(), mcp.MaxLength(maxIDArg)),
+			strict, mcp.WithDestructiveHintAnnotation(true), closed,
+		), Handler: handler(s, "apikey_revoke", s.apiKeyRevoke)},
+	}
+}
+
+// userCaller is the caller of a key-management tool: it must be a user's session, not a key
+// (else a narrow key could mint a broader one).
+func userCaller(ctx context.Context) (Caller, error) {
+	c, err := callerFrom(ctx)
+	if err != nil {
+		return Caller{}, err
+	}
+	if c.Claims.APIKeyID != "" {
+		return Caller{}, apierr.New(apierr.PermissionDenied, "API keys are managed from a user's session, not with an API key")
+	}
+	return c, nil
+}
+
+type apiKeyCreateArgs struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+	ExpiresAt   string   `json:"expires_at"`
+}
+
+type apiKeyCreated struct {
+	auth.APIKeyView
+	Key string `json:"key"`
+}
+
+func (s *Set) apiKeyCreate(ctx context.Context, a apiKeyCreateArgs) (any, error) {
+	if err := requireString("name", a.Name, 400); err != nil {
+		return nil, err
+	}
+	if len(a.Permissions) == 0 || len(a.Permissions) > auth.MaxAPIKeyPermissions {
+		return nil, apierr.Field("permissions", "give 1 to %d permissions", auth.MaxAPIKeyPermissions)
+	}
+	for _, p := range a.Permissions {
+		if err := rbac.ValidatePattern(p); err != nil {
+			return nil, err
+		}
+	}
+	var expires time.Time
+	if a.ExpiresAt != "" {
+		t, err := time.Parse(time.RFC3339, a.ExpiresAt)
+		if err != nil {
+			return nil, apierr.Field("expires_at", "must be an RFC 3339 time, e.g. 2027-01-31T00:00:00Z")
+		}
+		expires = t
+	}
+	caller, err := userCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	org, _ := callerOrg(caller, "")
+	if err := s.noEscalation(ctx, caller, org, a.Permissions); err != nil {
+		return nil, err
+	}
+	k, key, err := s.auth.CreateAPIKey(ctx, auth.NewAPIKey{UserID: caller.User.ID, OrgID: org, Name: a.Name,
+		Permissions: a.Permissions, ExpiresAt: expires})
+	if err != nil {
+		return nil, err
+	}
+	// The one result that shows the key.
+	return apiKeyCreated{APIKeyView: k.View(k.CreatedAt), Key: key.Reveal()}, nil
+}
+
+func (s *Set) apiKeyList(ctx context.Context, _ noArgs) (any, error) {
+	caller, err := userCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := s.auth.ListAPIKeys(ctx, caller.User.ID)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	views := make([]auth.APIKeyView, len(keys))
+	for i, k := range keys {
+		views[i] = k.View(now)
+	}
+	return map[string]any{"keys": views}, nil
+}
+
+func (s *Set) apiKeyRevoke(ctx context.Context, a idArgs) (any, error) {
+	if err := requireString("id", a.ID, maxIDArg); err != nil {
+		return nil, err
+	}
+	caller, err := userCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	done, err := s.auth.RevokeAPIKey(ctx, caller.User.ID, a.ID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"revoked": done}, nil
+}
