@@ -29,6 +29,17 @@ type MongoStore struct {
 	keys        *mongo.Collection
 	apiKeys     *mongo.Collection
 	apiRevoked  *mongo.Collection // one document per revoked API key: the record of revocation
+	mfa         *mongo.Collection
+	totpSteps   *mongo.Collection // one document per accepted TOTP step: replay protection
+	recovery    *mongo.Collection // one document per used recovery code
+}
+
+// totpStep is the claim of one accepted TOTP time step of a user.
+type totpStep struct {
+	ID     string    `bson:"_id"` // user id + ":" + step
+	UserID string    `bson:"user_id"`
+	Step   int64     `bson:"step"`
+	At     time.Time `bson:"at"`
 }
 
 // apiKeyRevocation is the record that an API key was revoked; its _id is the key id.
@@ -64,6 +75,9 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 		keys:        db.Collection("signing_keys"),
 		apiKeys:     db.Collection("api_keys"),
 		apiRevoked:  db.Collection("api_key_revocations"),
+		mfa:         db.Collection("mfa"),
+		totpSteps:   db.Collection("mfa_totp_steps"),
+		recovery:    db.Collection("mfa_recovery_spent"),
 	}
 	indexes := []struct {
 		coll  *mongo.Collection
@@ -83,6 +97,8 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 			Options: options.Index().SetName("session_id")}},
 		{s.apiKeys, "user_id", mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}},
 			Options: options.Index().SetName("user_id")}},
+		{s.totpSteps, "user_step", mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "step", Value: -1}},
+			Options: options.Index().SetName("user_step")}},
 	}
 	for _, ix := range indexes {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
@@ -428,4 +444,52 @@ func (s *MongoStore) TouchAPIKey(ctx context.Context, id string, at time.Time) e
 		return fmt.Errorf("api key %s: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// GetMFA finds a user's second factor.
+func (s *MongoStore) GetMFA(ctx context.Context, userID string) (MFA, error) {
+	return findOne[MFA](ctx, s.mfa, bson.D{{Key: "_id", Value: userID}}, "mfa")
+}
+
+// PutMFA creates or replaces a user's second factor (only that user's own flows write it).
+func (s *MongoStore) PutMFA(ctx context.Context, m MFA) error {
+	_, err := s.mfa.ReplaceOne(ctx, bson.D{{Key: "_id", Value: m.UserID}}, m, options.Replace().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("put mfa: %w", err)
+	}
+	return nil
+}
+
+// DeleteMFA removes a user's second factor.
+func (s *MongoStore) DeleteMFA(ctx context.Context, userID string) error {
+	res, err := s.mfa.DeleteOne(ctx, bson.D{{Key: "_id", Value: userID}})
+	if err != nil {
+		return fmt.Errorf("delete mfa: %w", err)
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("mfa of %s: %w", userID, ErrNotFound)
+	}
+	return nil
+}
+
+// ClaimTOTPStep inserts the step's claim: a duplicate is a replay.
+func (s *MongoStore) ClaimTOTPStep(ctx context.Context, userID string, step int64, at time.Time) error {
+	_, err := s.totpSteps.InsertOne(ctx, totpStep{ID: fmt.Sprintf("%s:%d", userID, step), UserID: userID, Step: step, At: at})
+	return insertErr(err, "totp step")
+}
+
+// LastTOTPStep returns the highest claimed step of a user (0 if none).
+func (s *MongoStore) LastTOTPStep(ctx context.Context, userID string) (int64, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "step", Value: -1}}).SetLimit(1)
+	steps, err := findAll[totpStep](ctx, s.totpSteps, bson.D{{Key: "user_id", Value: userID}}, opts, "totp steps")
+	if err != nil || len(steps) == 0 {
+		return 0, err
+	}
+	return steps[0].Step, nil
+}
+
+// SpendRecoveryCode inserts the code's spend record: a duplicate means it was used before.
+func (s *MongoStore) SpendRecoveryCode(ctx context.Context, userID, hash string, at time.Time) error {
+	_, err := s.recovery.InsertOne(ctx, bson.D{{Key: "_id", Value: userID + ":" + hash}, {Key: "at", Value: at}})
+	return insertErr(err, "recovery code")
 }

@@ -39,6 +39,10 @@ type Config struct {
 	BcryptCost int
 	Now        func() time.Time
 	Logger     *slog.Logger
+	// Sealer encrypts TOTP secrets at rest (the master key). Without it MFA is unavailable.
+	Sealer *Sealer
+	// MFAIssuer names this service in authenticator apps (default "mcpauth").
+	MFAIssuer string
 	// Scopes returns the permissions an access token of u carries (its roles' permissions).
 	Scopes func(ctx context.Context, u User) ([]string, error)
 }
@@ -87,6 +91,9 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	cfg.Now = func() time.Time { return clock().UTC().Truncate(time.Millisecond) }
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.MFAIssuer == "" {
+		cfg.MFAIssuer = "mcpauth"
 	}
 	if cfg.Scopes == nil {
 		cfg.Scopes = func(context.Context, User) ([]string, error) { return nil, nil }
@@ -145,6 +152,7 @@ type Tokens struct {
 type LoginRequest struct {
 	Identifier string
 	Password   Secret
+	MFACode    Secret // a TOTP code or a recovery code, for accounts with MFA
 	RememberMe bool
 	Client     string
 }
@@ -171,6 +179,18 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (Tokens, User, er
 	}
 	if u.Disabled {
 		return Tokens{}, User{}, ErrAccountDisabled
+	}
+	m, enabled, err := s.mfaEnabled(ctx, u.ID)
+	if err != nil {
+		return Tokens{}, User{}, err
+	}
+	if enabled {
+		if req.MFACode == "" {
+			return Tokens{}, User{}, ErrMFARequired
+		}
+		if err := s.checkSecondFactor(ctx, m, req.MFACode); err != nil {
+			return Tokens{}, User{}, err
+		}
 	}
 	tokens, err := s.openSession(ctx, u, req.RememberMe, req.Client)
 	if err != nil {

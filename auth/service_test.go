@@ -110,6 +110,7 @@ func (e *env) newService(t *testing.T, keys *auth.KeySet, mutate func(*auth.Conf
 		BcryptCost: bcrypt.MinCost,
 		Now:        e.clock.Now,
 		Logger:     slog.New(slog.DiscardHandler),
+		Sealer:     newSealer(t, e.master),
 		Scopes: func(context.Context, auth.User) ([]string, error) {
 			return slices.Clone(testScopes), nil
 		},

@@ -22,6 +22,7 @@ type Store interface {
 	SessionStore
 	KeyStore
 	APIKeyStore
+	MFAStore
 }
 
 // APIKeyStore persists API keys (by the hash of their secret). Revocation is its own record, so

@@ -60,6 +60,10 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"ShouldRevokeAnAPIKeyOnceAndNeverLoseTheRevocation", testRevokeAPIKey},
 		{"ShouldRecordAnAPIKeysLastUse", testTouchAPIKey},
 
+		{"ShouldPutGetAndDeleteASecondFactor", testMFA},
+		{"ShouldAcceptEachTOTPStepOnceUnderConcurrency", testClaimTOTPStep},
+		{"ShouldSpendARecoveryCodeOnceUnderConcurrency", testSpendRecoveryCode},
+
 		{"ShouldCreateAndListSigningKeysOldestFirst", testSigningKeys},
 		{"ShouldRejectDuplicateSigningKeyID", testDuplicateSigningKey},
 	}
@@ -792,4 +796,73 @@ func testTouchAPIKey(t *testing.T, s auth.Store) {
 	mustOK(t, "get", err)
 	mustTime(t, "last_used_at", got.LastUsedAt, used)
 	mustErr(t, "touch unknown", s.TouchAPIKey(ctx, "key_nope", used), auth.ErrNotFound)
+}
+
+func testMFA(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	_, err := s.GetMFA(ctx, "usr_1")
+	mustErr(t, "get before enrollment", err, auth.ErrNotFound)
+	m := auth.MFA{UserID: "usr_1", SecretSealed: []byte("sealed"), CreatedAt: now()}
+	mustOK(t, "put pending", s.PutMFA(ctx, m))
+	m.Enabled, m.RecoveryHashes, m.EnabledAt = true, []string{"h1", "h2"}, now()
+	mustOK(t, "replace with enabled", s.PutMFA(ctx, m))
+	got, err := s.GetMFA(ctx, "usr_1")
+	mustOK(t, "get", err)
+	if !got.Enabled || !slices.Equal(got.RecoveryHashes, []string{"h1", "h2"}) || string(got.SecretSealed) != "sealed" {
+		t.Errorf("mfa = %+v", got)
+	}
+	mustOK(t, "delete", s.DeleteMFA(ctx, "usr_1"))
+	mustErr(t, "delete again", s.DeleteMFA(ctx, "usr_1"), auth.ErrNotFound)
+}
+
+func testClaimTOTPStep(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	last, err := s.LastTOTPStep(ctx, "usr_1")
+	mustOK(t, "last step before any", err)
+	if last != 0 {
+		t.Errorf("last step = %d, want 0", last)
+	}
+	const n = 50
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			err := s.ClaimTOTPStep(ctx, "usr_1", 1000, now())
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case !errors.Is(err, auth.ErrAlreadyExists):
+				t.Errorf("claim: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d of %d concurrent claims of one step won, want exactly 1", wins.Load(), n)
+	}
+	mustOK(t, "a later step", s.ClaimTOTPStep(ctx, "usr_1", 1001, now()))
+	mustOK(t, "another user's same step", s.ClaimTOTPStep(ctx, "usr_2", 1001, now()))
+	if last, err = s.LastTOTPStep(ctx, "usr_1"); err != nil || last != 1001 {
+		t.Errorf("last step = %d, %v; want 1001", last, err)
+	}
+}
+
+func testSpendRecoveryCode(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	const n = 50
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if s.SpendRecoveryCode(ctx, "usr_1", "hash", now()) == nil {
+				wins.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d of %d concurrent spends of one recovery code won, want exactly 1", wins.Load(), n)
+	}
+	mustErr(t, "spend again", s.SpendRecoveryCode(ctx, "usr_1", "hash", now()), auth.ErrAlreadyExists)
+	mustOK(t, "another user's code with the same hash", s.SpendRecoveryCode(ctx, "usr_2", "hash", now()))
 }
