@@ -110,7 +110,7 @@ var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit"}
 // verify checks signature, header and claims. It answers only ErrTokenInvalid or ErrTokenExpired
 // (with a reason in the details); revocation is the caller's business.
 func (c *tokenCodec) verify(ctx context.Context, token string, now time.Time) (Claims, error) {
-	if token == "" || len(token) > maxTokenBytes {
+	if token == "" || len(token) > maxTokenBytes || !compactJWS(token) {
 		return Claims{}, ErrTokenInvalid.With("reason", "malformed")
 	}
 	parser := jwt.NewParser(jwt.WithValidMethods(c.keys.algs()), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
@@ -159,6 +159,18 @@ func (c *tokenCodec) checkClaims(claims accessClaims, now time.Time) (Claims, er
 		return claimsOf(claims), ErrTokenExpired
 	}
 	return claimsOf(claims), nil
+}
+
+// compactJWS reports whether t is made only of base64url characters and dots. Go's base64
+// decoder skips CR and LF, so without this check a token with line breaks in it would verify.
+func compactJWS(t string) bool {
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func containsString(list []string, s string) bool {

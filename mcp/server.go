@@ -56,6 +56,10 @@ func AuthToolsPolicy() Policy {
 			"apikey_create":    Authenticated(), // own keys, within the caller's permissions
 			"apikey_list":      Authenticated(),
 			"apikey_revoke":    Authenticated(),
+			"mfa_enroll":       Authenticated(), // the caller's own second factor
+			"mfa_confirm":      Authenticated(),
+			"mfa_verify":       Authenticated(),
+			"mfa_disable":      Authenticated(),
 			"user_get":         Require("users:read"),
 			"user_list":        Require("users:read"),
 			"user_create":      Require("users:write"),

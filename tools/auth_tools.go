@@ -93,7 +93,7 @@ func (s *Set) login(ctx context.Context, a loginArgs) (any, error) {
 		return nil, err
 	}
 	tokens, u, err := s.auth.Login(ctx, auth.LoginRequest{
-		Identifier: identifier, Password: auth.Secret(a.Password), RememberMe: a.RememberMe,
+		Identifier: identifier, Password: auth.Secret(a.Password), MFACode: auth.Secret(a.MFACode), RememberMe: a.RememberMe,
 		Client: clientName(ctx),
 	})
 	if err != nil {

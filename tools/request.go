@@ -264,6 +264,9 @@ func handler[A any](s *Set, tool string, h func(ctx context.Context, args A) (an
 		if herr != nil {
 			return s.fail(ctx, tool, herr), nil
 		}
+		if r, isResult := out.(*mcp.CallToolResult); isResult { // a handler that renders itself
+			return r, nil
+		}
 		return ok(out), nil
 	}
 }

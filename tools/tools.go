@@ -68,5 +68,5 @@ var (
 
 // Tools returns every tool with its handler, for server.AddTools.
 func (s *Set) Tools() []server.ServerTool {
-	return slices.Concat(s.authTools(), s.userTools(), s.roleTools(), s.apiKeyTools())
+	return slices.Concat(s.authTools(), s.userTools(), s.roleTools(), s.apiKeyTools(), s.mfaTools())
 }

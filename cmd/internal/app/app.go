@@ -92,7 +92,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	}
 	a.auth, err = auth.NewService(ctx, store, keys, auth.Config{
 		Issuer: c.Issuer, Audience: c.Audience, AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL,
-		BcryptCost: c.BcryptCost, Logger: logger,
+		BcryptCost: c.BcryptCost, Logger: logger, Sealer: sealer,
 		// Tokens carry the user's permissions in its organization; the guard re-checks the
 		// live assignment on every call, so a token's scopes can only be narrower.
 		Scopes: func(ctx context.Context, u auth.User) ([]string, error) {
