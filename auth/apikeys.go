@@ -231,27 +231,50 @@ func (l *lastUse) due(id string, now time.Time) bool {
 
 var errKeyInvalid = ErrTokenInvalid.With("reason", "API key is invalid, expired or revoked")
 
-// validateAPIKey checks a key: shape and checksum first (no I/O), then the stored hash in
-// constant time, expiry and revocation. Every failure is the same TOKEN_INVALID.
-func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claims, error) {
+// lookUpAPIKey checks a key: shape and checksum first (no I/O), then the stored hash in constant
+// time, expiry and revocation. Every failure is the same TOKEN_INVALID.
+func (s *Service) lookUpAPIKey(ctx context.Context, key string) (APIKey, error) {
 	id, secret, ok := ParseAPIKey(key)
 	if !ok {
-		return APIKey{}, Claims{}, ErrTokenInvalid.With("reason", "malformed API key")
+		return APIKey{}, ErrTokenInvalid.With("reason", "malformed API key")
 	}
 	k, err := s.store.GetAPIKey(ctx, id)
 	if errors.Is(err, ErrNotFound) {
-		return APIKey{}, Claims{}, errKeyInvalid
+		return APIKey{}, errKeyInvalid
 	}
 	if err != nil {
-		return APIKey{}, Claims{}, apierr.Internalf("get api key: %w", err)
+		return APIKey{}, apierr.Internalf("get api key: %w", err)
 	}
 	if subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(k.SecretHash)) != 1 {
-		return APIKey{}, Claims{}, errKeyInvalid
+		return APIKey{}, errKeyInvalid
+	}
+	if !k.Active(s.cfg.Now()) {
+		return APIKey{}, errKeyInvalid
+	}
+	return k, nil
+}
+
+// validateAPIKey authenticates with a key, rate-limiting the failures of each client address.
+func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claims, error) {
+	// An address that keeps presenting bad keys is refused before any look-up.
+	failKey := "apikey_fail:addr:" + clientAddr(ctx)
+	d, err := s.cfg.Limiter.Check(ctx, failKey, s.cfg.Limits.APIKeyFailures)
+	if err != nil {
+		return APIKey{}, Claims{}, limiterDown(s.cfg.Limiter.Name(), err)
+	}
+	if !d.Allowed {
+		return APIKey{}, Claims{}, RateLimited(d.RetryAfter)
+	}
+	k, err := s.lookUpAPIKey(ctx, key)
+	if err != nil {
+		if apierr.CodeOf(err) == apierr.TokenInvalid {
+			if _, lerr := s.cfg.Limiter.Allow(ctx, failKey, s.cfg.Limits.APIKeyFailures); lerr != nil {
+				return APIKey{}, Claims{}, limiterDown(s.cfg.Limiter.Name(), lerr)
+			}
+		}
+		return APIKey{}, Claims{}, err
 	}
 	now := s.cfg.Now()
-	if !k.Active(now) {
-		return APIKey{}, Claims{}, errKeyInvalid
-	}
 	if s.lastUse.due(k.ID, now) {
 		if err := s.store.TouchAPIKey(ctx, k.ID, now); err != nil {
 			s.log.WarnContext(ctx, "could not record api key use", "key_id", k.ID, "error", err)

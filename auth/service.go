@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/auth/throttle"
 )
 
 // Defaults for Config.
@@ -43,6 +44,10 @@ type Config struct {
 	Sealer *Sealer
 	// MFAIssuer names this service in authenticator apps (default "mcpauth").
 	MFAIssuer string
+	// Limiter and Lockout throttle logins, refreshes and API-key failures (default: in process).
+	Limiter throttle.Limiter
+	Lockout throttle.Lockout
+	Limits  Limits // zero: DefaultLimits
 	// Scopes returns the permissions an access token of u carries (its roles' permissions).
 	Scopes func(ctx context.Context, u User) ([]string, error)
 }
@@ -94,6 +99,15 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	}
 	if cfg.MFAIssuer == "" {
 		cfg.MFAIssuer = "mcpauth"
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = throttle.NewLocalLimiter(nil)
+	}
+	if cfg.Lockout == nil {
+		cfg.Lockout = throttle.NewLocalLockout(throttle.DefaultPolicy, nil)
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits
 	}
 	if cfg.Scopes == nil {
 		cfg.Scopes = func(context.Context, User) ([]string, error) { return nil, nil }
@@ -157,12 +171,26 @@ type LoginRequest struct {
 	Client     string
 }
 
-// Login checks a password and opens a session.
+// Login checks a password (and the second factor, if the account has one) and opens a session.
+//
+// Order matters: rate limits and the lockout are checked before any password is hashed; an
+// unknown account, a wrong password and a locked account all answer INVALID_CREDENTIALS after
+// the same bcrypt work, so neither existence nor lockout can be told from the answer.
 func (s *Service) Login(ctx context.Context, req LoginRequest) (Tokens, User, error) {
 	if err := checkLoginPassword(req.Password); err != nil {
 		return Tokens{}, User{}, err
 	}
-	u, err := s.findByIdentifier(ctx, req.Identifier)
+	identifier, err := normalizeIdentifier(req.Identifier)
+	if err != nil {
+		return Tokens{}, User{}, err
+	}
+	if err := s.allow(ctx, "login:id:"+identifier, s.cfg.Limits.LoginPerIdentifier); err != nil {
+		return Tokens{}, User{}, err
+	}
+	if err := s.allow(ctx, "login:addr:"+clientAddr(ctx), s.cfg.Limits.LoginPerAddress); err != nil {
+		return Tokens{}, User{}, err
+	}
+	u, err := s.findByIdentifier(ctx, identifier)
 	if errors.Is(err, ErrNotFound) {
 		_, _ = passwordMatches(s.dummyHash, req.Password) // same cost as a known user
 		return Tokens{}, User{}, ErrInvalidCredentials
@@ -170,12 +198,21 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (Tokens, User, er
 	if err != nil {
 		return Tokens{}, User{}, err
 	}
+	attempt, err := s.cfg.Lockout.Begin(ctx, u.ID)
+	if err != nil {
+		return Tokens{}, User{}, limiterDown(s.cfg.Lockout.Name(), err)
+	}
+	if !attempt.Allowed {
+		_, _ = passwordMatches(s.dummyHash, req.Password) // a locked account answers like a wrong password
+		s.log.WarnContext(ctx, "login refused: account locked", "user_id", u.ID, "permanent", attempt.Permanent)
+		return Tokens{}, User{}, ErrInvalidCredentials
+	}
 	ok, err := passwordMatches(u.PasswordHash, req.Password)
 	if err != nil {
 		return Tokens{}, User{}, apierr.Internalf("user %s: %w", u.ID, err)
 	}
 	if !ok {
-		return Tokens{}, User{}, ErrInvalidCredentials
+		return Tokens{}, User{}, s.failed(ctx, u.ID, ErrInvalidCredentials)
 	}
 	if u.Disabled {
 		return Tokens{}, User{}, ErrAccountDisabled
@@ -186,11 +223,18 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (Tokens, User, er
 	}
 	if enabled {
 		if req.MFACode == "" {
+			// Neither a success nor a failure: the attempt stays counted until a code comes.
 			return Tokens{}, User{}, ErrMFARequired
 		}
 		if err := s.checkSecondFactor(ctx, m, req.MFACode); err != nil {
+			if apierr.CodeOf(err) == apierr.InvalidMFACode {
+				return Tokens{}, User{}, s.failed(ctx, u.ID, err)
+			}
 			return Tokens{}, User{}, err
 		}
+	}
+	if err := s.cfg.Lockout.Succeed(ctx, u.ID); err != nil {
+		return Tokens{}, User{}, limiterDown(s.cfg.Lockout.Name(), err)
 	}
 	tokens, err := s.openSession(ctx, u, req.RememberMe, req.Client)
 	if err != nil {
@@ -200,23 +244,31 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (Tokens, User, er
 	return tokens, u, nil
 }
 
+// failed records a failed check with the lockout and returns answer.
+func (s *Service) failed(ctx context.Context, userID string, answer error) error {
+	if err := s.cfg.Lockout.Fail(ctx, userID); err != nil {
+		return limiterDown(s.cfg.Lockout.Name(), err)
+	}
+	return answer
+}
+
+// normalizeIdentifier validates a login identifier: an email (contains '@') or a username.
+func normalizeIdentifier(identifier string) (string, error) {
+	if strings.Contains(identifier, "@") {
+		return NormalizeEmail("email", identifier)
+	}
+	return NormalizeUsername("username", identifier)
+}
+
 func (s *Service) findByIdentifier(ctx context.Context, identifier string) (User, error) {
 	var (
 		u   User
 		err error
 	)
 	if strings.Contains(identifier, "@") {
-		email, verr := NormalizeEmail("email", identifier)
-		if verr != nil {
-			return User{}, verr
-		}
-		u, err = s.store.GetUserByEmail(ctx, email)
+		u, err = s.store.GetUserByEmail(ctx, identifier)
 	} else {
-		name, verr := NormalizeUsername("username", identifier)
-		if verr != nil {
-			return User{}, verr
-		}
-		u, err = s.store.GetUserByUsername(ctx, name)
+		u, err = s.store.GetUserByUsername(ctx, identifier)
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return User{}, apierr.Internalf("find user: %w", err)
@@ -284,6 +336,9 @@ func looksLikeRefreshToken(t string) bool {
 // that was already spent is reuse: the whole session (family) is revoked.
 func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (Tokens, error) {
 	presented := refreshToken.Reveal()
+	if err := s.allow(ctx, "refresh:addr:"+clientAddr(ctx), s.cfg.Limits.Refresh); err != nil {
+		return Tokens{}, err
+	}
 	if !looksLikeRefreshToken(presented) {
 		return Tokens{}, ErrTokenInvalid.With("reason", "not a refresh token")
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/throttle"
 )
 
 const (
@@ -31,6 +32,13 @@ const (
 )
 
 var testScopes = []string{"users:read"}
+
+var unthrottled = auth.Limits{
+	LoginPerIdentifier: throttle.Limit{Rate: 1 << 20, Period: time.Second, Burst: 1 << 20},
+	LoginPerAddress:    throttle.Limit{Rate: 1 << 20, Period: time.Second, Burst: 1 << 20},
+	Refresh:            throttle.Limit{Rate: 1 << 20, Period: time.Second, Burst: 1 << 20},
+	APIKeyFailures:     throttle.Limit{Rate: 1 << 20, Period: time.Second, Burst: 1 << 20},
+}
 
 // testClock is the injected clock: tests move time instead of sleeping.
 type testClock struct {
@@ -111,6 +119,9 @@ func (e *env) newService(t *testing.T, keys *auth.KeySet, mutate func(*auth.Conf
 		Now:        e.clock.Now,
 		Logger:     slog.New(slog.DiscardHandler),
 		Sealer:     newSealer(t, e.master),
+		// Generous throttles: the throttling tests set their own.
+		Limits:  unthrottled,
+		Lockout: throttle.NewLocalLockout(throttle.Policy{Attempts: 1000, Window: time.Hour, Backoff: time.Minute, MaxBackoff: time.Hour, PermanentAfter: 100000}, e.clock.Now),
 		Scopes: func(context.Context, auth.User) ([]string, error) {
 			return slices.Clone(testScopes), nil
 		},

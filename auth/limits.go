@@ -1,0 +1,76 @@
+package auth
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/auth/throttle"
+)
+
+// Limits are the rate limits auth applies (GCRA, per key).
+type Limits struct {
+	LoginPerIdentifier throttle.Limit // per email/username, whether or not the account exists
+	LoginPerAddress    throttle.Limit // per client address
+	Refresh            throttle.Limit // per client address
+	APIKeyFailures     throttle.Limit // failed API-key presentations per client address
+}
+
+// DefaultLimits are generous for people and tight for scripts guessing passwords.
+var DefaultLimits = Limits{
+	LoginPerIdentifier: throttle.Limit{Rate: 10, Period: time.Minute, Burst: 10},
+	LoginPerAddress:    throttle.Limit{Rate: 60, Period: time.Minute, Burst: 30},
+	Refresh:            throttle.Limit{Rate: 60, Period: time.Minute, Burst: 30},
+	APIKeyFailures:     throttle.Limit{Rate: 20, Period: time.Minute, Burst: 10},
+}
+
+type clientAddrKey struct{}
+
+// WithClientAddr returns ctx carrying the caller's network address (the transports set it), so
+// per-address limits apply. Without one (stdio), "local" is the address.
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey{}, addr)
+}
+
+func clientAddr(ctx context.Context) string {
+	if a, _ := ctx.Value(clientAddrKey{}).(string); a != "" {
+		return a
+	}
+	return "local"
+}
+
+// RateLimited is the error of a refused request: RATE_LIMITED with retry_after_seconds.
+func RateLimited(retry time.Duration) *apierr.Error {
+	secs := int(math.Ceil(retry.Seconds()))
+	return apierr.New(apierr.RateLimited, "too many requests; retry later").With("retry_after_seconds", max(secs, 1))
+}
+
+// limiterDown is the fail-closed answer when the limiter cannot be asked.
+func limiterDown(name string, err error) error {
+	return apierr.New(apierr.Internal, "rate limiter unavailable ("+name+"); refusing to authenticate").Wrap(err)
+}
+
+// allow applies one limit.
+func (s *Service) allow(ctx context.Context, key string, l throttle.Limit) error {
+	d, err := s.cfg.Limiter.Allow(ctx, key, l)
+	if err != nil {
+		return limiterDown(s.cfg.Limiter.Name(), err)
+	}
+	if !d.Allowed {
+		return RateLimited(d.RetryAfter)
+	}
+	return nil
+}
+
+// Unlock clears an account's lockout, a permanent one included (an admin's act).
+func (s *Service) Unlock(ctx context.Context, userID string) error {
+	if _, err := s.GetUser(ctx, userID); err != nil {
+		return err
+	}
+	if err := s.cfg.Lockout.Unlock(ctx, userID); err != nil {
+		return limiterDown(s.cfg.Lockout.Name(), err)
+	}
+	s.log.InfoContext(ctx, "account unlocked", "user_id", userID)
+	return nil
+}

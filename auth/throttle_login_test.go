@@ -1,0 +1,178 @@
+package auth_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/throttle"
+)
+
+// countingLockout counts the password checks the lockout lets through.
+type countingLockout struct {
+	throttle.Lockout
+	allowed atomic.Int32
+}
+
+func (c *countingLockout) Begin(ctx context.Context, account string) (throttle.Attempt, error) {
+	a, err := c.Lockout.Begin(ctx, account)
+	if a.Allowed {
+		c.allowed.Add(1)
+	}
+	return a, err
+}
+
+func lockoutService(t *testing.T, e *env, lockout throttle.Lockout, limits auth.Limits) *auth.Service {
+	return e.newService(t, e.keys, func(c *auth.Config) {
+		c.Lockout, c.Limits = lockout, limits
+	})
+}
+
+var fivePerWindow = throttle.Policy{Attempts: 5, Window: 15 * time.Minute, Backoff: time.Minute, MaxBackoff: time.Hour, PermanentAfter: 100}
+
+func TestShouldLockAnAccountWithoutRevealingIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	u := e.createUser(t, "ada@example.com", "ada")
+	svc := lockoutService(t, e, throttle.NewLocalLockout(fivePerWindow, e.clock.Now), unthrottled)
+	login := func(pw auth.Secret) error {
+		_, _, err := svc.Login(ctx, auth.LoginRequest{Identifier: "ada", Password: pw})
+		return err
+	}
+	var wrong error
+	for range 5 {
+		wrong = login("not the password")
+		wantCode(t, "a wrong password", wrong, apierr.InvalidCredentials)
+	}
+	locked := login(testPassword)
+	if locked == nil || locked.Error() != wrong.Error() {
+		t.Fatalf("the right password while locked = %v; want exactly the wrong-password answer %v", locked, wrong)
+	}
+	e.clock.Advance(61 * time.Second)
+	if err := login(testPassword); err != nil {
+		t.Fatalf("login after the lock ran out: %v", err)
+	}
+	for range 5 {
+		_ = login("not the password")
+	}
+	if err := svc.Unlock(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(testPassword); err != nil {
+		t.Fatalf("login after an admin unlock: %v", err)
+	}
+}
+
+func TestShouldCheckAtMostNPasswordsOfManyConcurrentAttempts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createUser(t, "ada@example.com", "ada")
+	counting := &countingLockout{Lockout: throttle.NewLocalLockout(fivePerWindow, e.clock.Now)}
+	svc := lockoutService(t, e, counting, unthrottled)
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			_, _, err := svc.Login(context.Background(), auth.LoginRequest{Identifier: "ada", Password: "not the password"})
+			if apierr.CodeOf(err) != apierr.InvalidCredentials {
+				t.Errorf("answer = %v, want INVALID_CREDENTIALS", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := counting.allowed.Load(); n > int32(fivePerWindow.Attempts) {
+		t.Fatalf("%d passwords were checked, want at most %d", n, fivePerWindow.Attempts)
+	}
+}
+
+func TestShouldCountWrongMFACodesAsFailedLogins(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	u := e.createUser(t, "ada@example.com", "ada")
+	secret, _ := e.enableMFA(t, u)
+	svc := lockoutService(t, e, throttle.NewLocalLockout(fivePerWindow, e.clock.Now), unthrottled)
+	for range 5 {
+		_, _, err := svc.Login(context.Background(), auth.LoginRequest{Identifier: "ada", Password: testPassword, MFACode: "000000"})
+		wantCode(t, "a wrong code", err, apierr.InvalidMFACode)
+	}
+	_, _, err := svc.Login(context.Background(), auth.LoginRequest{Identifier: "ada", Password: testPassword,
+		MFACode: e.totpCode(t, secret, e.clock.Now())})
+	wantCode(t, "the right password and code while locked", err, apierr.InvalidCredentials)
+}
+
+func TestShouldRateLimitLoginsPerIdentifierWithARetryAfter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	limits := unthrottled
+	limits.LoginPerIdentifier = throttle.Limit{Rate: 3, Period: time.Minute, Burst: 3}
+	svc := e.newService(t, e.keys, func(c *auth.Config) {
+		c.Limits, c.Limiter = limits, throttle.NewLocalLimiter(e.clock.Now)
+	})
+	for range 3 {
+		_, _, err := svc.Login(ctx, auth.LoginRequest{Identifier: "ghost@example.com", Password: "whatever it is"})
+		wantCode(t, "an unknown account", err, apierr.InvalidCredentials)
+	}
+	_, _, err := svc.Login(ctx, auth.LoginRequest{Identifier: "ghost@example.com", Password: "whatever it is"})
+	wantCode(t, "the 4th attempt", err, apierr.RateLimited)
+	if retry, _ := apierr.From(err).Details["retry_after_seconds"].(int); retry < 1 || retry > 20 {
+		t.Fatalf("retry_after_seconds = %v, want 1-20", apierr.From(err).Details["retry_after_seconds"])
+	}
+	// The name can still be registered; its owner logs in once the limit refills.
+	if _, err := svc.CreateUser(ctx, auth.NewUser{Email: "ghost@example.com", Password: testPassword}); err != nil {
+		t.Fatalf("registering a name that was being guessed: %v", err)
+	}
+	e.clock.Advance(20 * time.Second)
+	if _, _, err := svc.Login(ctx, auth.LoginRequest{Identifier: "ghost@example.com", Password: testPassword}); err != nil {
+		t.Fatalf("login after the limit refilled: %v", err)
+	}
+}
+
+func TestShouldRateLimitAnAddressPresentingBadAPIKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	limits := unthrottled
+	limits.APIKeyFailures = throttle.Limit{Rate: 2, Period: time.Minute, Burst: 2}
+	svc := e.newService(t, e.keys, func(c *auth.Config) {
+		c.Limits, c.Limiter = limits, throttle.NewLocalLimiter(e.clock.Now)
+	})
+	_, good := e.newKey(t, e.createUser(t, "ada@example.com", "ada"), "projects:read")
+	attacker := auth.WithClientAddr(context.Background(), "203.0.113.7")
+	for range 2 {
+		_, err := svc.Validate(attacker, auth.Secret("mcpk_guess"))
+		wantCode(t, "a bad key", err, apierr.TokenInvalid)
+	}
+	_, err := svc.Validate(attacker, auth.Secret(good))
+	wantCode(t, "even a good key from that address now", err, apierr.RateLimited)
+	if _, err := svc.Validate(auth.WithClientAddr(context.Background(), "198.51.100.1"), auth.Secret(good)); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+}
+
+func TestShouldFailClosedWhenTheLimiterFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createUser(t, "ada@example.com", "ada")
+	svc := e.newService(t, e.keys, func(c *auth.Config) { c.Limiter = brokenLimiter{} })
+	_, _, err := svc.Login(context.Background(), auth.LoginRequest{Identifier: "ada", Password: testPassword})
+	wantCode(t, "login with the limiter down", err, apierr.Internal)
+	if msg := apierr.From(err).Message; msg != "rate limiter unavailable (broken); refusing to authenticate" {
+		t.Fatalf("message = %q, want one naming the limiter", msg)
+	}
+}
+
+type brokenLimiter struct{}
+
+func (brokenLimiter) Allow(context.Context, string, throttle.Limit) (throttle.Decision, error) {
+	return throttle.Decision{}, context.DeadlineExceeded
+}
+
+func (brokenLimiter) Check(context.Context, string, throttle.Limit) (throttle.Decision, error) {
+	return throttle.Decision{}, context.DeadlineExceeded
+}
+
+func (brokenLimiter) Name() string { return "broken" }
