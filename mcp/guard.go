@@ -20,6 +20,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/rbac"
 	"github.com/bduf/mcpauth/tools"
 )
@@ -50,6 +51,9 @@ type GuardConfig struct {
 	// AuthorizationServers are the issuers whose tokens are accepted (RFC 9728).
 	AuthorizationServers []string
 	Logger               *slog.Logger
+	// Limiter and CallLimit bound the guarded calls of each identity (nil: no limit).
+	Limiter   throttle.Limiter
+	CallLimit throttle.Limit
 }
 
 // Guard authenticates and authorizes every tool call of an mcp-go server:
@@ -152,11 +156,12 @@ func (g *Guard) authenticate(ctx context.Context) caller {
 
 // decide authorizes one call of tool. On success it returns the context for the handler.
 func (g *Guard) decide(ctx context.Context, tool string) (context.Context, error) {
-	return g.check(ctx, tool, g.authenticate(ctx))
+	return g.check(ctx, tool, g.authenticate(ctx), true)
 }
 
-// check applies tool's rule to an authenticated (or not) caller.
-func (g *Guard) check(ctx context.Context, tool string, c caller) (context.Context, error) {
+// check applies tool's rule to an authenticated (or not) caller; a call (not a listing) also
+// counts against the identity's rate limit.
+func (g *Guard) check(ctx context.Context, tool string, c caller, isCall bool) (context.Context, error) {
 	rule, ok := g.cfg.Policy.Tools[tool]
 	if !ok {
 		return nil, errUnmapped.With("tool", tool)
@@ -168,6 +173,15 @@ func (g *Guard) check(ctx context.Context, tool string, c caller) (context.Conte
 		return nil, c.err
 	}
 	id := c.id
+	if isCall && g.cfg.Limiter != nil {
+		d, err := g.cfg.Limiter.Allow(ctx, "calls:"+id.UserID, g.cfg.CallLimit)
+		if err != nil {
+			return nil, apierr.New(apierr.Internal, "rate limiter unavailable ("+g.cfg.Limiter.Name()+")").Wrap(err)
+		}
+		if !d.Allowed {
+			return nil, auth.RateLimited(d.RetryAfter)
+		}
+	}
 	if !rule.Public && !rule.Authenticated {
 		d, err := g.authorize(ctx, rule, id.UserID, id.OrgID, id.Scopes)
 		if err != nil {
@@ -262,7 +276,7 @@ func (g *Guard) Filter() server.ToolFilterFunc {
 		c := g.authenticate(ctx) // once for the whole list
 		out = make([]mcpgo.Tool, 0, len(list))
 		for _, t := range list {
-			if _, err := g.check(ctx, t.Name, c); err == nil {
+			if _, err := g.check(ctx, t.Name, c, false); err == nil {
 				out = append(out, t)
 			}
 		}

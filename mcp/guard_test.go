@@ -9,12 +9,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
 )
@@ -81,11 +83,16 @@ var testPolicy = mcp.Policy{Tools: map[string]mcp.Rule{
 	"whoami":          mcp.Authenticated(),
 }}
 
-func newHarness(t *testing.T, authz fakeAuthz) *harness {
+func newHarness(t *testing.T, authz fakeAuthz, limit ...throttle.Limit) *harness {
 	t.Helper()
 	h := &harness{}
 	h.token.Store("")
+	var limiter throttle.Limiter
+	if len(limit) > 0 {
+		limiter = throttle.NewLocalLimiter(nil)
+	}
 	g, err := mcp.NewGuard(mcp.GuardConfig{Auth: fakeAuth{}, Authz: authz, Policy: testPolicy,
+		Limiter: limiter, CallLimit: append(limit, throttle.Limit{})[0],
 		Credentials: func(context.Context) (auth.Secret, string) { return auth.Secret(h.token.Load().(string)), "bearer" },
 		ResourceURI: "https://mcp.example.test/mcp", AuthorizationServers: []string{"https://auth.example.test"}})
 	if err != nil {
@@ -199,6 +206,28 @@ func TestShouldHandTheIdentityToTheHandler(t *testing.T) {
 	id := h.seen.Load().(mcp.Identity)
 	if id.UserID != "usr_owner" || id.OrgID != "acme" || !id.Decision.Allowed || id.AuthMethod != "bearer" {
 		t.Fatalf("identity = %+v", id)
+	}
+}
+
+func TestShouldRateLimitEachIdentitysCalls(t *testing.T) {
+	h := newHarness(t, fakeAuthz{}, throttle.Limit{Rate: 2, Period: time.Minute, Burst: 2})
+	for range 2 {
+		if res := h.call(t, "viewer", "projects_list"); res.IsError {
+			t.Fatalf("call within the limit: %+v", res)
+		}
+		// tools/list (which checks every tool) does not count against the limit.
+		for range 3 {
+			if _, err := h.client.ListTools(t.Context(), mcpgo.ListToolsRequest{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	body := errorOf(t, h.call(t, "viewer", "projects_list"))
+	if body["code"] != "RATE_LIMITED" || body["retry_after_seconds"] == nil {
+		t.Fatalf("third call = %v, want RATE_LIMITED with retry_after_seconds", body)
+	}
+	if res := h.call(t, "owner", "projects_list"); res.IsError {
+		t.Fatal("another identity is limited too")
 	}
 }
 

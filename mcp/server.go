@@ -60,6 +60,7 @@ func AuthToolsPolicy() Policy {
 			"mfa_confirm":      Authenticated(),
 			"mfa_verify":       Authenticated(),
 			"mfa_disable":      Authenticated(),
+			"user_unlock":      Require("users:admin"),
 			"user_get":         Require("users:read"),
 			"user_list":        Require("users:read"),
 			"user_create":      Require("users:write"),
@@ -100,8 +101,11 @@ func bearer(r *http.Request) auth.Secret {
 
 func httpContext(transport string) func(ctx context.Context, r *http.Request) context.Context {
 	return func(ctx context.Context, r *http.Request) context.Context {
-		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: bearer(r), Transport: transport,
-			SourceIP: sourceAddr(r.RemoteAddr)})
+		ip := sourceAddr(r.RemoteAddr)
+		if ip.IsValid() {
+			ctx = auth.WithClientAddr(ctx, ip.String())
+		}
+		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: bearer(r), Transport: transport, SourceIP: ip})
 	}
 }
 

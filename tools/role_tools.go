@@ -149,6 +149,9 @@ func (s *Set) roleDelete(ctx context.Context, a roleDeleteArgs) (any, error) {
 	if err := requireString("id", a.ID, maxIDArg); err != nil {
 		return nil, err
 	}
+	if rbac.IsBuiltinRole(a.ID) { // rbac names the field "name"; this tool's argument is "id"
+		return nil, apierr.Field("id", "the built-in role %q cannot be deleted", a.ID)
+	}
 	caller, err := callerFrom(ctx)
 	if err != nil {
 		return nil, err

@@ -37,7 +37,34 @@ func (s *Set) userTools() []server.ServerTool {
 			str("cursor", "next_cursor from the previous page.", mcp.MaxLength(128)),
 			strict, readOnly, closed,
 		), Handler: handler(s, "user_list", s.userList)},
+		{Tool: mcp.NewTool("user_unlock",
+			mcp.WithDescription("Clear a user's login lockout, including the permanent lock after 100 consecutive failures."),
+			str("id", "User id (usr_...).", mcp.Required(), mcp.MaxLength(maxIDArg)),
+			strict, closed,
+		), Handler: handler(s, "user_unlock", s.userUnlock)},
 	}
+}
+
+func (s *Set) userUnlock(ctx context.Context, a idArgs) (any, error) {
+	if err := requireString("id", a.ID, maxIDArg); err != nil {
+		return nil, err
+	}
+	caller, err := callerFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	org, _ := callerOrg(caller, "")
+	u, err := s.auth.GetUser(ctx, a.ID)
+	if err != nil {
+		return nil, err
+	}
+	if u.OrgID != org {
+		return nil, auth.ErrUserNotFound
+	}
+	if err := s.auth.Unlock(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	return map[string]any{"unlocked": true}, nil
 }
 
 // view renders a user with their roles in their organization.

@@ -33,7 +33,9 @@ var impls = []impl{
 		func(_ *testing.T, p throttle.Policy) throttle.Lockout { return throttle.NewLocalLockout(p, nil) }},
 	{"redis",
 		func(t *testing.T) throttle.Limiter { return throttle.NewRedisLimiter(redisClient(t)) },
-		func(t *testing.T, p throttle.Policy) throttle.Lockout { return throttle.NewRedisLockout(redisClient(t), p) }},
+		func(t *testing.T, p throttle.Policy) throttle.Lockout {
+			return throttle.NewRedisLockout(redisClient(t), p)
+		}},
 }
 
 var fast = throttle.Policy{Attempts: 5, Window: time.Minute, Backoff: 150 * time.Millisecond, MaxBackoff: time.Second, PermanentAfter: 100}
@@ -257,4 +259,3 @@ func TestShouldFailClosedWhenRedisIsDown(t *testing.T) {
 		t.Fatal("the lockout allowed an attempt with Redis down")
 	}
 }
-

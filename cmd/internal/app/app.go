@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/internal/embedmongo"
 	"github.com/bduf/mcpauth/rbac"
 	"github.com/bduf/mcpauth/tools"
@@ -25,10 +26,12 @@ const mongoTimeout = 5 * time.Second
 
 // app is the wired service: store, keys, auth, rbac, tools.
 type app struct {
-	auth    *auth.Service
-	authz   *rbac.Authorizer
-	tools   *tools.Set
-	closers []func(context.Context) error
+	limiter   throttle.Limiter
+	callLimit throttle.Limit
+	auth      *auth.Service
+	authz     *rbac.Authorizer
+	tools     *tools.Set
+	closers   []func(context.Context) error
 }
 
 func (a *app) Close() {
@@ -70,10 +73,15 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
-	versions, err := a.connectVersions(ctx, c, logger)
+	rdb, err := a.connectRedis(ctx, c)
 	if err != nil {
 		return nil, err
 	}
+	versions, limiter, lockout, err := a.sharedState(ctx, c, rdb, logger)
+	if err != nil {
+		return nil, err
+	}
+	a.limiter, a.callLimit = limiter, c.CallLimit
 	store, err := auth.NewMongoStore(ctx, db)
 	if err != nil {
 		return nil, err
@@ -93,6 +101,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	a.auth, err = auth.NewService(ctx, store, keys, auth.Config{
 		Issuer: c.Issuer, Audience: c.Audience, AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL,
 		BcryptCost: c.BcryptCost, Logger: logger, Sealer: sealer,
+		Limiter: limiter, Lockout: lockout, Limits: c.Limits,
 		// Tokens carry the user's permissions in its organization; the guard re-checks the
 		// live assignment on every call, so a token's scopes can only be narrower.
 		Scopes: func(ctx context.Context, u auth.User) ([]string, error) {
@@ -133,20 +142,18 @@ func (a *app) connectMongo(ctx context.Context, c config, logger *slog.Logger) (
 	return client.Database(c.MongoDB), nil
 }
 
-// connectVersions returns the policy version source: Redis when configured (every instance
-// sees a change within a second), else in-process (one instance only).
-func (a *app) connectVersions(ctx context.Context, c config, logger *slog.Logger) (rbac.Versions, error) {
+// connectRedis connects MCPAUTH_REDIS_URL (nil without one).
+func (a *app) connectRedis(ctx context.Context, c config) (redis.UniversalClient, error) {
 	if c.RedisURL == "" {
-		return rbac.NewLocalVersions(), nil
+		return nil, nil
 	}
 	opts, err := redis.ParseURL(c.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("MCPAUTH_REDIS_URL %s: %w", redactURI(c.RedisURL), err)
 	}
-	opts.DialTimeout = mongoTimeout
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: []string{opts.Addr}, Username: opts.Username, Password: opts.Password, DB: opts.DB,
-		TLSConfig: opts.TLSConfig, DialTimeout: opts.DialTimeout,
+		TLSConfig: opts.TLSConfig, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
 	})
 	a.closers = append(a.closers, func(context.Context) error { return client.Close() })
 	pingCtx, cancel := context.WithTimeout(ctx, mongoTimeout)
@@ -154,12 +161,29 @@ func (a *app) connectVersions(ctx context.Context, c config, logger *slog.Logger
 	if err := client.Ping(pingCtx).Err(); err != nil {
 		return nil, fmt.Errorf("cannot reach Redis at %s within %s: %w", redactURI(c.RedisURL), mongoTimeout, err)
 	}
-	v, err := rbac.NewRedisVersions(ctx, client, logger)
+	return client, nil
+}
+
+// sharedState returns the policy versions, the rate limiter and the lockout: in Redis when it
+// is configured (shared by every instance), else in process (one instance only).
+func (a *app) sharedState(ctx context.Context, c config, rdb redis.UniversalClient, logger *slog.Logger) (rbac.Versions, throttle.Limiter, throttle.Lockout, error) {
+	localLimiter, localLockout := throttle.NewLocalLimiter(nil), throttle.NewLocalLockout(c.Lockout, nil)
+	if rdb == nil {
+		return rbac.NewLocalVersions(), localLimiter, localLockout, nil
+	}
+	v, err := rbac.NewRedisVersions(ctx, rdb, logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	a.closers = append(a.closers, func(context.Context) error { return v.Close() })
-	return v, nil
+	var limiter throttle.Limiter = throttle.NewRedisLimiter(rdb)
+	var lockout throttle.Lockout = throttle.NewRedisLockout(rdb, c.Lockout)
+	if c.DegradeLimits {
+		d := throttle.NewDegraded(logger)
+		limiter, lockout = d.Limiter(limiter, localLimiter), d.Lockout(lockout, localLockout)
+		logger.Warn("MCPAUTH_DEGRADE_LIMITS is set: with Redis down, limits fall back to this instance alone")
+	}
+	return v, limiter, lockout, nil
 }
 
 // levelFloor drops records below a level, whatever the wrapped handler allows.

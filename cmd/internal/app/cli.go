@@ -148,7 +148,8 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		return Fail(p.Name, stderr, err)
 	}
 	guard, err := mcp.NewGuard(mcp.GuardConfig{Auth: a.auth, Authz: a.authz, Policy: policy,
-		Credentials: a.tools.Credential, ResourceURI: c.Audience, AuthorizationServers: []string{c.Issuer}, Logger: logger})
+		Credentials: a.tools.Credential, ResourceURI: c.Audience, AuthorizationServers: []string{c.Issuer}, Logger: logger,
+		Limiter: a.limiter, CallLimit: a.callLimit})
 	if err != nil {
 		return Fail(p.Name, stderr, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/throttle"
 )
 
 // config is everything the binary reads from flags and the environment (flags win).
@@ -30,6 +31,12 @@ type config struct {
 	LogLevel   string
 	RedisURL   string
 	PolicyFile string
+	Limits     auth.Limits
+	CallLimit  throttle.Limit
+	Lockout    throttle.Policy
+	// DegradeLimits: with Redis unreachable, fall back to in-process limits (logged loudly)
+	// instead of refusing to authenticate.
+	DegradeLimits bool
 
 	// Environment only: secrets are never flags (they would show in ps).
 	MasterKey         string
@@ -65,6 +72,9 @@ var storeFlags = []envVar{
 	{"log-level", "MCPAUTH_LOG_LEVEL", "debug, info, warn or error (default info)"},
 	{"redis-url", "MCPAUTH_REDIS_URL", "Redis URL (redis:// or rediss://) shared by instances; empty: one instance, in-process state"},
 	{"policy", "MCPAUTH_POLICY_FILE", "guard policy file (YAML or JSON) for tools beyond mcpauth's own"},
+	{"rate-limits", "MCPAUTH_RATE_LIMITS", "rate limits as name=rate/period[/burst],... for login_id, login_addr, refresh, apikey_fail, calls (default login_id=10/1m,login_addr=60/1m/30,refresh=60/1m/30,apikey_fail=20/1m/10,calls=6000/1m/1000)"},
+	{"lockout", "MCPAUTH_LOCKOUT", "account lockout: failures/window[/backoff[/max-backoff]] (default 5/15m/1m/1h; permanent after 100 consecutive)"},
+	{"degrade-limits", "MCPAUTH_DEGRADE_LIMITS", "true: with Redis down, use in-process limits (logged loudly) instead of refusing logins"},
 }
 
 // registerFlags defines string flags for vars on fs and returns their values.
@@ -110,6 +120,19 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	}
 	if c.MongoDB == "" {
 		c.MongoDB = defaultMongoDB
+	}
+	if err := parseLimits(&c, vals["rate-limits"]); err != nil {
+		return c, err
+	}
+	if err := parseLockout(&c, vals["lockout"]); err != nil {
+		return c, err
+	}
+	switch vals["degrade-limits"] {
+	case "", "false":
+	case "true":
+		c.DegradeLimits = true
+	default:
+		return c, fmt.Errorf("--degrade-limits: want true or false, got %q", vals["degrade-limits"])
 	}
 	if c.Issuer == "" {
 		c.Issuer = defaultIssuer
@@ -249,4 +272,58 @@ func redactURI(uri string) string {
 		}
 	}
 	return u.String()
+}
+
+// DefaultCallLimit bounds the guarded tool calls of one identity (per instance without Redis).
+var DefaultCallLimit = throttle.Limit{Rate: 6000, Period: time.Minute, Burst: 1000}
+
+func parseLimits(c *config, spec string) error {
+	c.Limits, c.CallLimit = auth.DefaultLimits, DefaultCallLimit
+	if spec == "" {
+		return nil
+	}
+	targets := map[string]*throttle.Limit{
+		"login_id": &c.Limits.LoginPerIdentifier, "login_addr": &c.Limits.LoginPerAddress,
+		"refresh": &c.Limits.Refresh, "apikey_fail": &c.Limits.APIKeyFailures, "calls": &c.CallLimit,
+	}
+	for _, item := range strings.Split(spec, ",") {
+		name, value, ok := strings.Cut(strings.TrimSpace(item), "=")
+		target := targets[name]
+		if !ok || target == nil {
+			return fmt.Errorf("--rate-limits: %q: want name=rate/period with name one of login_id, login_addr, refresh, apikey_fail, calls", item)
+		}
+		l, err := throttle.ParseLimit(value)
+		if err != nil {
+			return fmt.Errorf("--rate-limits: %w", err)
+		}
+		*target = l
+	}
+	return nil
+}
+
+func parseLockout(c *config, spec string) error {
+	c.Lockout = throttle.DefaultPolicy
+	if spec == "" {
+		return nil
+	}
+	parts := strings.Split(spec, "/")
+	bad := fmt.Errorf("--lockout: want failures/window[/backoff[/max-backoff]], e.g. 5/15m/1m/1h, got %q", spec)
+	if len(parts) < 2 || len(parts) > 4 {
+		return bad
+	}
+	n, err := strconv.Atoi(parts[0])
+	if err != nil || n < 1 || n > 100 {
+		return bad
+	}
+	c.Lockout.Attempts = n
+	durs := []*time.Duration{&c.Lockout.Window, &c.Lockout.Backoff, &c.Lockout.MaxBackoff}
+	for i, p := range parts[1:] {
+		d, err := time.ParseDuration(p)
+		if err != nil || d <= 0 {
+			return bad
+		}
+		*durs[i] = d
+	}
+	c.Lockout.MaxBackoff = max(c.Lockout.MaxBackoff, c.Lockout.Backoff)
+	return nil
 }
