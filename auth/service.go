@@ -48,6 +48,9 @@ type Config struct {
 	Limiter throttle.Limiter
 	Lockout throttle.Lockout
 	Limits  Limits // zero: DefaultLimits
+	// Revocations is the revoked-session set validation consults (default: in process; with
+	// Redis, shared by every instance).
+	Revocations Revocations
 	// Scopes returns the permissions an access token of u carries (its roles' permissions).
 	Scopes func(ctx context.Context, u User) ([]string, error)
 }
@@ -60,7 +63,7 @@ type Service struct {
 	cfg       Config
 	log       *slog.Logger
 	dummyHash []byte
-	revoked   *revocationList
+	revoked   Revocations
 	lastUse   lastUse
 }
 
@@ -123,7 +126,10 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	s := &Service{
 		store: store, keys: keys, cfg: cfg, log: cfg.Logger, dummyHash: dummy,
 		codec:   tokenCodec{keys: keys, issuer: cfg.Issuer, audience: cfg.Audience},
-		revoked: newRevocationList(),
+		revoked: cfg.Revocations,
+	}
+	if s.revoked == nil {
+		s.revoked = localRevocations{list: newRevocationList(), now: cfg.Now}
 	}
 	now := cfg.Now()
 	ids, err := store.ListSessionsRevokedSince(ctx, now.Add(-cfg.AccessTTL))
@@ -131,7 +137,9 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 		return nil, fmt.Errorf("auth: load revoked sessions: %w", err)
 	}
 	for _, id := range ids {
-		s.revoked.add(id, now.Add(cfg.AccessTTL))
+		if err := s.revoked.Revoke(ctx, id, cfg.AccessTTL); err != nil {
+			return nil, fmt.Errorf("auth: reload revoked sessions: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -416,8 +424,14 @@ func (s *Service) Validate(ctx context.Context, token Secret) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	if c.SessionID != "" && s.revoked.has(c.SessionID, now) {
-		return Claims{}, ErrTokenRevoked
+	if c.SessionID != "" {
+		revoked, err := s.revoked.IsRevoked(ctx, c.SessionID)
+		if err != nil {
+			return Claims{}, apierr.New(apierr.Internal, "revocation list unavailable; refusing the token").Wrap(err)
+		}
+		if revoked {
+			return Claims{}, ErrTokenRevoked
+		}
 	}
 	return c, nil
 }
@@ -459,7 +473,11 @@ func (s *Service) revokeSession(ctx context.Context, sid, reason string) (bool, 
 	if err != nil {
 		return false, apierr.Internalf("revoke session: %w", err)
 	}
-	s.revoked.add(sid, now.Add(s.cfg.AccessTTL))
+	if err := s.revoked.Revoke(ctx, sid, s.cfg.AccessTTL+clockSkew); err != nil {
+		// The store has it: this and every instance will refuse the session's refresh tokens;
+		// its access tokens may live on elsewhere until they expire. Say so.
+		return done, apierr.New(apierr.Internal, "session revoked, but the revocation could not be shared with other instances").Wrap(err)
+	}
 	return done, nil
 }
 
@@ -568,7 +586,7 @@ func (s *Service) Sessions(ctx context.Context, caller Claims) ([]SessionInfo, e
 	now := s.cfg.Now()
 	out := []SessionInfo{}
 	for _, sess := range all {
-		if !sess.Active(now) || s.revoked.has(sess.ID, now) {
+		if !sess.Active(now) {
 			continue
 		}
 		out = append(out, SessionInfo{ID: sess.ID, Client: sess.Client, RememberMe: sess.RememberMe,

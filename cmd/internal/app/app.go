@@ -82,6 +82,15 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 		return nil, err
 	}
 	a.limiter, a.callLimit = limiter, c.CallLimit
+	var revocations auth.Revocations // nil: in process
+	if rdb != nil {
+		r, err := auth.NewRedisRevocations(ctx, rdb, logger, nil)
+		if err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, func(context.Context) error { return r.Close() })
+		revocations = r
+	}
 	store, err := auth.NewMongoStore(ctx, db)
 	if err != nil {
 		return nil, err
@@ -101,7 +110,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	a.auth, err = auth.NewService(ctx, store, keys, auth.Config{
 		Issuer: c.Issuer, Audience: c.Audience, AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL,
 		BcryptCost: c.BcryptCost, Logger: logger, Sealer: sealer,
-		Limiter: limiter, Lockout: lockout, Limits: c.Limits,
+		Limiter: limiter, Lockout: lockout, Limits: c.Limits, Revocations: revocations,
 		// Tokens carry the user's permissions in its organization; the guard re-checks the
 		// live assignment on every call, so a token's scopes can only be narrower.
 		Scopes: func(ctx context.Context, u auth.User) ([]string, error) {

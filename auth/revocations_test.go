@@ -1,0 +1,81 @@
+package auth_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/internal/redistest"
+)
+
+func redisRevocations(t *testing.T, addr string) *auth.RedisRevocations {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 300 * time.Millisecond})
+	r, err := auth.NewRedisRevocations(context.Background(), c, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close(); _ = c.Close() })
+	return r
+}
+
+// TestShouldDenyASessionRevokedOnAnotherInstanceWithinASecond: two services sharing a store and
+// Redis, as two instances would.
+func TestShouldDenyASessionRevokedOnAnotherInstanceWithinASecond(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	addr := redistest.Start(t)
+	a := e.newService(t, e.keys, func(c *auth.Config) { c.Revocations = redisRevocations(t, addr) })
+	b := e.newService(t, e.keys, func(c *auth.Config) { c.Revocations = redisRevocations(t, addr) })
+	e.createUser(t, "ada@example.com", "ada")
+	tokens, _, err := a.Login(ctx, auth.LoginRequest{Identifier: "ada", Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.validate(t, b, tokens.AccessToken) // B has now checked (and believes) the session
+
+	if _, err := a.Revoke(ctx, auth.Secret(tokens.AccessToken)); err != nil {
+		t.Fatal(err)
+	}
+	revokedAt := time.Now()
+	for {
+		_, err := b.Validate(ctx, auth.Secret(tokens.AccessToken))
+		if apierr.CodeOf(err) == apierr.TokenRevoked {
+			break
+		}
+		if time.Since(revokedAt) > time.Second {
+			t.Fatalf("instance B still accepts the token %s after the revocation on A (last answer %v)", time.Since(revokedAt), err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the condition, bounded by the 1 s deadline
+	}
+}
+
+func TestShouldRefuseTokensWhenTheRevocationListIsUnreachable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv := redistest.StartServer(t)
+	svc := e.newService(t, e.keys, func(c *auth.Config) { c.Revocations = redisRevocations(t, srv.Addr()) })
+	e.createUser(t, "ada@example.com", "ada")
+	tokens, _, err := svc.Login(context.Background(), auth.LoginRequest{Identifier: "ada", Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, err := svc.Validate(context.Background(), auth.Secret(tokens.AccessToken))
+		if apierr.CodeOf(err) == apierr.Internal {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with Redis down the token is still answered %v, want INTERNAL (fail closed)", err)
+		}
+		time.Sleep(20 * time.Millisecond) // the cached "not revoked" lasts up to 500 ms
+	}
+}
