@@ -2,6 +2,7 @@ package app
 
 import (
 	"flag"
+	"github.com/bduf/mcpauth/auth"
 	"io"
 	"os"
 	"path/filepath"
@@ -114,5 +115,28 @@ func TestShouldNeverPrintAMongoPassword(t *testing.T) {
 	got := redactURI("mongodb://app:s3cret@db1:27017/?replicaSet=rs0")
 	if strings.Contains(got, "s3cret") || !strings.Contains(got, "db1:27017") {
 		t.Fatalf("redacted = %q", got)
+	}
+}
+
+func TestShouldParseThrottleSettings(t *testing.T) {
+	c, err := parseServe(t, []string{"--rate-limits", "login_id=3/1m,calls=100/1s/50", "--lockout", "7/10m/30s/2h", "--degrade-limits", "true"},
+		map[string]string{"MCPAUTH_DATA_DIR": "/tmp/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.LoginPerIdentifier.Rate != 3 || c.CallLimit.Burst != 50 || c.Limits.Refresh != auth.DefaultLimits.Refresh {
+		t.Errorf("limits = %+v, calls %+v", c.Limits, c.CallLimit)
+	}
+	if c.Lockout.Attempts != 7 || c.Lockout.Window != 10*time.Minute || c.Lockout.Backoff != 30*time.Second ||
+		c.Lockout.MaxBackoff != 2*time.Hour || c.Lockout.PermanentAfter != 100 || !c.DegradeLimits {
+		t.Errorf("lockout = %+v, degrade %v", c.Lockout, c.DegradeLimits)
+	}
+	for _, bad := range [][]string{
+		{"--rate-limits", "logins=3/1m"}, {"--rate-limits", "login_id=3"}, {"--lockout", "0/1m"},
+		{"--lockout", "500/1m"}, {"--lockout", "5"}, {"--degrade-limits", "maybe"},
+	} {
+		if _, err := parseServe(t, bad, map[string]string{"MCPAUTH_DATA_DIR": "/tmp/x"}); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }
