@@ -2,13 +2,14 @@ package app
 
 import (
 	"flag"
-	"github.com/bduf/mcpauth/auth"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bduf/mcpauth/auth"
 )
 
 func envOf(m map[string]string) func(string) string {
