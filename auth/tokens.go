@@ -1,7 +1,10 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -137,6 +140,11 @@ func (c *tokenCodec) verify(ctx context.Context, token string, now time.Time) (C
 	if err != nil {
 		return Claims{}, ErrTokenInvalid.With("reason", "signature or header rejected").Wrap(err)
 	}
+	// encoding/json keeps the last of duplicate members; another reader of the same token may
+	// keep the first. RFC 7515 section 5.2 lets us reject them instead.
+	if head, payload, _ := strings.Cut(token, "."); !uniqueMembers(head) || !uniqueMembers(strings.SplitN(payload, ".", 2)[0]) {
+		return Claims{}, ErrTokenInvalid.With("reason", "duplicate member")
+	}
 	return c.checkClaims(claims, now)
 }
 
@@ -180,4 +188,34 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// uniqueMembers reports whether the JSON object in the base64url segment seg names no member
+// twice (anything else, the parser has already judged).
+func uniqueMembers(seg string) bool {
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return true
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return true
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return true
+		}
+		name, _ := t.(string)
+		if seen[name] {
+			return false
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return true
+		}
+	}
+	return true
 }
