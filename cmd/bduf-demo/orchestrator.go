@@ -11,7 +11,9 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/mcp"
+	"github.com/bduf/mcpauth/tools"
 )
 
 // orchestrator is the in-memory BDUF state: projects with their requirements and tasks.
@@ -62,11 +64,13 @@ func result(v any) (*mcpgo.CallToolResult, error) {
 	return mcpgo.NewToolResultStructured(structured, string(b)), nil
 }
 
+// invalid is the error model's INVALID_ARGUMENT naming the argument (as mcpauth's tools answer).
+func invalid(field string) (*mcpgo.CallToolResult, error) {
+	return tools.ErrorResult(apierr.Field(field, "is required and must be a non-empty string")), nil
+}
+
 func notFound(what string) (*mcpgo.CallToolResult, error) {
-	r := mcpgo.NewToolResultStructured(map[string]any{"error": map[string]any{"code": "NOT_FOUND", "message": what + " not found"}},
-		fmt.Sprintf(`{"error":{"code":"NOT_FOUND","message":%q}}`, what+" not found"))
-	r.IsError = true
-	return r, nil
+	return tools.ErrorResult(apierr.New(apierr.NotFound, what+" not found")), nil
 }
 
 func (o *orchestrator) list(ctx context.Context, _ mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
@@ -86,8 +90,8 @@ func (o *orchestrator) list(ctx context.Context, _ mcpgo.CallToolRequest) (*mcpg
 func (o *orchestrator) create(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 	id, _ := mcp.IdentityFrom(ctx)
 	name, err := req.RequireString("name")
-	if err != nil {
-		return mcpgo.NewToolResultError(err.Error()), nil
+	if err != nil || name == "" {
+		return invalid("name")
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -119,8 +123,8 @@ func (o *orchestrator) delete(ctx context.Context, req mcpgo.CallToolRequest) (*
 func (o *orchestrator) appendTo(add func(p *project, text string)) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		text, err := req.RequireString("text")
-		if err != nil {
-			return mcpgo.NewToolResultError(err.Error()), nil
+		if err != nil || text == "" {
+			return invalid("text")
 		}
 		o.mu.Lock()
 		defer o.mu.Unlock()

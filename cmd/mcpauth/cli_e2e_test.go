@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bduf/mcpauth/internal/mcptest"
 )
 
 // jsonrpcMessage is enough of a JSON-RPC 2.0 message to check its shape.
@@ -45,9 +47,9 @@ func TestShouldWriteOnlyJSONRPCToStdoutOverStdio(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t)
 	sec := &secrets{}
-	sec.add(in.ownerPassword)
+	sec.Add(in.OwnerPassword)
 	stdin, stdinW := io.Pipe()
-	p := startProc(t, in.env(), stdin, "serve", "--transport", "stdio")
+	p := mcptest.StartProc(t, binPath, in.Env(), stdin, "serve", "--transport", "stdio")
 	t.Cleanup(func() { _ = stdinW.Close() })
 
 	send := func(line string) {
@@ -61,7 +63,7 @@ func TestShouldWriteOnlyJSONRPCToStdoutOverStdio(t *testing.T) {
 		t.Helper()
 		send(line)
 		var got jsonrpcMessage
-		err := p.stdout.waitUntil(func(out string) bool {
+		err := p.Stdout.WaitUntil(func(out string) bool {
 			msgs, _ := parseStdout(out) // a bad line is reported below, once the process ended
 			for _, m := range msgs {
 				if string(m.ID) == fmt.Sprint(id) {
@@ -70,9 +72,9 @@ func TestShouldWriteOnlyJSONRPCToStdoutOverStdio(t *testing.T) {
 				}
 			}
 			return false
-		}, p.exited, startTimeout)
+		}, p.Exited, startTimeout)
 		if err != nil {
-			t.Fatalf("response %d: %v; stderr:\n%s", id, err, p.stderr)
+			t.Fatalf("response %d: %v; stderr:\n%s", id, err, p.Stderr)
 		}
 		return got
 	}
@@ -91,19 +93,33 @@ func TestShouldWriteOnlyJSONRPCToStdoutOverStdio(t *testing.T) {
 	}
 	send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 
-	m := response(2, toolCall(2, "auth_login", args{"email": in.ownerEmail, "password": "wrong-Password-42"}))
+	// Before a login a guarded tool is refused with a tool error, not a protocol error.
+	m := response(2, toolCall(2, "auth_whoami", nil))
+	var anonymous struct {
+		IsError           bool `json:"isError"`
+		StructuredContent struct {
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		} `json:"structuredContent"`
+	}
+	if err := json.Unmarshal(m.Result, &anonymous); err != nil || m.Error != nil || !anonymous.IsError ||
+		anonymous.StructuredContent.Error.Code != "UNAUTHENTICATED" {
+		t.Fatalf("auth_whoami before login: %+v %s", m.Error, m.Result)
+	}
+	m = response(6, toolCall(6, "auth_login", args{"email": in.OwnerEmail, "password": "wrong-Password-42"}))
 	var failed callResult
 	if err := json.Unmarshal(m.Result, &failed); err != nil || !failed.IsError {
 		t.Fatalf("wrong password: %s", m.Result)
 	}
-	m = response(3, toolCall(3, "auth_login", args{"email": in.ownerEmail, "password": in.ownerPassword}))
+	m = response(3, toolCall(3, "auth_login", args{"email": in.OwnerEmail, "password": in.OwnerPassword}))
 	var login struct {
 		StructuredContent tokenResult `json:"structuredContent"`
 	}
 	if err := json.Unmarshal(m.Result, &login); err != nil || login.StructuredContent.AccessToken == "" {
 		t.Fatalf("login: %s", m.Result)
 	}
-	sec.add(login.StructuredContent.AccessToken, login.StructuredContent.RefreshToken)
+	sec.Add(login.StructuredContent.AccessToken, login.StructuredContent.RefreshToken)
 	m = response(4, toolCall(4, "auth_whoami", nil))
 	var whoami callResult
 	if err := json.Unmarshal(m.Result, &whoami); err != nil || whoami.IsError || whoami.StructuredContent["auth_method"] != "session_login" {
@@ -115,25 +131,25 @@ func TestShouldWriteOnlyJSONRPCToStdoutOverStdio(t *testing.T) {
 	}
 
 	_ = stdinW.Close()
-	if code := p.wait(t, stopTimeout); code != 0 {
-		t.Errorf("stdio server exit code %d on EOF, want 0; stderr:\n%s", code, p.stderr)
+	if code := p.Wait(t, stopTimeout); code != 0 {
+		t.Errorf("stdio server exit code %d on EOF, want 0; stderr:\n%s", code, p.Stderr)
 	}
-	out := p.stdout.String()
+	out := p.Stdout.String()
 	if !strings.HasSuffix(out, "\n") {
 		t.Errorf("stdout ends with an incomplete line: %q", out[max(0, len(out)-200):])
 	}
 	if _, err := parseStdout(out); err != nil {
 		t.Error(err)
 	}
-	sec.checkNotIn(t, "stdio server stderr", p.stderr.String())
+	sec.CheckNotIn(t, "stdio server stderr", p.Stderr.String())
 }
 
 // runBinary runs the binary to completion and returns its exit code, stdout and stderr.
 func runBinary(t *testing.T, env []string, stdin string, timeout time.Duration, args ...string) (int, string, string) {
 	t.Helper()
-	p := startProc(t, env, strings.NewReader(stdin), args...)
-	code := p.wait(t, timeout)
-	return code, p.stdout.String(), p.stderr.String()
+	p := mcptest.StartProc(t, binPath, env, strings.NewReader(stdin), args...)
+	code := p.Wait(t, timeout)
+	return code, p.Stdout.String(), p.Stderr.String()
 }
 
 func TestShouldCreateUsersFromTheCommandLine(t *testing.T) {
@@ -141,9 +157,9 @@ func TestShouldCreateUsersFromTheCommandLine(t *testing.T) {
 	in := newInstance(t)
 	sec := &secrets{}
 	password := "e2e-Cli-" + randomHex(8)
-	sec.add(password)
+	sec.Add(password)
 
-	code, stdout, stderr := runBinary(t, in.env(), password+"\n", startTimeout,
+	code, stdout, stderr := runBinary(t, in.Env(), password+"\n", startTimeout,
 		"user", "create", "--email", "CLI@example.com", "--username", "cliuser", "--role", "admin")
 	if code != 0 {
 		t.Fatalf("user create: exit %d; stderr:\n%s", code, stderr)
@@ -156,33 +172,33 @@ func TestShouldCreateUsersFromTheCommandLine(t *testing.T) {
 		!slices.Equal(u.Roles, []string{"admin"}) || u.OrgID != "default" {
 		t.Fatalf("user create: %+v", u)
 	}
-	sec.checkNotIn(t, "user create output", stdout+stderr)
+	sec.CheckNotIn(t, "user create output", stdout+stderr)
 
 	// The same email again is refused; so is a common password; neither prints the password.
-	code, stdout, stderr = runBinary(t, in.env(), "e2e-Other-"+randomHex(8)+"\n", startTimeout,
+	code, stdout, stderr = runBinary(t, in.Env(), "e2e-Other-"+randomHex(8)+"\n", startTimeout,
 		"user", "create", "--email", "cli@example.com")
 	if code == 0 || !strings.Contains(stderr, "already exists") {
 		t.Errorf("duplicate user create: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
 	}
-	code, _, stderr = runBinary(t, in.env(), "password\n", startTimeout, "user", "create", "--email", "weak@example.com")
+	code, _, stderr = runBinary(t, in.Env(), "password\n", startTimeout, "user", "create", "--email", "weak@example.com")
 	if code == 0 || !strings.Contains(stderr, "common") {
 		t.Errorf("user create with a common password: exit %d, stderr:\n%s", code, stderr)
 	}
-	code, _, stderr = runBinary(t, in.env(), "", startTimeout, "user", "create", "--email", "nopw@example.com")
+	code, _, stderr = runBinary(t, in.Env(), "", startTimeout, "user", "create", "--email", "nopw@example.com")
 	if code == 0 || !strings.Contains(stderr, "no password on stdin") {
 		t.Errorf("user create without a password: exit %d, stderr:\n%s", code, stderr)
 	}
 
 	c := dialStdio(t, in)
-	tok := c.login(t, sec, args{"username": "cliuser", "password": password})
+	tok := c.Login(t, sec, args{"username": "cliuser", "password": password})
 	if tok.User.ID != u.ID || !slices.Equal(tok.User.Roles, []string{"admin"}) {
 		t.Fatalf("login as the CLI-created user: %+v", tok.User)
 	}
-	if w := decode[whoamiResult](t, c.call(t, "auth_whoami", nil)); w.User.ID != u.ID || w.AuthMethod != "session_login" {
+	if w := decode[whoamiResult](t, c.Call(t, "auth_whoami", nil)); w.User.ID != u.ID || w.AuthMethod != "session_login" {
 		t.Fatalf("auth_whoami: %+v", w)
 	}
-	c.closeStdio(t)
-	sec.checkNotIn(t, "stdio server stderr", c.stderr.String())
+	c.CloseStdio(t)
+	sec.CheckNotIn(t, "stdio server stderr", c.Stderr.String())
 }
 
 func TestShouldFailFastWithOneLineOnBadConfiguration(t *testing.T) {
@@ -226,7 +242,7 @@ func TestShouldFailFastWithOneLineOnBadConfiguration(t *testing.T) {
 			if within == 0 {
 				within = startTimeout
 			}
-			code, stdout, stderr := runBinary(t, in.env(tc.env...), "", within, tc.args...)
+			code, stdout, stderr := runBinary(t, in.Env(tc.env...), "", within, tc.args...)
 			if code != tc.wantCode {
 				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tc.wantCode, stderr)
 			}
@@ -236,7 +252,7 @@ func TestShouldFailFastWithOneLineOnBadConfiguration(t *testing.T) {
 			if stdout != "" {
 				t.Errorf("stdout: %q, want nothing", stdout)
 			}
-			if strings.Contains(stderr, in.ownerPassword) || strings.Contains(stderr, "hunter2-secret") {
+			if strings.Contains(stderr, in.OwnerPassword) || strings.Contains(stderr, "hunter2-secret") {
 				t.Errorf("stderr shows a password:\n%s", stderr)
 			}
 			t.Logf("failed in %s", time.Since(start).Round(time.Millisecond))
@@ -258,7 +274,7 @@ func TestShouldPrintHelp(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()
-			code, stdout, stderr := runBinary(t, baseEnv(), "", startTimeout, tc.args...)
+			code, stdout, stderr := runBinary(t, mcptest.BaseEnv(), "", startTimeout, tc.args...)
 			if code != 0 {
 				t.Errorf("exit code %d, want 0; stderr:\n%s", code, stderr)
 			}
