@@ -201,9 +201,58 @@ func (s *Service) RevokeAPIKey(ctx context.Context, userID, id string) (bool, er
 	if err != nil {
 		return false, apierr.Internalf("revoke api key: %w", err)
 	}
+	s.keyCache.drop(id)
+	// Instances holding the key's record in their cache learn of the revocation at once.
+	if err := s.revoked.Revoke(ctx, revocationID(id), apiKeyCacheTTL+clockSkew); err != nil {
+		return done, apierr.New(apierr.Internal, "key revoked, but the revocation could not be shared with other instances").Wrap(err)
+	}
 	s.log.InfoContext(ctx, "api key revoked", "user_id", userID, "key_id", id)
 	return done, nil
 }
+
+// apiKeyCacheTTL is how long a looked-up key record is reused. Revocation does not wait for it:
+// a revoked key is also entered in the revocation set (shared through Redis), which every use
+// consults.
+const apiKeyCacheTTL = 30 * time.Second
+
+type cachedKey struct {
+	key     APIKey
+	fetched time.Time
+}
+
+// keyCache holds key records by id, so a key's every call is not a store read.
+type keyCache struct {
+	mu   sync.RWMutex
+	keys map[string]cachedKey
+}
+
+func (c *keyCache) get(id string, now time.Time) (APIKey, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.keys[id]
+	if !ok || now.Sub(e.fetched) >= apiKeyCacheTTL {
+		return APIKey{}, false
+	}
+	return e.key, true
+}
+
+func (c *keyCache) put(k APIKey, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keys == nil || len(c.keys) >= 100_000 {
+		c.keys = map[string]cachedKey{}
+	}
+	c.keys[k.ID] = cachedKey{key: k, fetched: now}
+}
+
+func (c *keyCache) drop(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.keys, id)
+}
+
+// revocationID names an API key in the revocation set (beside session ids).
+func revocationID(keyID string) string { return "apikey:" + keyID }
 
 // lastUseInterval coalesces last-used writes: at most one per key per interval.
 const lastUseInterval = time.Minute
@@ -238,18 +287,34 @@ func (s *Service) lookUpAPIKey(ctx context.Context, key string) (APIKey, error) 
 	if !ok {
 		return APIKey{}, ErrTokenInvalid.With("reason", "malformed API key")
 	}
-	k, err := s.store.GetAPIKey(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return APIKey{}, errKeyInvalid
-	}
-	if err != nil {
-		return APIKey{}, apierr.Internalf("get api key: %w", err)
+	now := s.cfg.Now()
+	k, cached := s.keyCache.get(id, now)
+	if !cached {
+		var err error
+		k, err = s.store.GetAPIKey(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return APIKey{}, errKeyInvalid
+		}
+		if err != nil {
+			return APIKey{}, apierr.Internalf("get api key: %w", err)
+		}
+		s.keyCache.put(k, now)
 	}
 	if subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(k.SecretHash)) != 1 {
 		return APIKey{}, errKeyInvalid
 	}
-	if !k.Active(s.cfg.Now()) {
+	if !k.Active(now) {
 		return APIKey{}, errKeyInvalid
+	}
+	if cached {
+		revoked, err := s.revoked.IsRevoked(ctx, revocationID(k.ID))
+		if err != nil {
+			return APIKey{}, apierr.New(apierr.Internal, "revocation list unavailable; refusing the key").Wrap(err)
+		}
+		if revoked {
+			s.keyCache.drop(k.ID)
+			return APIKey{}, errKeyInvalid
+		}
 	}
 	return k, nil
 }

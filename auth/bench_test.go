@@ -157,3 +157,37 @@ func BenchmarkValidateVsJWT(b *testing.B) {
 	})
 	reportRatios(b, map[string][2]*samples{"validate/jwt": {ours, raw}})
 }
+
+// BenchmarkAPIKeyVsJWT: authenticating a caller (Service.Caller: credential check plus the live
+// user record) with an API key against the same with a JWT access token.
+func BenchmarkAPIKeyVsJWT(b *testing.B) {
+	svc, _ := benchService(b, 4)
+	ctx := context.Background()
+	tokens, u, err := svc.Login(ctx, auth.LoginRequest{Identifier: "bench@example.com", Password: benchPassword})
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, key, err := svc.CreateAPIKey(ctx, auth.NewAPIKey{UserID: u.ID, OrgID: u.OrgID, Name: "bench", Permissions: []string{"users:read"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	caller := func(cred auth.Secret) func(b *testing.B) {
+		return func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := svc.Caller(ctx, cred); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	jwt := nsPerOp(b, "jwt", caller(auth.Secret(tokens.AccessToken)))
+	apiKey := nsPerOp(b, "api-key", caller(key))
+	parse := nsPerOp(b, "api-key-parse-only", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, ok := auth.ParseAPIKey(key.Reveal()); !ok {
+				b.Fatal("parse")
+			}
+		}
+	})
+	reportRatios(b, map[string][2]*samples{"api-key/jwt": {apiKey, jwt}, "parse/jwt": {parse, jwt}})
+}

@@ -79,3 +79,36 @@ func TestShouldRefuseTokensWhenTheRevocationListIsUnreachable(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // the cached "not revoked" lasts up to 500 ms
 	}
 }
+
+func TestShouldRefuseAKeyRevokedOnAnotherInstanceWithinASecond(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	addr := redistest.Start(t)
+	a := e.newService(t, e.keys, func(c *auth.Config) { c.Revocations = redisRevocations(t, addr) })
+	b := e.newService(t, e.keys, func(c *auth.Config) { c.Revocations = redisRevocations(t, addr) })
+	u := e.createUser(t, "ada@example.com", "ada")
+	k, key, err := a.CreateAPIKey(ctx, auth.NewAPIKey{UserID: u.ID, OrgID: u.OrgID, Name: "ci", Permissions: []string{"projects:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // B looks the key up, then serves it from its cache
+		if _, err := b.Validate(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.RevokeAPIKey(ctx, u.ID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	revokedAt := time.Now()
+	for {
+		_, err := b.Validate(ctx, key)
+		if apierr.CodeOf(err) == apierr.TokenInvalid {
+			break
+		}
+		if time.Since(revokedAt) > time.Second {
+			t.Fatalf("instance B still accepts the key %s after its revocation on A (%v)", time.Since(revokedAt), err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the condition, bounded by the 1 s deadline
+	}
+}

@@ -65,6 +65,7 @@ type Service struct {
 	dummyHash []byte
 	revoked   Revocations
 	lastUse   lastUse
+	keyCache  keyCache
 }
 
 // Errors callers see. Login failures are deliberately one error: the same code, message and
