@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 DATA_DIR  ?= $(CURDIR)/.data
 LISTEN    ?= 127.0.0.1:8080
 
-.PHONY: build run test bench lint tidy-check clean
+.PHONY: build run test bench fuzz lint tidy-check clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/mcpauth
@@ -24,6 +24,12 @@ test: lint tidy-check
 # Benchmarks, each with its baseline in the same run; the "ratio" rows are what to compare.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./...
+
+# Fuzz targets, briefly (CI runs them too); FUZZTIME=10m for a real session.
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateAccessToken$$' -fuzztime $(FUZZTIME) ./auth/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAPIKey$$' -fuzztime $(FUZZTIME) ./auth/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
