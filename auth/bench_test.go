@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"log/slog"
-	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/internal/mongotest"
+	"github.com/bduf/mcpauth/internal/benchratio"
 )
 
 // These benchmarks measure the login and validation paths against the raw library operation
@@ -60,72 +60,36 @@ func loginOnce(b *testing.B, svc *auth.Service, identifier string, wantErr bool)
 	}
 }
 
-// samples holds the time per operation of every run of one sub-benchmark (-count repeats each).
-type samples []float64
-
-func (s *samples) median() float64 {
-	v := slices.Clone(*s)
-	slices.Sort(v)
-	if len(v) == 0 {
-		return 0
-	}
-	return v[len(v)/2]
-}
-
-// nsPerOp runs f as a sub-benchmark and collects its time per operation. (testing.Benchmark
-// cannot be nested in a running benchmark: it takes the same lock.)
-func nsPerOp(b *testing.B, name string, f func(b *testing.B)) *samples {
-	s := &samples{}
-	b.Run(name, func(b *testing.B) {
-		b.ReportAllocs()
-		f(b)
-		*s = append(*s, float64(b.Elapsed().Nanoseconds())/float64(b.N))
-	})
-	return s
-}
-
-// reportRatios prints ratios of medians as a last sub-benchmark, beside the figures they come
-// from.
-func reportRatios(b *testing.B, ratios map[string][2]*samples) {
-	b.Run("ratio", func(b *testing.B) {
-		for b.Loop() {
-		}
-		for unit, pair := range ratios {
-			b.ReportMetric(pair[0].median()/pair[1].median(), unit)
-		}
-	})
-}
-
 // BenchmarkLoginVsBcrypt: a full login (store look-up, bcrypt at cost 10, session, refresh
 // token, signed access token) against one raw bcrypt compare at the same cost; and an unknown
 // user's failed login against a known user's failed and successful ones.
 func BenchmarkLoginVsBcrypt(b *testing.B) {
 	svc, _ := benchService(b, auth.DefaultBcryptCost)
 	hash, _ := bcrypt.GenerateFromPassword([]byte(benchPassword.Reveal()), auth.DefaultBcryptCost)
-	raw := nsPerOp(b, "raw-bcrypt", func(b *testing.B) {
+	raw := benchratio.Run(b, "raw-bcrypt", func(b *testing.B) {
 		for b.Loop() {
 			_ = bcrypt.CompareHashAndPassword(hash, []byte(benchPassword.Reveal()))
 		}
 	})
-	known := nsPerOp(b, "login", func(b *testing.B) {
+	known := benchratio.Run(b, "login", func(b *testing.B) {
 		for b.Loop() {
 			loginOnce(b, svc, "bench@example.com", false)
 		}
 	})
-	wrong := nsPerOp(b, "login-wrong-password", func(b *testing.B) {
+	wrong := benchratio.Run(b, "login-wrong-password", func(b *testing.B) {
 		for b.Loop() {
 			if _, _, err := svc.Login(context.Background(), auth.LoginRequest{Identifier: "bench@example.com", Password: "not the password"}); err == nil {
 				b.Fatal("wrong password accepted")
 			}
 		}
 	})
-	unknown := nsPerOp(b, "login-unknown-user", func(b *testing.B) {
+	unknown := benchratio.Run(b, "login-unknown-user", func(b *testing.B) {
 		for b.Loop() {
 			loginOnce(b, svc, "nobody@example.com", true)
 		}
 	})
 	// unknown/wrong-password is the enumeration question: both fail, and must cost the same.
-	reportRatios(b, map[string][2]*samples{"login/bcrypt": {known, raw}, "unknown/known": {unknown, known},
+	benchratio.Report(b, map[string][2]*benchratio.Samples{"login/bcrypt": {known, raw}, "unknown/known": {unknown, known},
 		"unknown/wrong-password": {unknown, wrong}})
 }
 
@@ -141,21 +105,21 @@ func BenchmarkValidateVsJWT(b *testing.B) {
 	x, _ := base64.RawURLEncoding.DecodeString(jwk.X)
 	pub := ed25519.PublicKey(x)
 	parser := jwt.NewParser(jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithAudience("urn:bench:mcp"), jwt.WithIssuer("urn:bench"))
-	raw := nsPerOp(b, "raw-golang-jwt", func(b *testing.B) {
+	raw := benchratio.Run(b, "raw-golang-jwt", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := parser.Parse(tokens.AccessToken, func(*jwt.Token) (any, error) { return pub, nil }); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	ours := nsPerOp(b, "validate", func(b *testing.B) {
+	ours := benchratio.Run(b, "validate", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := svc.Validate(context.Background(), auth.Secret(tokens.AccessToken)); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	reportRatios(b, map[string][2]*samples{"validate/jwt": {ours, raw}})
+	benchratio.Report(b, map[string][2]*benchratio.Samples{"validate/jwt": {ours, raw}})
 }
 
 // BenchmarkAPIKeyVsJWT: authenticating a caller (Service.Caller: credential check plus the live
@@ -180,14 +144,14 @@ func BenchmarkAPIKeyVsJWT(b *testing.B) {
 			}
 		}
 	}
-	jwt := nsPerOp(b, "jwt", caller(auth.Secret(tokens.AccessToken)))
-	apiKey := nsPerOp(b, "api-key", caller(key))
-	parse := nsPerOp(b, "api-key-parse-only", func(b *testing.B) {
+	jwt := benchratio.Run(b, "jwt", caller(auth.Secret(tokens.AccessToken)))
+	apiKey := benchratio.Run(b, "api-key", caller(key))
+	parse := benchratio.Run(b, "api-key-parse-only", func(b *testing.B) {
 		for b.Loop() {
 			if _, _, ok := auth.ParseAPIKey(key.Reveal()); !ok {
 				b.Fatal("parse")
 			}
 		}
 	})
-	reportRatios(b, map[string][2]*samples{"api-key/jwt": {apiKey, jwt}, "parse/jwt": {parse, jwt}})
+	benchratio.Report(b, map[string][2]*benchratio.Samples{"api-key/jwt": {apiKey, jwt}, "parse/jwt": {parse, jwt}})
 }

@@ -3,13 +3,13 @@ package rbac_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
 
 	"github.com/bduf/mcpauth/rbac"
+	"github.com/bduf/mcpauth/internal/benchratio"
 )
 
 // These benchmarks measure Authorize against Casbin v2 deciding the same requests on the same
@@ -173,14 +173,14 @@ func BenchmarkAuthorize(b *testing.B) {
 	if allowed == 0 || allowed == len(reqs) {
 		b.Fatalf("%d of %d requests allowed: the table decides nothing", allowed, len(reqs))
 	}
-	ours := nsPerOp(b, "warm", func(b *testing.B) {
+	ours := benchratio.Run(b, "warm", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			benchSink = a.Authorize(ctx, reqs[i%len(reqs)]).Allowed
 			i++
 		}
 	})
-	theirs := nsPerOp(b, "casbin", func(b *testing.B) {
+	theirs := benchratio.Run(b, "casbin", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			r := &reqs[i%len(reqs)]
@@ -188,7 +188,7 @@ func BenchmarkAuthorize(b *testing.B) {
 			i++
 		}
 	})
-	nsPerOp(b, "cold", func(b *testing.B) {
+	benchratio.Run(b, "cold", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			_ = versions.Bump(ctx)
@@ -196,41 +196,5 @@ func BenchmarkAuthorize(b *testing.B) {
 			i += 37 // another subject each time
 		}
 	})
-	reportRatios(b, map[string][2]*samples{"casbin/ours": {theirs, ours}})
-}
-
-// samples holds the time per operation of every run of one sub-benchmark (-count repeats each).
-type samples []float64
-
-func (s *samples) median() float64 {
-	v := slices.Clone(*s)
-	slices.Sort(v)
-	if len(v) == 0 {
-		return 0
-	}
-	return v[len(v)/2]
-}
-
-// nsPerOp runs f as a sub-benchmark and collects its time per operation. (testing.Benchmark
-// cannot be nested in a running benchmark: it takes the same lock.)
-func nsPerOp(b *testing.B, name string, f func(b *testing.B)) *samples {
-	s := &samples{}
-	b.Run(name, func(b *testing.B) {
-		b.ReportAllocs()
-		f(b)
-		*s = append(*s, float64(b.Elapsed().Nanoseconds())/float64(b.N))
-	})
-	return s
-}
-
-// reportRatios prints ratios of medians as a last sub-benchmark, beside the figures they come
-// from.
-func reportRatios(b *testing.B, ratios map[string][2]*samples) {
-	b.Run("ratio", func(b *testing.B) {
-		for b.Loop() {
-		}
-		for unit, pair := range ratios {
-			b.ReportMetric(pair[0].median()/pair[1].median(), unit)
-		}
-	})
+	benchratio.Report(b, map[string][2]*benchratio.Samples{"casbin/ours": {theirs, ours}})
 }
