@@ -13,8 +13,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bduf/mcpauth/auth"
-	"github.com/bduf/mcpauth/internal/mongotest"
 	"github.com/bduf/mcpauth/internal/benchratio"
+	"github.com/bduf/mcpauth/internal/mongotest"
 )
 
 // These benchmarks measure the login and validation paths against the raw library operation

@@ -8,8 +8,8 @@ import (
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
 
-	"github.com/bduf/mcpauth/rbac"
 	"github.com/bduf/mcpauth/internal/benchratio"
+	"github.com/bduf/mcpauth/rbac"
 )
 
 // These benchmarks measure Authorize against Casbin v2 deciding the same requests on the same
