@@ -139,3 +139,54 @@ func (r *RedisRevocations) IsRevoked(ctx context.Context, sid string) (bool, err
 	r.mu.Unlock()
 	return false, nil
 }
+
+// DegradedRevocations uses primary (Redis) and, while it fails, an in-process set (logged at
+// ERROR): the operator's explicit choice to keep serving with revocations known only to this
+// instance during a Redis outage (MCPAUTH_DEGRADE_LIMITS).
+type DegradedRevocations struct {
+	primary  Revocations
+	fallback Revocations
+	log      *slog.Logger
+	mu       sync.Mutex
+	down     bool
+}
+
+// NewDegradedRevocations wraps primary with an in-process fallback.
+func NewDegradedRevocations(primary Revocations, logger *slog.Logger) *DegradedRevocations {
+	return &DegradedRevocations{primary: primary, log: logger,
+		fallback: localRevocations{list: newRevocationList(), now: time.Now}}
+}
+
+func (d *DegradedRevocations) note(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case err != nil && !d.down:
+		d.down = true
+		d.log.Error("REDIS UNREACHABLE: session revocations known to this instance only", "error", err)
+	case err == nil && d.down:
+		d.down = false
+		d.log.Warn("session revocations use Redis again")
+	}
+}
+
+// Revoke records locally, always, and in Redis when it can.
+func (d *DegradedRevocations) Revoke(ctx context.Context, sid string, ttl time.Duration) error {
+	_ = d.fallback.Revoke(ctx, sid, ttl)
+	err := d.primary.Revoke(ctx, sid, ttl)
+	d.note(err)
+	return nil
+}
+
+// IsRevoked asks Redis, or this instance's own set while Redis is down.
+func (d *DegradedRevocations) IsRevoked(ctx context.Context, sid string) (bool, error) {
+	if revoked, _ := d.fallback.IsRevoked(ctx, sid); revoked {
+		return true, nil
+	}
+	revoked, err := d.primary.IsRevoked(ctx, sid)
+	d.note(err)
+	if err != nil {
+		return false, nil
+	}
+	return revoked, nil
+}

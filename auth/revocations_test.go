@@ -112,3 +112,29 @@ func TestShouldRefuseAKeyRevokedOnAnotherInstanceWithinASecond(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling for the condition, bounded by the 1 s deadline
 	}
 }
+
+func TestShouldKeepServingOnThisInstancesRevocationsWhenDegraded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	srv := redistest.StartServer(t)
+	svc := e.newService(t, e.keys, func(c *auth.Config) {
+		c.Revocations = auth.NewDegradedRevocations(redisRevocations(t, srv.Addr()), slog.New(slog.DiscardHandler))
+	})
+	e.createUser(t, "ada@example.com", "ada")
+	login := func() auth.Tokens {
+		tokens, _, err := svc.Login(ctx, auth.LoginRequest{Identifier: "ada", Password: testPassword})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tokens
+	}
+	kept, revoked := login(), login()
+	srv.Kill()
+	if _, err := svc.Revoke(ctx, auth.Secret(revoked.AccessToken)); err != nil {
+		t.Fatalf("revoke with Redis down (degraded): %v", err)
+	}
+	e.validate(t, svc, kept.AccessToken)
+	_, err := svc.Validate(ctx, auth.Secret(revoked.AccessToken))
+	wantCode(t, "a session revoked on this instance while Redis was down", err, apierr.TokenRevoked)
+}

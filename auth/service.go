@@ -224,7 +224,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		return Tokens{}, User{}, s.failed(ctx, u.ID, ErrInvalidCredentials)
 	}
 	if u.Disabled {
-		return Tokens{}, User{}, ErrAccountDisabled
+		return Tokens{}, User{}, s.failed(ctx, u.ID, ErrAccountDisabled)
 	}
 	m, enabled, err := s.mfaEnabled(ctx, u.ID)
 	if err != nil {
@@ -232,8 +232,9 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (Tokens, User, er
 	}
 	if enabled {
 		if req.MFACode == "" {
-			// Neither a success nor a failure: the attempt stays counted until a code comes.
-			return Tokens{}, User{}, ErrMFARequired
+			// Counted as a failed attempt (never as a success: whoever holds the password must
+			// not be able to reset the count of wrong codes); the next login with a code clears it.
+			return Tokens{}, User{}, s.failed(ctx, u.ID, ErrMFARequired)
 		}
 		if err := s.checkSecondFactor(ctx, m, req.MFACode); err != nil {
 			if apierr.CodeOf(err) == apierr.InvalidMFACode {

@@ -176,3 +176,23 @@ func (brokenLimiter) Check(context.Context, string, throttle.Limit) (throttle.De
 }
 
 func (brokenLimiter) Name() string { return "broken" }
+
+func TestShouldCountLoginsWithoutTheSecondFactorAndLetTheLockRunOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	u := e.createUser(t, "ada@example.com", "ada")
+	secret, _ := e.enableMFA(t, u)
+	svc := lockoutService(t, e, throttle.NewLocalLockout(fivePerWindow, e.clock.Now), unthrottled)
+	login := func(code auth.Secret) error {
+		_, _, err := svc.Login(context.Background(), auth.LoginRequest{Identifier: "ada", Password: testPassword, MFACode: code})
+		return err
+	}
+	for range 5 {
+		wantCode(t, "the right password without a code", login(""), apierr.MFARequired)
+	}
+	wantCode(t, "the right password and code after 5 codeless tries", login(e.totpCode(t, secret, e.clock.Now())), apierr.InvalidCredentials)
+	e.clock.Advance(61 * time.Second) // the first lock (1 min) runs out; the window (15 min) has not
+	if err := login(e.totpCode(t, secret, e.clock.Now())); err != nil {
+		t.Fatalf("login once the lock ran out: %v", err)
+	}
+}

@@ -323,13 +323,17 @@ func (g *Guard) HTTP(next http.Handler) http.Handler {
 			g.challenge(w, r, http.StatusUnauthorized, `error="invalid_token", error_description="a bearer token is required"`)
 			return
 		}
-		claims, err := g.cfg.Auth.Validate(r.Context(), token)
+		ctx := r.Context()
+		if ip := sourceAddr(r.RemoteAddr); ip.IsValid() { // per-address limits (failed API keys)
+			ctx = auth.WithClientAddr(ctx, ip.String())
+		}
+		claims, err := g.cfg.Auth.Validate(ctx, token)
 		if err != nil {
 			if anonymousOK { // the tool decides (e.g. auth_refresh with an expired access token)
 				next.ServeHTTP(w, r)
 				return
 			}
-			g.challenge(w, r, http.StatusUnauthorized, fmt.Sprintf(`error="invalid_token", error_description=%q`, apierr.From(err).Message))
+			g.refuse(w, r, err)
 			return
 		}
 		for _, tool := range calls {
@@ -417,6 +421,32 @@ func (g *Guard) metadataURL(r *http.Request) string {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host + metadataPath + r.URL.Path
+}
+
+// refuse answers a credential that could not be accepted: 401 for a bad token, but 429 when the
+// caller is being rate-limited and 503 when a dependency (the limiter, the revocation list) is
+// down, so clients do not take an outage for "log in again".
+func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	e := apierr.From(err)
+	switch e.Code {
+	case apierr.RateLimited:
+		if secs, ok := e.Details["retry_after_seconds"].(int); ok {
+			w.Header().Set("Retry-After", fmt.Sprint(secs))
+		}
+		writeJSONError(w, http.StatusTooManyRequests, "rate_limited", e.Message)
+	case apierr.Internal:
+		g.log.ErrorContext(r.Context(), "could not check a bearer token", "error", err)
+		w.Header().Set("Retry-After", "1")
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", e.Message)
+	default:
+		g.challenge(w, r, http.StatusUnauthorized, fmt.Sprintf(`error="invalid_token", error_description=%q`, e.Message))
+	}
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, description string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
 }
 
 func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, status int, params string) {

@@ -15,6 +15,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/mcp"
@@ -38,6 +39,12 @@ var users = map[string]struct {
 }
 
 func (fakeAuth) Validate(_ context.Context, token auth.Secret) (auth.Claims, error) {
+	switch token.Reveal() {
+	case "limited":
+		return auth.Claims{}, auth.RateLimited(7 * time.Second)
+	case "outage":
+		return auth.Claims{}, apierr.New(apierr.Internal, "revocation list unavailable; refusing the token")
+	}
 	u, ok := users[token.Reveal()]
 	if !ok {
 		return auth.Claims{}, auth.ErrTokenInvalid
@@ -352,6 +359,8 @@ func TestShouldChallengeHTTPRequestsWithoutAValidToken(t *testing.T) {
 		{"initialize when it is allowed anonymously", []string{"initialize"}, "", initialize, 200, nil},
 		{"a public tool anonymously", []string{"initialize"}, "", callStatus, 200, nil},
 		{"an owner deleting", nil, "owner", callDelete, 200, nil},
+		{"a rate-limited caller", nil, "limited", callDelete, 429, nil},
+		{"a dependency down", nil, "outage", callDelete, 503, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -362,6 +371,9 @@ func TestShouldChallengeHTTPRequestsWithoutAValidToken(t *testing.T) {
 			}
 			if (reached.Load() == 1) != (tt.wantStatus == 200) {
 				t.Fatalf("reached the server: %v", reached.Load())
+			}
+			if w.Code == 429 && w.Header().Get("Retry-After") != "7" {
+				t.Errorf("Retry-After = %q, want 7", w.Header().Get("Retry-After"))
 			}
 			got := w.Header().Get("WWW-Authenticate")
 			for _, want := range tt.wantHeader {

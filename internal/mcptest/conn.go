@@ -244,6 +244,25 @@ func (c *Conn) TryCall(t testing.TB, tool string, a Args) (Result, error) {
 	return checkShape(t, c.Kind, tool, res), nil
 }
 
+// CallResult calls a tool and returns mcp-go's result as it came, without the one-text-content
+// shape check of Call (for results that carry more, e.g. mfa_enroll's QR code image). A
+// transport error fails t.
+func (c *Conn) CallResult(t testing.TB, tool string, a Args) *mcp.CallToolResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+	defer cancel()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = tool
+	if a != nil {
+		req.Params.Arguments = a
+	}
+	res, err := c.Client.CallTool(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: call %s: %v; client log:\n%s", c.Kind, tool, err, c.ClientLog)
+	}
+	return res
+}
+
 func checkShape(t testing.TB, kind, tool string, res *mcp.CallToolResult) Result {
 	t.Helper()
 	structured := res.RawStructuredContent
@@ -357,6 +376,7 @@ type APIError struct {
 	Field               string   `json:"field"`
 	RequiredPermissions []string `json:"required_permissions"`
 	ExcessPermissions   []string `json:"excess_permissions"`
+	RetryAfterSeconds   int      `json:"retry_after_seconds"` // RATE_LIMITED
 }
 
 // WantError checks that r is a tool error with code and returns its body.

@@ -92,11 +92,51 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// Restart starts a new redis-server on s's address, killing s first if it still runs: an outage
+// that ends, as after a crash without persistence (the new server is empty). The new server is
+// killed when t ends. It fails t if the port cannot be bound again within startTimeout (another
+// process may have taken it meanwhile).
+func (s *Server) Restart(t testing.TB) *Server {
+	t.Helper()
+	s.Kill()
+	bin := binary()
+	if bin == "" {
+		t.Fatal("redistest: redis-server not found")
+	}
+	_, portStr, err := net.SplitHostPort(s.addr)
+	if err != nil {
+		t.Fatalf("redistest: address %q: %v", s.addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		t.Fatalf("redistest: address %q: %v", s.addr, err)
+	}
+	dir := t.TempDir()
+	deadline := time.Now().Add(startTimeout)
+	tick := time.NewTicker(50 * time.Millisecond) // the old socket may linger a moment: retry the bind
+	defer tick.Stop()
+	for {
+		n, err := startOn(bin, dir, port)
+		if err == nil {
+			t.Cleanup(n.Kill)
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: redis-server did not start again on %s: %v", s.addr, err)
+		}
+		<-tick.C
+	}
+}
+
 func start(bin, dir string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("pick a port: %w", err)
 	}
+	return startOn(bin, dir, port)
+}
+
+func startOn(bin, dir string, port int) (*Server, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(bin,
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",

@@ -90,6 +90,9 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 		}
 		a.closers = append(a.closers, func(context.Context) error { return r.Close() })
 		revocations = r
+		if c.DegradeLimits {
+			revocations = auth.NewDegradedRevocations(r, logger)
+		}
 	}
 	store, err := auth.NewMongoStore(ctx, db)
 	if err != nil {
