@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/internal/benchratio"
 	"github.com/bduf/mcpauth/internal/mongotest"
 )
@@ -42,6 +43,10 @@ func benchService(b *testing.B, cost int) (*auth.Service, *auth.KeySet) {
 	}
 	svc, err := auth.NewService(ctx, store, keys, auth.Config{
 		Issuer: "urn:bench", Audience: "urn:bench:mcp", BcryptCost: cost, Logger: slog.New(slog.DiscardHandler),
+		// Throttles out of the way: these measure the work, not the limits.
+		Limits: unthrottled,
+		Lockout: throttle.NewLocalLockout(throttle.Policy{Attempts: 1 << 30, Window: time.Hour, Backoff: time.Second,
+			MaxBackoff: time.Second, PermanentAfter: 1 << 30}, nil),
 		Scopes: func(context.Context, auth.User) ([]string, error) { return []string{"users:read"}, nil },
 	})
 	if err != nil {
