@@ -1,0 +1,140 @@
+package audit
+
+// This file fixes audit's public API. Implementations live beside it.
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Severity of an event.
+type Severity string
+
+// Severities.
+const (
+	Info     Severity = "info"
+	Warning  Severity = "warning"
+	Critical Severity = "critical"
+)
+
+// Event types (the seed's, at least). AUTH_FAILED carries details["reason"], one of the Reason*
+// constants.
+const (
+	AuthSuccess        = "AUTH_SUCCESS"
+	AuthFailed         = "AUTH_FAILED"
+	AuthRateLimited    = "AUTH_RATE_LIMITED"
+	AccountLocked      = "ACCOUNT_LOCKED"
+	AccountUnlocked    = "ACCOUNT_UNLOCKED"
+	MFAChallengeSent   = "MFA_CHALLENGE_SENT"
+	MFAEnabled         = "MFA_ENABLED"
+	MFADisabled        = "MFA_DISABLED"
+	TokenRefreshed     = "TOKEN_REFRESHED"
+	TokenReuseDetected = "TOKEN_REUSE_DETECTED"
+	TokenRevoked       = "TOKEN_REVOKED"
+	SessionRevoked     = "SESSION_REVOKED"
+	APIKeyCreated      = "API_KEY_CREATED"
+	APIKeyRevoked      = "API_KEY_REVOKED"
+	APIKeyUsedFailed   = "API_KEY_USED_FAILED"
+	AuthzGranted       = "AUTHZ_GRANTED"
+	AuthzDenied        = "AUTHZ_DENIED"
+	AuthzError         = "AUTHZ_ERROR"
+	RoleCreated        = "ROLE_CREATED"
+	RoleDeleted        = "ROLE_DELETED"
+	RoleAssigned       = "ROLE_ASSIGNED"
+	RoleRevoked        = "ROLE_REVOKED"
+	PermissionGranted  = "PERMISSION_GRANTED"
+	PermissionRevoked  = "PERMISSION_REVOKED"
+	UserCreated        = "USER_CREATED"
+	UserUpdated        = "USER_UPDATED"
+	UserDisabled       = "USER_DISABLED"
+	UserDeleted        = "USER_DELETED"
+	KeyRotated         = "KEY_ROTATED"
+	// RetentionAnchor is written by retention: it carries the hash of the last deleted event, so
+	// the chain of what remains still verifies.
+	RetentionAnchor = "RETENTION_ANCHOR"
+)
+
+// AUTH_FAILED reasons.
+const (
+	ReasonUserNotFound    = "USER_NOT_FOUND"
+	ReasonInvalidPassword = "INVALID_PASSWORD"
+	ReasonAccountInactive = "ACCOUNT_INACTIVE"
+	ReasonInvalidMFA      = "INVALID_MFA"
+	ReasonSystemError     = "SYSTEM_ERROR"
+)
+
+// Event is one audit record. The writer fills ID, Instance, Seq, Time (if zero), PrevHash and
+// Hash; callers fill the rest. Details must never hold a secret: values that are secrets must be
+// of a type that redacts itself when marshalled (auth.Secret does).
+type Event struct {
+	ID         string         `bson:"_id" json:"id"`
+	Instance   string         `bson:"instance" json:"instance"` // the chain this event is in
+	Seq        int64          `bson:"seq" json:"seq"`           // position in its chain, from 1
+	Type       string         `bson:"type" json:"type"`
+	Severity   Severity       `bson:"severity" json:"severity"`
+	Time       time.Time      `bson:"time" json:"time"`
+	Subject    string         `bson:"subject,omitempty" json:"subject,omitempty"` // whom it is about
+	Actor      string         `bson:"actor,omitempty" json:"actor,omitempty"`     // who did it
+	OrgID      string         `bson:"org_id,omitempty" json:"org_id,omitempty"`
+	ClientAddr string         `bson:"client_addr,omitempty" json:"client_addr,omitempty"`
+	Transport  string         `bson:"transport,omitempty" json:"transport,omitempty"`
+	RequestID  string         `bson:"request_id,omitempty" json:"request_id,omitempty"`
+	SessionID  string         `bson:"session_id,omitempty" json:"session_id,omitempty"`
+	Details    map[string]any `bson:"details,omitempty" json:"details,omitempty"`
+	PrevHash   string         `bson:"prev_hash" json:"prev_hash"`
+	Hash       string         `bson:"hash" json:"hash"`
+}
+
+// Recorder is what the rest of mcpauth needs of the audit trail. Record never drops an event:
+// it blocks (back-pressure) while the queue is full, until ctx ends. RecordDurable returns only
+// once the event is in MongoDB or fsynced to the spill file.
+type Recorder interface {
+	Record(ctx context.Context, e Event) error
+	RecordDurable(ctx context.Context, e Event) error
+}
+
+// Query selects events for audit_query: newest first, cursor-paged.
+type Query struct {
+	Type    string
+	Subject string // user_id
+	OrgID   string
+	Since   time.Time
+	Until   time.Time
+	Limit   int
+	Cursor  string
+}
+
+// VerifyResult is what audit_verify reports.
+type VerifyResult struct {
+	OK      bool  `json:"ok"`
+	Checked int64 `json:"checked"`
+	Chains  int   `json:"chains"`
+	// FirstBad locates the first broken link: the chain (instance), the position expected, and
+	// what is wrong ("edited", "missing", "out of order").
+	FirstBad *BadLink `json:"first_bad,omitempty"`
+}
+
+// BadLink is a broken link of a chain.
+type BadLink struct {
+	Instance string `json:"instance"`
+	Seq      int64  `json:"seq"`
+	EventID  string `json:"event_id,omitempty"`
+	Problem  string `json:"problem"`
+}
+
+// ErrClosed is returned by a writer that has been closed.
+var ErrClosed = errors.New("audit: writer closed")
+
+// Public API to implement (writer.go, chain.go, mongo.go, spill.go):
+//
+//	func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
+//	func NewWriter(ctx context.Context, store *MongoStore, cfg WriterConfig) (*Writer, error)
+//	type WriterConfig struct { Instance string; SpillDir string; QueueSize, BatchSize int; FlushEvery time.Duration; Logger *slog.Logger; Now func() time.Time }
+//	func (w *Writer) Record(ctx, Event) error
+//	func (w *Writer) RecordDurable(ctx, Event) error
+//	func (w *Writer) Close(ctx context.Context) error     // drains the queue
+//	func (w *Writer) Stats() Stats                        // QueueDepth, SpillBytes, Spilling, Written
+//	func (s *MongoStore) Query(ctx, Query) ([]Event, string, error)
+//	func (s *MongoStore) Verify(ctx, since time.Time, progress func(checked int64)) (VerifyResult, error)
+//	func (s *MongoStore) ApplyRetention(ctx, before time.Time) (deleted int64, err error)
