@@ -1,7 +1,11 @@
 package auth
 
 import (
+	"strings"
+
 	"context"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"math"
 	"time"
 
@@ -58,9 +62,19 @@ func (s *Service) allow(ctx context.Context, key string, l throttle.Limit) error
 		return limiterDown(s.cfg.Limiter.Name(), err)
 	}
 	if !d.Allowed {
+		rateLimitHits.Add(ctx, 1, metric.WithAttributes(attribute.String("limit", limitName(key))))
 		return RateLimited(d.RetryAfter)
 	}
 	return nil
+}
+
+// limitName is the limit part of a key ("login:id", "refresh:addr"): never the identifier.
+func limitName(key string) string {
+	parts := strings.SplitN(key, ":", 3)
+	if len(parts) < 2 {
+		return key
+	}
+	return parts[0] + ":" + parts[1]
 }
 
 // Unlock clears an account's lockout, a permanent one included (an admin's act).

@@ -185,7 +185,13 @@ type LoginRequest struct {
 // Order matters: rate limits and the lockout are checked before any password is hashed; an
 // unknown account, a wrong password and a locked account all answer INVALID_CREDENTIALS after
 // the same bcrypt work, so neither existence nor lockout can be told from the answer.
-func (s *Service) Login(ctx context.Context, req LoginRequest) (Tokens, User, error) {
+func (s *Service) Login(ctx context.Context, req LoginRequest) (_ Tokens, _ User, err error) {
+	ctx, span := tracer.Start(ctx, "auth.Login")
+	defer func(start time.Time) { observe(ctx, span, start, err, loginDuration, loginCount) }(time.Now())
+	return s.login(ctx, req)
+}
+
+func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, error) {
 	if err := checkLoginPassword(req.Password); err != nil {
 		return Tokens{}, User{}, err
 	}
@@ -212,6 +218,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		return Tokens{}, User{}, limiterDown(s.cfg.Lockout.Name(), err)
 	}
 	if !attempt.Allowed {
+		lockouts.Add(ctx, 1)
 		_, _ = passwordMatches(s.dummyHash, req.Password) // a locked account answers like a wrong password
 		s.log.WarnContext(ctx, "login refused: account locked", "user_id", u.ID, "permanent", attempt.Permanent)
 		return Tokens{}, User{}, ErrInvalidCredentials
@@ -416,7 +423,13 @@ func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 }
 
 // Validate verifies an access token (and checks that its session is not revoked) or an API key.
-func (s *Service) Validate(ctx context.Context, token Secret) (Claims, error) {
+func (s *Service) Validate(ctx context.Context, token Secret) (_ Claims, err error) {
+	ctx, span := tracer.Start(ctx, "auth.Validate")
+	defer func(start time.Time) { observe(ctx, span, start, err, validateDuration, validateCount) }(time.Now())
+	return s.validate(ctx, token)
+}
+
+func (s *Service) validate(ctx context.Context, token Secret) (Claims, error) {
 	if strings.HasPrefix(token.Reveal(), APIKeyPrefix) {
 		_, c, err := s.validateAPIKey(ctx, token.Reveal())
 		return c, err

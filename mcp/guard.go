@@ -1,11 +1,16 @@
 package mcp
 
 import (
+	"time"
+
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"net/http"
@@ -244,7 +249,17 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 					res, err = tools.ErrorResult(errSystemError), nil
 				}
 			}()
-			callCtx, derr := g.decide(ctx, req.Params.Name)
+			start := time.Now()
+			spanCtx, span := tracer.Start(ctx, "guard.Decide", trace.WithAttributes(attribute.String("tool", req.Params.Name)))
+			callCtx, derr := g.decide(spanCtx, req.Params.Name)
+			outcome := granted
+			if derr != nil {
+				outcome = metric.WithAttributes(attribute.String("outcome", string(apierr.CodeOf(derr))))
+			}
+			decisions.Add(ctx, 1, outcome)
+			decisionDuration.Record(ctx, time.Since(start).Seconds(), outcome)
+			span.SetAttributes(attribute.Bool("allowed", derr == nil))
+			span.End()
 			if derr != nil {
 				if apierr.CodeOf(derr) == apierr.Internal {
 					g.log.ErrorContext(ctx, "guard error: call denied", "tool", req.Params.Name, "error", derr)

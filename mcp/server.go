@@ -137,8 +137,20 @@ type HTTP struct {
 	sse        *server.SSEServer
 }
 
+// ReadyCheck is one dependency /readyz looks at.
+type ReadyCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// HTTPOptions are the operational endpoints beside MCP.
+type HTTPOptions struct {
+	Metrics http.Handler // served at /metrics (Prometheus exposition); nil: none
+	Ready   []ReadyCheck // /readyz is 200 only when every check passes
+}
+
 // NewHTTP builds the HTTP handlers around s, each behind g.HTTP.
-func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logger) *HTTP {
+func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logger, opts HTTPOptions) *HTTP {
 	streamable := server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath("/mcp"),
 		server.WithHTTPContextFunc(httpContext("http")),
@@ -159,6 +171,24 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logg
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	})
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics)
+	}
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		status, code := map[string]string{}, http.StatusOK
+		for _, c := range opts.Ready {
+			if err := c.Check(ctx); err != nil {
+				status[c.Name], code = err.Error(), http.StatusServiceUnavailable
+			} else {
+				status[c.Name] = "ok"
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": code == http.StatusOK, "checks": status})
 	})
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")

@@ -16,6 +16,7 @@ import (
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/internal/embedmongo"
+	"github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
 	"github.com/bduf/mcpauth/tools"
 )
@@ -26,6 +27,7 @@ const mongoTimeout = 5 * time.Second
 
 // app is the wired service: store, keys, auth, rbac, tools.
 type app struct {
+	ready     []mcp.ReadyCheck
 	limiter   throttle.Limiter
 	callLimit throttle.Limit
 	auth      *auth.Service
@@ -151,6 +153,7 @@ func (a *app) connectMongo(ctx context.Context, c config, logger *slog.Logger) (
 	if err := client.Ping(pingCtx, nil); err != nil {
 		return nil, fmt.Errorf("cannot reach MongoDB at %s within %s: %s", redactURI(uri), mongoTimeout, lastServerError(err))
 	}
+	a.ready = append(a.ready, mcp.ReadyCheck{Name: "mongodb", Check: func(ctx context.Context) error { return client.Ping(ctx, nil) }})
 	return client.Database(c.MongoDB), nil
 }
 
@@ -173,6 +176,7 @@ func (a *app) connectRedis(ctx context.Context, c config) (redis.UniversalClient
 	if err := client.Ping(pingCtx).Err(); err != nil {
 		return nil, fmt.Errorf("cannot reach Redis at %s within %s: %w", redactURI(c.RedisURL), mongoTimeout, err)
 	}
+	a.ready = append(a.ready, mcp.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return client.Ping(ctx).Err() }})
 	return client, nil
 }
 

@@ -131,6 +131,11 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		return Fail(p.Name, stderr, err)
 	}
 	logger := newLogger(stderr, c.LogLevel)
+	tel, err := setupTelemetry(ctx, getenv)
+	if err != nil {
+		return Fail(p.Name, stderr, err)
+	}
+	defer func() { _ = tel.Close(context.WithoutCancel(ctx)) }()
 
 	var l net.Listener
 	if *transport != "stdio" { // bind first: a taken port fails before any other work
@@ -161,7 +166,7 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		}
 		return ExitOK
 	}
-	h := mcp.NewHTTP(srv, guard, a.auth.Keys(), logger)
+	h := mcp.NewHTTP(srv, guard, a.auth.Keys(), logger, mcp.HTTPOptions{Metrics: tel.metrics, Ready: a.ready})
 	base := "http://" + l.Addr().String()
 	logger.Info("listening", "url", base, "mcp", base+"/mcp", "sse", base+"/sse")
 	if err := h.Serve(ctx, l, logger); err != nil {
