@@ -8,6 +8,8 @@ type Request struct {
 	ClientAddr string
 	Transport  string
 	RequestID  string
+	Actor      string // the authenticated caller, once the guard knows it
+	SessionID  string
 }
 
 type requestKey struct{}
@@ -34,6 +36,12 @@ func Enrich(ctx context.Context, e Event) Event {
 	}
 	if e.RequestID == "" {
 		e.RequestID = r.RequestID
+	}
+	if e.Actor == "" {
+		e.Actor = r.Actor
+	}
+	if e.SessionID == "" {
+		e.SessionID = r.SessionID
 	}
 	return e
 }

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/audit"
 )
 
 // API keys look like mcpk_<id>_<secret><checksum>: a fixed prefix secret scanners know, a
@@ -173,6 +174,10 @@ func (s *Service) CreateAPIKey(ctx context.Context, nk NewAPIKey) (APIKey, Secre
 		return APIKey{}, "", apierr.Internalf("create api key: %w", err)
 	}
 	s.log.InfoContext(ctx, "api key created", "user_id", k.UserID, "key_id", k.ID)
+	if err := s.recordDurable(ctx, audit.Event{Type: audit.APIKeyCreated, Subject: k.UserID, OrgID: k.OrgID,
+		Details: map[string]any{"key_id": k.ID, "name": k.Name, "permissions": k.Permissions}}); err != nil {
+		return APIKey{}, "", apierr.Internalf("audit api key creation: %w", err)
+	}
 	return k, Secret(key), nil
 }
 
@@ -207,6 +212,9 @@ func (s *Service) RevokeAPIKey(ctx context.Context, userID, id string) (bool, er
 		return done, apierr.New(apierr.Internal, "key revoked, but the revocation could not be shared with other instances").Wrap(err)
 	}
 	s.log.InfoContext(ctx, "api key revoked", "user_id", userID, "key_id", id)
+	if err := s.recordDurable(ctx, audit.Event{Type: audit.APIKeyRevoked, Subject: userID, Details: map[string]any{"key_id": id}}); err != nil {
+		return done, apierr.Internalf("audit api key revocation: %w", err)
+	}
 	return done, nil
 }
 
@@ -333,6 +341,8 @@ func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claim
 	k, err := s.lookUpAPIKey(ctx, key)
 	if err != nil {
 		if apierr.CodeOf(err) == apierr.TokenInvalid {
+			keyID, _, _ := ParseAPIKey(key) // the id only, never the secret
+			s.record(ctx, audit.Event{Type: audit.APIKeyUsedFailed, Severity: audit.Warning, Details: map[string]any{"key_id": keyID}})
 			if _, lerr := s.cfg.Limiter.Allow(ctx, failKey, s.cfg.Limits.APIKeyFailures); lerr != nil {
 				return APIKey{}, Claims{}, limiterDown(s.cfg.Limiter.Name(), lerr)
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth/throttle"
 )
 
@@ -86,5 +87,5 @@ func (s *Service) Unlock(ctx context.Context, userID string) error {
 		return limiterDown(s.cfg.Lockout.Name(), err)
 	}
 	s.log.InfoContext(ctx, "account unlocked", "user_id", userID)
-	return nil
+	return s.recordDurable(ctx, audit.Event{Type: audit.AccountUnlocked, Subject: userID})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/audit"
 )
 
 // MFA is a user's second factor: a TOTP secret (sealed with the master key) and the hashes of
@@ -125,6 +126,10 @@ func (s *Service) ConfirmMFA(ctx context.Context, u User, code Secret) ([]Secret
 		return nil, apierr.Internalf("enable mfa: %w", err)
 	}
 	s.log.InfoContext(ctx, "mfa enabled", "user_id", u.ID)
+	if err := s.recordDurable(ctx, audit.Event{Type: audit.MFAEnabled, Subject: u.ID, OrgID: u.OrgID,
+		Details: map[string]any{"method": "totp"}}); err != nil {
+		return nil, apierr.Internalf("audit mfa enable: %w", err)
+	}
 	return codes, nil
 }
 
@@ -149,6 +154,9 @@ func (s *Service) DisableMFA(ctx context.Context, u User, code Secret) error {
 		return apierr.Internalf("disable mfa: %w", err)
 	}
 	s.log.InfoContext(ctx, "mfa disabled", "user_id", u.ID)
+	if err := s.recordDurable(ctx, audit.Event{Type: audit.MFADisabled, Severity: audit.Warning, Subject: u.ID, OrgID: u.OrgID}); err != nil {
+		return apierr.Internalf("audit mfa disable: %w", err)
+	}
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth/throttle"
 )
 
@@ -48,6 +49,8 @@ type Config struct {
 	Limiter throttle.Limiter
 	Lockout throttle.Lockout
 	Limits  Limits // zero: DefaultLimits
+	// Audit receives the security events (default: discarded).
+	Audit audit.Recorder
 	// Revocations is the revoked-session set validation consults (default: in process; with
 	// Redis, shared by every instance).
 	Revocations Revocations
@@ -104,6 +107,9 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	if cfg.MFAIssuer == "" {
 		cfg.MFAIssuer = "mcpauth"
 	}
+	if cfg.Audit == nil {
+		cfg.Audit = audit.Discard
+	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = throttle.NewLocalLimiter(nil)
 	}
@@ -153,6 +159,9 @@ func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
 		return "", apierr.Internalf("rotate signing key: %w", err)
 	}
 	s.log.InfoContext(ctx, "signing key rotated", "kid", kid)
+	if err := s.recordDurable(ctx, audit.Event{Type: audit.KeyRotated, Details: map[string]any{"kid": kid}}); err != nil {
+		return kid, apierr.Internalf("audit key rotation: %w", err)
+	}
 	return kid, nil
 }
 
@@ -188,7 +197,11 @@ type LoginRequest struct {
 func (s *Service) Login(ctx context.Context, req LoginRequest) (_ Tokens, _ User, err error) {
 	ctx, span := tracer.Start(ctx, "auth.Login")
 	defer func(start time.Time) { observe(ctx, span, start, err, loginDuration, loginCount) }(time.Now())
-	return s.login(ctx, req)
+	tokens, u, err := s.login(ctx, req)
+	if apierr.CodeOf(err) == apierr.Internal {
+		s.record(ctx, authFailed(u.ID, audit.ReasonSystemError, nil))
+	}
+	return tokens, u, err
 }
 
 func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, error) {
@@ -199,15 +212,22 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 	if err != nil {
 		return Tokens{}, User{}, err
 	}
-	if err := s.allow(ctx, "login:id:"+identifier, s.cfg.Limits.LoginPerIdentifier); err != nil {
-		return Tokens{}, User{}, err
-	}
-	if err := s.allow(ctx, "login:addr:"+clientAddr(ctx), s.cfg.Limits.LoginPerAddress); err != nil {
-		return Tokens{}, User{}, err
+	for _, lim := range []struct {
+		key   string
+		limit throttle.Limit
+	}{{"login:id:" + identifier, s.cfg.Limits.LoginPerIdentifier}, {"login:addr:" + clientAddr(ctx), s.cfg.Limits.LoginPerAddress}} {
+		if err := s.allow(ctx, lim.key, lim.limit); err != nil {
+			if apierr.CodeOf(err) == apierr.RateLimited {
+				s.record(ctx, audit.Event{Type: audit.AuthRateLimited, Severity: audit.Warning,
+					Details: map[string]any{"limit": limitName(lim.key), "identifier": identifier}})
+			}
+			return Tokens{}, User{}, err
+		}
 	}
 	u, err := s.findByIdentifier(ctx, identifier)
 	if errors.Is(err, ErrNotFound) {
 		_, _ = passwordMatches(s.dummyHash, req.Password) // same cost as a known user
+		s.record(ctx, authFailed("", audit.ReasonUserNotFound, map[string]any{"identifier": identifier}))
 		return Tokens{}, User{}, ErrInvalidCredentials
 	}
 	if err != nil {
@@ -221,6 +241,8 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		lockouts.Add(ctx, 1)
 		_, _ = passwordMatches(s.dummyHash, req.Password) // a locked account answers like a wrong password
 		s.log.WarnContext(ctx, "login refused: account locked", "user_id", u.ID, "permanent", attempt.Permanent)
+		s.record(ctx, audit.Event{Type: audit.AccountLocked, Severity: audit.Warning, Subject: u.ID, OrgID: u.OrgID,
+			Details: map[string]any{"permanent": attempt.Permanent, "locked_for_seconds": int(attempt.LockedFor.Seconds())}})
 		return Tokens{}, User{}, ErrInvalidCredentials
 	}
 	ok, err := passwordMatches(u.PasswordHash, req.Password)
@@ -228,9 +250,11 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		return Tokens{}, User{}, apierr.Internalf("user %s: %w", u.ID, err)
 	}
 	if !ok {
+		s.record(ctx, authFailed(u.ID, audit.ReasonInvalidPassword, nil))
 		return Tokens{}, User{}, s.failed(ctx, u.ID, ErrInvalidCredentials)
 	}
 	if u.Disabled {
+		s.record(ctx, authFailed(u.ID, audit.ReasonAccountInactive, nil))
 		return Tokens{}, User{}, s.failed(ctx, u.ID, ErrAccountDisabled)
 	}
 	m, enabled, err := s.mfaEnabled(ctx, u.ID)
@@ -241,10 +265,13 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		if req.MFACode == "" {
 			// Counted as a failed attempt (never as a success: whoever holds the password must
 			// not be able to reset the count of wrong codes); the next login with a code clears it.
+			s.record(ctx, audit.Event{Type: audit.MFAChallengeSent, Subject: u.ID, OrgID: u.OrgID,
+				Details: map[string]any{"method": "totp"}})
 			return Tokens{}, User{}, s.failed(ctx, u.ID, ErrMFARequired)
 		}
 		if err := s.checkSecondFactor(ctx, m, req.MFACode); err != nil {
 			if apierr.CodeOf(err) == apierr.InvalidMFACode {
+				s.record(ctx, authFailed(u.ID, audit.ReasonInvalidMFA, nil))
 				return Tokens{}, User{}, s.failed(ctx, u.ID, err)
 			}
 			return Tokens{}, User{}, err
@@ -258,6 +285,8 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		return Tokens{}, User{}, err
 	}
 	s.log.InfoContext(ctx, "login", "user_id", u.ID, "session_id", tokens.SessionID)
+	s.record(ctx, audit.Event{Type: audit.AuthSuccess, Subject: u.ID, Actor: u.ID, OrgID: u.OrgID, SessionID: tokens.SessionID,
+		Details: map[string]any{"method": "password", "mfa": enabled}})
 	return tokens, u, nil
 }
 
@@ -381,6 +410,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 			return Tokens{}, rerr
 		}
 		s.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", rt.UserID, "session_id", rt.SessionID)
+		s.record(ctx, audit.Event{Type: audit.TokenReuseDetected, Severity: audit.Critical, Subject: rt.UserID, SessionID: rt.SessionID})
 		return Tokens{}, ErrTokenRevoked.With("reason", "refresh token reuse detected; the session has been revoked")
 	case err != nil:
 		return Tokens{}, apierr.Internalf("spend refresh token: %w", err)
@@ -419,6 +449,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 		// The tokens are good; reuse of the old one within rotationInFlight goes unflagged.
 		s.log.WarnContext(ctx, "could not record completed rotation", "session_id", sess.ID, "error", err)
 	}
+	s.record(ctx, audit.Event{Type: audit.TokenRefreshed, Subject: u.ID, OrgID: u.OrgID, SessionID: sess.ID})
 	return tokens, nil
 }
 
@@ -488,6 +519,9 @@ func (s *Service) revokeSession(ctx context.Context, sid, reason string) (bool, 
 	if err != nil {
 		return false, apierr.Internalf("revoke session: %w", err)
 	}
+	if done {
+		s.record(ctx, audit.Event{Type: audit.SessionRevoked, SessionID: sid, Details: map[string]any{"reason": reason}})
+	}
 	if err := s.revoked.Revoke(ctx, sid, s.cfg.AccessTTL+clockSkew); err != nil {
 		// The store has it: this and every instance will refuse the session's refresh tokens;
 		// its access tokens may live on elsewhere until they expire. Say so.
@@ -511,7 +545,12 @@ func (s *Service) Revoke(ctx context.Context, token Secret) (bool, error) {
 	if c.SessionID == "" {
 		return false, ErrTokenInvalid.With("reason", "token has no session")
 	}
-	return s.revokeSession(ctx, c.SessionID, "revoked by token holder")
+	done, err := s.revokeSession(ctx, c.SessionID, "revoked by token holder")
+	if err == nil {
+		s.record(ctx, audit.Event{Type: audit.TokenRevoked, Subject: c.Subject, SessionID: c.SessionID,
+			Details: map[string]any{"token_type": "access_token", "jti": c.TokenID}})
+	}
+	return done, err
 }
 
 func (s *Service) revokeByRefreshToken(ctx context.Context, token Secret) (bool, error) {
@@ -526,7 +565,12 @@ func (s *Service) revokeByRefreshToken(ctx context.Context, token Secret) (bool,
 	if err != nil && !errors.Is(err, ErrAlreadySpent) {
 		return false, apierr.Internalf("spend refresh token: %w", err)
 	}
-	return s.revokeSession(ctx, rt.SessionID, "revoked by token holder")
+	done, err := s.revokeSession(ctx, rt.SessionID, "revoked by token holder")
+	if err == nil {
+		s.record(ctx, audit.Event{Type: audit.TokenRevoked, Subject: rt.UserID, SessionID: rt.SessionID,
+			Details: map[string]any{"token_type": "refresh_token"}})
+	}
+	return done, err
 }
 
 // Logout ends sessions: the one of refreshToken if given, else every session of the caller

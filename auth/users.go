@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/audit"
 )
 
 // NewUser is a request to create an account.
@@ -57,13 +58,25 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		}
 		return User{}, apierr.Internalf("create user: %w", err)
 	}
-	if nu.Provision != nil {
-		if err := nu.Provision(ctx, u); err != nil {
-			if derr := s.store.DeleteUser(context.WithoutCancel(ctx), u.ID); derr != nil {
-				s.log.ErrorContext(ctx, "could not delete a half-made user", "user_id", u.ID, "error", derr)
+	// Provisioning (roles) and the durable audit record are part of creating the user: if
+	// either fails, the user is deleted again.
+	finish := func() error {
+		if nu.Provision != nil {
+			if err := nu.Provision(ctx, u); err != nil {
+				return err
 			}
-			return User{}, err
 		}
+		if err := s.recordDurable(ctx, audit.Event{Type: audit.UserCreated, Subject: u.ID, OrgID: org,
+			Details: map[string]any{"email": u.Email}}); err != nil {
+			return apierr.Internalf("audit user creation: %w", err)
+		}
+		return nil
+	}
+	if err := finish(); err != nil {
+		if derr := s.store.DeleteUser(context.WithoutCancel(ctx), u.ID); derr != nil {
+			s.log.ErrorContext(ctx, "could not delete a half-made user", "user_id", u.ID, "error", derr)
+		}
+		return User{}, err
 	}
 	s.log.InfoContext(ctx, "user created", "user_id", u.ID, "org_id", org)
 	return u, nil

@@ -1,0 +1,36 @@
+package auth
+
+import (
+	"context"
+
+	"github.com/bduf/mcpauth/audit"
+)
+
+// record adds an event to the audit trail without waiting for it to be durable (the writer
+// never drops it). A failure to enqueue (the caller's context ended) is logged, not returned:
+// the operation itself has already happened.
+func (s *Service) record(ctx context.Context, e audit.Event) {
+	if e.Severity == "" {
+		e.Severity = audit.Info
+	}
+	if err := s.cfg.Audit.Record(ctx, audit.Enrich(ctx, e)); err != nil {
+		s.log.ErrorContext(ctx, "audit event not recorded", "type", e.Type, "error", err)
+	}
+}
+
+// recordDurable adds an event and waits until it is durable: for operations whose correctness
+// depends on their record (account and credential administration).
+func (s *Service) recordDurable(ctx context.Context, e audit.Event) error {
+	if e.Severity == "" {
+		e.Severity = audit.Info
+	}
+	return s.cfg.Audit.RecordDurable(ctx, audit.Enrich(ctx, e))
+}
+
+func authFailed(subject, reason string, details map[string]any) audit.Event {
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["reason"] = reason
+	return audit.Event{Type: audit.AuthFailed, Severity: audit.Warning, Subject: subject, Details: details}
+}
