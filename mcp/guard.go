@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"bytes"
@@ -24,6 +25,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/rbac"
@@ -56,6 +58,10 @@ type GuardConfig struct {
 	// AuthorizationServers are the issuers whose tokens are accepted (RFC 9728).
 	AuthorizationServers []string
 	Logger               *slog.Logger
+	// Audit receives one decision event per guarded call: denials and errors always, grants
+	// sampled at GrantedSampleRate (0: none, 1: all). Nil: no events.
+	Audit             audit.Recorder
+	GrantedSampleRate float64
 	// Limiter and CallLimit bound the guarded calls of each identity (nil: no limit).
 	Limiter   throttle.Limiter
 	CallLimit throttle.Limit
@@ -195,6 +201,9 @@ func (g *Guard) check(ctx context.Context, tool string, c caller, isCall bool) (
 		id.Decision = d
 	}
 	ctx = tools.WithCaller(ctx, c.tc)
+	r := audit.RequestFrom(ctx)
+	r.Actor, r.SessionID = id.UserID, id.SessionID
+	ctx = audit.WithRequest(ctx, r)
 	return context.WithValue(ctx, identityKey{}, id), nil
 }
 
@@ -260,6 +269,7 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 			decisionDuration.Record(ctx, time.Since(start).Seconds(), outcome)
 			span.SetAttributes(attribute.Bool("allowed", derr == nil))
 			span.End()
+			g.recordDecision(callCtx, ctx, req.Params.Name, derr)
 			if derr != nil {
 				if apierr.CodeOf(derr) == apierr.Internal {
 					g.log.ErrorContext(ctx, "guard error: call denied", "tool", req.Params.Name, "error", derr)
@@ -268,6 +278,38 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 			}
 			return next(callCtx, req)
 		}
+	}
+}
+
+// recordDecision writes the call's decision event: denials and errors always, grants sampled.
+func (g *Guard) recordDecision(callCtx, ctx context.Context, tool string, derr error) {
+	if g.cfg.Audit == nil {
+		return
+	}
+	e := audit.Event{Type: audit.AuthzGranted, Details: map[string]any{"tool": tool}}
+	if derr == nil {
+		if g.cfg.GrantedSampleRate <= 0 || (g.cfg.GrantedSampleRate < 1 && rand.Float64() >= g.cfg.GrantedSampleRate) {
+			return
+		}
+		ctx = callCtx
+		if id, ok := IdentityFrom(callCtx); ok {
+			e.Subject, e.OrgID, e.SessionID = id.UserID, id.OrgID, id.SessionID
+			e.Details["required_permissions"] = id.Decision.Required
+			e.Details["reason"] = id.Decision.Reason
+		}
+	} else {
+		ae := apierr.From(derr)
+		e.Type, e.Severity = audit.AuthzDenied, audit.Warning
+		if ae.Code == apierr.Internal || ae.Message == rbac.ReasonSystemError {
+			e.Type, e.Severity = audit.AuthzError, audit.Critical
+		}
+		e.Details["code"], e.Details["reason"] = string(ae.Code), ae.Message
+		if req, ok := ae.Details["required_permissions"]; ok {
+			e.Details["required_permissions"] = req
+		}
+	}
+	if err := g.cfg.Audit.Record(ctx, audit.Enrich(ctx, e)); err != nil {
+		g.log.ErrorContext(ctx, "audit event not recorded", "type", e.Type, "error", err)
 	}
 }
 

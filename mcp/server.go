@@ -14,6 +14,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/tools"
 )
@@ -80,6 +81,7 @@ func ServeStdio(ctx context.Context, s *server.MCPServer, in io.Reader, out io.W
 	stdio := server.NewStdioServer(s)
 	stdio.SetErrorLogger(slog.NewLogLogger(logger.Handler(), slog.LevelError))
 	stdio.SetContextFunc(func(ctx context.Context) context.Context {
+		ctx = audit.WithRequest(ctx, audit.Request{ClientAddr: "local", Transport: "stdio"})
 		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: envToken, Transport: "stdio", BindSession: true})
 	})
 	err := stdio.Listen(ctx, in, out)
@@ -105,6 +107,11 @@ func httpContext(transport string) func(ctx context.Context, r *http.Request) co
 		if ip.IsValid() {
 			ctx = auth.WithClientAddr(ctx, ip.String())
 		}
+		addr := ""
+		if ip.IsValid() {
+			addr = ip.String()
+		}
+		ctx = audit.WithRequest(ctx, audit.Request{ClientAddr: addr, Transport: transport, RequestID: r.Header.Get("X-Request-Id")})
 		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: bearer(r), Transport: transport, SourceIP: ip})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/audit"
 )
 
 // DefaultCacheLimit is how many entries each of the Authorizer's two caches (grant sets per
@@ -61,9 +62,10 @@ type Authorizer struct {
 	versions Versions
 	now      func() time.Time
 
-	local  atomic.Uint64 // changes made through this Authorizer
-	limit  atomic.Int64
-	logger atomic.Pointer[slog.Logger]
+	local    atomic.Uint64 // changes made through this Authorizer
+	recorder atomic.Pointer[audit.Recorder]
+	limit    atomic.Int64
+	logger   atomic.Pointer[slog.Logger]
 
 	scopes    versionedCache[scopeKey, *grantSet]
 	decisions versionedCache[decisionKey, Decision]
@@ -406,7 +408,8 @@ func (a *Authorizer) CreateRole(ctx context.Context, r Role) (Role, error) {
 	} else if err != nil {
 		return Role{}, apierr.Internalf("create role: %w", err)
 	}
-	return role, a.changed(ctx)
+	return role, a.changed(ctx, audit.Event{Type: audit.RoleCreated, OrgID: role.OrgID,
+		Details: map[string]any{"role": role.Name, "permissions": role.Permissions}})
 }
 
 func normalizePatterns(perms []string) ([]string, error) {
@@ -441,7 +444,8 @@ func (a *Authorizer) DeleteRole(ctx context.Context, orgID, name string) error {
 		return apierr.Internalf("delete role: %w", err)
 	}
 	_, delErr := a.store.DeleteRoleAssignments(ctx, orgID, name)
-	bumpErr := a.changed(ctx)
+	bumpErr := a.changed(ctx, audit.Event{Type: audit.RoleDeleted, Severity: audit.Warning, OrgID: orgID,
+		Details: map[string]any{"role": name}})
 	if delErr != nil {
 		return apierr.Internalf("role deleted, its assignments not: %w", delErr)
 	}
@@ -477,7 +481,8 @@ func (a *Authorizer) Assign(ctx context.Context, as Assignment) error {
 			return roleNotFound(as.Role)
 		}
 	}
-	return a.changed(ctx)
+	return a.changed(ctx, audit.Event{Type: audit.RoleAssigned, Subject: as.UserID, OrgID: as.OrgID,
+		Details: map[string]any{"role": as.Role, "project_id": as.ProjectID}})
 }
 
 // Unassign takes a role assignment back (matched on user, org, role and project; NOT_FOUND if
@@ -491,7 +496,8 @@ func (a *Authorizer) Unassign(ctx context.Context, as Assignment) error {
 	} else if err != nil {
 		return apierr.Internalf("unassign: %w", err)
 	}
-	return a.changed(ctx)
+	return a.changed(ctx, audit.Event{Type: audit.RoleRevoked, Severity: audit.Warning, Subject: as.UserID, OrgID: as.OrgID,
+		Details: map[string]any{"role": as.Role, "project_id": as.ProjectID}})
 }
 
 // AddGrant gives a user one valid permission pattern directly in an organization (CONFLICT if
@@ -509,7 +515,8 @@ func (a *Authorizer) AddGrant(ctx context.Context, g Grant) error {
 	} else if err != nil {
 		return apierr.Internalf("add grant: %w", err)
 	}
-	return a.changed(ctx)
+	return a.changed(ctx, audit.Event{Type: audit.PermissionGranted, Subject: g.UserID, OrgID: g.OrgID,
+		Details: map[string]any{"permission": g.Permission}})
 }
 
 // RemoveGrant takes a direct grant back (NOT_FOUND if there is none).
@@ -522,7 +529,8 @@ func (a *Authorizer) RemoveGrant(ctx context.Context, g Grant) error {
 	} else if err != nil {
 		return apierr.Internalf("remove grant: %w", err)
 	}
-	return a.changed(ctx)
+	return a.changed(ctx, audit.Event{Type: audit.PermissionRevoked, Severity: audit.Warning, Subject: g.UserID, OrgID: g.OrgID,
+		Details: map[string]any{"permission": g.Permission}})
 }
 
 func requireUserOrg(userID, orgID string) error {
@@ -539,10 +547,30 @@ func requireUserOrg(userID, orgID string) error {
 // the shared version is bumped so that every instance's do. If the bump fails the change has
 // still happened (it is in the store) but other instances may not see it until their next
 // version change: the error is INTERNAL and says so.
-func (a *Authorizer) changed(ctx context.Context) error {
+//
+// Each event is recorded durably first: a role change is not done until its record is.
+func (a *Authorizer) changed(ctx context.Context, events ...audit.Event) error {
 	a.local.Add(1)
+	var auditErr error
+	if rec := a.recorder.Load(); rec != nil {
+		for _, e := range events {
+			if e.Severity == "" {
+				e.Severity = audit.Info
+			}
+			if err := (*rec).RecordDurable(ctx, audit.Enrich(ctx, e)); err != nil && auditErr == nil {
+				auditErr = apierr.New(apierr.Internal, "the change was saved, but its audit record was not").Wrap(err)
+			}
+		}
+	}
 	if err := a.versions.Bump(ctx); err != nil {
 		return apierr.New(apierr.Internal, "the change was saved, but other instances may not see it yet").Wrap(err)
 	}
-	return nil
+	return auditErr
+}
+
+// SetAuditor sets where role, assignment and grant changes are recorded (default: nowhere).
+func (a *Authorizer) SetAuditor(r audit.Recorder) {
+	if r != nil {
+		a.recorder.Store(&r)
+	}
 }
