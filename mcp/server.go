@@ -62,6 +62,8 @@ func AuthToolsPolicy() Policy {
 			"mfa_verify":       Authenticated(),
 			"mfa_disable":      Authenticated(),
 			"user_unlock":      Require("users:admin"),
+			"audit_query":      Require("audit:read"),
+			"audit_verify":     Require("audit:read"),
 			"user_get":         Require("users:read"),
 			"user_list":        Require("users:read"),
 			"user_create":      Require("users:write"),

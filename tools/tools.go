@@ -32,6 +32,7 @@ type Set struct {
 	authz Authorizer
 	log   *slog.Logger
 	bind  *bindings
+	audit AuditReader
 }
 
 // New returns the tool set over the auth service and the authorizer.
@@ -68,5 +69,5 @@ var (
 
 // Tools returns every tool with its handler, for server.AddTools.
 func (s *Set) Tools() []server.ServerTool {
-	return slices.Concat(s.authTools(), s.userTools(), s.roleTools(), s.apiKeyTools(), s.mfaTools())
+	return slices.Concat(s.authTools(), s.userTools(), s.roleTools(), s.apiKeyTools(), s.mfaTools(), s.auditTools())
 }

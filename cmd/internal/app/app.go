@@ -1,8 +1,14 @@
 package app
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+
 	"context"
 	"fmt"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -13,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/internal/embedmongo"
@@ -27,6 +34,8 @@ const mongoTimeout = 5 * time.Second
 
 // app is the wired service: store, keys, auth, rbac, tools.
 type app struct {
+	audit     *audit.Writer
+	auditDB   *audit.MongoStore
 	ready     []mcp.ReadyCheck
 	limiter   throttle.Limiter
 	callLimit throttle.Limit
@@ -105,6 +114,10 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 		return nil, err
 	}
 	a.authz = rbac.NewAuthorizer(rbacStore, versions, time.Now)
+	if err := a.openAudit(ctx, c, db, logger); err != nil {
+		return nil, err
+	}
+	a.authz.SetAuditor(a.audit)
 	keys, err := auth.LoadKeySet(ctx, store, sealer, c.SigningAlg, time.Now())
 	if err != nil {
 		return nil, err
@@ -115,7 +128,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	a.auth, err = auth.NewService(ctx, store, keys, auth.Config{
 		Issuer: c.Issuer, Audience: c.Audience, AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL,
 		BcryptCost: c.BcryptCost, Logger: logger, Sealer: sealer,
-		Limiter: limiter, Lockout: lockout, Limits: c.Limits, Revocations: revocations,
+		Limiter: limiter, Lockout: lockout, Limits: c.Limits, Revocations: revocations, Audit: a.audit,
 		// Tokens carry the user's permissions in its organization; the guard re-checks the
 		// live assignment on every call, so a token's scopes can only be narrower.
 		Scopes: func(ctx context.Context, u auth.User) ([]string, error) {
@@ -126,6 +139,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 		return nil, err
 	}
 	a.tools = tools.New(a.auth, a.authz, logger)
+	a.tools.SetAuditReader(a.auditDB)
 	return a, nil
 }
 
@@ -155,6 +169,70 @@ func (a *app) connectMongo(ctx context.Context, c config, logger *slog.Logger) (
 	}
 	a.ready = append(a.ready, mcp.ReadyCheck{Name: "mongodb", Check: func(ctx context.Context) error { return client.Ping(ctx, nil) }})
 	return client.Database(c.MongoDB), nil
+}
+
+// openAudit starts the audit writer: one hash chain per instance (its id is kept in the data
+// directory), spilling to the data directory while MongoDB is unreachable.
+func (a *app) openAudit(ctx context.Context, c config, db *mongo.Database, logger *slog.Logger) error {
+	store, err := audit.NewMongoStore(ctx, db)
+	if err != nil {
+		return err
+	}
+	instance, err := instanceID(c.DataDir)
+	if err != nil {
+		return err
+	}
+	w, err := audit.NewWriter(ctx, store, audit.WriterConfig{Instance: instance,
+		SpillDir: filepath.Join(c.DataDir, "audit-spill"), Logger: logger})
+	if err != nil {
+		return fmt.Errorf("audit writer: %w", err)
+	}
+	a.audit, a.auditDB = w, store
+	// Drain the queue before the store goes away (closers run last-in, first-out).
+	a.closers = append(a.closers, w.Close)
+	a.ready = append(a.ready, mcp.ReadyCheck{Name: "audit", Check: func(context.Context) error {
+		if st := w.Stats(); st.Spilling {
+			return fmt.Errorf("spilling to disk (%d bytes): MongoDB unreachable", st.SpillBytes)
+		}
+		return nil
+	}})
+	if c.AuditRetention > 0 {
+		if n, err := store.ApplyRetention(ctx, time.Now().Add(-c.AuditRetention)); err != nil {
+			logger.Error("audit retention failed", "error", err)
+		} else if n > 0 {
+			logger.Info("audit retention applied", "deleted", n)
+		}
+	}
+	meter := otel.Meter("github.com/bduf/mcpauth/audit")
+	_, err = meter.Int64ObservableGauge("mcpauth.audit.queue_depth", metric.WithDescription("Audit events waiting to be written."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(w.Stats().QueueDepth))
+			return nil
+		}))
+	if err != nil {
+		return err
+	}
+	_, err = meter.Int64ObservableGauge("mcpauth.audit.spill_bytes", metric.WithDescription("Size of the audit spill file."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(w.Stats().SpillBytes)
+			return nil
+		}))
+	return err
+}
+
+// instanceID returns this data directory's audit chain id, creating it on first start.
+func instanceID(dir string) (string, error) {
+	path := filepath.Join(dir, "instance.id")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	id := "i_" + hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	return id, nil
 }
 
 // connectRedis connects MCPAUTH_REDIS_URL (nil without one).

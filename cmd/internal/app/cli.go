@@ -154,7 +154,7 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 	}
 	guard, err := mcp.NewGuard(mcp.GuardConfig{Auth: a.auth, Authz: a.authz, Policy: policy,
 		Credentials: a.tools.Credential, ResourceURI: c.Audience, AuthorizationServers: []string{c.Issuer}, Logger: logger,
-		Limiter: a.limiter, CallLimit: a.callLimit})
+		Limiter: a.limiter, CallLimit: a.callLimit, Audit: a.audit, GrantedSampleRate: c.AuditGrantedSample})
 	if err != nil {
 		return Fail(p.Name, stderr, err)
 	}

@@ -37,6 +37,10 @@ type config struct {
 	// DegradeLimits: with Redis unreachable, fall back to in-process limits (logged loudly)
 	// instead of refusing to authenticate.
 	DegradeLimits bool
+	// AuditRetention: events older than this are deleted at start (0: kept forever).
+	AuditRetention time.Duration
+	// AuditGrantedSample is the share of AUTHZ_GRANTED events recorded (denials always are).
+	AuditGrantedSample float64
 
 	// Environment only: secrets are never flags (they would show in ps).
 	MasterKey         string
@@ -74,6 +78,8 @@ var storeFlags = []envVar{
 	{"policy", "MCPAUTH_POLICY_FILE", "guard policy file (YAML or JSON) for tools beyond mcpauth's own"},
 	{"rate-limits", "MCPAUTH_RATE_LIMITS", "rate limits as name=rate/period[/burst],... for login_id, login_addr, refresh, apikey_fail, calls (default login_id=10/1m,login_addr=60/1m/30,refresh=60/1m/30,apikey_fail=20/1m/10,calls=6000/1m/1000)"},
 	{"lockout", "MCPAUTH_LOCKOUT", "account lockout: failures/window[/backoff[/max-backoff]] (default 5/15m/1m/1h; permanent after 100 consecutive)"},
+	{"audit-retention", "MCPAUTH_AUDIT_RETENTION", "delete audit events older than this at start, e.g. 2160h (default: keep forever)"},
+	{"audit-granted-sample", "MCPAUTH_AUDIT_GRANTED_SAMPLE", "share of granted tool calls recorded in the audit trail, 0-1 (default 1; denials are always recorded)"},
 	{"degrade-limits", "MCPAUTH_DEGRADE_LIMITS", "true: with Redis down, use in-process limits (logged loudly) instead of refusing logins"},
 }
 
@@ -127,6 +133,18 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	if err := parseLockout(&c, vals["lockout"]); err != nil {
 		return c, err
 	}
+	var err error
+	if v := vals["audit-retention"]; v != "" {
+		if c.AuditRetention, err = time.ParseDuration(v); err != nil || c.AuditRetention < time.Hour {
+			return c, fmt.Errorf("--audit-retention: want a duration of at least 1h, got %q", v)
+		}
+	}
+	c.AuditGrantedSample = 1
+	if v := vals["audit-granted-sample"]; v != "" {
+		if c.AuditGrantedSample, err = strconv.ParseFloat(v, 64); err != nil || c.AuditGrantedSample < 0 || c.AuditGrantedSample > 1 {
+			return c, fmt.Errorf("--audit-granted-sample: want a number from 0 to 1, got %q", v)
+		}
+	}
 	switch vals["degrade-limits"] {
 	case "", "false":
 	case "true":
@@ -146,7 +164,6 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
-	var err error
 	if c.AccessTTL, err = parseDuration("access-ttl", vals["access-ttl"], auth.DefaultAccessTTL, time.Second, 24*time.Hour); err != nil {
 		return c, err
 	}

@@ -1,0 +1,139 @@
+package audit_test
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bduf/mcpauth/audit"
+)
+
+// queryFixture records 25 events a second apart (event i at base+i s): even ones AUTH_SUCCESS
+// about usr_even, odd ones AUTH_FAILED about usr_odd; every third one in org globex, the rest
+// in acme. With sameTime, all 25 share one time.
+func queryFixture(t *testing.T, sameTime bool) (*audit.MongoStore, time.Time) {
+	s, _ := newStore(t)
+	base := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	w := newWriter(t, s, audit.WriterConfig{Instance: "inst-a", FlushEvery: time.Millisecond})
+	ctx := ctxFor(t)
+	for i := range 25 {
+		e := audit.Event{Type: audit.AuthSuccess, Subject: "usr_even", OrgID: "acme", RequestID: fmt.Sprint(i), Time: base}
+		if !sameTime {
+			e.Time = base.Add(time.Duration(i) * time.Second)
+		}
+		if i%2 == 1 {
+			e.Type, e.Subject = audit.AuthFailed, "usr_odd"
+		}
+		if i%3 == 0 {
+			e.OrgID = "globex"
+		}
+		mustOK(t, "record", w.Record(ctx, e))
+	}
+	mustOK(t, "close", w.Close(ctx))
+	return s, base
+}
+
+// allPages follows the cursor to the end, returning each page's size and every event in order.
+func allPages(t *testing.T, s *audit.MongoStore, q audit.Query) (sizes []int, events []audit.Event) {
+	t.Helper()
+	for range 100 {
+		page, next, err := s.Query(ctxFor(t), q)
+		mustOK(t, "query", err)
+		sizes = append(sizes, len(page))
+		events = append(events, page...)
+		if next == "" {
+			return sizes, events
+		}
+		q.Cursor = next
+	}
+	t.Fatal("the cursor never ends")
+	return nil, nil
+}
+
+func TestShouldPageEventsNewestFirst(t *testing.T) {
+	for _, sameTime := range []bool{false, true} {
+		t.Run(fmt.Sprintf("same time %v", sameTime), func(t *testing.T) {
+			s, _ := queryFixture(t, sameTime)
+			sizes, events := allPages(t, s, audit.Query{Limit: 10})
+			if fmt.Sprint(sizes) != "[10 10 5]" {
+				t.Fatalf("page sizes = %v, want [10 10 5]", sizes)
+			}
+			seen := map[string]bool{}
+			for i, e := range events {
+				if seen[e.ID] {
+					t.Fatalf("event %s returned twice", e.ID)
+				}
+				seen[e.ID] = true
+				if i > 0 {
+					prev := events[i-1]
+					if e.Time.After(prev.Time) || e.Time.Equal(prev.Time) && e.ID > prev.ID {
+						t.Fatalf("event %d (%v %s) is newer than the one before it (%v %s)", i, e.Time, e.ID, prev.Time, prev.ID)
+					}
+				}
+			}
+			if !sameTime && (events[0].RequestID != "24" || events[24].RequestID != "0") {
+				t.Fatalf("newest first: got %s first and %s last", events[0].RequestID, events[24].RequestID)
+			}
+		})
+	}
+}
+
+func TestShouldFilterQueries(t *testing.T) {
+	s, base := queryFixture(t, false)
+	tests := []struct {
+		name  string
+		query audit.Query
+		want  int
+	}{
+		{"no filter returns every event up to the default limit", audit.Query{}, 25},
+		{"a type keeps only that type", audit.Query{Type: audit.AuthFailed}, 12},
+		{"a subject keeps only events about that user", audit.Query{Subject: "usr_even"}, 13},
+		{"an organization keeps only its events", audit.Query{OrgID: "globex"}, 9},
+		{"since is inclusive", audit.Query{Since: base.Add(20 * time.Second)}, 5},
+		{"until is exclusive", audit.Query{Until: base.Add(5 * time.Second)}, 5},
+		{"since and until make a window", audit.Query{Since: base.Add(5 * time.Second), Until: base.Add(15 * time.Second)}, 10},
+		{"filters combine", audit.Query{Type: audit.AuthSuccess, OrgID: "globex", Since: base.Add(10 * time.Second)}, 3},
+		{"an unknown subject matches nothing", audit.Query{Subject: "usr_nobody"}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.query
+			q.Limit = 4 // filters must hold across pages
+			_, events := allPages(t, s, q)
+			if len(events) != tc.want {
+				t.Fatalf("got %d events, want %d", len(events), tc.want)
+			}
+			for _, e := range events {
+				if q.Type != "" && e.Type != q.Type || q.Subject != "" && e.Subject != q.Subject ||
+					q.OrgID != "" && e.OrgID != q.OrgID || !q.Since.IsZero() && e.Time.Before(q.Since) ||
+					!q.Until.IsZero() && !e.Time.Before(q.Until) {
+					t.Fatalf("event %+v does not match the query", e)
+				}
+			}
+		})
+	}
+}
+
+func TestShouldRejectABadQuery(t *testing.T) {
+	s, _ := queryFixture(t, false)
+	forged := base64.RawURLEncoding.EncodeToString([]byte(`{"t":1}`))
+	tests := []struct {
+		name  string
+		query audit.Query
+	}{
+		{"a cursor that is not base64", audit.Query{Cursor: "!!not a cursor!!"}},
+		{"a cursor that is not JSON", audit.Query{Cursor: base64.RawURLEncoding.EncodeToString([]byte("junk"))}},
+		{"a cursor without an id", audit.Query{Cursor: forged}},
+		{"a negative limit", audit.Query{Limit: -1}},
+		{"until before since", audit.Query{Since: time.Now(), Until: time.Now().Add(-time.Hour)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := s.Query(ctxFor(t), tc.query); !errors.Is(err, audit.ErrInvalidQuery) {
+				t.Fatalf("query error = %v, want ErrInvalidQuery", err)
+			}
+		})
+	}
+}
