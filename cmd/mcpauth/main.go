@@ -20,6 +20,7 @@ const usage = `mcpauth — authentication and authorization for MCP servers.
 Usage:
   mcpauth serve [flags]          run the server (MCP over stdio, or HTTP: streamable HTTP + SSE)
   mcpauth user create [flags]    create a user; the password is read from stdin
+  mcpauth audit verify|tail|export  check the audit trail's hash chains, show or export events
   mcpauth version                print the version
 
 Quick start:
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return app.ExitUsage
 		}
 		return app.UserCreate(ctx, args[2:], stdin, stdout, stderr, getenv)
+	case "audit":
+		return app.Audit(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mcpauth", version)
 		return app.ExitOK
