@@ -51,7 +51,9 @@ const (
 	UserDeleted        = "USER_DELETED"
 	KeyRotated         = "KEY_ROTATED"
 	// RetentionAnchor is written by retention: it carries the hash of the last deleted event, so
-	// the chain of what remains still verifies.
+	// the chain of what remains still verifies. (Anchors are documents of their own, in
+	// audit_anchors, not events of the chain; MongoStore.Last returns one as an Event of this
+	// type for a chain whose events retention has all deleted.)
 	RetentionAnchor = "RETENTION_ANCHOR"
 )
 
@@ -138,3 +140,8 @@ var ErrClosed = errors.New("audit: writer closed")
 //	func (s *MongoStore) Query(ctx, Query) ([]Event, string, error)
 //	func (s *MongoStore) Verify(ctx, since time.Time, progress func(checked int64)) (VerifyResult, error)
 //	func (s *MongoStore) ApplyRetention(ctx, before time.Time) (deleted int64, err error)
+//
+// Added beside it: WriterConfig.WriteTimeout; Stats.Spilled and Stats.Replayed;
+// MongoStore.Append(ctx, []Event) and MongoStore.Last(ctx, instance) (Event, bool, error);
+// SpillFileName(instance); ErrInvalidQuery (a bad cursor, a negative limit), ErrChainConflict,
+// ErrChainBroken; the Problem* constants of BadLink.Problem; the Default* writer and query limits.

@@ -46,6 +46,12 @@
 // instance is appending to that chain, and only a chain's own writer may append to it. Anchors
 // are only inserted, never updated, so concurrent retention runs cannot move one backwards.
 //
-// A chain shows edits, deletions and reorderings of its events; it cannot show events cut
-// from its very end, nor from its head by someone who also forges an anchor.
+// # What a chain shows
+//
+// Edits, deletions and reorderings of its events. It cannot show events cut from its very end,
+// nor from its head by someone who also forges an anchor. The hash is unkeyed: someone with
+// write access to MongoDB who edits an event and recomputes every hash after it leaves a
+// consistent chain, until the chain's live writer appends its next event (linked to the true
+// hash), which then shows out of order. The writer logs its chain head (seq and hash) at start
+// and at close: a witness kept outside MongoDB to compare against MongoStore.Last.
 package audit

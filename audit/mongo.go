@@ -262,31 +262,27 @@ func (s *MongoStore) Query(ctx context.Context, q Query) ([]Event, string, error
 	return events, next, nil
 }
 
-// instances lists the chains: every instance that has events or an anchor, sorted.
-func (s *MongoStore) instances(ctx context.Context, withAnchors bool) ([]string, error) {
-	var all []string
-	colls := []*mongo.Collection{s.events}
-	if withAnchors {
-		colls = append(colls, s.anchors)
+// instances lists the chains that have events, sorted.
+func (s *MongoStore) instances(ctx context.Context) ([]string, error) {
+	// (An aggregation rather than distinct: FerretDB v1's distinct reply does not decode.)
+	cur, err := s.events.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$instance"}}}},
+		{{Key: "$sort", Value: bson.D{{Key: "_id", Value: 1}}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list audit chains: %w", err)
 	}
-	for _, c := range colls {
-		// (An aggregation rather than distinct: FerretDB v1's distinct reply does not decode.)
-		cur, err := c.Aggregate(ctx, mongo.Pipeline{{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$instance"}}}}})
-		if err != nil {
-			return nil, fmt.Errorf("list audit chains: %w", err)
-		}
-		var groups []struct {
-			Instance string `bson:"_id"`
-		}
-		if err := cur.All(ctx, &groups); err != nil {
-			return nil, fmt.Errorf("list audit chains: %w", err)
-		}
-		for _, g := range groups {
-			all = append(all, g.Instance)
-		}
+	var groups []struct {
+		Instance string `bson:"_id"`
 	}
-	slices.Sort(all)
-	return slices.Compact(all), nil
+	if err := cur.All(ctx, &groups); err != nil {
+		return nil, fmt.Errorf("list audit chains: %w", err)
+	}
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		names[i] = g.Instance
+	}
+	return names, nil
 }
 
 // walk calls f with the events of a chain from position from on, in Seq order, until f returns
@@ -317,56 +313,140 @@ func (s *MongoStore) walk(ctx context.Context, instance string, from int64, f fu
 
 // Verify walks every chain in Seq order, recomputing each event's hash and checking each link,
 // and reports the first broken link: an edited event (its hash does not match its content), a
-// missing one (a gap in Seq), or one out of order (it does not link to the event before it). A
-// chain starts after its retention anchor, if any. With a non-zero since, each chain is checked
-// from its first event at or after since (linked to the event just before it). progress, if not
-// nil, is called every 1,000 events and once at the end with the number checked so far.
+// missing one (a gap in Seq), or one out of order (it does not link to the event before it).
+// Chains are walked in instance order; a chain starts after its retention anchor, if any. With
+// a non-zero since, each chain is checked from its first event at or after since (linked to the
+// event just before it). progress, if not nil, is called every 1,000 events and once at the end
+// with the number checked so far.
 //
 // What a chain cannot show: events cut from its very end (nothing links to them), or from its
 // head by someone who also forges an anchor. Edits, deletions and reorderings in between are found.
 func (s *MongoStore) Verify(ctx context.Context, since time.Time, progress func(checked int64)) (VerifyResult, error) {
-	instances, err := s.instances(ctx, true)
+	anchors, err := s.allAnchors(ctx)
 	if err != nil {
 		return VerifyResult{}, err
 	}
-	var res VerifyResult
-	report := func() {
-		if progress != nil {
-			progress(res.Checked)
+	v := verification{progress: progress, anchors: anchors}
+	if since.IsZero() {
+		err = v.all(ctx, s)
+	} else {
+		err = v.since(ctx, s, since)
+	}
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	v.res.OK = v.res.FirstBad == nil
+	if progress != nil {
+		progress(v.res.Checked)
+	}
+	return v.res, nil
+}
+
+// verification is one run of Verify.
+type verification struct {
+	res      VerifyResult
+	progress func(int64)
+	anchors  map[string]anchor // the highest anchor of each chain
+}
+
+// check checks the next event of a chain and reports whether to go on.
+func (v *verification) check(c *chainChecker, e Event) bool {
+	v.res.Checked++
+	if v.progress != nil && v.res.Checked%verifyProgressEvery == 0 {
+		v.progress(v.res.Checked)
+	}
+	v.res.FirstBad = c.check(e)
+	return v.res.FirstBad == nil
+}
+
+// all verifies every chain from its start in one pass over the events in (instance, seq) order
+// (the unique index's order).
+func (v *verification) all(ctx context.Context, s *MongoStore) error {
+	chains := map[string]bool{}
+	for instance := range v.anchors {
+		chains[instance] = true
+	}
+	defer func() { v.res.Chains = len(chains) }()
+	cur, err := s.events.Find(ctx, bson.D{},
+		options.Find().SetSort(bson.D{{Key: "instance", Value: 1}, {Key: "seq", Value: 1}}).SetBatchSize(1000))
+	if err != nil {
+		return fmt.Errorf("read audit chains: %w", err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	var c *chainChecker
+	for cur.Next(ctx) {
+		var e Event
+		if err := cur.Decode(&e); err != nil {
+			return fmt.Errorf("decode audit event: %w", err)
+		}
+		if c == nil || e.Instance != c.instance {
+			a := v.anchors[e.Instance]
+			c = &chainChecker{instance: e.Instance, next: chainHead{Seq: a.Seq + 1, Hash: a.Hash}}
+			chains[e.Instance] = true
+		}
+		if e.Seq <= v.anchors[e.Instance].Seq {
+			continue // anchored by a retention run that was cut short before deleting it
+		}
+		if !v.check(c, e) {
+			return nil
 		}
 	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("read audit chains: %w", err)
+	}
+	return nil
+}
+
+// since verifies each chain from its first event at or after since.
+func (v *verification) since(ctx context.Context, s *MongoStore, since time.Time) error {
+	instances, err := s.instances(ctx)
+	if err != nil {
+		return err
+	}
+	for instance := range v.anchors {
+		instances = append(instances, instance)
+	}
+	slices.Sort(instances)
+	instances = slices.Compact(instances)
+	v.res.Chains = len(instances)
 	for _, instance := range instances {
-		res.Chains++
-		start, err := s.chainStart(ctx, instance, since)
+		start, err := s.chainStart(ctx, instance, v.anchors[instance], since)
 		if err != nil {
-			return VerifyResult{}, err
+			return err
 		}
 		if start.bad != nil {
-			res.FirstBad = start.bad
-			break
+			v.res.FirstBad = start.bad
+			return nil
 		}
 		if start.empty {
 			continue
 		}
 		c := chainChecker{instance: instance, next: start.head}
-		err = s.walk(ctx, instance, start.head.Seq, func(e Event) (bool, error) {
-			res.Checked++
-			if res.Checked%verifyProgressEvery == 0 {
-				report()
-			}
-			res.FirstBad = c.check(e)
-			return res.FirstBad == nil, nil
-		})
-		if err != nil {
-			return VerifyResult{}, err
-		}
-		if res.FirstBad != nil {
-			break
+		err = s.walk(ctx, instance, start.head.Seq, func(e Event) (bool, error) { return v.check(&c, e), nil })
+		if err != nil || v.res.FirstBad != nil {
+			return err
 		}
 	}
-	res.OK = res.FirstBad == nil
-	report()
-	return res, nil
+	return nil
+}
+
+// allAnchors returns the highest anchor of every chain.
+func (s *MongoStore) allAnchors(ctx context.Context) (map[string]anchor, error) {
+	cur, err := s.anchors.Find(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("read audit anchors: %w", err)
+	}
+	var all []anchor
+	if err := cur.All(ctx, &all); err != nil {
+		return nil, fmt.Errorf("read audit anchors: %w", err)
+	}
+	m := make(map[string]anchor, len(all))
+	for _, a := range all {
+		if a.Seq > m[a.Instance].Seq {
+			m[a.Instance] = a
+		}
+	}
+	return m, nil
 }
 
 // verifyStart is where the verification of a chain starts.
@@ -376,17 +456,13 @@ type verifyStart struct {
 	bad   *BadLink  // the link into the checked part is already broken
 }
 
-func (s *MongoStore) chainStart(ctx context.Context, instance string, since time.Time) (verifyStart, error) {
-	a, _, err := s.lastAnchor(ctx, instance)
-	if err != nil {
-		return verifyStart{}, err
-	}
+func (s *MongoStore) chainStart(ctx context.Context, instance string, a anchor, since time.Time) (verifyStart, error) {
 	start := verifyStart{head: chainHead{Seq: a.Seq + 1, Hash: a.Hash}}
 	if since.IsZero() {
 		return start, nil
 	}
 	var first Event
-	err = s.events.FindOne(ctx, bson.D{
+	err := s.events.FindOne(ctx, bson.D{
 		{Key: "instance", Value: instance},
 		{Key: "seq", Value: bson.D{{Key: "$gte", Value: start.head.Seq}}},
 		{Key: "time", Value: bson.D{{Key: "$gte", Value: since}}},
@@ -421,7 +497,7 @@ func (s *MongoStore) chainStart(ctx context.Context, instance string, since time
 // anchor with the Seq and Hash of the last event it deletes; Verify and a resuming writer start
 // the chain from that anchor.
 func (s *MongoStore) ApplyRetention(ctx context.Context, before time.Time) (deleted int64, err error) {
-	instances, err := s.instances(ctx, false)
+	instances, err := s.instances(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -166,6 +166,8 @@ func NewWriter(ctx context.Context, store *MongoStore, cfg WriterConfig) (*Write
 			w.head = chainHead{Seq: spillLast.Seq, Hash: spillLast.Hash}
 		}
 	}
+	// The chain head, logged at start and at close, is a witness kept outside MongoDB (see doc.go).
+	w.log.Info("audit: chain resumed", "seq", w.head.Seq, "hash", w.head.Hash)
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	go w.run()
 	if w.spill != nil {
@@ -271,6 +273,7 @@ func (w *Writer) close(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("audit: close: %w", ctx.Err()))
 	}
 	w.cancel()
+	w.log.Info("audit: chain closed", "seq", w.head.Seq, "hash", w.head.Hash) // the batcher has exited
 	if w.spill == nil {
 		return errors.Join(errs...)
 	}
@@ -337,7 +340,7 @@ func (w *Writer) run() {
 // flush links a batch into the chain and makes it durable, then answers its durable waiters.
 func (w *Writer) flush(batch []item) {
 	events := make([]Event, len(batch))
-	ids := newEventIDs(len(batch))
+	ids := newEventIDs(w.head.Seq+1, len(batch))
 	for i, it := range batch {
 		e := it.ev
 		e.ID, e.Instance = ids[i], w.cfg.Instance
@@ -449,10 +452,13 @@ func (w *Writer) replayLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if !failing || errors.Is(err, ErrChainConflict) {
+			switch {
+			case errors.Is(err, ErrChainConflict):
+				w.log.Error("audit: spill file conflicts with the stored chain (two writers with one instance id?); kept", "err", err)
+			case !failing:
 				w.log.Warn("audit: spill file replay failed; retrying", "err", err)
-				failing = true
 			}
+			failing = true
 			timer := time.NewTimer(delay)
 			select {
 			case <-timer.C:
@@ -527,13 +533,16 @@ func skipStored(events []Event, stored Event, ok bool) ([]Event, error) {
 	return events[i:], nil
 }
 
-// newEventIDs returns n random event ids (128 bits each, hex).
-func newEventIDs(n int) []string {
-	b := make([]byte, 16*n)
+// newEventIDs returns the ids of n events at chain positions first, first+1, ...: "evt_", the
+// position (16 hex digits), then 64 random bits (hex). The ids of one chain sort in chain
+// order, so Query (newest first by time, then id) lists the events of one millisecond in the
+// order they were recorded; with random ids their order would be random.
+func newEventIDs(first int64, n int) []string {
+	b := make([]byte, 8*n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms (Go 1.24+)
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = "evt_" + hex.EncodeToString(b[16*i:16*(i+1)])
+		ids[i] = fmt.Sprintf("evt_%016x%s", first+int64(i), hex.EncodeToString(b[8*i:8*(i+1)]))
 	}
 	return ids
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -310,5 +312,116 @@ func TestShouldStoreDetailsInTheirJSONFormSoSecretsStayRedacted(t *testing.T) {
 		t.Fatalf("a secret reached the stored event: %s", text)
 	}
 	mustOK(t, "close", w.Close(ctxFor(t)))
+	mustVerify(t, s, 1, 1)
+}
+
+// writerGoroutines counts the goroutines running the writer's code.
+func writerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "mcpauth/audit.(*Writer)") {
+			count++
+		}
+	}
+	return count
+}
+
+func TestShouldSpillWhatIsQueuedWhenCloseRunsOutOfTimeAndReplayItAtTheNextStart(t *testing.T) {
+	s, db, proxy := proxiedStore(t)
+	cfg := audit.WriterConfig{Instance: "inst-a", SpillDir: t.TempDir(), FlushEvery: time.Millisecond,
+		WriteTimeout: waitFor, Logger: quiet}
+	first := newWriter(t, s, cfg)
+	proxy.Pause() // MongoDB hangs: writes neither succeed nor fail
+	for i := range 20 {
+		mustOK(t, "record", first.Record(ctxFor(t), event(i)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := first.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("close past its deadline = %v, want DeadlineExceeded", err)
+	}
+	if st := first.Stats(); st.Written != 20 || st.Spilled != 20 || !st.Spilling {
+		t.Fatalf("stats after an overdue close = %+v, want all 20 spilled", st)
+	}
+	eventually(t, "no writer goroutine left", func() bool { return writerGoroutines() == 0 })
+
+	proxy.Resume()
+	second := newWriter(t, s, cfg)
+	eventually(t, "the spill file replayed", func() bool { return !second.Stats().Spilling })
+	mustOK(t, "record", second.Record(ctxFor(t), event(21)))
+	mustOK(t, "close", second.Close(ctxFor(t)))
+	mustBeOneUnbrokenRun(t, stored(t, db, "inst-a"), 21)
+	mustVerify(t, s, 1, 21)
+}
+
+func TestShouldLeaveNoGoroutineBehindAfterClose(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T) (*audit.Writer, *tcpProxy)
+	}{
+		{"a writer without a spill file", func(t *testing.T) (*audit.Writer, *tcpProxy) {
+			s, _ := newStore(t)
+			return newWriter(t, s, audit.WriterConfig{Instance: "inst-a"}), nil
+		}},
+		{"a writer spilling while MongoDB is down", func(t *testing.T) (*audit.Writer, *tcpProxy) {
+			s, _, proxy := proxiedStore(t)
+			w := newWriter(t, s, audit.WriterConfig{Instance: "inst-a", SpillDir: t.TempDir(),
+				WriteTimeout: 300 * time.Millisecond})
+			proxy.Cut()
+			return w, proxy
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w, _ := tc.setup(t)
+			ctx := ctxFor(t)
+			for i := range 50 {
+				mustOK(t, "record", w.Record(ctx, event(i)))
+			}
+			mustOK(t, "record durable", w.RecordDurable(ctx, event(50)))
+			if n := writerGoroutines(); n == 0 {
+				t.Fatal("no writer goroutine found while running: the probe is broken")
+			}
+			mustOK(t, "close", w.Close(ctx))
+			// (Close returns once they are done; their last instructions may still be running.)
+			eventually(t, "no writer goroutine left", func() bool { return writerGoroutines() == 0 })
+		})
+	}
+}
+
+func TestShouldNeverLetTwoWritersWithOneInstanceOverwriteEachOther(t *testing.T) {
+	s, db := newStore(t)
+	ctx := ctxFor(t)
+	first := newWriter(t, s, audit.WriterConfig{Instance: "inst-a", SpillDir: t.TempDir()})
+	secondDir := t.TempDir()
+	second := newWriter(t, s, audit.WriterConfig{Instance: "inst-a", SpillDir: secondDir}) // misconfigured twin
+
+	a := event(1)
+	a.RequestID = "from-the-first"
+	mustOK(t, "record durable", first.RecordDurable(ctx, a))
+	b := event(2)
+	b.RequestID = "from-the-twin"
+	mustOK(t, "record durable (kept in the spill file)", second.RecordDurable(ctx, b))
+
+	if n := countEvents(t, db, bson.D{{Key: "request_id", Value: "from-the-twin"}}); n != 0 {
+		t.Fatalf("the twin's event took the first writer's position (%d stored)", n)
+	}
+	if st := second.Stats(); !st.Spilling || !fileHolds(t, spillPath(secondDir, "inst-a"), "from-the-twin") {
+		t.Fatalf("the twin's event is not kept in its spill file (stats %+v)", st)
+	}
+	mustOK(t, "close", first.Close(ctx))
+	mustOK(t, "close twin", second.Close(ctx))
+	if !fileHolds(t, spillPath(secondDir, "inst-a"), "from-the-twin") {
+		t.Fatal("the twin's spill file was dropped at close")
+	}
 	mustVerify(t, s, 1, 1)
 }
