@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,7 +149,7 @@ func (a *app) connectMongo(ctx context.Context, c config, logger *slog.Logger) (
 	if uri == "" {
 		// FerretDB logs every failed command at WARN: keep only its errors.
 		storeLog := logger.With("component", "embedded-store")
-		srv, err := embedmongo.Start(filepath.Join(c.DataDir, "store"), slog.New(levelFloor{storeLog.Handler(), slog.LevelError}))
+		srv, err := embedmongo.Start(filepath.Join(c.DataDir, "store"), slog.New(levelFloor{Handler: storeLog.Handler(), min: slog.LevelError}))
 		if err != nil {
 			return nil, err
 		}
@@ -280,22 +281,32 @@ func (a *app) sharedState(ctx context.Context, c config, rdb redis.UniversalClie
 	return v, limiter, lockout, nil
 }
 
-// levelFloor drops records below a level, whatever the wrapped handler allows.
+// levelFloor drops records below a level, whatever the wrapped handler allows. Attributes
+// added with With are kept aside and formatted only when a record is actually written: the
+// embedded store calls With (with whole SQL statements) for every statement it runs.
 type levelFloor struct {
 	slog.Handler
-	min slog.Level
+	min   slog.Level
+	attrs []slog.Attr
 }
 
 func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.min && h.Handler.Enabled(ctx, l)
 }
 
+func (h levelFloor) Handle(ctx context.Context, r slog.Record) error {
+	if len(h.attrs) > 0 {
+		return h.Handler.WithAttrs(h.attrs).Handle(ctx, r)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
 func (h levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return levelFloor{h.Handler.WithAttrs(attrs), h.min}
+	return levelFloor{h.Handler, h.min, append(slices.Clip(h.attrs), attrs...)}
 }
 
 func (h levelFloor) WithGroup(name string) slog.Handler {
-	return levelFloor{h.Handler.WithGroup(name), h.min}
+	return levelFloor{h.Handler.WithAttrs(h.attrs).WithGroup(name), h.min, nil}
 }
 
 // lastServerError shortens the driver's server-selection error (a dump of the topology) to the
