@@ -3,6 +3,9 @@ package auth
 import (
 	"context"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/bduf/mcpauth/audit"
 )
 
@@ -12,6 +15,10 @@ import (
 func (s *Service) record(ctx context.Context, e audit.Event) {
 	if e.Severity == "" {
 		e.Severity = audit.Info
+	}
+	if e.Type == audit.AuthFailed {
+		reason, _ := e.Details["reason"].(string)
+		authFailures.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
 	}
 	if err := s.cfg.Audit.Record(ctx, audit.Enrich(ctx, e)); err != nil {
 		s.log.ErrorContext(ctx, "audit event not recorded", "type", e.Type, "error", err)

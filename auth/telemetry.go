@@ -34,6 +34,8 @@ var (
 		metric.WithDescription("Credential validations by result."))
 	rateLimitHits, _ = meter.Int64Counter("mcpauth.auth.rate_limited",
 		metric.WithDescription("Requests refused by a rate limit, by limit."))
+	authFailures, _ = meter.Int64Counter("mcpauth.auth.failures",
+		metric.WithDescription("Failed logins by reason (USER_NOT_FOUND, INVALID_PASSWORD, ACCOUNT_INACTIVE, INVALID_MFA, SYSTEM_ERROR)."))
 	lockouts, _ = meter.Int64Counter("mcpauth.auth.lockout_refusals",
 		metric.WithDescription("Password checks refused because the account is locked."))
 )

@@ -165,9 +165,12 @@ func (g *Guard) authenticate(ctx context.Context) caller {
 	}
 }
 
-// decide authorizes one call of tool. On success it returns the context for the handler.
-func (g *Guard) decide(ctx context.Context, tool string) (context.Context, error) {
-	return g.check(ctx, tool, g.authenticate(ctx), true)
+// decide authorizes one call of tool. On success it returns the context for the handler; it
+// also returns the caller, so that a denial's audit event can say whom it denied.
+func (g *Guard) decide(ctx context.Context, tool string) (context.Context, caller, error) {
+	c := g.authenticate(ctx)
+	callCtx, err := g.check(ctx, tool, c, true)
+	return callCtx, c, err
 }
 
 // check applies tool's rule to an authenticated (or not) caller; a call (not a listing) also
@@ -260,7 +263,7 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 			}()
 			start := time.Now()
 			spanCtx, span := tracer.Start(ctx, "guard.Decide", trace.WithAttributes(attribute.String("tool", req.Params.Name)))
-			callCtx, derr := g.decide(spanCtx, req.Params.Name)
+			callCtx, who, derr := g.decide(spanCtx, req.Params.Name)
 			outcome := granted
 			if derr != nil {
 				outcome = metric.WithAttributes(attribute.String("outcome", string(apierr.CodeOf(derr))))
@@ -269,7 +272,7 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 			decisionDuration.Record(ctx, time.Since(start).Seconds(), outcome)
 			span.SetAttributes(attribute.Bool("allowed", derr == nil))
 			span.End()
-			g.recordDecision(callCtx, ctx, req.Params.Name, derr)
+			g.recordDecision(callCtx, ctx, req.Params.Name, who, derr)
 			if derr != nil {
 				if apierr.CodeOf(derr) == apierr.Internal {
 					g.log.ErrorContext(ctx, "guard error: call denied", "tool", req.Params.Name, "error", derr)
@@ -282,7 +285,8 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 }
 
 // recordDecision writes the call's decision event: denials and errors always, grants sampled.
-func (g *Guard) recordDecision(callCtx, ctx context.Context, tool string, derr error) {
+// A denial of an authenticated caller names the caller (subject and actor).
+func (g *Guard) recordDecision(callCtx, ctx context.Context, tool string, who caller, derr error) {
 	if g.cfg.Audit == nil {
 		return
 	}
@@ -300,6 +304,9 @@ func (g *Guard) recordDecision(callCtx, ctx context.Context, tool string, derr e
 	} else {
 		ae := apierr.From(derr)
 		e.Type, e.Severity = audit.AuthzDenied, audit.Warning
+		if who.err == nil {
+			e.Subject, e.Actor, e.OrgID, e.SessionID = who.id.UserID, who.id.UserID, who.id.OrgID, who.id.SessionID
+		}
 		if ae.Code == apierr.Internal || ae.Message == rbac.ReasonSystemError {
 			e.Type, e.Severity = audit.AuthzError, audit.Critical
 		}
@@ -381,8 +388,12 @@ func (g *Guard) HTTP(next http.Handler) http.Handler {
 			return
 		}
 		ctx := r.Context()
-		if ip := sourceAddr(r.RemoteAddr); ip.IsValid() { // per-address limits (failed API keys)
+		ip := sourceAddr(r.RemoteAddr)
+		if ip.IsValid() { // per-address limits (failed API keys)
 			ctx = auth.WithClientAddr(ctx, ip.String())
+		}
+		if audit.RequestFrom(ctx) == (audit.Request{}) { // NewHTTP names the transport; else "http"
+			ctx = audit.WithRequest(ctx, requestOf(r, ip, "http"))
 		}
 		claims, err := g.cfg.Auth.Validate(ctx, token)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -109,13 +110,28 @@ func httpContext(transport string) func(ctx context.Context, r *http.Request) co
 		if ip.IsValid() {
 			ctx = auth.WithClientAddr(ctx, ip.String())
 		}
-		addr := ""
-		if ip.IsValid() {
-			addr = ip.String()
-		}
-		ctx = audit.WithRequest(ctx, audit.Request{ClientAddr: addr, Transport: transport, RequestID: r.Header.Get("X-Request-Id")})
+		ctx = audit.WithRequest(ctx, requestOf(r, ip, transport))
 		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: bearer(r), Transport: transport, SourceIP: ip})
 	}
+}
+
+// requestOf is what the audit trail keeps of an HTTP request.
+func requestOf(r *http.Request, ip netip.Addr, transport string) audit.Request {
+	addr := ""
+	if ip.IsValid() {
+		addr = ip.String()
+	}
+	return audit.Request{ClientAddr: addr, Transport: transport, RequestID: r.Header.Get("X-Request-Id")}
+}
+
+// withTransport puts the request's audit context (client address, transport) in place before
+// the HTTP guard, whose refusals (a bad API key) are recorded before the MCP server sees the
+// request.
+func withTransport(transport string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := audit.WithRequest(r.Context(), requestOf(r, sourceAddr(r.RemoteAddr), transport))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // queryCredentialParams are query parameters that would carry a credential. Tokens in URLs end
@@ -172,9 +188,9 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logg
 		server.WithKeepAlive(true),
 	)
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", g.HTTP(streamable))
-	mux.Handle("/sse", g.HTTP(sse))
-	mux.Handle("/message", g.HTTP(sse))
+	mux.Handle("/mcp", withTransport("http", g.HTTP(streamable)))
+	mux.Handle("/sse", withTransport("sse", g.HTTP(sse)))
+	mux.Handle("/message", withTransport("sse", g.HTTP(sse)))
 	mux.Handle(metadataPath, g.HTTP(http.NotFoundHandler())) // g.HTTP serves the metadata itself
 	mux.Handle(metadataPath+"/", g.HTTP(http.NotFoundHandler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -190,7 +206,9 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logg
 		status, code := map[string]string{}, http.StatusOK
 		for _, c := range opts.Ready {
 			if err := c.Check(ctx); err != nil {
-				status[c.Name], code = err.Error(), http.StatusServiceUnavailable
+				// Unauthenticated endpoint: say what is down, log why (addresses stay private).
+				logger.WarnContext(ctx, "not ready", "check", c.Name, "error", err)
+				status[c.Name], code = "unavailable", http.StatusServiceUnavailable
 			} else {
 				status[c.Name] = "ok"
 			}

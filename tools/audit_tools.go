@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -69,6 +70,9 @@ func (s *Set) auditQuery(ctx context.Context, a auditQueryArgs) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !since.IsZero() && !until.IsZero() && until.Before(since) {
+		return nil, apierr.Field("until", "must not be before since")
+	}
 	q := audit.Query{Type: a.Type, Subject: a.UserID, Since: since, Until: until, Cursor: a.Cursor}
 	if a.Limit != nil {
 		if *a.Limit < 1 || *a.Limit > 500 {
@@ -85,6 +89,9 @@ func (s *Set) auditQuery(ctx context.Context, a auditQueryArgs) (any, error) {
 		return nil, apierr.New(apierr.Internal, "the audit trail is not configured")
 	}
 	events, next, err := s.audit.Query(ctx, q)
+	if errors.Is(err, audit.ErrInvalidQuery) { // the arguments are checked above: the cursor is bad
+		return nil, apierr.Field("cursor", "is not a next_cursor returned by audit_query")
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -10,10 +10,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
+
+// newMu serializes Start: tests start several servers in one process, in parallel.
+var newMu sync.Mutex
 
 // Server is a running embedded FerretDB.
 type Server struct {
@@ -32,6 +36,8 @@ func Start(dir string, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded store dir: %w", err)
 	}
+	newMu.Lock() // ferretdb.New writes a package variable of FerretDB's: one at a time
+	defer newMu.Unlock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",

@@ -68,8 +68,11 @@ func Audit(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	enc := json.NewEncoder(stdout)
 	switch args[0] {
 	case "verify":
+		// No spinner ticker (interval 0): progressbar's ticker goroutine reads the bar's state
+		// without its lock while Set64 writes it, a data race; the bar redraws on each Set64.
 		bar := progressbar.NewOptions64(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("verifying"),
-			progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+			progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
+			progressbar.OptionSetSpinnerChangeInterval(0))
 		res, err := store.Verify(ctx, from, func(checked int64) { _ = bar.Set64(checked) })
 		_ = bar.Finish()
 		if err != nil {
