@@ -380,7 +380,13 @@ func looksLikeRefreshToken(t string) bool {
 
 // Refresh rotates a refresh token: the presented one is spent, a new pair is issued. A token
 // that was already spent is reuse: the whole session (family) is revoked.
-func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (Tokens, error) {
+func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (_ Tokens, err error) {
+	ctx, span := tracer.Start(ctx, "auth.Refresh")
+	defer func(start time.Time) { observe(ctx, span, start, err, refreshDuration, refreshCount) }(time.Now())
+	return s.refresh(ctx, refreshToken)
+}
+
+func (s *Service) refresh(ctx context.Context, refreshToken Secret) (Tokens, error) {
 	presented := refreshToken.Reveal()
 	if err := s.allow(ctx, "refresh:addr:"+clientAddr(ctx), s.cfg.Limits.Refresh); err != nil {
 		return Tokens{}, err

@@ -28,6 +28,10 @@ var (
 		metric.WithDescription("Login attempts by result (success, or the error code)."))
 	loginDuration, _ = meter.Float64Histogram("mcpauth.auth.login.duration", metric.WithUnit("s"), secondsBuckets,
 		metric.WithDescription("Time to answer a login."))
+	refreshDuration, _ = meter.Float64Histogram("mcpauth.auth.refresh.duration", metric.WithUnit("s"), secondsBuckets,
+		metric.WithDescription("Time to rotate a refresh token."))
+	refreshCount, _ = meter.Int64Counter("mcpauth.auth.refreshes",
+		metric.WithDescription("Refresh-token rotations by result."))
 	validateDuration, _ = meter.Float64Histogram("mcpauth.auth.validate.duration", metric.WithUnit("s"), secondsBuckets,
 		metric.WithDescription("Time to validate an access token or API key."))
 	validateCount, _ = meter.Int64Counter("mcpauth.auth.validations",

@@ -602,3 +602,45 @@ func TestShouldServeHealthAndJWKSAndRefuseQueryCredentials(t *testing.T) {
 		}
 	}
 }
+
+func TestShouldRotateTheSigningKeyFromTheCLIWithoutBreakingIssuedTokens(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	sec := &secrets{}
+	srv := startHTTP(t, in, "http")
+	c := dialHTTP(t, srv)
+	old := c.Login(t, sec, args{"email": in.OwnerEmail, "password": in.OwnerPassword})
+	srv.StopCleanly(t)
+
+	code, stdout, stderr := runBinary(t, in.Env(), "", 30*time.Second, "key", "rotate")
+	var rotated struct {
+		Kid string `json:"kid"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &rotated) != nil || rotated.Kid == "" || rotated.Kid == jwtKid(t, old.AccessToken) {
+		t.Fatalf("mcpauth key rotate = %d, %q, %q", code, stdout, stderr)
+	}
+
+	srv2 := startHTTP(t, in, "http")
+	c2 := dialHTTP(t, srv2)
+	if v := decode[validateResult](t, c2.Call(t, "auth_validate", args{"token": old.AccessToken})); !v.Valid {
+		t.Fatalf("a token of the previous key after rotation: %+v", v)
+	}
+	fresh := c2.Login(t, sec, args{"email": in.OwnerEmail, "password": in.OwnerPassword})
+	if got := jwtKid(t, fresh.AccessToken); got != rotated.Kid {
+		t.Fatalf("new tokens are signed by %s, want the rotated key %s", got, rotated.Kid)
+	}
+	if keys := getJWKS(t, srv2.URL).Keys; len(keys) != 2 {
+		t.Fatalf("JWKS during the overlap has %d keys, want the old and the new", len(keys))
+	}
+	c2.SetBearer(fresh.AccessToken)
+	page := decode[struct {
+		Events []struct {
+			Type string `json:"type"`
+		} `json:"events"`
+	}](t, c2.Call(t, "audit_query", args{"type": "KEY_ROTATED"}))
+	if len(page.Events) != 1 {
+		t.Fatalf("KEY_ROTATED events: %+v", page.Events)
+	}
+	srv2.StopCleanly(t)
+	sec.CheckNotIn(t, "server stderr", srv.Stderr.String()+srv2.Stderr.String()+stderr)
+}

@@ -21,6 +21,7 @@ Usage:
   mcpauth serve [flags]          run the server (MCP over stdio, or HTTP: streamable HTTP + SSE)
   mcpauth user create [flags]    create a user; the password is read from stdin
   mcpauth audit verify|tail|export  check the audit trail's hash chains, show or export events
+  mcpauth key rotate             make a new signing key the signing one (the old one verifies on)
   mcpauth version                print the version
 
 Quick start:
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return app.ExitUsage
 		}
 		return app.UserCreate(ctx, args[2:], stdin, stdout, stderr, getenv)
+	case "key":
+		return app.Key(ctx, args[1:], stdout, stderr, getenv)
 	case "audit":
 		return app.Audit(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":
