@@ -158,7 +158,8 @@ func (a *app) connectMongo(ctx context.Context, c config, logger *slog.Logger) (
 		logger.Debug("embedded store started", "dir", filepath.Join(c.DataDir, "store"))
 	}
 	client, err := mongo.Connect(options.Client().ApplyURI(uri).
-		SetServerSelectionTimeout(mongoTimeout).SetConnectTimeout(mongoTimeout).SetAppName("mcpauth"))
+		SetServerSelectionTimeout(mongoTimeout).SetConnectTimeout(mongoTimeout).SetAppName("mcpauth").
+		SetMonitor(mongoTracing()))
 	if err != nil {
 		return nil, fmt.Errorf("MongoDB URI %s: %w", redactURI(uri), err)
 	}
