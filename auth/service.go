@@ -526,7 +526,11 @@ func (s *Service) revokeSession(ctx context.Context, sid, reason string) (bool, 
 		return false, apierr.Internalf("revoke session: %w", err)
 	}
 	if done {
-		s.record(ctx, audit.Event{Type: audit.SessionRevoked, SessionID: sid, Details: map[string]any{"reason": reason}})
+		e := audit.Event{Type: audit.SessionRevoked, SessionID: sid, Details: map[string]any{"reason": reason}}
+		if sess, err := s.store.GetSession(ctx, sid); err == nil { // whose session: for audit_query by user
+			e.Subject, e.OrgID = sess.UserID, sess.OrgID
+		}
+		s.record(ctx, e)
 	}
 	if err := s.revoked.Revoke(ctx, sid, s.cfg.AccessTTL+clockSkew); err != nil {
 		// The store has it: this and every instance will refuse the session's refresh tokens;
