@@ -203,6 +203,128 @@ func (s *MongoStore) CountUsers(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// UpdateUser $sets the changed fields of a user. The unique indexes on email and username refuse
+// a taken one. MongoDB says so with a duplicate-key error; FerretDB v1 (SQLite) answers an
+// update that breaks a unique index with an InternalError instead (an insert gets the proper
+// duplicate-key error), so on any failed write the new email and username are looked up: if
+// another user holds one of them, the answer is ErrAlreadyExists. Either way the index, not the
+// look-up, is what keeps them unique.
+func (s *MongoStore) UpdateUser(ctx context.Context, id string, ch UserChange) error {
+	set := bson.D{{Key: "updated_at", Value: ch.UpdatedAt}}
+	if ch.Email != nil {
+		set = append(set, bson.E{Key: "email", Value: *ch.Email})
+	}
+	if ch.Username != nil {
+		set = append(set, bson.E{Key: "username", Value: *ch.Username})
+	}
+	if ch.Disabled != nil {
+		set = append(set, bson.E{Key: "disabled", Value: *ch.Disabled})
+	}
+	if ch.PasswordHash != nil {
+		set = append(set, bson.E{Key: "password_hash", Value: ch.PasswordHash})
+	}
+	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}})
+	if err != nil {
+		if mongo.IsDuplicateKeyError(err) || s.takenByAnother(ctx, id, ch) {
+			return fmt.Errorf("update user %s: %w", id, ErrAlreadyExists)
+		}
+		return fmt.Errorf("update user: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("user %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// takenByAnother reports whether the email or username ch sets belongs to a user other than id.
+func (s *MongoStore) takenByAnother(ctx context.Context, id string, ch UserChange) bool {
+	for _, f := range []struct {
+		key string
+		v   *string
+	}{{"email", ch.Email}, {"username", ch.Username}} {
+		if f.v == nil {
+			continue
+		}
+		if u, err := findOne[User](ctx, s.users, bson.D{{Key: f.key, Value: *f.v}}, "user"); err == nil && u.ID != id {
+			return true
+		}
+	}
+	return false
+}
+
+// EraseUserRecords deletes a user's sessions, refresh tokens (and spends), API keys (and
+// revocations), second factor, TOTP steps and recovery-code spends. Records are found through
+// the ones that point at them (refresh tokens through sessions, revocations through keys), so
+// those go last: an interrupted erase leaves nothing unreachable, and running it again
+// finishes it.
+func (s *MongoStore) EraseUserRecords(ctx context.Context, userID string) error {
+	byUser := bson.D{{Key: "user_id", Value: userID}}
+	sessions, err := findAll[Session](ctx, s.sessions, byUser, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "sessions")
+	if err != nil {
+		return err
+	}
+	if len(sessions) > 0 {
+		sids := make(bson.A, len(sessions))
+		for i, sess := range sessions {
+			sids[i] = sess.ID
+		}
+		// Every refresh token belongs to a session of its user (by the indexed session_id).
+		if err := s.eraseRefreshTokens(ctx, bson.D{{Key: "session_id", Value: bson.D{{Key: "$in", Value: sids}}}}); err != nil {
+			return err
+		}
+	}
+	keys, err := findAll[APIKey](ctx, s.apiKeys, byUser, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "api keys")
+	if err != nil {
+		return err
+	}
+	if len(keys) > 0 {
+		kids := make(bson.A, len(keys))
+		for i, k := range keys {
+			kids[i] = k.ID
+		}
+		if _, err := s.apiRevoked.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: kids}}}}); err != nil {
+			return fmt.Errorf("erase api key revocations: %w", err)
+		}
+	}
+	recoveryIDs := bson.Regex{Pattern: "^" + regexp.QuoteMeta(userID+":")}
+	for _, del := range []struct {
+		coll   *mongo.Collection
+		filter bson.D
+		what   string
+	}{
+		{s.apiKeys, byUser, "api keys"},
+		{s.sessions, byUser, "sessions"},
+		{s.mfa, bson.D{{Key: "_id", Value: userID}}, "mfa"},
+		{s.totpSteps, byUser, "totp steps"},
+		{s.recovery, bson.D{{Key: "_id", Value: recoveryIDs}}, "recovery code spends"},
+	} {
+		if _, err := del.coll.DeleteMany(ctx, del.filter); err != nil {
+			return fmt.Errorf("erase %s: %w", del.what, err)
+		}
+	}
+	return nil
+}
+
+// eraseRefreshTokens deletes the refresh tokens filter selects, their spend records first.
+func (s *MongoStore) eraseRefreshTokens(ctx context.Context, filter bson.D) error {
+	tokens, err := findAll[RefreshToken](ctx, s.refresh, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "refresh tokens")
+	if err != nil || len(tokens) == 0 {
+		return err
+	}
+	hashes := make(bson.A, len(tokens))
+	for i, t := range tokens {
+		hashes[i] = t.Hash
+	}
+	byHash := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: hashes}}}}
+	if _, err := s.spends.DeleteMany(ctx, byHash); err != nil {
+		return fmt.Errorf("erase refresh token spends: %w", err)
+	}
+	if _, err := s.refresh.DeleteMany(ctx, byHash); err != nil {
+		return fmt.Errorf("erase refresh tokens: %w", err)
+	}
+	return nil
+}
+
 // CreateSession inserts a session.
 func (s *MongoStore) CreateSession(ctx context.Context, sess Session) error {
 	_, err := s.sessions.InsertOne(ctx, sess)

@@ -48,6 +48,27 @@ type UserStore interface {
 	// ListUsers returns up to q.Limit users with id > q.After in id order.
 	ListUsers(ctx context.Context, q UserQuery) ([]User, error)
 	CountUsers(ctx context.Context) (int64, error)
+	// UpdateUser writes the fields ch sets (and UpdatedAt) on the user id, leaving the others
+	// as they are: ErrNotFound if there is no such user, ErrAlreadyExists if the new email or
+	// username is another user's (and then nothing is written). Writing only the changed
+	// fields keeps updates of different fields from undoing each other on MongoDB; on FerretDB
+	// v1, whose updates are a read and a replace, concurrent updates are last-writer-wins.
+	UpdateUser(ctx context.Context, id string, ch UserChange) error
+	// EraseUserRecords removes every record kept about a user apart from the account itself:
+	// sessions, refresh tokens and their spend records, API keys and their revocation records,
+	// the second factor, accepted TOTP steps and spent recovery codes. Session revocation
+	// records stay: they hold a session id, a time and a reason, and keep the erased sessions'
+	// access tokens refused after a restart. Erasing a user without records is no error.
+	EraseUserRecords(ctx context.Context, userID string) error
+}
+
+// UserChange is an update of a user: nil fields stay as they are.
+type UserChange struct {
+	Email        *string
+	Username     *string
+	Disabled     *bool
+	PasswordHash []byte
+	UpdatedAt    time.Time
 }
 
 // UserQuery selects users for ListUsers.

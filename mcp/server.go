@@ -68,11 +68,17 @@ func AuthToolsPolicy() Policy {
 			"user_get":         Require("users:read"),
 			"user_list":        Require("users:read"),
 			"user_create":      Require("users:write"),
+			"user_update":      Require("users:write"), // disabling needs users:admin, checked by the tool
+			"user_delete":      Require("users:admin"),
 			"role_list":        Require("users:read", "roles:read"),
 			"role_create":      Require("users:admin", "roles:write"),
 			"role_delete":      Require("users:admin", "roles:delete"),
 			"role_assign":      Require("users:admin", "roles:assign"),
 			"role_revoke":      Require("users:admin", "roles:assign"),
+
+			// One's own password (with the current one); another user's needs users:admin,
+			// checked by the tool.
+			"user_set_password": Authenticated(),
 		},
 		AnonymousMethods: []string{"initialize", "ping", "tools/list"},
 	}

@@ -42,6 +42,38 @@ func (s *Set) userTools() []server.ServerTool {
 			str("id", "User id (usr_...).", mcp.Required(), mcp.MaxLength(maxIDArg)),
 			strict, closed,
 		), Handler: handler(s, "user_unlock", s.userUnlock)},
+		{Tool: mcp.NewTool("user_update",
+			mcp.WithDescription("Change a user of the caller's organization: its email, username, or whether it is disabled. "+
+				"Disabling (needs users:admin) revokes all of the user's sessions and API keys at once; re-enabling lets it log in again. "+
+				"Only a user whose permissions the caller holds itself can be changed, and nobody can disable itself."),
+			str("id", "User id (usr_...).", mcp.Required(), mcp.MaxLength(maxIDArg)),
+			mcp.WithObject("fields", mcp.Required(),
+				mcp.Description("The fields to change, at least one: email, username, disabled."),
+				mcp.Properties(map[string]any{
+					"email":    map[string]any{"type": "string", "maxLength": maxIdentifier, "description": "New email address (unique, case-insensitive)."},
+					"username": map[string]any{"type": "string", "maxLength": 64, "description": "New username: 3-64 of a-z 0-9 . _ - (unique)."},
+					"disabled": map[string]any{"type": "boolean", "description": "true disables the account (needs users:admin), false enables it again."},
+				}),
+				mcp.AdditionalProperties(false), mcp.MinProperties(1)),
+			strict, closed,
+		), Handler: handler(s, "user_update", s.userUpdate)},
+		{Tool: mcp.NewTool("user_delete",
+			mcp.WithDescription("Delete a user of the caller's organization: its sessions and API keys are revoked, its second factor and role assignments removed, "+
+				"and the account is gone (its email can be used again). With erase, every other stored record of the user goes too; the audit trail stays. "+
+				"Only a user whose permissions the caller holds itself can be deleted, and nobody can delete itself."),
+			str("id", "User id (usr_...).", mcp.Required(), mcp.MaxLength(maxIDArg)),
+			mcp.WithBoolean("erase", mcp.Description("Also remove every stored record of the user (sessions, refresh tokens, API key records, second factor).")),
+			strict, closed,
+		), Handler: handler(s, "user_delete", s.userDelete)},
+		{Tool: mcp.NewTool("user_set_password",
+			mcp.WithDescription("Change the caller's own password (current_password and new_password; the caller's other sessions are revoked), "+
+				"or, with users:admin, set another user's (id and new_password; all of its sessions are revoked). "+
+				"The new password must be at least 8 characters, at most 72 bytes, and not a common password."),
+			str("current_password", "The caller's current password (to change its own).", mcp.MaxLength(auth.MaxPasswordBytes)),
+			str("new_password", "The new password.", mcp.Required(), mcp.MaxLength(auth.MaxPasswordBytes)),
+			str("id", "Another user's id (usr_...), for an administrator's reset.", mcp.MaxLength(maxIDArg)),
+			strict, closed,
+		), Handler: handler(s, "user_set_password", s.userSetPassword)},
 	}
 }
 

@@ -39,6 +39,11 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"ShouldCountUsers", testCountUsers},
 
 		{"ShouldDeleteAUserOnce", testDeleteUser},
+		{"ShouldUpdateOnlyTheGivenFieldsOfAUser", testUpdateUser},
+		{"ShouldRefuseAnUpdateToAnotherUsersEmailOrUsername", testUpdateUserCollision},
+		{"ShouldReportAnUpdateOfAnUnknownUserAsNotFound", testUpdateUnknownUser},
+		{"ShouldLetExactlyOneOfManyConcurrentUpdatesTakeAnEmail", testUpdateUserConcurrentEmail},
+		{"ShouldEraseEveryRecordOfAUserAndNoOneElses", testEraseUserRecords},
 		{"ShouldCreateAndGetSessions", testCreateAndGetSession},
 		{"ShouldReportUnknownSessionsAsNotFound", testUnknownSession},
 		{"ShouldRejectDuplicateSessionID", testDuplicateSession},
@@ -156,6 +161,208 @@ func testDeleteUser(t *testing.T, s auth.Store) {
 	createUsers(t, s, newUser("usr_3", "ada@example.com", "ada", "acme", now())) // email and username free again
 	_, err = s.GetUser(ctx, "usr_2")
 	mustOK(t, "the other user is untouched", err)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func getUser(t *testing.T, s auth.Store, id string) auth.User {
+	t.Helper()
+	u, err := s.GetUser(context.Background(), id)
+	mustOK(t, "get user "+id, err)
+	return u
+}
+
+func testUpdateUser(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	t0 := now()
+	want := newUser("usr_1", "ada@example.com", "ada", "acme", t0)
+	createUsers(t, s, want, newUser("usr_2", "bob@example.com", "bob", "acme", t0))
+
+	// One field at a time; the rest stay as they are.
+	want.Email, want.UpdatedAt = "ada.lovelace@example.com", t0.Add(time.Minute)
+	mustOK(t, "update email", s.UpdateUser(ctx, "usr_1", auth.UserChange{Email: ptr(want.Email), UpdatedAt: want.UpdatedAt}))
+	checkUser(t, getUser(t, s, "usr_1"), want)
+	want.Username, want.UpdatedAt = "lovelace", t0.Add(2*time.Minute)
+	mustOK(t, "update username", s.UpdateUser(ctx, "usr_1", auth.UserChange{Username: ptr(want.Username), UpdatedAt: want.UpdatedAt}))
+	checkUser(t, getUser(t, s, "usr_1"), want)
+	want.Disabled, want.UpdatedAt = true, t0.Add(3*time.Minute)
+	mustOK(t, "disable", s.UpdateUser(ctx, "usr_1", auth.UserChange{Disabled: ptr(true), UpdatedAt: want.UpdatedAt}))
+	checkUser(t, getUser(t, s, "usr_1"), want)
+	want.PasswordHash, want.Disabled, want.UpdatedAt = []byte("$2a$04$another.hash"), false, t0.Add(4*time.Minute)
+	mustOK(t, "new password and enable", s.UpdateUser(ctx, "usr_1",
+		auth.UserChange{PasswordHash: want.PasswordHash, Disabled: ptr(false), UpdatedAt: want.UpdatedAt}))
+	checkUser(t, getUser(t, s, "usr_1"), want)
+
+	// The new email and username find the user; the old ones are free again.
+	got, err := s.GetUserByEmail(ctx, "ada.lovelace@example.com")
+	mustOK(t, "get by new email", err)
+	checkUser(t, got, want)
+	got, err = s.GetUserByUsername(ctx, "lovelace")
+	mustOK(t, "get by new username", err)
+	checkUser(t, got, want)
+	_, err = s.GetUserByEmail(ctx, "ada@example.com")
+	mustErr(t, "get by old email", err, auth.ErrNotFound)
+	createUsers(t, s, newUser("usr_3", "ada@example.com", "ada", "acme", t0))
+
+	// Setting a field to the value it has is no collision with oneself.
+	mustOK(t, "update to the same email", s.UpdateUser(ctx, "usr_1", auth.UserChange{Email: ptr(want.Email), UpdatedAt: want.UpdatedAt}))
+	checkUser(t, getUser(t, s, "usr_2"), newUser("usr_2", "bob@example.com", "bob", "acme", t0))
+}
+
+func testUpdateUserCollision(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	t0 := now()
+	ada, bob := newUser("usr_1", "ada@example.com", "ada", "acme", t0), newUser("usr_2", "bob@example.com", "", "acme", t0)
+	createUsers(t, s, ada, bob)
+	later := t0.Add(time.Minute)
+	err := s.UpdateUser(ctx, "usr_2", auth.UserChange{Email: ptr("ada@example.com"), Disabled: ptr(true), UpdatedAt: later})
+	mustErr(t, "take another user's email", err, auth.ErrAlreadyExists)
+	err = s.UpdateUser(ctx, "usr_2", auth.UserChange{Username: ptr("ada"), Disabled: ptr(true), UpdatedAt: later})
+	mustErr(t, "take another user's username", err, auth.ErrAlreadyExists)
+	// Nothing of a refused update is written, to either user.
+	checkUser(t, getUser(t, s, "usr_1"), ada)
+	checkUser(t, getUser(t, s, "usr_2"), bob)
+	got, err := s.GetUserByEmail(ctx, "ada@example.com")
+	mustOK(t, "get by email after refused updates", err)
+	checkUser(t, got, ada)
+}
+
+func testUpdateUnknownUser(t *testing.T, s auth.Store) {
+	createUsers(t, s, newUser("usr_1", "ada@example.com", "ada", "acme", now()))
+	err := s.UpdateUser(context.Background(), "usr_nope", auth.UserChange{Disabled: ptr(true), UpdatedAt: now()})
+	mustErr(t, "update an unknown user", err, auth.ErrNotFound)
+	mustOK(t, "delete", s.DeleteUser(context.Background(), "usr_1"))
+	err = s.UpdateUser(context.Background(), "usr_1", auth.UserChange{Email: ptr("x@example.com"), UpdatedAt: now()})
+	mustErr(t, "update a deleted user", err, auth.ErrNotFound)
+	if n, _ := s.CountUsers(context.Background()); n != 0 {
+		t.Errorf("an update of a deleted user created one: %d users", n)
+	}
+}
+
+func testUpdateUserConcurrentEmail(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	for i := range concurrency {
+		createUsers(t, s, newUser(fmt.Sprintf("usr_%02d", i), fmt.Sprintf("u%02d@example.com", i), "", "acme", now()))
+	}
+	var wins atomic.Int32
+	race(concurrency, func(i int) {
+		err := s.UpdateUser(ctx, fmt.Sprintf("usr_%02d", i), auth.UserChange{Email: ptr("taken@example.com"), UpdatedAt: now()})
+		switch {
+		case err == nil:
+			wins.Add(1)
+		case !errors.Is(err, auth.ErrAlreadyExists):
+			t.Errorf("update %d: %v", i, err)
+		}
+	})
+	if wins.Load() != 1 {
+		t.Fatalf("%d of %d concurrent updates to one email won, want exactly 1", wins.Load(), concurrency)
+	}
+	users, err := s.ListUsers(ctx, auth.UserQuery{Prefix: "taken@", Limit: concurrency})
+	mustOK(t, "list", err)
+	if len(users) != 1 {
+		t.Errorf("%d users have the email, want 1", len(users))
+	}
+}
+
+// userRecords creates, for user, two sessions (one revoked), a spent and an unspent refresh
+// token, two API keys (one revoked), a second factor, a TOTP step and a spent recovery code.
+func userRecords(t *testing.T, s auth.Store, user string, at time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	createSessions(t, s, newSession(user+"_ses_1", user, at), newSession(user+"_ses_2", user, at))
+	_, err := s.RevokeSession(ctx, user+"_ses_2", at, "test")
+	mustOK(t, "revoke", err)
+	for _, h := range []string{"spent", "unspent"} {
+		rt := newRefreshToken(user+"_"+h, user+"_ses_1", at)
+		rt.UserID = user
+		mustOK(t, "add refresh token", s.AddRefreshToken(ctx, rt))
+	}
+	_, err = s.SpendRefreshToken(ctx, user+"_spent", at)
+	mustOK(t, "spend", err)
+	mustOK(t, "create key", s.CreateAPIKey(ctx, newAPIKey(user+"_key_1", user, at)))
+	mustOK(t, "create key", s.CreateAPIKey(ctx, newAPIKey(user+"_key_2", user, at)))
+	_, err = s.RevokeAPIKey(ctx, user+"_key_2", at)
+	mustOK(t, "revoke key", err)
+	mustOK(t, "put mfa", s.PutMFA(ctx, auth.MFA{UserID: user, SecretSealed: []byte("sealed"), Enabled: true, CreatedAt: at}))
+	mustOK(t, "claim totp step", s.ClaimTOTPStep(ctx, user, 1000, at))
+	mustOK(t, "spend recovery code", s.SpendRecoveryCode(ctx, user, "hash", at))
+}
+
+func testEraseUserRecords(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	t0 := now()
+	// usr_1 and usr_10: a prefix of one id must not select the other's records.
+	createUsers(t, s, newUser("usr_1", "ada@example.com", "ada", "acme", t0), newUser("usr_10", "bob@example.com", "bob", "acme", t0))
+	userRecords(t, s, "usr_1", t0)
+	userRecords(t, s, "usr_10", t0)
+
+	mustOK(t, "erase", s.EraseUserRecords(ctx, "usr_1"))
+	mustOK(t, "erase again", s.EraseUserRecords(ctx, "usr_1"))
+	mustOK(t, "erase a user without records", s.EraseUserRecords(ctx, "usr_nobody"))
+
+	// The account itself is DeleteUser's business.
+	getUser(t, s, "usr_1")
+	// usr_1's records are gone: what could only be inserted once can be inserted again.
+	sessions, err := s.ListUserSessions(ctx, "usr_1")
+	mustOK(t, "list sessions", err)
+	if len(sessions) != 0 {
+		t.Errorf("sessions after erase: %+v", sessions)
+	}
+	_, err = s.GetSession(ctx, "usr_1_ses_1")
+	mustErr(t, "get an erased session", err, auth.ErrNotFound)
+	_, err = s.SpendRefreshToken(ctx, "usr_1_unspent", t0)
+	mustErr(t, "spend an erased refresh token", err, auth.ErrNotFound)
+	rt := newRefreshToken("usr_1_spent", "ses_new", t0)
+	mustOK(t, "add a token with an erased token's hash", s.AddRefreshToken(ctx, rt))
+	_, err = s.SpendRefreshToken(ctx, "usr_1_spent", t0)
+	mustOK(t, "spend it (the erased spend record is gone)", err)
+	keys, err := s.ListAPIKeys(ctx, "usr_1")
+	mustOK(t, "list keys", err)
+	if len(keys) != 0 {
+		t.Errorf("api keys after erase: %+v", keys)
+	}
+	_, err = s.GetAPIKey(ctx, "usr_1_key_1")
+	mustErr(t, "get an erased key", err, auth.ErrNotFound)
+	mustOK(t, "create a key with an erased key's id", s.CreateAPIKey(ctx, newAPIKey("usr_1_key_2", "usr_x", t0)))
+	if k, err := s.GetAPIKey(ctx, "usr_1_key_2"); err != nil || k.Revoked {
+		t.Errorf("a key with an erased revoked key's id = %+v, %v; want it unrevoked (the revocation record is erased)", k, err)
+	}
+	_, err = s.GetMFA(ctx, "usr_1")
+	mustErr(t, "get erased mfa", err, auth.ErrNotFound)
+	if last, err := s.LastTOTPStep(ctx, "usr_1"); err != nil || last != 0 {
+		t.Errorf("last totp step after erase = %d, %v; want 0", last, err)
+	}
+	mustOK(t, "claim an erased totp step", s.ClaimTOTPStep(ctx, "usr_1", 1000, t0))
+	mustOK(t, "spend an erased recovery code", s.SpendRecoveryCode(ctx, "usr_1", "hash", t0))
+	// Session revocations stay: they keep the erased sessions' access tokens refused.
+	revoked, err := s.ListSessionsRevokedSince(ctx, t0)
+	mustOK(t, "list revoked sessions", err)
+	if !slices.Contains(revoked, "usr_1_ses_2") {
+		t.Errorf("revoked sessions after erase = %v; the revocation of usr_1_ses_2 must stay", revoked)
+	}
+
+	// usr_10's records are untouched.
+	sessions, err = s.ListUserSessions(ctx, "usr_10")
+	mustOK(t, "list the other user's sessions", err)
+	if len(sessions) != 2 || sessions[0].Revoked == sessions[1].Revoked {
+		t.Errorf("the other user's sessions = %+v, want two, one revoked", sessions)
+	}
+	_, err = s.SpendRefreshToken(ctx, "usr_10_spent", t0)
+	mustErr(t, "the other user's spent token", err, auth.ErrAlreadySpent)
+	_, err = s.SpendRefreshToken(ctx, "usr_10_unspent", t0)
+	mustOK(t, "the other user's unspent token", err)
+	keys, err = s.ListAPIKeys(ctx, "usr_10")
+	mustOK(t, "list the other user's keys", err)
+	if len(keys) != 2 || keys[0].Revoked || !keys[1].Revoked {
+		t.Errorf("the other user's keys = %+v, want two, the second revoked", keys)
+	}
+	if _, err := s.GetMFA(ctx, "usr_10"); err != nil {
+		t.Errorf("the other user's mfa: %v", err)
+	}
+	if last, err := s.LastTOTPStep(ctx, "usr_10"); err != nil || last != 1000 {
+		t.Errorf("the other user's last totp step = %d, %v; want 1000", last, err)
+	}
+	mustErr(t, "the other user's spent recovery code", s.SpendRecoveryCode(ctx, "usr_10", "hash", t0), auth.ErrAlreadyExists)
 }
 
 func testCreateAndGetUser(t *testing.T, s auth.Store) {
