@@ -288,6 +288,13 @@ func (ks *KeySet) lookup(ctx context.Context, kid string, now time.Time) (*loade
 	return k, ks.usable(k, now)
 }
 
+// stillUsable reports whether k, which verified a token earlier, still verifies at now.
+func (ks *KeySet) stillUsable(k *loadedKey, now time.Time) bool {
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
+	return ks.usable(k, now)
+}
+
 func (ks *KeySet) signingKey() *loadedKey {
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
@@ -295,20 +302,6 @@ func (ks *KeySet) signingKey() *loadedKey {
 }
 
 // algs lists the algorithms of the keys in the set: the only ones the parser accepts.
-func (ks *KeySet) algs() []string {
-	ks.mu.RLock()
-	defer ks.mu.RUnlock()
-	seen := map[string]bool{}
-	var out []string
-	for _, k := range ks.byID {
-		if !seen[k.alg] {
-			seen[k.alg] = true
-			out = append(out, k.alg)
-		}
-	}
-	return out
-}
-
 // JWK is one public key in JWKS form (RFC 7517).
 type JWK struct {
 	Kty string `json:"kty"`

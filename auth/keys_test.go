@@ -199,9 +199,9 @@ func TestShouldKeepVerifyingOldKeysWhenTheSigningAlgorithmChanges(t *testing.T) 
 	if alg := header(t, tokens.AccessToken)["alg"]; alg != auth.AlgES256 {
 		t.Errorf("new tokens are signed with %v, want ES256", alg)
 	}
-	if _, err := e.svc.Validate(context.Background(), auth.Secret(tokens.AccessToken)); err == nil {
-		t.Errorf("an instance that never loaded the ES256 key accepted a token signed by it")
-	}
+	// Another instance that started before the ES256 key existed finds it by kid in the store
+	// (never in the token), as it does after a rotation within one algorithm.
+	e.validate(t, e.svc, tokens.AccessToken)
 }
 
 func TestShouldRejectATokenMACedWithThePublicKey(t *testing.T) {

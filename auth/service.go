@@ -15,6 +15,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/internal/tracing"
 )
 
 // Defaults for Config.
@@ -56,6 +57,11 @@ type Config struct {
 	Revocations Revocations
 	// Scopes returns the permissions an access token of u carries (its roles' permissions).
 	Scopes func(ctx context.Context, u User) ([]string, error)
+	// TokenCacheSize bounds the verified-token cache (default DefaultTokenCacheSize; negative:
+	// off). UserCacheTTL is how long Caller trusts a user record it read (default
+	// DefaultUserCacheTTL; negative: off).
+	TokenCacheSize int
+	UserCacheTTL   time.Duration
 }
 
 // Service runs the authentication flows. It is safe for concurrent use.
@@ -69,6 +75,8 @@ type Service struct {
 	revoked   Revocations
 	lastUse   lastUse
 	keyCache  keyCache
+	tokens    verifiedTokens
+	users     *liveUsers
 }
 
 // Errors callers see. Login failures are deliberately one error: the same code, message and
@@ -134,6 +142,8 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 		store: store, keys: keys, cfg: cfg, log: cfg.Logger, dummyHash: dummy,
 		codec:   tokenCodec{keys: keys, issuer: cfg.Issuer, audience: cfg.Audience},
 		revoked: cfg.Revocations,
+		tokens:  newVerifiedTokens(cfg.TokenCacheSize),
+		users:   newLiveUsers(cfg.UserCacheTTL),
 	}
 	if s.revoked == nil {
 		s.revoked = localRevocations{list: newRevocationList(), now: cfg.Now}
@@ -195,7 +205,7 @@ type LoginRequest struct {
 // unknown account, a wrong password and a locked account all answer INVALID_CREDENTIALS after
 // the same bcrypt work, so neither existence nor lockout can be told from the answer.
 func (s *Service) Login(ctx context.Context, req LoginRequest) (_ Tokens, _ User, err error) {
-	ctx, span := tracer.Start(ctx, "auth.Login")
+	ctx, span := tracing.Start(ctx, tracer, "auth.Login")
 	defer func(start time.Time) { observe(ctx, span, start, err, loginDuration, loginCount) }(time.Now())
 	tokens, u, err := s.login(ctx, req)
 	if apierr.CodeOf(err) == apierr.Internal {
@@ -381,7 +391,7 @@ func looksLikeRefreshToken(t string) bool {
 // Refresh rotates a refresh token: the presented one is spent, a new pair is issued. A token
 // that was already spent is reuse: the whole session (family) is revoked.
 func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (_ Tokens, err error) {
-	ctx, span := tracer.Start(ctx, "auth.Refresh")
+	ctx, span := tracing.Start(ctx, tracer, "auth.Refresh")
 	defer func(start time.Time) { observe(ctx, span, start, err, refreshDuration, refreshCount) }(time.Now())
 	return s.refresh(ctx, refreshToken)
 }
@@ -461,7 +471,7 @@ func (s *Service) refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 
 // Validate verifies an access token (and checks that its session is not revoked) or an API key.
 func (s *Service) Validate(ctx context.Context, token Secret) (_ Claims, err error) {
-	ctx, span := tracer.Start(ctx, "auth.Validate")
+	ctx, span := tracing.Start(ctx, tracer, "auth.Validate")
 	defer func(start time.Time) { observe(ctx, span, start, err, validateDuration, validateCount) }(time.Now())
 	return s.validate(ctx, token)
 }
@@ -471,8 +481,7 @@ func (s *Service) validate(ctx context.Context, token Secret) (Claims, error) {
 		_, c, err := s.validateAPIKey(ctx, token.Reveal())
 		return c, err
 	}
-	now := s.cfg.Now()
-	c, err := s.codec.verify(ctx, token.Reveal(), now)
+	c, err := s.verifyAccess(ctx, token.Reveal(), s.cfg.Now())
 	if err != nil {
 		return Claims{}, err
 	}
@@ -489,7 +498,8 @@ func (s *Service) validate(ctx context.Context, token Secret) (Claims, error) {
 }
 
 // Caller validates a bearer token and loads its live user record: a disabled or deleted user
-// is refused even while the token is unexpired.
+// is refused even while the token is unexpired (within Config.UserCacheTTL when the change was
+// made by another instance). The user comes without its password hash.
 func (s *Service) Caller(ctx context.Context, token Secret) (User, Claims, error) {
 	if token.Reveal() == "" {
 		return User{}, Claims{}, ErrUnauthenticated
@@ -498,7 +508,7 @@ func (s *Service) Caller(ctx context.Context, token Secret) (User, Claims, error
 	if err != nil {
 		return User{}, Claims{}, err
 	}
-	u, err := s.store.GetUser(ctx, c.Subject)
+	u, err := s.liveUser(ctx, c.Subject)
 	if errors.Is(err, ErrNotFound) {
 		if c.APIKeyID != "" {
 			return User{}, Claims{}, errKeyInvalid

@@ -1,15 +1,15 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/bduf/mcpauth/apierr"
@@ -64,6 +64,11 @@ type tokenCodec struct {
 	audience string
 }
 
+// parser is shared by every verification (a jwt.Parser is read-only once built). Every
+// supported algorithm is listed; the key function then pins each token to its key's own
+// algorithm, so listing them all admits nothing a key does not.
+var parser = jwt.NewParser(jwt.WithValidMethods(SupportedAlgs), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
+
 func (c *tokenCodec) sign(sub, sid, org string, scopes []string, now time.Time, ttl time.Duration) (string, Claims, error) {
 	k := c.keys.signingKey()
 	jti := randomString(16)
@@ -113,10 +118,16 @@ var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit"}
 // verify checks signature, header and claims. It answers only ErrTokenInvalid or ErrTokenExpired
 // (with a reason in the details); revocation is the caller's business.
 func (c *tokenCodec) verify(ctx context.Context, token string, now time.Time) (Claims, error) {
+	claims, _, err := c.verifyWithKey(ctx, token, now)
+	return claims, err
+}
+
+// verifyWithKey is verify, also returning the key that verified the token.
+func (c *tokenCodec) verifyWithKey(ctx context.Context, token string, now time.Time) (Claims, *loadedKey, error) {
 	if token == "" || len(token) > maxTokenBytes || !compactJWS(token) {
-		return Claims{}, ErrTokenInvalid.With("reason", "malformed")
+		return Claims{}, nil, ErrTokenInvalid.With("reason", "malformed")
 	}
-	parser := jwt.NewParser(jwt.WithValidMethods(c.keys.algs()), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
+	var key *loadedKey
 	var claims accessClaims
 	_, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		for _, h := range forbiddenHeaders {
@@ -135,17 +146,21 @@ func (c *tokenCodec) verify(ctx context.Context, token string, now time.Time) (C
 		if t.Method.Alg() != k.alg {
 			return nil, errors.New("algorithm does not match key")
 		}
+		key = k
 		return k.public, nil
 	})
 	if err != nil {
-		return Claims{}, ErrTokenInvalid.With("reason", "signature or header rejected").Wrap(err)
+		return Claims{}, nil, ErrTokenInvalid.With("reason", "signature or header rejected").Wrap(err)
 	}
 	// encoding/json keeps the last of duplicate members; another reader of the same token may
 	// keep the first. RFC 7515 section 5.2 lets us reject them instead.
-	if head, payload, _ := strings.Cut(token, "."); !uniqueMembers(head) || !uniqueMembers(strings.SplitN(payload, ".", 2)[0]) {
-		return Claims{}, ErrTokenInvalid.With("reason", "duplicate member")
+	head, rest, _ := strings.Cut(token, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	if !uniqueMembers(head) || !uniqueMembers(payload) {
+		return Claims{}, nil, ErrTokenInvalid.With("reason", "duplicate member")
 	}
-	return c.checkClaims(claims, now)
+	cl, err := c.checkClaims(claims, now)
+	return cl, key, err
 }
 
 func (c *tokenCodec) checkClaims(claims accessClaims, now time.Time) (Claims, error) {
@@ -190,32 +205,25 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// uniqueMembers reports whether the JSON object in the base64url segment seg names no member
-// twice (anything else, the parser has already judged).
+// uniqueMembers reports whether the JSON in the base64url segment seg names no member twice,
+// at any depth and however the names are escaped (jsontext applies RFC 7493, I-JSON). It
+// decodes into a stack buffer when the segment fits (ours always do). Anything else wrong with
+// the segment the parser has already judged.
 func uniqueMembers(seg string) bool {
-	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	var src [2048]byte // copying beats []byte(seg), which allocates
+	bp := segmentBufs.Get().(*[1536]byte)
+	defer segmentBufs.Put(bp)
+	in, out := src[:], bp[:]
+	if len(seg) > len(in) {
+		in, out = make([]byte, len(seg)), make([]byte, base64.RawURLEncoding.DecodedLen(len(seg)))
+	}
+	n, err := base64.RawURLEncoding.Decode(out, in[:copy(in, seg)])
 	if err != nil {
 		return true
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return true
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return true
-		}
-		name, _ := t.(string)
-		if seen[name] {
-			return false
-		}
-		seen[name] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return true
-		}
-	}
-	return true
+	return jsontext.Value(out[:n]).IsValid()
 }
+
+// segmentBufs holds decoded-segment buffers: jsontext keeps its input reachable, so a stack
+// buffer would move to the heap on every call.
+var segmentBufs = sync.Pool{New: func() any { return new([1536]byte) }}

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"io"
 	"log/slog"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/internal/tracing"
 	"github.com/bduf/mcpauth/rbac"
 	"github.com/bduf/mcpauth/tools"
 )
@@ -262,15 +264,21 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 				}
 			}()
 			start := time.Now()
-			spanCtx, span := tracer.Start(ctx, "guard.Decide", trace.WithAttributes(attribute.String("tool", req.Params.Name)))
-			callCtx, who, derr := g.decide(spanCtx, req.Params.Name)
-			outcome := granted
-			if derr != nil {
-				outcome = metric.WithAttributes(attribute.String("outcome", string(apierr.CodeOf(derr))))
+			spanCtx, span := ctx, trace.Span(noop.Span{})
+			if tracing.On() {
+				spanCtx, span = tracer.Start(ctx, "guard.Decide", trace.WithAttributes(attribute.String("tool", req.Params.Name)))
 			}
-			decisions.Add(ctx, 1, outcome)
-			decisionDuration.Record(ctx, time.Since(start).Seconds(), outcome)
-			span.SetAttributes(attribute.Bool("allowed", derr == nil))
+			callCtx, who, derr := g.decide(spanCtx, req.Params.Name)
+			add, rec := grantedAdd, grantedRecord
+			if derr != nil {
+				outcome := metric.WithAttributes(attribute.String("outcome", string(apierr.CodeOf(derr))))
+				add, rec = []metric.AddOption{outcome}, []metric.RecordOption{outcome}
+			}
+			decisions.Add(ctx, 1, add...)
+			decisionDuration.Record(ctx, time.Since(start).Seconds(), rec...)
+			if span.IsRecording() {
+				span.SetAttributes(attribute.Bool("allowed", derr == nil))
+			}
 			span.End()
 			g.recordDecision(callCtx, ctx, req.Params.Name, who, derr)
 			if derr != nil {

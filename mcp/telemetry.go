@@ -19,5 +19,8 @@ var (
 	decisionDuration, _ = meter.Float64Histogram("mcpauth.guard.decision.duration", metric.WithUnit("s"), secondsBuckets,
 		metric.WithDescription("Time the guard takes to authenticate and authorize a tool call."))
 
-	granted = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "granted")))
+	// A granted call's options, built once as slices: passing them costs no allocation.
+	grantedSet    = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "granted")))
+	grantedAdd    = []metric.AddOption{grantedSet}
+	grantedRecord = []metric.RecordOption{grantedSet}
 )

@@ -1,6 +1,9 @@
 package rbac
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // stamp is the policy version a cached value was computed under: the shared Versions value
 // and the Authorizer's own change count (which advances even when Versions.Bump fails).
@@ -10,24 +13,31 @@ type stamp struct{ shared, local uint64 }
 func (s stamp) olderThan(o stamp) bool { return s.shared < o.shared || s.local < o.local }
 
 // versionedCache maps keys to values computed under one stamp. A lookup under another stamp
-// misses; the first insert under a newer stamp drops everything older. Readers share an RLock
-// and never allocate (the key is a struct of strings, hashed in place); writers are rare.
+// misses; the first insert under a newer stamp starts a new generation and drops everything
+// older. The stamp is compared without a lock (the generation is an atomic pointer); readers
+// of the current generation's map share an RLock and never allocate (the key is a struct of
+// strings, hashed in place); writers are rare.
 type versionedCache[K comparable, V any] struct {
-	mu    sync.RWMutex
+	gen atomic.Pointer[generation[K, V]]
+	mu  sync.Mutex // serializes writers
+}
+
+type generation[K comparable, V any] struct {
 	stamp stamp
+	mu    sync.RWMutex
 	m     map[K]V
 }
 
 func (c *versionedCache[K, V]) get(s stamp, k K) (V, bool) {
-	c.mu.RLock()
-	v, ok := c.m[k]
-	current := c.stamp == s
-	c.mu.RUnlock()
-	if !ok || !current {
+	g := c.gen.Load()
+	if g == nil || g.stamp != s {
 		var zero V
 		return zero, false
 	}
-	return v, true
+	g.mu.RLock()
+	v, ok := g.m[k]
+	g.mu.RUnlock()
+	return v, ok
 }
 
 // put stores v under s, unless s is older than what the cache holds. When the cache reaches
@@ -39,25 +49,25 @@ func (c *versionedCache[K, V]) put(s stamp, k K, v V, limit int) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stamp != s {
-		if s.olderThan(c.stamp) {
+	g := c.gen.Load()
+	if g == nil || g.stamp != s {
+		if g != nil && s.olderThan(g.stamp) {
 			return // computed under a policy already replaced
 		}
-		clear(c.m)
-		c.stamp = s
+		g = &generation[K, V]{stamp: s, m: make(map[K]V)}
+		c.gen.Store(g)
 	}
-	if c.m == nil {
-		c.m = make(map[K]V)
+	g.mu.Lock()
+	if len(g.m) >= limit {
+		clear(g.m)
 	}
-	if len(c.m) >= limit {
-		clear(c.m)
-	}
-	c.m[k] = v
+	g.m[k] = v
+	g.mu.Unlock()
 }
 
 // reset drops everything.
 func (c *versionedCache[K, V]) reset() {
 	c.mu.Lock()
-	clear(c.m)
+	c.gen.Store(nil)
 	c.mu.Unlock()
 }

@@ -16,7 +16,13 @@ const maxLocalKeys = 1 << 16
 type LocalLimiter struct {
 	now  func() time.Time
 	mu   sync.Mutex
-	keys map[string]*rate.Limiter
+	keys map[localKey]*rate.Limiter
+}
+
+// localKey is a key under one limit: the same key under two limits counts twice, apart.
+type localKey struct {
+	key string
+	lim Limit
 }
 
 // NewLocalLimiter returns an in-process limiter; now is its clock (nil: time.Now).
@@ -24,14 +30,14 @@ func NewLocalLimiter(now func() time.Time) *LocalLimiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &LocalLimiter{now: now, keys: map[string]*rate.Limiter{}}
+	return &LocalLimiter{now: now, keys: map[localKey]*rate.Limiter{}}
 }
 
 // Name is "local".
 func (*LocalLimiter) Name() string { return "local" }
 
 func (l *LocalLimiter) limiter(key string, lim Limit) *rate.Limiter {
-	k := key + "|" + lim.String()
+	k := localKey{key, lim}
 	r, ok := l.keys[k]
 	if !ok {
 		if len(l.keys) >= maxLocalKeys {

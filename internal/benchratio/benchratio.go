@@ -43,3 +43,16 @@ func Report(b *testing.B, ratios map[string][2]*Samples) {
 		}
 	})
 }
+
+// ReportDelta prints, as a last "delta" sub-benchmark, each difference of medians (numerator
+// minus denominator, in nanoseconds per operation) under its unit name: the cost one thing
+// adds to another.
+func ReportDelta(b *testing.B, deltas map[string][2]*Samples) {
+	b.Run("delta", func(b *testing.B) {
+		for b.Loop() {
+		}
+		for unit, pair := range deltas {
+			b.ReportMetric(pair[0].Median()-pair[1].Median(), unit)
+		}
+	})
+}

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/bduf/mcpauth/internal/tracing"
 )
 
 // mongoTracing is a driver command monitor that puts a span around every store call, child of
@@ -29,6 +31,9 @@ func mongoTracing() *event.CommandMonitor {
 	}
 	return &event.CommandMonitor{
 		Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+			if !tracing.On() {
+				return
+			}
 			attrs := []attribute.KeyValue{attribute.String("db.system", "mongodb"),
 				attribute.String("db.operation", e.CommandName), attribute.String("db.name", e.DatabaseName)}
 			if coll, ok := e.Command.Lookup(e.CommandName).StringValueOK(); ok {

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/bduf/mcpauth/internal/tracing"
 )
 
 func TestShouldTraceStoreCallsWithoutTheirBodies(t *testing.T) {
@@ -16,7 +18,8 @@ func TestShouldTraceStoreCallsWithoutTheirBodies(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	prev := otel.GetTracerProvider()
 	otel.SetTracerProvider(tp)
-	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	tracing.Enable(true)
+	t.Cleanup(func() { otel.SetTracerProvider(prev); tracing.Enable(false) })
 
 	m := mongoTracing()
 	cmd, _ := bson.Marshal(bson.D{{Key: "find", Value: "users"}, {Key: "filter", Value: bson.D{{Key: "email", Value: "ada@example.com"}}}})

@@ -13,6 +13,8 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/bduf/mcpauth/internal/tracing"
 )
 
 // telemetry installs the OpenTelemetry providers: metrics exported for Prometheus at /metrics
@@ -42,6 +44,7 @@ func setupTelemetry(ctx context.Context, getenv func(string) string) (*telemetry
 		}
 		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(texp))
 		otel.SetTracerProvider(tp)
+		tracing.Enable(true)
 		t.shutdown = append(t.shutdown, tp.Shutdown)
 	}
 	return t, nil

@@ -1,0 +1,116 @@
+package auth_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/auth"
+)
+
+// The verified-token and user caches must never change an answer, only its cost: every case
+// runs with the caches on (the default) and off, and a token is always validated once before
+// the change, so that the cached path is the one that must notice it.
+func TestShouldAnswerCachedTokensAsFreshOnes(t *testing.T) {
+	t.Parallel()
+	caches := []struct {
+		name string
+		set  func(*auth.Config)
+	}{
+		{"caches on", func(*auth.Config) {}},
+		{"caches off", func(c *auth.Config) { c.TokenCacheSize, c.UserCacheTTL = -1, -1 }},
+	}
+	cases := []struct {
+		name   string
+		change func(t *testing.T, e *env, svc *auth.Service, tokens auth.Tokens)
+		want   apierr.Code
+	}{
+		{"a repeated token stays valid", func(*testing.T, *env, *auth.Service, auth.Tokens) {}, ""},
+		{"revoking the session refuses the token at once", func(t *testing.T, _ *env, svc *auth.Service, tokens auth.Tokens) {
+			if _, err := svc.Revoke(context.Background(), auth.Secret(tokens.AccessToken)); err != nil {
+				t.Fatal(err)
+			}
+		}, apierr.TokenRevoked},
+		{"logging out refuses the token at once", func(t *testing.T, _ *env, svc *auth.Service, tokens auth.Tokens) {
+			if _, err := svc.Logout(context.Background(), nil, auth.Secret(tokens.RefreshToken), false); err != nil {
+				t.Fatal(err)
+			}
+		}, apierr.TokenRevoked},
+		{"the token expires on time", func(_ *testing.T, e *env, _ *auth.Service, _ auth.Tokens) {
+			e.clock.Advance(auth.DefaultAccessTTL)
+		}, apierr.TokenExpired},
+		{"a token one millisecond before expiry is still valid", func(_ *testing.T, e *env, _ *auth.Service, _ auth.Tokens) {
+			e.clock.Advance(auth.DefaultAccessTTL - time.Millisecond)
+		}, ""},
+	}
+	for _, cc := range caches {
+		for _, tc := range cases {
+			t.Run(cc.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				svc := e.newService(t, e.keys, cc.set)
+				e.createUser(t, "ada@example.com", "ada")
+				tokens, _, err := svc.Login(context.Background(), auth.LoginRequest{Identifier: "ada", Password: testPassword})
+				if err != nil {
+					t.Fatal(err)
+				}
+				first := e.validate(t, svc, tokens.AccessToken)
+				tc.change(t, e, svc, tokens)
+				for range 2 { // the second answer may come from the cache the first filled
+					c, err := svc.Validate(context.Background(), auth.Secret(tokens.AccessToken))
+					if got := apierr.CodeOf(err); got != tc.want {
+						t.Fatalf("validate after the change: %v, want %q", err, tc.want)
+					}
+					if tc.want == "" && (c.Subject != first.Subject || c.SessionID != first.SessionID || c.TokenID != first.TokenID) {
+						t.Fatalf("claims changed: %+v, first %+v", c, first)
+					}
+				}
+			})
+		}
+	}
+}
+
+// A user disabled by another instance (here: straight in the store) is refused once the user
+// cache's TTL has passed; before it, this instance may still serve the record it read.
+func TestShouldRefuseAUserDisabledElsewhereWithinTheUserCacheTTL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	const ttl = 2 * time.Second
+	svc := e.newService(t, e.keys, func(c *auth.Config) { c.UserCacheTTL = ttl })
+	u := e.createUser(t, "ada@example.com", "ada")
+	tokens, _, err := svc.Login(ctx, auth.LoginRequest{Identifier: "ada", Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, _, err := svc.Caller(ctx, auth.Secret(tokens.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if caller.ID != u.ID || len(caller.PasswordHash) != 0 {
+		t.Fatalf("caller %s with %d bytes of password hash, want %s without one", caller.ID, len(caller.PasswordHash), u.ID)
+	}
+	stored, err := e.store.GetUser(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.Disabled = true
+	if err := e.store.DeleteUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateUser(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(ttl)
+	if _, _, err := svc.Caller(ctx, auth.Secret(tokens.AccessToken)); apierr.CodeOf(err) != apierr.AccountDisabled {
+		t.Fatalf("caller %v after the TTL, want ACCOUNT_DISABLED", err)
+	}
+	if err := e.store.DeleteUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(ttl)
+	if _, _, err := svc.Caller(ctx, auth.Secret(tokens.AccessToken)); apierr.CodeOf(err) != apierr.TokenRevoked {
+		t.Fatalf("caller %v after deletion, want TOKEN_REVOKED", err)
+	}
+}

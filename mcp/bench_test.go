@@ -1,0 +1,104 @@
+package mcp_test
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"testing"
+	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"go.opentelemetry.io/otel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/internal/benchratio"
+	"github.com/bduf/mcpauth/internal/mongotest"
+	"github.com/bduf/mcpauth/mcp"
+	"github.com/bduf/mcpauth/rbac"
+	"github.com/bduf/mcpauth/tools"
+)
+
+// benchGuard is the guard as mcpauth wires it: the real auth.Service and rbac.Authorizer on
+// the embedded store, a viewer logged in, and the call's bearer token in the context the way
+// the HTTP transport puts it there.
+func benchGuard(b *testing.B, mutate func(*mcp.GuardConfig)) (*mcp.Guard, context.Context) {
+	b.Helper()
+	ctx := context.Background()
+	db := mongotest.Database(b)
+	store, err := auth.NewMongoStore(ctx, db)
+	mustBench(b, err)
+	rstore, err := rbac.NewMongoStore(ctx, db)
+	mustBench(b, err)
+	authz := rbac.NewAuthorizer(rstore, rbac.NewLocalVersions(), time.Now)
+	master := make([]byte, auth.MasterKeySize)
+	_, _ = rand.Read(master)
+	sealer, err := auth.NewSealer(master)
+	mustBench(b, err)
+	keys, err := auth.LoadKeySet(ctx, store, sealer, auth.AlgEdDSA, time.Now())
+	mustBench(b, err)
+	svc, err := auth.NewService(ctx, store, keys, auth.Config{Issuer: "urn:bench", Audience: "urn:bench:mcp",
+		BcryptCost: 4, Logger: slog.New(slog.DiscardHandler),
+		Scopes: func(ctx context.Context, u auth.User) ([]string, error) {
+			return authz.Permissions(ctx, u.ID, u.OrgID, "")
+		},
+	})
+	mustBench(b, err)
+	const password = auth.Secret("correct horse battery staple")
+	_, err = svc.CreateUser(ctx, auth.NewUser{Email: "viewer@example.com", Password: password, OrgID: "acme",
+		Provision: tools.AssignRoles(authz, []string{"viewer"})})
+	mustBench(b, err)
+	tokens, _, err := svc.Login(ctx, auth.LoginRequest{Identifier: "viewer@example.com", Password: password})
+	mustBench(b, err)
+	cfg := mcp.GuardConfig{Auth: svc, Authz: authz, Policy: mcp.Policy{Tools: map[string]mcp.Rule{
+		"projects_list": mcp.Require("projects:read")}},
+		Logger: slog.New(slog.DiscardHandler), Limiter: throttle.NewLocalLimiter(nil),
+		CallLimit: throttle.Limit{Rate: 1 << 30, Period: time.Second, Burst: 1 << 30}}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	g, err := mcp.NewGuard(cfg)
+	mustBench(b, err)
+	return g, tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: auth.Secret(tokens.AccessToken), Transport: "http"})
+}
+
+func mustBench(b *testing.B, err error) {
+	b.Helper()
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+var benchResult = mcpgo.NewToolResultText("[]")
+
+// BenchmarkGuardOverhead: one guarded tools/call with a token the guard has seen before (the
+// case of every call after a session's first), through the guard's middleware, against the
+// same handler called bare. The difference is what the guard adds to a call.
+func BenchmarkGuardOverhead(b *testing.B) {
+	// Metrics recorded by the SDK, as the binary records them (its reader is the Prometheus
+	// exporter; a manual one costs the same on the recording side).
+	prev := otel.GetMeterProvider()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	otel.SetMeterProvider(mp)
+	b.Cleanup(func() { otel.SetMeterProvider(prev); _ = mp.Shutdown(context.Background()) })
+	g, ctx := benchGuard(b, nil)
+	handler := func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) { return benchResult, nil }
+	guarded := g.Middleware()(handler)
+	req := mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: "projects_list"}}
+	if res, _ := guarded(ctx, req); res.IsError {
+		b.Fatalf("the guard refused the benchmark call: %v", res.Content)
+	}
+	call := func(h func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error)) func(b *testing.B) {
+		return func(b *testing.B) {
+			for b.Loop() {
+				if res, _ := h(ctx, req); res.IsError {
+					b.Fatal("refused")
+				}
+			}
+		}
+	}
+	bare := benchratio.Run(b, "unguarded", call(handler))
+	ours := benchratio.Run(b, "guarded", call(guarded))
+	benchratio.ReportDelta(b, map[string][2]*benchratio.Samples{"ns-added/call": {ours, bare}})
+}
