@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth/throttle"
@@ -62,6 +65,12 @@ type Config struct {
 	// DefaultUserCacheTTL; negative: off).
 	TokenCacheSize int
 	UserCacheTTL   time.Duration
+	// HashWorkers bounds concurrent bcrypt work (default GOMAXPROCS); HashQueue bounds the
+	// logins waiting for a worker (default 64 per worker) and HashWait how long one waits
+	// (default DefaultHashWait). Beyond either, a login is answered RATE_LIMITED.
+	HashWorkers int
+	HashQueue   int
+	HashWait    time.Duration
 }
 
 // Service runs the authentication flows. It is safe for concurrent use.
@@ -77,6 +86,7 @@ type Service struct {
 	keyCache  keyCache
 	tokens    verifiedTokens
 	users     *liveUsers
+	hashing   *hashPool
 }
 
 // Errors callers see. Login failures are deliberately one error: the same code, message and
@@ -144,6 +154,7 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 		revoked: cfg.Revocations,
 		tokens:  newVerifiedTokens(cfg.TokenCacheSize),
 		users:   newLiveUsers(cfg.UserCacheTTL),
+		hashing: newHashPool(cfg.HashWorkers, cfg.HashQueue, cfg.HashWait),
 	}
 	if s.revoked == nil {
 		s.revoked = localRevocations{list: newRevocationList(), now: cfg.Now}
@@ -235,13 +246,31 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		}
 	}
 	u, err := s.findByIdentifier(ctx, identifier)
-	if errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Tokens{}, User{}, err
+	}
+	// A worker before anything depends on whether the account exists: see hashPool.
+	release, err := s.hashing.acquire(ctx)
+	if err != nil {
+		if apierr.CodeOf(err) == apierr.RateLimited {
+			rateLimitHits.Add(ctx, 1, metric.WithAttributes(attribute.String("limit", "password_hashing")))
+			s.record(ctx, audit.Event{Type: audit.AuthRateLimited, Severity: audit.Warning,
+				Details: map[string]any{"limit": "password_hashing", "identifier": identifier}})
+		}
+		return Tokens{}, User{}, err
+	}
+	released := false
+	done := func() {
+		if !released {
+			released = true
+			release()
+		}
+	}
+	defer done()
+	if u.ID == "" { // not found
 		_, _ = passwordMatches(s.dummyHash, req.Password) // same cost as a known user
 		s.record(ctx, authFailed("", audit.ReasonUserNotFound, map[string]any{"identifier": identifier}))
 		return Tokens{}, User{}, ErrInvalidCredentials
-	}
-	if err != nil {
-		return Tokens{}, User{}, err
 	}
 	attempt, err := s.cfg.Lockout.Begin(ctx, u.ID)
 	if err != nil {
@@ -256,6 +285,7 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		return Tokens{}, User{}, ErrInvalidCredentials
 	}
 	ok, err := passwordMatches(u.PasswordHash, req.Password)
+	done() // the rest is cheap: free the worker for the next login
 	if err != nil {
 		return Tokens{}, User{}, apierr.Internalf("user %s: %w", u.ID, err)
 	}

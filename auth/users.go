@@ -45,9 +45,9 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err := CheckPasswordPolicy("password", nu.Password); err != nil {
 		return User{}, err
 	}
-	hash, err := hashPassword(nu.Password, s.cfg.BcryptCost)
+	hash, err := s.hash(ctx, nu.Password)
 	if err != nil {
-		return User{}, apierr.Internalf("%w", err)
+		return User{}, err
 	}
 	now := s.cfg.Now()
 	u := User{ID: newID("usr"), Email: email, Username: username, PasswordHash: hash, OrgID: org,
