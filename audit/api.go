@@ -144,4 +144,6 @@ var ErrClosed = errors.New("audit: writer closed")
 // Added beside it: WriterConfig.WriteTimeout; Stats.Spilled and Stats.Replayed;
 // MongoStore.Append(ctx, []Event) and MongoStore.Last(ctx, instance) (Event, bool, error);
 // SpillFileName(instance); ErrInvalidQuery (a bad cursor, a negative limit), ErrChainConflict,
-// ErrChainBroken; the Problem* constants of BadLink.Problem; the Default* writer and query limits.
+// ErrChainBroken; the Problem* constants of BadLink.Problem; the Default* writer and query limits;
+// NewMongoStoreWith(ctx, db, StoreOptions) (StoreOptions.NoQueryIndexes: for the embedded FerretDB
+// on SQLite, which uses no index but _id for queries, so the query indexes only slow inserts).

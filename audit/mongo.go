@@ -64,20 +64,50 @@ type anchor struct {
 	Before   time.Time `bson:"before"` // the retention cut-off that deleted it
 }
 
+// StoreOptions tunes NewMongoStoreWith.
+type StoreOptions struct {
+	// NoQueryIndexes leaves out the indexes that only serve Query (time_id, type_time,
+	// subject_time on audit_events), and drops them if they exist. For a server that never uses
+	// them: FerretDB v1 on SQLite (the embedded store) pushes no filter or sort down to SQLite but
+	// a lone _id, so Query scans the collection whatever its indexes, while every index costs
+	// each insert (SQLite evaluates json_extract over the whole document once per indexed field:
+	// the three of them are six of the nine per event). On MongoDB keep them. The unique
+	// (instance, seq) index is always kept: the chain's correctness depends on it.
+	NoQueryIndexes bool
+}
+
+// queryIndexes are the indexes of audit_events that only Query uses.
+var queryIndexes = []struct {
+	name string
+	keys bson.D
+}{
+	{"time_id", bson.D{{Key: "time", Value: -1}, {Key: "_id", Value: -1}}},
+	{"type_time", bson.D{{Key: "type", Value: 1}, {Key: "time", Value: -1}}},
+	{"subject_time", bson.D{{Key: "subject", Value: 1}, {Key: "time", Value: -1}}},
+}
+
 // NewMongoStore returns the store on db, creating its indexes (idempotently).
 func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error) {
+	return NewMongoStoreWith(ctx, db, StoreOptions{})
+}
+
+// NewMongoStoreWith is NewMongoStore with options.
+func NewMongoStoreWith(ctx context.Context, db *mongo.Database, opts StoreOptions) (*MongoStore, error) {
 	s := &MongoStore{events: db.Collection("audit_events"), anchors: db.Collection("audit_anchors")}
-	indexes := []struct {
+	type index struct {
 		coll *mongo.Collection
 		name string
 		keys bson.D
 		uniq bool
-	}{
+	}
+	indexes := []index{
 		{s.events, "instance_seq", bson.D{{Key: "instance", Value: 1}, {Key: "seq", Value: 1}}, true},
-		{s.events, "time_id", bson.D{{Key: "time", Value: -1}, {Key: "_id", Value: -1}}, false},
-		{s.events, "type_time", bson.D{{Key: "type", Value: 1}, {Key: "time", Value: -1}}, false},
-		{s.events, "subject_time", bson.D{{Key: "subject", Value: 1}, {Key: "time", Value: -1}}, false},
 		{s.anchors, "instance_seq", bson.D{{Key: "instance", Value: 1}, {Key: "seq", Value: -1}}, false},
+	}
+	if !opts.NoQueryIndexes {
+		for _, ix := range queryIndexes {
+			indexes = append(indexes, index{s.events, ix.name, ix.keys, false})
+		}
 	}
 	for _, ix := range indexes {
 		model := mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name).SetUnique(ix.uniq)}
@@ -85,7 +115,32 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 			return nil, fmt.Errorf("create index %s.%s: %w", ix.coll.Name(), ix.name, err)
 		}
 	}
+	if opts.NoQueryIndexes {
+		if err := s.dropQueryIndexes(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// dropQueryIndexes drops those of the query indexes that exist (created by an earlier start
+// without NoQueryIndexes).
+func (s *MongoStore) dropQueryIndexes(ctx context.Context) error {
+	specs, err := s.events.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		return fmt.Errorf("list indexes of audit_events: %w", err)
+	}
+	for _, spec := range specs {
+		for _, ix := range queryIndexes {
+			if spec.Name != ix.name {
+				continue
+			}
+			if err := s.events.Indexes().DropOne(ctx, ix.name); err != nil {
+				return fmt.Errorf("drop index audit_events.%s: %w", ix.name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Append inserts events, in order. It stops at the first event that cannot be inserted; an

@@ -137,3 +137,40 @@ func TestShouldRejectABadQuery(t *testing.T) {
 		})
 	}
 }
+
+func TestShouldAnswerTheSameQueriesWithoutTheQueryIndexes(t *testing.T) {
+	s, db := newStore(t)
+	w := newWriter(t, s, audit.WriterConfig{Instance: "inst-a", FlushEvery: time.Millisecond})
+	ctx := ctxFor(t)
+	for i := range 12 {
+		mustOK(t, "record", w.Record(ctx, event(i)))
+	}
+	mustOK(t, "close", w.Close(ctx))
+	q := audit.Query{Subject: "usr_3", Type: audit.AuthSuccess, Limit: 1}
+	_, want := allPages(t, s, q)
+
+	lean, err := audit.NewMongoStoreWith(ctx, db, audit.StoreOptions{NoQueryIndexes: true})
+	mustOK(t, "store without query indexes", err)
+	specs, err := db.Collection("audit_events").Indexes().ListSpecifications(ctx)
+	mustOK(t, "list indexes", err)
+	var names []string
+	for _, spec := range specs {
+		names = append(names, spec.Name)
+	}
+	if fmt.Sprint(names) != "[_id_ instance_seq]" {
+		t.Fatalf("indexes = %v, want only _id_ and instance_seq", names)
+	}
+	_, got := allPages(t, lean, q)
+	if len(got) != 2 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("without the query indexes: %d events, want the same %d", len(got), len(want))
+	}
+	mustVerify(t, lean, 1, 12)
+	// Idempotent, and the unique position index still refuses a second event at one position.
+	_, err = audit.NewMongoStoreWith(ctx, db, audit.StoreOptions{NoQueryIndexes: true})
+	mustOK(t, "again", err)
+	dup := stored(t, db, "inst-a")[0]
+	dup.ID = "evt_other"
+	if err := lean.Append(ctx, []audit.Event{dup}); err == nil {
+		t.Fatal("a second event at one position was accepted")
+	}
+}
