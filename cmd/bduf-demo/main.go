@@ -27,6 +27,9 @@ Usage:
 
 Tools: projects_list, projects_create, projects_delete, requirements_write, analyses_read,
 tasks_write (each needs its permission), plus mcpauth's auth_*, user_*, role_* and permission_*.
+
+Benchmark only: serve --insecure-no-guard (HTTP on a loopback address only) serves the tools
+above without the guard, so that cmd/mcpauth-load can measure what the guard costs.
 `
 
 // Policy is the orchestrator's tools and the permission each needs.

@@ -100,6 +100,7 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 	transport := fs.String("transport", "stdio", "stdio, http or sse")
 	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address (http/sse); port 0 picks a free port [$MCPAUTH_LISTEN]")
 	vals := registerFlags(fs, storeFlags)
+	benchVals := registerBenchFlags(fs) // benchmark-only (insecure.go)
 	if code, stop := parseFlags(p.Name, fs, fmt.Sprintf(ServeHelp, p.Name), args, stdout, stderr); stop {
 		return code
 	}
@@ -115,6 +116,12 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		return ExitUsage
 	}
 	c, err := buildConfig(resolve(fs, storeFlags, vals, getenv), getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
+		return ExitUsage
+	}
+	// Benchmark-only options (insecure.go): refused unless listening on loopback.
+	bench, err := parseBenchConfig(resolve(fs, benchFlags, benchVals, getenv), *transport, *listen, len(p.Tools) > 0)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage
@@ -143,6 +150,9 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 			return Fail(p.Name, stderr, fmt.Errorf("listen on %s: %w", *listen, err))
 		}
 		defer l.Close()
+		if err := bench.checkBoundLoopback(l); err != nil { // benchmark-only
+			return Fail(p.Name, stderr, err)
+		}
 	}
 	a, err := openApp(ctx, c, logger)
 	if err != nil {
@@ -158,7 +168,8 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 	if err != nil {
 		return Fail(p.Name, stderr, err)
 	}
-	srv := mcp.NewServer(p.Name, p.Version, guard, append(a.tools.Tools(), p.Tools...)...)
+	bench.announce(p.Name, stderr, logger, p.Tools)                            // benchmark-only
+	srv := bench.newServer(p.Name, p.Version, guard, a.tools.Tools(), p.Tools) // mcp.NewServer unless --insecure-no-guard
 	if *transport == "stdio" {
 		logger.Info("serving MCP on stdio")
 		if err := mcp.ServeStdio(ctx, srv, stdin, stdout, c.Token, logger); err != nil {
@@ -167,6 +178,7 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		return ExitOK
 	}
 	h := mcp.NewHTTP(srv, guard, a.auth.Keys(), logger, mcp.HTTPOptions{Metrics: tel.metrics, Ready: a.ready})
+	h.Handler = bench.handler(h.Handler, srv, logger) // benchmark-only: unguarded /mcp, /debug/pprof/
 	base := "http://" + l.Addr().String()
 	logger.Info("listening", "url", base, "mcp", base+"/mcp", "sse", base+"/sse")
 	if err := h.Serve(ctx, l, logger); err != nil {

@@ -1,0 +1,18 @@
+//go:build !linux
+
+package main
+
+import (
+	"syscall"
+	"time"
+)
+
+// childAttr: without Linux's parent-death signal, the servers are stopped by our own cleanup
+// only (a SIGKILL of this process leaves them running).
+func childAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }
+
+func processCPU(int) (time.Duration, error) { return 0, errNoCPUTime }
+
+func selfCPU() (time.Duration, error) { return 0, errNoCPUTime }
+
+func machineBusy() (time.Duration, error) { return 0, errNoCPUTime }
