@@ -114,3 +114,27 @@ func TestShouldRefuseAUserDisabledElsewhereWithinTheUserCacheTTL(t *testing.T) {
 		t.Fatalf("caller %v after deletion, want TOKEN_REVOKED", err)
 	}
 }
+
+// A change made through this instance reaches Caller at once, whatever the user cache's TTL.
+func TestShouldShowACallerTheChangesMadeHereAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	svc := e.newService(t, e.keys, func(c *auth.Config) { c.UserCacheTTL = time.Hour })
+	u := e.createUser(t, "ada@example.com", "ada")
+	tokens, _, err := svc.Login(ctx, auth.LoginRequest{Identifier: "ada", Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Caller(ctx, auth.Secret(tokens.AccessToken)); err != nil { // cached now
+		t.Fatal(err)
+	}
+	email := "lovelace@example.com"
+	if _, _, err := svc.UpdateUser(ctx, u.ID, auth.UserChanges{Email: &email}); err != nil {
+		t.Fatal(err)
+	}
+	caller, _, err := svc.Caller(ctx, auth.Secret(tokens.AccessToken))
+	if err != nil || caller.Email != email {
+		t.Fatalf("caller %+v, %v after the change; want email %s", caller, err, email)
+	}
+}

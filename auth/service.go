@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -250,7 +251,7 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		return Tokens{}, User{}, err
 	}
 	// A worker before anything depends on whether the account exists: see hashPool.
-	release, err := s.hashing.acquire(ctx)
+	acquired, err := s.hashing.acquire(ctx)
 	if err != nil {
 		if apierr.CodeOf(err) == apierr.RateLimited {
 			rateLimitHits.Add(ctx, 1, metric.WithAttributes(attribute.String("limit", "password_hashing")))
@@ -259,13 +260,7 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		}
 		return Tokens{}, User{}, err
 	}
-	released := false
-	done := func() {
-		if !released {
-			released = true
-			release()
-		}
-	}
+	done := sync.OnceFunc(acquired)
 	defer done()
 	if u.ID == "" { // not found
 		_, _ = passwordMatches(s.dummyHash, req.Password) // same cost as a known user

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
@@ -82,7 +83,9 @@ func (s *Service) UpdateUser(ctx context.Context, id string, ch UserChanges) (Us
 		return u, fields, nil
 	}
 	change.UpdatedAt = s.cfg.Now()
-	if err := s.store.UpdateUser(ctx, u.ID, change); err != nil {
+	err = s.store.UpdateUser(ctx, u.ID, change)
+	s.forgetUser(u.ID)
+	if err != nil {
 		return User{}, nil, s.updateError(ctx, u.ID, change, err)
 	}
 	if change.Email != nil {
@@ -235,7 +238,9 @@ func (s *Service) DeleteUser(ctx context.Context, id string, opts DeleteUserOpti
 	}
 	if !u.Disabled {
 		disabled := true
-		if err := s.store.UpdateUser(ctx, u.ID, UserChange{Disabled: &disabled, UpdatedAt: s.cfg.Now()}); err != nil {
+		err := s.store.UpdateUser(ctx, u.ID, UserChange{Disabled: &disabled, UpdatedAt: s.cfg.Now()})
+		s.forgetUser(u.ID)
+		if err != nil {
 			return s.updateError(ctx, u.ID, UserChange{}, err)
 		}
 		u.Disabled = true
@@ -264,7 +269,9 @@ func (s *Service) DeleteUser(ctx context.Context, id string, opts DeleteUserOpti
 	if err := s.cfg.Lockout.Unlock(ctx, u.ID); err != nil { // its lockout state is of no more use
 		s.log.WarnContext(ctx, "could not clear a deleted user's lockout state", "user_id", u.ID, "error", err)
 	}
-	if err := s.store.DeleteUser(ctx, u.ID); err != nil && !errors.Is(err, ErrNotFound) {
+	err = s.store.DeleteUser(ctx, u.ID)
+	s.forgetUser(u.ID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fail("delete account", apierr.Internalf("delete user: %w", err))
 	}
 	s.log.WarnContext(ctx, "user deleted", "user_id", u.ID, "erase", opts.Erase)
@@ -294,6 +301,12 @@ func (s *Service) ChangePassword(ctx context.Context, userID string, current, ne
 	if err != nil {
 		return 0, err
 	}
+	acquired, err := s.hashing.acquire(ctx) // as at login: before the lockout is touched
+	if err != nil {
+		return 0, err
+	}
+	release := sync.OnceFunc(acquired)
+	defer release()
 	attempt, err := s.cfg.Lockout.Begin(ctx, u.ID)
 	if err != nil {
 		return 0, limiterDown(s.cfg.Lockout.Name(), err)
@@ -316,6 +329,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID string, current, ne
 	if err := s.cfg.Lockout.Succeed(ctx, u.ID); err != nil {
 		return 0, limiterDown(s.cfg.Lockout.Name(), err)
 	}
+	release() // setPassword takes a worker of its own
 	return s.setPassword(ctx, u, next, keep, "self")
 }
 
@@ -334,11 +348,13 @@ func (s *Service) ResetPassword(ctx context.Context, userID string, next Secret)
 }
 
 func (s *Service) setPassword(ctx context.Context, u User, next Secret, keep, by string) (int, error) {
-	hash, err := hashPassword(next, s.cfg.BcryptCost)
+	hash, err := s.hash(ctx, next)
 	if err != nil {
-		return 0, apierr.Internalf("%w", err)
+		return 0, err
 	}
-	if err := s.store.UpdateUser(ctx, u.ID, UserChange{PasswordHash: hash, UpdatedAt: s.cfg.Now()}); err != nil {
+	err = s.store.UpdateUser(ctx, u.ID, UserChange{PasswordHash: hash, UpdatedAt: s.cfg.Now()})
+	s.forgetUser(u.ID)
+	if err != nil {
 		return 0, s.updateError(ctx, u.ID, UserChange{}, err)
 	}
 	revoked, revokeErr := s.revokeSessionsOf(ctx, u.ID, reasonPasswordChanged, keep)
