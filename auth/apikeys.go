@@ -329,6 +329,11 @@ func (s *Service) lookUpAPIKey(ctx context.Context, key string) (APIKey, error) 
 
 // validateAPIKey authenticates with a key, rate-limiting the failures of each client address.
 func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claims, error) {
+	// A key whose checksum does not hold is a typo or garbage, never a guess at a real key's
+	// secret: refused before any look-up, limiter included.
+	if _, _, ok := ParseAPIKey(key); !ok {
+		return APIKey{}, Claims{}, ErrTokenInvalid.With("reason", "malformed API key")
+	}
 	// An address that keeps presenting bad keys is refused before any look-up.
 	failKey := "apikey_fail:addr:" + clientAddr(ctx)
 	d, err := s.cfg.Limiter.Check(ctx, failKey, s.cfg.Limits.APIKeyFailures)

@@ -143,9 +143,16 @@ func TestShouldRateLimitAnAddressPresentingBadAPIKeys(t *testing.T) {
 	})
 	_, good := e.newKey(t, e.createUser(t, "ada@example.com", "ada"), "projects:read")
 	attacker := auth.WithClientAddr(context.Background(), "203.0.113.7")
-	for range 2 {
+	for range 5 { // typos fail their checksum before any look-up, and do not count
 		_, err := svc.Validate(attacker, auth.Secret("mcpk_guess"))
-		wantCode(t, "a bad key", err, apierr.TokenInvalid)
+		wantCode(t, "a malformed key", err, apierr.TokenInvalid)
+	}
+	if _, err := svc.Validate(attacker, auth.Secret(good)); err != nil {
+		t.Fatalf("a good key after malformed ones: %v", err)
+	}
+	for range 2 {
+		_, err := svc.Validate(attacker, auth.Secret(auth.WellFormedAPIKey()))
+		wantCode(t, "a guessed key", err, apierr.TokenInvalid)
 	}
 	_, err := svc.Validate(attacker, auth.Secret(good))
 	wantCode(t, "even a good key from that address now", err, apierr.RateLimited)
