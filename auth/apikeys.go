@@ -330,8 +330,9 @@ func (s *Service) lookUpAPIKey(ctx context.Context, key string) (APIKey, error) 
 // validateAPIKey authenticates with a key, rate-limiting the failures of each client address.
 func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claims, error) {
 	// A key whose checksum does not hold is a typo or garbage, never a guess at a real key's
-	// secret: refused before any look-up, limiter included.
+	// secret: refused before any look-up, limiter included (still audited: that is no I/O).
 	if _, _, ok := ParseAPIKey(key); !ok {
+		s.record(ctx, audit.Event{Type: audit.APIKeyUsedFailed, Severity: audit.Warning, Details: map[string]any{"reason": "malformed"}})
 		return APIKey{}, Claims{}, ErrTokenInvalid.With("reason", "malformed API key")
 	}
 	// An address that keeps presenting bad keys is refused before any look-up.
