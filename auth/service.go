@@ -525,11 +525,15 @@ func (s *Service) validate(ctx context.Context, token Secret) (Claims, error) {
 // Caller validates a bearer token and loads its live user record: a disabled or deleted user
 // is refused even while the token is unexpired (within Config.UserCacheTTL when the change was
 // made by another instance). The user comes without its password hash.
+//
+// Caller is the guard's per-call check: it records no validation metrics or span of its own
+// (the guard records its decision, which includes this; the HTTP guard's Validate has already
+// counted the credential once).
 func (s *Service) Caller(ctx context.Context, token Secret) (User, Claims, error) {
 	if token.Reveal() == "" {
 		return User{}, Claims{}, ErrUnauthenticated
 	}
-	c, err := s.Validate(ctx, token)
+	c, err := s.validate(ctx, token)
 	if err != nil {
 		return User{}, Claims{}, err
 	}

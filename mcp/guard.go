@@ -269,12 +269,12 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 				spanCtx, span = tracer.Start(ctx, "guard.Decide", trace.WithAttributes(attribute.String("tool", req.Params.Name)))
 			}
 			callCtx, who, derr := g.decide(spanCtx, req.Params.Name)
-			add, rec := grantedAdd, grantedRecord
+			outcome, rec := "granted", grantedRecord
 			if derr != nil {
-				outcome := metric.WithAttributes(attribute.String("outcome", string(apierr.CodeOf(derr))))
-				add, rec = []metric.AddOption{outcome}, []metric.RecordOption{outcome}
+				outcome = string(apierr.CodeOf(derr))
+				rec = []metric.RecordOption{metric.WithAttributes(attribute.String("outcome", outcome))}
 			}
-			decisions.Add(ctx, 1, add...)
+			decisions.add(outcome)
 			decisionDuration.Record(ctx, time.Since(start).Seconds(), rec...)
 			if span.IsRecording() {
 				span.SetAttributes(attribute.Bool("allowed", derr == nil))
