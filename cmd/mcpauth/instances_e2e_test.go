@@ -143,7 +143,7 @@ func TestShouldShareRevocationsAndLimitsBetweenInstances(t *testing.T) {
 		// failures (burst 10), even with a good key; a client elsewhere (a stdio process, the
 		// address "local") is not.
 		k := createKey(t, ownerA, nil, "good", []string{"users:read"}, nil)
-		bad := flipKeyChar(k.Key)
+		bad := forgeKey(k.Key) // a guess (a typo, failing its checksum, is refused without counting)
 		// Earlier subtests' refused keys came from this address too: the budget may already be
 		// partly spent, so present bad keys until the address is refused (at most the burst).
 		for i := range 10 {
