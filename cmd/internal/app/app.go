@@ -176,7 +176,7 @@ func (a *app) connectMongo(ctx context.Context, c config, logger *slog.Logger) (
 // openAudit starts the audit writer: one hash chain per instance (its id is kept in the data
 // directory), spilling to the data directory while MongoDB is unreachable.
 func (a *app) openAudit(ctx context.Context, c config, db *mongo.Database, logger *slog.Logger) error {
-	store, err := audit.NewMongoStore(ctx, db)
+	store, err := auditStore(ctx, c, db)
 	if err != nil {
 		return err
 	}
@@ -320,4 +320,11 @@ func lastServerError(err error) string {
 		}
 	}
 	return msg
+}
+
+// auditStore opens the audit store. The embedded store (no MongoDB URI) gets no query indexes:
+// FerretDB on SQLite never uses them, and they cost every insert a quarter of its CPU. The CLI
+// opens it the same way, or it would build again the indexes the server dropped.
+func auditStore(ctx context.Context, c config, db *mongo.Database) (*audit.MongoStore, error) {
+	return audit.NewMongoStoreWith(ctx, db, audit.StoreOptions{NoQueryIndexes: c.MongoURI == ""})
 }

@@ -61,7 +61,7 @@ func Audit(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return Fail(prog, stderr, err)
 	}
-	store, err := audit.NewMongoStore(ctx, db)
+	store, err := auditStore(ctx, c, db)
 	if err != nil {
 		return Fail(prog, stderr, err)
 	}
