@@ -21,6 +21,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -81,6 +82,28 @@ type GuardConfig struct {
 type Guard struct {
 	cfg GuardConfig
 	log *slog.Logger
+	// tools caches how many tools each server has (ListTools copies the server's map: too
+	// dear for every call), refreshed at most every toolCountTTL.
+	tools sync.Map // *server.MCPServer → toolCount
+}
+
+type toolCount struct {
+	n  int
+	at time.Time
+}
+
+// toolCountTTL bounds how long a tool added to or removed from a running server can go
+// unnoticed by the call-time filter check.
+const toolCountTTL = time.Second
+
+func (g *Guard) toolCount(s *server.MCPServer) int {
+	now := time.Now()
+	if c, ok := g.tools.Load(s); ok && now.Sub(c.(toolCount).at) < toolCountTTL {
+		return c.(toolCount).n
+	}
+	n := len(s.ListTools())
+	g.tools.Store(s, toolCount{n: n, at: now})
+	return n
 }
 
 // NewGuard checks the policy and returns a Guard.
@@ -341,7 +364,7 @@ func (g *Guard) Filter() server.ToolFilterFunc {
 			}
 		}()
 		if len(list) == 1 {
-			if s := server.ServerFromContext(ctx); s != nil && len(s.ListTools()) > 1 {
+			if s := server.ServerFromContext(ctx); s != nil && g.toolCount(s) > 1 {
 				return list
 			}
 		}
@@ -377,7 +400,7 @@ func (g *Guard) HTTP(next http.Handler) http.Handler {
 		anonymousOK := len(g.cfg.Policy.AnonymousMethods) > 0 // GET/DELETE: the stream itself
 		var calls []string
 		if r.Method == http.MethodPost {
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+			body, err := readBody(r)
 			if err != nil || len(body) > maxBody {
 				http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
 				return
@@ -425,6 +448,19 @@ func (g *Guard) HTTP(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readBody reads at most maxBody+1 bytes of r's body, in one allocation when its length is
+// declared (net/http then reads no more than that).
+func readBody(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= maxBody {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 }
 
 // anonymous reports whether every message may arrive without a token.

@@ -146,6 +146,9 @@ func withTransport(transport string, next http.Handler) http.Handler {
 var queryCredentialParams = []string{"access_token", "token", "api_key", "refresh_token"}
 
 func hasQueryCredential(r *http.Request) bool {
+	if r.URL.RawQuery == "" { // the usual case: nothing to parse
+		return false
+	}
 	q := r.URL.Query()
 	for _, p := range queryCredentialParams {
 		if q.Has(p) {
