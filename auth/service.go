@@ -537,6 +537,17 @@ func (s *Service) Caller(ctx context.Context, token Secret) (User, Claims, error
 	if err != nil {
 		return User{}, Claims{}, err
 	}
+	return s.callerOf(ctx, c)
+}
+
+// VerifiedCaller is Caller for claims this Service's Validate returned earlier in the same
+// request (the HTTP guard validates a request's token before the MCP server sees it; the tool
+// middleware then needs only the live user). Claims from anywhere else must go through Caller.
+func (s *Service) VerifiedCaller(ctx context.Context, c Claims) (User, Claims, error) {
+	return s.callerOf(ctx, c)
+}
+
+func (s *Service) callerOf(ctx context.Context, c Claims) (User, Claims, error) {
 	u, err := s.liveUser(ctx, c.Subject)
 	if errors.Is(err, ErrNotFound) {
 		if c.APIKeyID != "" {

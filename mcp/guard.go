@@ -80,8 +80,9 @@ type GuardConfig struct {
 //
 // It fails closed: a tool without a rule, an error or a panic is a deny.
 type Guard struct {
-	cfg GuardConfig
-	log *slog.Logger
+	cfg      GuardConfig
+	log      *slog.Logger
+	verified verifiedCaller // cfg.Auth's, if it has one
 	// tools caches how many tools each server has (ListTools copies the server's map: too
 	// dear for every call), refreshed at most every toolCountTTL.
 	tools sync.Map // *server.MCPServer → toolCount
@@ -120,7 +121,9 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Guard{cfg: cfg, log: cfg.Logger}, nil
+	g := &Guard{cfg: cfg, log: cfg.Logger}
+	g.verified, _ = cfg.Auth.(verifiedCaller)
+	return g, nil
 }
 
 // CheckTools logs, once, every tool of s that has no rule: those are denied to everyone.
@@ -170,13 +173,36 @@ type caller struct {
 	absent bool  // no credential at all
 }
 
+// verifiedCaller is what an Authenticator may offer so that a token the HTTP guard validated
+// is not validated again by the middleware in the same request (auth.Service does).
+type verifiedCaller interface {
+	VerifiedCaller(ctx context.Context, c auth.Claims) (auth.User, auth.Claims, error)
+}
+
+// verifiedKey marks a request context whose bearer token the HTTP guard has validated.
+type verifiedKey struct{}
+
+type verifiedToken struct {
+	token  auth.Secret
+	claims auth.Claims
+}
+
 // authenticate resolves the call's credential into an identity.
 func (g *Guard) authenticate(ctx context.Context) caller {
 	token, method := g.cfg.Credentials(ctx)
 	if token == "" {
 		return caller{absent: true, err: auth.ErrUnauthenticated}
 	}
-	user, claims, err := g.cfg.Auth.Caller(ctx, token)
+	var (
+		user   auth.User
+		claims auth.Claims
+		err    error
+	)
+	if v, ok := ctx.Value(verifiedKey{}).(*verifiedToken); ok && v.token == token && g.verified != nil {
+		user, claims, err = g.verified.VerifiedCaller(ctx, v.claims)
+	} else {
+		user, claims, err = g.cfg.Auth.Caller(ctx, token)
+	}
 	if err != nil {
 		return caller{err: err}
 	}
@@ -446,7 +472,8 @@ func (g *Guard) HTTP(next http.Handler) http.Handler {
 				return
 			}
 		}
-		next.ServeHTTP(w, r)
+		// The middleware will need this token's claims again, in this request: hand them over.
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), verifiedKey{}, &verifiedToken{token: token, claims: claims})))
 	})
 }
 

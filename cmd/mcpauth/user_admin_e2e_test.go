@@ -338,7 +338,13 @@ func runSetPassword(t *testing.T, sc *adminScenario) {
 	if b, _ := json.Marshal(ev.Details); string(b) != `{"by":"self","fields":["password"],"sessions_revoked":2}` {
 		t.Errorf("USER_UPDATED details of a password change: %s", b)
 	}
-	if failed := sc.events(t, "AUTH_FAILED", frank.ID); len(failed) != 2 || failed[1].Details["during"] != "password_change" {
+	// Failed logins are recorded asynchronously (nothing waits on them): wait for the second.
+	failed := sc.events(t, "AUTH_FAILED", frank.ID)
+	for deadline := time.Now().Add(10 * time.Second); len(failed) < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // polling for the condition, bounded by the deadline
+		failed = sc.events(t, "AUTH_FAILED", frank.ID)
+	}
+	if len(failed) != 2 || failed[1].Details["during"] != "password_change" {
 		t.Errorf("AUTH_FAILED events of frank (the wrong current password, then the old password at login): %s", dump(failed))
 	}
 
