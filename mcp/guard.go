@@ -511,37 +511,6 @@ func (g *Guard) anonymous(methods, calls []string) bool {
 	return true
 }
 
-// peekJSONRPC returns the methods of a JSON-RPC message or batch and the tool names of its
-// tools/call requests. It decodes only those fields.
-func peekJSONRPC(body []byte) (methods, calls []string) {
-	type message struct {
-		Method string `json:"method"`
-		Params struct {
-			Name string `json:"name"`
-		} `json:"params"`
-	}
-	var msgs []message
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		if json.Unmarshal(trimmed, &msgs) != nil {
-			return nil, nil
-		}
-	} else {
-		var m message
-		if json.Unmarshal(trimmed, &m) != nil {
-			return nil, nil
-		}
-		msgs = []message{m}
-	}
-	for _, m := range msgs {
-		methods = append(methods, m.Method)
-		if m.Method == "tools/call" {
-			calls = append(calls, m.Params.Name)
-		}
-	}
-	return methods, calls
-}
-
 const metadataPath = "/.well-known/oauth-protected-resource"
 
 func isMetadataPath(p string) bool {

@@ -1,0 +1,143 @@
+package mcp
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// peekJSONRPC returns the methods of a JSON-RPC message or batch and the tool names of its
+// tools/call requests, or nothing if the body is not JSON that encoding/json (mcp-go's parser)
+// would decode into messages. It reads only those fields, with a pooled streaming decoder:
+// every guarded HTTP request pays for it, and reflection-based decoding cost twice as much.
+//
+// It reads the body as encoding/json reads it into a struct: member names match
+// case-insensitively (strings.EqualFold), the last match wins, null leaves a field as it was,
+// duplicate names and invalid UTF-8 are accepted; a value of the wrong type makes the whole
+// body unreadable. Where the two could still differ it answers nothing, which is the strict
+// side (a token is then required, and the middleware alone judges the call): FuzzPeekJSONRPC
+// checks exactly that against encoding/json.
+func peekJSONRPC(body []byte) (methods, calls []string) {
+	p := peekers.Get().(*peeker)
+	defer peekers.Put(p)
+	p.r.Reset(body)
+	p.d.Reset(&p.r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	var msgs []peekedMessage
+	if p.d.PeekKind() == '[' {
+		if _, err := p.d.ReadToken(); err != nil {
+			return nil, nil
+		}
+		for p.d.PeekKind() != ']' {
+			m, ok := p.message()
+			if !ok {
+				return nil, nil
+			}
+			msgs = append(msgs, m)
+		}
+		if _, err := p.d.ReadToken(); err != nil {
+			return nil, nil
+		}
+	} else {
+		m, ok := p.message()
+		if !ok {
+			return nil, nil
+		}
+		msgs = append(msgs, m)
+	}
+	if _, err := p.d.ReadToken(); !errors.Is(err, io.EOF) { // one value, then nothing
+		return nil, nil
+	}
+	for _, m := range msgs {
+		methods = append(methods, m.method)
+		if m.method == "tools/call" {
+			calls = append(calls, m.name)
+		}
+	}
+	return methods, calls
+}
+
+type peekedMessage struct{ method, name string }
+
+type peeker struct {
+	r bytes.Reader
+	d jsontext.Decoder
+}
+
+var peekers = sync.Pool{New: func() any { return new(peeker) }}
+
+// message reads one message: an object, or null (a message with no fields).
+func (p *peeker) message() (m peekedMessage, ok bool) {
+	switch p.d.PeekKind() {
+	case 'n':
+		_, err := p.d.ReadToken()
+		return m, err == nil
+	case '{':
+	default:
+		return m, false
+	}
+	ok = p.object(func(name string) bool {
+		switch {
+		case strings.EqualFold(name, "method"):
+			return p.stringInto(&m.method)
+		case strings.EqualFold(name, "params"):
+			switch p.d.PeekKind() {
+			case 'n':
+				_, err := p.d.ReadToken()
+				return err == nil
+			case '{':
+				return p.object(func(name string) bool {
+					if strings.EqualFold(name, "name") {
+						return p.stringInto(&m.name)
+					}
+					return p.d.SkipValue() == nil
+				})
+			}
+			return false
+		}
+		return p.d.SkipValue() == nil
+	})
+	return m, ok
+}
+
+// object reads an object, calling member for each name with the decoder at its value (which
+// member must read).
+func (p *peeker) object(member func(name string) bool) bool {
+	if _, err := p.d.ReadToken(); err != nil { // '{'
+		return false
+	}
+	for {
+		switch p.d.PeekKind() {
+		case '}':
+			_, err := p.d.ReadToken()
+			return err == nil
+		case '"':
+			tok, err := p.d.ReadToken()
+			if err != nil || !member(tok.String()) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// stringInto reads a string into dst; null leaves dst as it was; anything else is a type error.
+func (p *peeker) stringInto(dst *string) bool {
+	switch p.d.PeekKind() {
+	case 'n':
+		_, err := p.d.ReadToken()
+		return err == nil
+	case '"':
+		tok, err := p.d.ReadToken()
+		if err != nil {
+			return false
+		}
+		*dst = tok.String()
+		return true
+	}
+	return false
+}
