@@ -62,8 +62,8 @@ type Config struct {
 	// Scopes returns the permissions an access token of u carries (its roles' permissions).
 	Scopes func(ctx context.Context, u User) ([]string, error)
 	// TokenCacheSize bounds the verified-token cache (default DefaultTokenCacheSize; negative:
-	// off). UserCacheTTL is how long Caller trusts a user record it read (default
-	// DefaultUserCacheTTL; negative: off).
+	// off). UserCacheTTL is how long Caller trusts a user record it read before reading it
+	// again in the background (default DefaultUserCacheTTL; negative: off); see liveUsers.
 	TokenCacheSize int
 	UserCacheTTL   time.Duration
 	// HashWorkers bounds concurrent bcrypt work (default GOMAXPROCS); HashQueue bounds the
