@@ -129,6 +129,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	a.auth, err = auth.NewService(ctx, store, keys, auth.Config{
 		Issuer: c.Issuer, Audience: c.Audience, AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL,
 		BcryptCost: c.BcryptCost, Logger: logger, Sealer: sealer,
+		TokenCacheSize: offIfZero(c.TokenCacheSize), UserCacheTTL: offIfZero(c.UserCacheTTL),
 		Limiter: limiter, Lockout: lockout, Limits: c.Limits, Revocations: revocations, Audit: a.audit,
 		// Tokens carry the user's permissions in its organization; the guard re-checks the
 		// live assignment on every call, so a token's scopes can only be narrower.
@@ -327,4 +328,13 @@ func lastServerError(err error) string {
 // opens it the same way, or it would build again the indexes the server dropped.
 func auditStore(ctx context.Context, c config, db *mongo.Database) (*audit.MongoStore, error) {
 	return audit.NewMongoStoreWith(ctx, db, audit.StoreOptions{NoQueryIndexes: c.MongoURI == ""})
+}
+
+// offIfZero maps the command line's 0 ("off") to auth.Config's negative ("off"; 0 there means
+// the default).
+func offIfZero[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

@@ -41,6 +41,10 @@ type config struct {
 	AuditRetention time.Duration
 	// AuditGrantedSample is the share of AUTHZ_GRANTED events recorded (denials always are).
 	AuditGrantedSample float64
+	// TokenCacheSize bounds the verified-token cache (0: off); UserCacheTTL is how long a
+	// caller's user record is trusted before it is read again (0: read on every call).
+	TokenCacheSize int
+	UserCacheTTL   time.Duration
 
 	// Environment only: secrets are never flags (they would show in ps).
 	MasterKey         string
@@ -79,6 +83,8 @@ var storeFlags = []envVar{
 	{"rate-limits", "MCPAUTH_RATE_LIMITS", "rate limits as name=rate/period[/burst],... for login_id, login_addr, refresh, apikey_fail, calls (default login_id=10/1m,login_addr=60/1m/30,refresh=60/1m/30,apikey_fail=20/1m/10,calls=6000/1m/1000)"},
 	{"lockout", "MCPAUTH_LOCKOUT", "account lockout: failures/window[/backoff[/max-backoff]] (default 5/15m/1m/1h; permanent after 100 consecutive)"},
 	{"audit-retention", "MCPAUTH_AUDIT_RETENTION", "delete audit events older than this at start, e.g. 2160h (default: keep forever)"},
+	{"token-cache-size", "MCPAUTH_TOKEN_CACHE_SIZE", "verified access tokens remembered (by hash), 0 turns the cache off (default 10000)"},
+	{"user-cache-ttl", "MCPAUTH_USER_CACHE_TTL", "how long a caller's user record is trusted before it is read again, at most 1m; 0: every call (default 1s)"},
 	{"audit-granted-sample", "MCPAUTH_AUDIT_GRANTED_SAMPLE", "share of granted tool calls recorded in the audit trail, 0-1 (default 1; denials are always recorded)"},
 	{"degrade-limits", "MCPAUTH_DEGRADE_LIMITS", "true: with Redis down, use in-process limits (logged loudly) instead of refusing logins"},
 }
@@ -137,6 +143,18 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	if v := vals["audit-retention"]; v != "" {
 		if c.AuditRetention, err = time.ParseDuration(v); err != nil || c.AuditRetention < time.Hour {
 			return c, fmt.Errorf("--audit-retention: want a duration of at least 1h, got %q", v)
+		}
+	}
+	c.TokenCacheSize = auth.DefaultTokenCacheSize
+	if v := vals["token-cache-size"]; v != "" {
+		if c.TokenCacheSize, err = strconv.Atoi(v); err != nil || c.TokenCacheSize < 0 || c.TokenCacheSize > 10_000_000 {
+			return c, fmt.Errorf("--token-cache-size: want an integer from 0 to 10000000, got %q", v)
+		}
+	}
+	c.UserCacheTTL = auth.DefaultUserCacheTTL
+	if v := vals["user-cache-ttl"]; v != "" {
+		if c.UserCacheTTL, err = time.ParseDuration(v); err != nil || c.UserCacheTTL < 0 || c.UserCacheTTL > time.Minute {
+			return c, fmt.Errorf("--user-cache-ttl: want a duration from 0 to 1m, got %q", v)
 		}
 	}
 	c.AuditGrantedSample = 1

@@ -47,7 +47,8 @@ func TestShouldApplyDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Issuer != defaultIssuer || c.Audience != defaultAudience || c.MongoDB != "mcpauth" ||
-		c.BcryptCost != 10 || c.AccessTTL != 15*time.Minute || c.SigningAlg != "EdDSA" || c.DataDir != "/xdg/mcpauth" {
+		c.BcryptCost != 10 || c.AccessTTL != 15*time.Minute || c.SigningAlg != "EdDSA" || c.DataDir != "/xdg/mcpauth" ||
+		c.TokenCacheSize != 10_000 || c.UserCacheTTL != time.Second {
 		t.Fatalf("defaults wrong: %+v", c)
 	}
 }
@@ -63,6 +64,8 @@ func TestShouldRejectBadSettingsWithTheirName(t *testing.T) {
 		{"bcrypt cost out of range", []string{"--bcrypt-cost", "3"}, "--bcrypt-cost"},
 		{"unknown algorithm", []string{"--signing-alg", "HS256"}, "--signing-alg"},
 		{"unknown log level", []string{"--log-level", "loud"}, "--log-level"},
+		{"negative token cache", []string{"--token-cache-size", "-1"}, "--token-cache-size"},
+		{"user cache trusted too long", []string{"--user-cache-ttl", "1h"}, "--user-cache-ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
