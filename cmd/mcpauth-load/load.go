@@ -344,7 +344,32 @@ func (t *target) profilePhase(ctx context.Context, c config, prog *progress) (st
 	if err := os.WriteFile(path, f.body, 0o644); err != nil {
 		return "", fmt.Errorf("write CPU profile: %w", err)
 	}
+	// And what the server allocated since it started (mostly the load): the guard's cost is
+	// largely garbage collection.
+	if err := fetchTo(ctx, t.srv.url+"/debug/pprof/allocs", filepath.Join(c.ProfileDir, t.mode+".allocs.pprof")); err != nil {
+		return "", fmt.Errorf("fetch allocation profile: %w", err)
+	}
 	return path, nil
+}
+
+func fetchTo(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, short(b))
+	}
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // progress prints a line on stderr each second while a phase runs: over itself on a

@@ -93,7 +93,7 @@ func parseConfig(args []string, stdout, stderr io.Writer) (config, int, bool) {
 	fs.IntVar(&c.BcryptCost, "bcrypt-cost", 0, "servers' bcrypt cost; lower only to speed up creating the users (0: the server's default, 10)")
 	fs.IntVar(&c.GOMAXPROCS, "gomaxprocs", 1, "this process's GOMAXPROCS: the client shares the machine with the servers (0: Go's default)")
 	fs.IntVar(&c.ServerGOMAXPROCS, "server-gomaxprocs", 0, "the servers' GOMAXPROCS (0: Go's default)")
-	fs.StringVar(&c.ProfileDir, "server-pprof", "", "directory: after the rounds, one more phase per server while taking its CPU profile (--pprof) into DIR/{guarded,unguarded}.cpu.pprof")
+	fs.StringVar(&c.ProfileDir, "server-pprof", "", "directory: after the rounds, one more phase per server while taking its CPU profile (--pprof) into DIR/{guarded,unguarded}.cpu.pprof, then its allocations since start into DIR/{guarded,unguarded}.allocs.pprof")
 	fs.BoolVar(&c.JSON, "json", false, "print the results as JSON instead of a table")
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
