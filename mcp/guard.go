@@ -347,11 +347,11 @@ func (g *Guard) recordDecision(callCtx, ctx context.Context, tool string, who ca
 	if g.cfg.Audit == nil {
 		return
 	}
+	if derr == nil && (g.cfg.GrantedSampleRate <= 0 || (g.cfg.GrantedSampleRate < 1 && rand.Float64() >= g.cfg.GrantedSampleRate)) {
+		return // a grant not sampled: nothing to build
+	}
 	e := audit.Event{Type: audit.AuthzGranted, Details: map[string]any{"tool": tool}}
 	if derr == nil {
-		if g.cfg.GrantedSampleRate <= 0 || (g.cfg.GrantedSampleRate < 1 && rand.Float64() >= g.cfg.GrantedSampleRate) {
-			return
-		}
 		ctx = callCtx
 		if id, ok := IdentityFrom(callCtx); ok {
 			e.Subject, e.OrgID, e.SessionID = id.UserID, id.OrgID, id.SessionID
@@ -412,7 +412,12 @@ const maxBody = 8 << 20
 // Authorization header only, 401 with a WWW-Authenticate challenge pointing at the
 // protected-resource metadata (RFC 9728, which it also serves), and 403 insufficient_scope
 // for a tools/call whose tool needs a scope the token lacks.
-func (g *Guard) HTTP(next http.Handler) http.Handler {
+func (g *Guard) HTTP(next http.Handler) http.Handler { return g.httpFor("http", next) }
+
+// httpFor is HTTP naming the transport in the audit context (unless the request already
+// carries one), which it passes on to next together with the claims it verified: one copy of
+// the request, not one per value.
+func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isMetadataPath(r.URL.Path) {
 			g.serveMetadata(w, r)
@@ -421,6 +426,11 @@ func (g *Guard) HTTP(next http.Handler) http.Handler {
 		if hasQueryCredential(r) {
 			refuseQueryCredential(w)
 			return
+		}
+		ip := sourceAddr(r.RemoteAddr)
+		ctx := r.Context()
+		if audit.RequestFrom(ctx) == (audit.Request{}) {
+			ctx = audit.WithRequest(ctx, requestOf(r, ip, transport))
 		}
 		token := bearer(r)
 		anonymousOK := len(g.cfg.Policy.AnonymousMethods) > 0 // GET/DELETE: the stream itself
@@ -438,24 +448,20 @@ func (g *Guard) HTTP(next http.Handler) http.Handler {
 		}
 		if token == "" {
 			if anonymousOK {
-				next.ServeHTTP(w, r)
+				next.ServeHTTP(w, r.WithContext(ctx))
 				return
 			}
 			g.challenge(w, r, http.StatusUnauthorized, `error="invalid_token", error_description="a bearer token is required"`)
 			return
 		}
-		ctx := r.Context()
-		ip := sourceAddr(r.RemoteAddr)
+		vctx := ctx
 		if ip.IsValid() { // per-address limits (failed API keys)
-			ctx = auth.WithClientAddr(ctx, ip.String())
+			vctx = auth.WithClientAddr(ctx, ip.String())
 		}
-		if audit.RequestFrom(ctx) == (audit.Request{}) { // NewHTTP names the transport; else "http"
-			ctx = audit.WithRequest(ctx, requestOf(r, ip, "http"))
-		}
-		claims, err := g.cfg.Auth.Validate(ctx, token)
+		claims, err := g.cfg.Auth.Validate(vctx, token)
 		if err != nil {
 			if anonymousOK { // the tool decides (e.g. auth_refresh with an expired access token)
-				next.ServeHTTP(w, r)
+				next.ServeHTTP(w, r.WithContext(ctx))
 				return
 			}
 			g.refuse(w, r, err)
@@ -473,7 +479,7 @@ func (g *Guard) HTTP(next http.Handler) http.Handler {
 			}
 		}
 		// The middleware will need this token's claims again, in this request: hand them over.
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), verifiedKey{}, &verifiedToken{token: token, claims: claims})))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{}, &verifiedToken{token: token, claims: claims})))
 	})
 }
 

@@ -130,16 +130,6 @@ func requestOf(r *http.Request, ip netip.Addr, transport string) audit.Request {
 	return audit.Request{ClientAddr: addr, Transport: transport, RequestID: r.Header.Get("X-Request-Id")}
 }
 
-// withTransport puts the request's audit context (client address, transport) in place before
-// the HTTP guard, whose refusals (a bad API key) are recorded before the MCP server sees the
-// request.
-func withTransport(transport string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := audit.WithRequest(r.Context(), requestOf(r, sourceAddr(r.RemoteAddr), transport))
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
-}
-
 // queryCredentialParams are query parameters that would carry a credential. Tokens in URLs end
 // up in logs and Referer headers; the MCP authorization spec forbids them, so we refuse the
 // request rather than ignore the parameter.
@@ -197,9 +187,9 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logg
 		server.WithKeepAlive(true),
 	)
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", withTransport("http", g.HTTP(streamable)))
-	mux.Handle("/sse", withTransport("sse", g.HTTP(sse)))
-	mux.Handle("/message", withTransport("sse", g.HTTP(sse)))
+	mux.Handle("/mcp", g.httpFor("http", streamable))
+	mux.Handle("/sse", g.httpFor("sse", sse))
+	mux.Handle("/message", g.httpFor("sse", sse))
 	mux.Handle(metadataPath, g.HTTP(http.NotFoundHandler())) // g.HTTP serves the metadata itself
 	mux.Handle(metadataPath+"/", g.HTTP(http.NotFoundHandler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
