@@ -429,8 +429,8 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 		}
 		ip := sourceAddr(r.RemoteAddr)
 		ctx := r.Context()
-		if audit.RequestFrom(ctx) == (audit.Request{}) {
-			ctx = audit.WithRequest(ctx, requestOf(r, ip, transport))
+		if audit.RequestFrom(ctx).Transport == "" {
+			ctx = withClient(ctx, r, ip, transport)
 		}
 		token := bearer(r)
 		anonymousOK := len(g.cfg.Policy.AnonymousMethods) > 0 // GET/DELETE: the stream itself
@@ -441,7 +441,9 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 				http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
 				return
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			br := new(bodyReader)
+			br.Reset(body)
+			r.Body = br
 			var methods []string
 			methods, calls = peekJSONRPC(body)
 			anonymousOK = g.anonymous(methods, calls)
@@ -454,11 +456,7 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			g.challenge(w, r, http.StatusUnauthorized, `error="invalid_token", error_description="a bearer token is required"`)
 			return
 		}
-		vctx := ctx
-		if ip.IsValid() { // per-address limits (failed API keys)
-			vctx = auth.WithClientAddr(ctx, ip.String())
-		}
-		claims, err := g.cfg.Auth.Validate(vctx, token)
+		claims, err := g.cfg.Auth.Validate(ctx, token)
 		if err != nil {
 			if anonymousOK { // the tool decides (e.g. auth_refresh with an expired access token)
 				next.ServeHTTP(w, r.WithContext(ctx))
@@ -482,6 +480,11 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{}, &verifiedToken{token: token, claims: claims})))
 	})
 }
+
+// bodyReader hands the body the guard read on to the next handler.
+type bodyReader struct{ bytes.Reader }
+
+func (bodyReader) Close() error { return nil }
 
 // readBody reads at most maxBody+1 bytes of r's body, in one allocation when its length is
 // declared (net/http then reads no more than that).

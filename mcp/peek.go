@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"strings"
 	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -63,8 +62,9 @@ func peekJSONRPC(body []byte) (methods, calls []string) {
 type peekedMessage struct{ method, name string }
 
 type peeker struct {
-	r bytes.Reader
-	d jsontext.Decoder
+	r    bytes.Reader
+	d    jsontext.Decoder
+	name []byte // the member name being read, reused
 }
 
 var peekers = sync.Pool{New: func() any { return new(peeker) }}
@@ -79,18 +79,18 @@ func (p *peeker) message() (m peekedMessage, ok bool) {
 	default:
 		return m, false
 	}
-	ok = p.object(func(name string) bool {
+	ok = p.object(func(name []byte) bool {
 		switch {
-		case strings.EqualFold(name, "method"):
+		case bytes.EqualFold(name, nameMethod):
 			return p.stringInto(&m.method)
-		case strings.EqualFold(name, "params"):
+		case bytes.EqualFold(name, nameParams):
 			switch p.d.PeekKind() {
 			case 'n':
 				_, err := p.d.ReadToken()
 				return err == nil
 			case '{':
-				return p.object(func(name string) bool {
-					if strings.EqualFold(name, "name") {
+				return p.object(func(name []byte) bool {
+					if bytes.EqualFold(name, nameName) {
 						return p.stringInto(&m.name)
 					}
 					return p.d.SkipValue() == nil
@@ -103,9 +103,11 @@ func (p *peeker) message() (m peekedMessage, ok bool) {
 	return m, ok
 }
 
-// object reads an object, calling member for each name with the decoder at its value (which
-// member must read).
-func (p *peeker) object(member func(name string) bool) bool {
+var nameMethod, nameParams, nameName = []byte("method"), []byte("params"), []byte("name")
+
+// object reads an object, calling member for each name (unquoted; valid until the next read)
+// with the decoder at its value, which member must read.
+func (p *peeker) object(member func(name []byte) bool) bool {
 	if _, err := p.d.ReadToken(); err != nil { // '{'
 		return false
 	}
@@ -115,8 +117,16 @@ func (p *peeker) object(member func(name string) bool) bool {
 			_, err := p.d.ReadToken()
 			return err == nil
 		case '"':
-			tok, err := p.d.ReadToken()
-			if err != nil || !member(tok.String()) {
+			raw, err := p.d.ReadValue() // a name, read raw: no allocation
+			if err != nil {
+				return false
+			}
+			name, err := jsontext.AppendUnquote(p.name[:0], raw)
+			if err != nil {
+				return false
+			}
+			p.name = name
+			if !member(name) {
 				return false
 			}
 		default:

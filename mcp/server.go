@@ -113,21 +113,22 @@ func bearer(r *http.Request) auth.Secret {
 func httpContext(transport string) func(ctx context.Context, r *http.Request) context.Context {
 	return func(ctx context.Context, r *http.Request) context.Context {
 		ip := sourceAddr(r.RemoteAddr)
-		if ip.IsValid() {
-			ctx = auth.WithClientAddr(ctx, ip.String())
+		if audit.RequestFrom(ctx).Transport == "" { // the HTTP guard has put both in already
+			ctx = withClient(ctx, r, ip, transport)
 		}
-		ctx = audit.WithRequest(ctx, requestOf(r, ip, transport))
 		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: bearer(r), Transport: transport, SourceIP: ip})
 	}
 }
 
-// requestOf is what the audit trail keeps of an HTTP request.
-func requestOf(r *http.Request, ip netip.Addr, transport string) audit.Request {
+// withClient puts in ctx what the audit trail keeps of an HTTP request, and the client address
+// the per-address limits count by.
+func withClient(ctx context.Context, r *http.Request, ip netip.Addr, transport string) context.Context {
 	addr := ""
 	if ip.IsValid() {
 		addr = ip.String()
+		ctx = auth.WithClientAddr(ctx, addr)
 	}
-	return audit.Request{ClientAddr: addr, Transport: transport, RequestID: r.Header.Get("X-Request-Id")}
+	return audit.WithRequest(ctx, audit.Request{ClientAddr: addr, Transport: transport, RequestID: r.Header.Get("X-Request-Id")})
 }
 
 // queryCredentialParams are query parameters that would carry a credential. Tokens in URLs end
