@@ -189,12 +189,9 @@ func (s *Set) assignment(ctx context.Context, a roleAssignArgs) (rbac.Assignment
 	if err != nil {
 		return rbac.Assignment{}, err
 	}
-	u, err := s.auth.GetUser(ctx, a.UserID)
+	u, err := s.orgUser(ctx, org, a.UserID)
 	if err != nil {
 		return rbac.Assignment{}, err
-	}
-	if u.OrgID != org {
-		return rbac.Assignment{}, apierr.New(apierr.NotFound, "user not found")
 	}
 	perms, err := s.rolePermissions(ctx, org, "role", []string{a.Role})
 	if err != nil {
@@ -248,12 +245,9 @@ func (s *Set) subject(ctx context.Context, userID, orgID string) (string, string
 		return "", "", apierr.New(apierr.PermissionDenied, "looking at another user's permissions needs users:read").
 			With("required_permissions", []string{"users:read"})
 	}
-	u, err := s.auth.GetUser(ctx, userID)
+	u, err := s.orgUser(ctx, org, userID)
 	if err != nil {
 		return "", "", err
-	}
-	if u.OrgID != org {
-		return "", "", apierr.New(apierr.NotFound, "user not found")
 	}
 	return u.ID, org, nil
 }

@@ -230,12 +230,9 @@ func (s *Set) requirePermission(ctx context.Context, caller Caller, org, perm, w
 // organization (otherwise NOT_FOUND, as user_get) and holds no permission the caller lacks
 // (otherwise PERMISSION_DENIED: an admin cannot disable, delete or reset an owner).
 func (s *Set) manageable(ctx context.Context, caller Caller, org, id string) (auth.User, error) {
-	u, err := s.auth.GetUser(ctx, id)
+	u, err := s.orgUser(ctx, org, id)
 	if err != nil {
 		return auth.User{}, err
-	}
-	if u.OrgID != org {
-		return auth.User{}, auth.ErrUserNotFound
 	}
 	perms, err := s.heldBy(ctx, u)
 	if err != nil {

@@ -86,17 +86,27 @@ func (s *Set) userUnlock(ctx context.Context, a idArgs) (any, error) {
 		return nil, err
 	}
 	org, _ := callerOrg(caller, "")
-	u, err := s.auth.GetUser(ctx, a.ID)
+	u, err := s.orgUser(ctx, org, a.ID)
 	if err != nil {
 		return nil, err
-	}
-	if u.OrgID != org {
-		return nil, auth.ErrUserNotFound
 	}
 	if err := s.auth.Unlock(ctx, u.ID); err != nil {
 		return nil, err
 	}
 	return map[string]any{"unlocked": true}, nil
+}
+
+// orgUser returns the user id of organization org: other organizations' users do not exist
+// for a caller (NOT_FOUND, as an unknown id).
+func (s *Set) orgUser(ctx context.Context, org, id string) (auth.User, error) {
+	u, err := s.auth.GetUser(ctx, id)
+	if err != nil {
+		return auth.User{}, err
+	}
+	if u.OrgID != org {
+		return auth.User{}, auth.ErrUserNotFound
+	}
+	return u, nil
 }
 
 // view renders a user with their roles in their organization.
@@ -238,12 +248,9 @@ func (s *Set) userGet(ctx context.Context, a idArgs) (any, error) {
 		return nil, err
 	}
 	org, _ := callerOrg(caller, "")
-	u, err := s.auth.GetUser(ctx, a.ID)
+	u, err := s.orgUser(ctx, org, a.ID)
 	if err != nil {
 		return nil, err
-	}
-	if u.OrgID != org { // other organizations' users do not exist for this caller
-		return nil, auth.ErrUserNotFound
 	}
 	view, err := s.view(ctx, u)
 	if err != nil {
