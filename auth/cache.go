@@ -21,7 +21,7 @@ const (
 
 // verifiedTokens remembers access tokens whose signature and claims checked out, keyed by the
 // SHA-256 of the token (the token itself is never kept), until they expire: an MCP session
-// sends the same bearer token on every call, and a look-up is ~100× cheaper than a signature
+// sends the same bearer token on every call, and a look-up is ~70× cheaper than a signature
 // check. Only the signature and claims are remembered. Revocation is checked on every call
 // (so it wins at once), and so is the signing key, so a key retired past its overlap stops its
 // tokens even when they are cached. Bounded: least recently used entries go first.
