@@ -25,7 +25,7 @@ var (
 	grantedSet    = attribute.NewSet(attribute.String("outcome", "granted"))
 	grantedRecord = []metric.RecordOption{metric.WithAttributeSet(grantedSet)}
 
-	decisions = newOutcomeCounts()
+	decisions = &outcomeCounts{}
 	_, _      = meter.Int64ObservableCounter("mcpauth.guard.decisions",
 		metric.WithDescription("Guarded tool calls by outcome (granted, or the error code)."),
 		metric.WithInt64Callback(decisions.observe))
@@ -37,8 +37,6 @@ type outcomeCounts struct {
 	granted atomic.Int64
 	others  sync.Map // outcome → *atomic.Int64 (few: the error codes)
 }
-
-func newOutcomeCounts() *outcomeCounts { return &outcomeCounts{} }
 
 func (c *outcomeCounts) add(outcome string) {
 	if outcome == "granted" {

@@ -78,15 +78,7 @@ func (s *Set) userTools() []server.ServerTool {
 }
 
 func (s *Set) userUnlock(ctx context.Context, a idArgs) (any, error) {
-	if err := requireString("id", a.ID, maxIDArg); err != nil {
-		return nil, err
-	}
-	caller, err := callerFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	org, _ := callerOrg(caller, "")
-	u, err := s.orgUser(ctx, org, a.ID)
+	u, err := s.callersOrgUser(ctx, a.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +86,19 @@ func (s *Set) userUnlock(ctx context.Context, a idArgs) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"unlocked": true}, nil
+}
+
+// callersOrgUser checks a user-id argument and returns that user of the caller's organization.
+func (s *Set) callersOrgUser(ctx context.Context, id string) (auth.User, error) {
+	if err := requireString("id", id, maxIDArg); err != nil {
+		return auth.User{}, err
+	}
+	caller, err := callerFrom(ctx)
+	if err != nil {
+		return auth.User{}, err
+	}
+	org, _ := callerOrg(caller, "")
+	return s.orgUser(ctx, org, id)
 }
 
 // orgUser returns the user id of organization org: other organizations' users do not exist
@@ -240,15 +245,7 @@ type idArgs struct {
 }
 
 func (s *Set) userGet(ctx context.Context, a idArgs) (any, error) {
-	if err := requireString("id", a.ID, maxIDArg); err != nil {
-		return nil, err
-	}
-	caller, err := callerFrom(ctx)
-	if err != nil {
-		return nil, err
-	}
-	org, _ := callerOrg(caller, "")
-	u, err := s.orgUser(ctx, org, a.ID)
+	u, err := s.callersOrgUser(ctx, a.ID)
 	if err != nil {
 		return nil, err
 	}

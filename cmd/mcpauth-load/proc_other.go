@@ -3,9 +3,13 @@
 package main
 
 import (
+	"errors"
 	"syscall"
 	"time"
 )
+
+// errNoCPUTime: CPU times are read from /proc (Linux only).
+var errNoCPUTime = errors.New("CPU time not available on this system")
 
 // childAttr: without Linux's parent-death signal, the servers are stopped by our own cleanup
 // only (a SIGKILL of this process leaves them running).

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -253,6 +252,3 @@ func (b *tailBuffer) String() string {
 	defer b.mu.Unlock()
 	return string(b.buf)
 }
-
-// errNoCPUTime: CPU times are read from /proc (Linux only).
-var errNoCPUTime = errors.New("CPU time not available on this system")
