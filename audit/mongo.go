@@ -377,11 +377,18 @@ func (s *MongoStore) walk(ctx context.Context, instance string, from int64, f fu
 // What a chain cannot show: events cut from its very end (nothing links to them), or from its
 // head by someone who also forges an anchor. Edits, deletions and reorderings in between are found.
 func (s *MongoStore) Verify(ctx context.Context, since time.Time, progress func(checked int64)) (VerifyResult, error) {
+	return s.VerifyOrg(ctx, since, "", progress)
+}
+
+// VerifyOrg is Verify as one organization's auditor sees it (orgID "" is the whole trail): the
+// chains are walked whole (a link joins events of every organization), but Checked counts only
+// orgID's events, and a broken link at another organization's event is reported without its id.
+func (s *MongoStore) VerifyOrg(ctx context.Context, since time.Time, orgID string, progress func(checked int64)) (VerifyResult, error) {
 	anchors, err := s.allAnchors(ctx)
 	if err != nil {
 		return VerifyResult{}, err
 	}
-	v := verification{progress: progress, anchors: anchors}
+	v := verification{progress: progress, anchors: anchors, org: orgID}
 	if since.IsZero() {
 		err = v.all(ctx, s)
 	} else {
@@ -402,15 +409,21 @@ type verification struct {
 	res      VerifyResult
 	progress func(int64)
 	anchors  map[string]anchor // the highest anchor of each chain
+	org      string            // count (and name) only this organization's events; "" all
 }
 
 // check checks the next event of a chain and reports whether to go on.
 func (v *verification) check(c *chainChecker, e Event) bool {
-	v.res.Checked++
-	if v.progress != nil && v.res.Checked%verifyProgressEvery == 0 {
-		v.progress(v.res.Checked)
+	if v.org == "" || e.OrgID == v.org {
+		v.res.Checked++
+		if v.progress != nil && v.res.Checked%verifyProgressEvery == 0 {
+			v.progress(v.res.Checked)
+		}
 	}
 	v.res.FirstBad = c.check(e)
+	if v.res.FirstBad != nil && v.org != "" && e.OrgID != v.org {
+		v.res.FirstBad.EventID = "" // another organization's event
+	}
 	return v.res.FirstBad == nil
 }
 

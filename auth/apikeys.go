@@ -144,7 +144,8 @@ type NewAPIKey struct {
 	OrgID       string
 	Name        string
 	Permissions []string
-	ExpiresAt   time.Time // zero: never
+	ExpiresAt   time.Time // zero: Config.APIKeyTTL from now
+	NoExpiry    bool      // a key that never expires: an explicit choice, never the default
 }
 
 // CreateAPIKey stores a new key and returns it with the key string, which is shown only here.
@@ -157,8 +158,13 @@ func (s *Service) CreateAPIKey(ctx context.Context, nk NewAPIKey) (APIKey, Secre
 		return APIKey{}, "", apierr.Field("permissions", "give 1 to %d permissions", MaxAPIKeyPermissions)
 	}
 	now := s.cfg.Now()
-	if !nk.ExpiresAt.IsZero() && !nk.ExpiresAt.After(now) {
+	switch {
+	case nk.NoExpiry && !nk.ExpiresAt.IsZero():
+		return APIKey{}, "", apierr.Field("expires_at", "either a time or never, not both")
+	case !nk.ExpiresAt.IsZero() && !nk.ExpiresAt.After(now):
 		return APIKey{}, "", apierr.Field("expires_at", "must be in the future")
+	case nk.ExpiresAt.IsZero() && !nk.NoExpiry && s.cfg.APIKeyTTL > 0:
+		nk.ExpiresAt = now.Add(s.cfg.APIKeyTTL)
 	}
 	existing, err := s.store.ListAPIKeys(ctx, nk.UserID)
 	if err != nil {
@@ -216,6 +222,31 @@ func (s *Service) RevokeAPIKey(ctx context.Context, userID, id string) (bool, er
 		return done, apierr.Internalf("audit api key revocation: %w", err)
 	}
 	return done, nil
+}
+
+// RevokeAPIKeysOf revokes every active API key of userID and returns how many it revoked. It
+// goes on past a failure and returns the first error.
+func (s *Service) RevokeAPIKeysOf(ctx context.Context, userID string) (int, error) {
+	all, err := s.store.ListAPIKeys(ctx, userID)
+	if err != nil {
+		return 0, apierr.Internalf("list api keys: %w", err)
+	}
+	now := s.cfg.Now()
+	count := 0
+	var first error
+	for _, k := range all {
+		if !k.Active(now) {
+			continue
+		}
+		done, err := s.RevokeAPIKey(ctx, userID, k.ID)
+		if err != nil && first == nil {
+			first = err
+		}
+		if done {
+			count++
+		}
+	}
+	return count, first
 }
 
 // apiKeyCacheTTL is how long a looked-up key record is reused. Revocation does not wait for it:

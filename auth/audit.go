@@ -34,10 +34,15 @@ func (s *Service) recordDurable(ctx context.Context, e audit.Event) error {
 	return s.cfg.Audit.RecordDurable(ctx, audit.Enrich(ctx, e))
 }
 
-func authFailed(subject, reason string, details map[string]any) audit.Event {
+// authFailed is a failed check of u's credentials (u is the zero User for an unknown
+// account), during names what the check was for ("" for a login).
+func authFailed(u User, reason, during string, details map[string]any) audit.Event {
 	if details == nil {
 		details = map[string]any{}
 	}
 	details["reason"] = reason
-	return audit.Event{Type: audit.AuthFailed, Severity: audit.Warning, Subject: subject, Details: details}
+	if during != "" {
+		details["during"] = during
+	}
+	return audit.Event{Type: audit.AuthFailed, Severity: audit.Warning, Subject: u.ID, OrgID: u.OrgID, Details: details}
 }

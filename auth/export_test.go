@@ -3,7 +3,7 @@ package auth
 // MintAccessToken signs an access token as a login would, without the login: benchmarks need
 // thousands of distinct tokens.
 func MintAccessToken(s *Service, sub, sid, org string, scopes []string) (string, error) {
-	token, _, err := s.codec.sign(sub, sid, org, scopes, s.cfg.Now(), s.cfg.AccessTTL)
+	token, _, err := s.codec.sign(sub, sid, org, scopes, s.cfg.Now(), s.cfg.Now(), s.cfg.AccessTTL)
 	return token, err
 }
 

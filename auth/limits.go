@@ -80,12 +80,13 @@ func limitName(key string) string {
 
 // Unlock clears an account's lockout, a permanent one included (an admin's act).
 func (s *Service) Unlock(ctx context.Context, userID string) error {
-	if _, err := s.GetUser(ctx, userID); err != nil {
+	u, err := s.GetUser(ctx, userID)
+	if err != nil {
 		return err
 	}
 	if err := s.cfg.Lockout.Unlock(ctx, userID); err != nil {
 		return limiterDown(s.cfg.Lockout.Name(), err)
 	}
 	s.log.InfoContext(ctx, "account unlocked", "user_id", userID)
-	return s.recordDurable(ctx, audit.Event{Type: audit.AccountUnlocked, Subject: userID})
+	return s.recordDurable(ctx, audit.Event{Type: audit.AccountUnlocked, Subject: userID, OrgID: u.OrgID})
 }

@@ -133,21 +133,43 @@ func (s *Service) ConfirmMFA(ctx context.Context, u User, code Secret) ([]Secret
 	return codes, nil
 }
 
-// VerifyMFA checks a code (TOTP or recovery) for an enabled second factor: a step-up.
+// VerifyMFA checks a code (TOTP or recovery) for an enabled second factor: a step-up. Guessing
+// is a failed login: each check is reserved with the lockout, a wrong code is counted and
+// audited (AUTH_FAILED, INVALID_MFA), and a locked account is refused (ACCOUNT_LOCKED) even
+// with the right code.
 func (s *Service) VerifyMFA(ctx context.Context, u User, code Secret) error {
-	m, err := s.getMFA(ctx, u.ID)
-	if errors.Is(err, ErrNotFound) || (err == nil && !m.Enabled) {
-		return ErrMFANotEnabled
-	}
+	m, err := s.enabledMFA(ctx, u.ID)
 	if err != nil {
 		return err
 	}
-	return s.checkSecondFactor(ctx, m, code)
+	if err := s.beginCheck(ctx, u, "mfa_verify"); err != nil {
+		return err
+	}
+	if err := s.secondFactor(ctx, u, m, code, "mfa_verify"); err != nil {
+		return err
+	}
+	return s.succeeded(ctx, u.ID)
 }
 
-// DisableMFA turns the second factor off; it takes a valid code or recovery code.
-func (s *Service) DisableMFA(ctx context.Context, u User, code Secret) error {
-	if err := s.VerifyMFA(ctx, u, code); err != nil {
+// enabledMFA is u's second factor, CONFLICT if it has none enabled.
+func (s *Service) enabledMFA(ctx context.Context, userID string) (MFA, error) {
+	m, err := s.getMFA(ctx, userID)
+	if errors.Is(err, ErrNotFound) || (err == nil && !m.Enabled) {
+		return MFA{}, ErrMFANotEnabled
+	}
+	return m, err
+}
+
+// DisableMFA turns the second factor off. It takes the whole proof of the user, whatever the
+// session's age: the current password and a valid code or recovery code (StepUp).
+func (s *Service) DisableMFA(ctx context.Context, u User, c Claims, password, code Secret) error {
+	if _, err := s.enabledMFA(ctx, u.ID); err != nil {
+		return err
+	}
+	if code.Reveal() == "" {
+		return apierr.Field("code", "is required")
+	}
+	if err := s.StepUp(ctx, u, c, Proof{Password: password, MFACode: code}, "mfa_disable", true); err != nil {
 		return err
 	}
 	if err := s.store.DeleteMFA(ctx, u.ID); err != nil && !errors.Is(err, ErrNotFound) {

@@ -111,20 +111,25 @@ func TestShouldRequireTheSecondFactorOnceEnabled(t *testing.T) {
 	wantCode(t, "wrong password with a valid recovery code", err, apierr.InvalidCredentials)
 }
 
-func TestShouldDisableMFAOnlyWithAValidCode(t *testing.T) {
+func TestShouldDisableMFAOnlyWithThePasswordAndAValidCode(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	u := e.createUser(t, "ada@example.com", "ada")
 	secret, _ := e.enableMFA(t, u)
+	claims := e.sessionClaims(t, u)
 	_, err := e.svc.EnrollMFA(ctx, u)
 	wantCode(t, "enrolling again while enabled", err, apierr.Conflict)
-	wantCode(t, "disabling with a wrong code", e.svc.DisableMFA(ctx, u, "999999"), apierr.InvalidMFACode)
-	if err := e.svc.VerifyMFA(ctx, u, e.totpCode(t, secret, e.clock.Now())); err != nil {
+	code := e.totpCode(t, secret, e.clock.Now())
+	wantCode(t, "disabling without the password", e.svc.DisableMFA(ctx, u, claims, "", code), apierr.InvalidArgument)
+	wantCode(t, "disabling with a wrong password", e.svc.DisableMFA(ctx, u, claims, "not the password", code), apierr.InvalidCredentials)
+	wantCode(t, "disabling with a wrong code", e.svc.DisableMFA(ctx, u, claims, testPassword, "999999"), apierr.InvalidMFACode)
+	wantCode(t, "login still needs the code", e.loginWith(u, ""), apierr.MFARequired)
+	if err := e.svc.VerifyMFA(ctx, u, code); err != nil {
 		t.Fatalf("step-up verify: %v", err)
 	}
 	e.clock.Advance(30 * time.Second)
-	if err := e.svc.DisableMFA(ctx, u, e.totpCode(t, secret, e.clock.Now())); err != nil {
+	if err := e.svc.DisableMFA(ctx, u, claims, testPassword, e.totpCode(t, secret, e.clock.Now())); err != nil {
 		t.Fatalf("disable: %v", err)
 	}
 	if err := e.loginWith(u, ""); err != nil {

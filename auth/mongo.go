@@ -32,6 +32,13 @@ type MongoStore struct {
 	mfa         *mongo.Collection
 	totpSteps   *mongo.Collection // one document per accepted TOTP step: replay protection
 	recovery    *mongo.Collection // one document per used recovery code
+	releases    *mongo.Collection // one document per user unlocked out of process
+}
+
+// lockRelease is the record of an out-of-process unlock; its _id is the user id.
+type lockRelease struct {
+	UserID string    `bson:"_id"`
+	At     time.Time `bson:"at"`
 }
 
 // totpStep is the claim of one accepted TOTP time step of a user.
@@ -78,6 +85,7 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 		mfa:         db.Collection("mfa"),
 		totpSteps:   db.Collection("mfa_totp_steps"),
 		recovery:    db.Collection("mfa_recovery_spent"),
+		releases:    db.Collection("lockout_releases"),
 	}
 	indexes := []struct {
 		coll  *mongo.Collection
@@ -295,6 +303,7 @@ func (s *MongoStore) EraseUserRecords(ctx context.Context, userID string) error 
 		{s.apiKeys, byUser, "api keys"},
 		{s.sessions, byUser, "sessions"},
 		{s.mfa, bson.D{{Key: "_id", Value: userID}}, "mfa"},
+		{s.releases, bson.D{{Key: "_id", Value: userID}}, "lock releases"},
 		{s.totpSteps, byUser, "totp steps"},
 		{s.recovery, bson.D{{Key: "_id", Value: recoveryIDs}}, "recovery code spends"},
 	} {
@@ -614,4 +623,20 @@ func (s *MongoStore) LastTOTPStep(ctx context.Context, userID string) (int64, er
 func (s *MongoStore) SpendRecoveryCode(ctx context.Context, userID, hash string, at time.Time) error {
 	_, err := s.recovery.InsertOne(ctx, bson.D{{Key: "_id", Value: userID + ":" + hash}, {Key: "at", Value: at}})
 	return insertErr(err, "recovery code")
+}
+
+// ReleaseLock records an out-of-process unlock of userID.
+func (s *MongoStore) ReleaseLock(ctx context.Context, userID string, at time.Time) error {
+	_, err := s.releases.ReplaceOne(ctx, bson.D{{Key: "_id", Value: userID}}, lockRelease{UserID: userID, At: at},
+		options.Replace().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("release lock: %w", err)
+	}
+	return nil
+}
+
+// LockReleasedAt is when userID was last unlocked out of process.
+func (s *MongoStore) LockReleasedAt(ctx context.Context, userID string) (time.Time, error) {
+	r, err := findOne[lockRelease](ctx, s.releases, bson.D{{Key: "_id", Value: userID}}, "lock release")
+	return r.At, err
 }

@@ -10,11 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
-
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
@@ -72,6 +68,12 @@ type Config struct {
 	HashWorkers int
 	HashQueue   int
 	HashWait    time.Duration
+	// StepUpMaxAge is how long after a login its session's tokens are proof enough of the user
+	// for a credential change (default DefaultStepUpMaxAge; negative: never, the password is
+	// always asked). APIKeyTTL is the lifetime of a key created without an expiry (default
+	// DefaultAPIKeyTTL; negative: such keys never expire).
+	StepUpMaxAge time.Duration
+	APIKeyTTL    time.Duration
 }
 
 // Service runs the authentication flows. It is safe for concurrent use.
@@ -122,6 +124,12 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	cfg.Now = func() time.Time { return clock().UTC().Truncate(time.Millisecond) }
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.StepUpMaxAge == 0 {
+		cfg.StepUpMaxAge = DefaultStepUpMaxAge
+	}
+	if cfg.APIKeyTTL == 0 {
+		cfg.APIKeyTTL = DefaultAPIKeyTTL
 	}
 	if cfg.MFAIssuer == "" {
 		cfg.MFAIssuer = "mcpauth"
@@ -221,7 +229,9 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (_ Tokens, _ User
 	defer func(start time.Time) { observe(ctx, span, start, err, loginDuration, loginCount) }(time.Now())
 	tokens, u, err := s.login(ctx, req)
 	if apierr.CodeOf(err) == apierr.Internal {
-		s.record(ctx, authFailed(u.ID, audit.ReasonSystemError, nil))
+		// Like every failed login, it names what was typed (the account may not be known).
+		identifier, _ := normalizeIdentifier(req.Identifier)
+		s.record(ctx, authFailed(u, audit.ReasonSystemError, "", map[string]any{"identifier": identifier}))
 	}
 	return tokens, u, err
 }
@@ -251,45 +261,24 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		return Tokens{}, User{}, err
 	}
 	// A worker before anything depends on whether the account exists: see hashPool.
-	acquired, err := s.hashing.acquire(ctx)
+	release, err := s.hashWorker(ctx, identifier)
 	if err != nil {
-		if apierr.CodeOf(err) == apierr.RateLimited {
-			rateLimitHits.Add(ctx, 1, metric.WithAttributes(attribute.String("limit", "password_hashing")))
-			s.record(ctx, audit.Event{Type: audit.AuthRateLimited, Severity: audit.Warning,
-				Details: map[string]any{"limit": "password_hashing", "identifier": identifier}})
+		return Tokens{}, User{}, err
+	}
+	defer release()
+	if u.ID == "" { // not found
+		_, _ = passwordMatches(s.dummyHash, req.Password) // same cost as a known user
+		s.record(ctx, authFailed(User{}, audit.ReasonUserNotFound, "", map[string]any{"identifier": identifier}))
+		return Tokens{}, User{}, ErrInvalidCredentials
+	}
+	if err := s.checkPassword(ctx, u, req.Password, "", release); err != nil {
+		if apierr.CodeOf(err) == apierr.AccountLocked {
+			return Tokens{}, User{}, ErrInvalidCredentials // a locked account answers like a wrong password
 		}
 		return Tokens{}, User{}, err
 	}
-	done := sync.OnceFunc(acquired)
-	defer done()
-	if u.ID == "" { // not found
-		_, _ = passwordMatches(s.dummyHash, req.Password) // same cost as a known user
-		s.record(ctx, authFailed("", audit.ReasonUserNotFound, map[string]any{"identifier": identifier}))
-		return Tokens{}, User{}, ErrInvalidCredentials
-	}
-	attempt, err := s.cfg.Lockout.Begin(ctx, u.ID)
-	if err != nil {
-		return Tokens{}, User{}, limiterDown(s.cfg.Lockout.Name(), err)
-	}
-	if !attempt.Allowed {
-		lockouts.Add(ctx, 1)
-		_, _ = passwordMatches(s.dummyHash, req.Password) // a locked account answers like a wrong password
-		s.log.WarnContext(ctx, "login refused: account locked", "user_id", u.ID, "permanent", attempt.Permanent)
-		s.record(ctx, audit.Event{Type: audit.AccountLocked, Severity: audit.Warning, Subject: u.ID, OrgID: u.OrgID,
-			Details: map[string]any{"permanent": attempt.Permanent, "locked_for_seconds": int(attempt.LockedFor.Seconds())}})
-		return Tokens{}, User{}, ErrInvalidCredentials
-	}
-	ok, err := passwordMatches(u.PasswordHash, req.Password)
-	done() // the rest is cheap: free the worker for the next login
-	if err != nil {
-		return Tokens{}, User{}, apierr.Internalf("user %s: %w", u.ID, err)
-	}
-	if !ok {
-		s.record(ctx, authFailed(u.ID, audit.ReasonInvalidPassword, nil))
-		return Tokens{}, User{}, s.failed(ctx, u.ID, ErrInvalidCredentials)
-	}
 	if u.Disabled {
-		s.record(ctx, authFailed(u.ID, audit.ReasonAccountInactive, nil))
+		s.record(ctx, authFailed(u, audit.ReasonAccountInactive, "", nil))
 		return Tokens{}, User{}, s.failed(ctx, u.ID, ErrAccountDisabled)
 	}
 	m, enabled, err := s.mfaEnabled(ctx, u.ID)
@@ -304,16 +293,12 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 				Details: map[string]any{"method": "totp"}})
 			return Tokens{}, User{}, s.failed(ctx, u.ID, ErrMFARequired)
 		}
-		if err := s.checkSecondFactor(ctx, m, req.MFACode); err != nil {
-			if apierr.CodeOf(err) == apierr.InvalidMFACode {
-				s.record(ctx, authFailed(u.ID, audit.ReasonInvalidMFA, nil))
-				return Tokens{}, User{}, s.failed(ctx, u.ID, err)
-			}
+		if err := s.secondFactor(ctx, u, m, req.MFACode, ""); err != nil {
 			return Tokens{}, User{}, err
 		}
 	}
-	if err := s.cfg.Lockout.Succeed(ctx, u.ID); err != nil {
-		return Tokens{}, User{}, limiterDown(s.cfg.Lockout.Name(), err)
+	if err := s.succeeded(ctx, u.ID); err != nil {
+		return Tokens{}, User{}, err
 	}
 	tokens, err := s.openSession(ctx, u, req.RememberMe, req.Client)
 	if err != nil {
@@ -323,14 +308,6 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 	s.record(ctx, audit.Event{Type: audit.AuthSuccess, Subject: u.ID, Actor: u.ID, OrgID: u.OrgID, SessionID: tokens.SessionID,
 		Details: map[string]any{"method": "password", "mfa": enabled}})
 	return tokens, u, nil
-}
-
-// failed records a failed check with the lockout and returns answer.
-func (s *Service) failed(ctx context.Context, userID string, answer error) error {
-	if err := s.cfg.Lockout.Fail(ctx, userID); err != nil {
-		return limiterDown(s.cfg.Lockout.Name(), err)
-	}
-	return answer
 }
 
 // normalizeIdentifier validates a login identifier: an email (contains '@') or a username.
@@ -388,7 +365,7 @@ func (s *Service) issue(ctx context.Context, u User, sess Session, now time.Time
 	if err != nil {
 		return Tokens{}, apierr.Internalf("scopes of %s: %w", u.ID, err)
 	}
-	access, claims, err := s.codec.sign(u.ID, sess.ID, u.OrgID, scopes, now, s.cfg.AccessTTL)
+	access, claims, err := s.codec.sign(u.ID, sess.ID, u.OrgID, scopes, sess.CreatedAt, now, s.cfg.AccessTTL)
 	if err != nil {
 		return Tokens{}, apierr.Internalf("%w", err)
 	}
@@ -665,24 +642,8 @@ func (s *Service) Logout(ctx context.Context, caller *Claims, refreshToken Secre
 		}
 		return count, nil
 	}
-	sessions, err := s.store.ListUserSessions(ctx, caller.Subject)
-	if err != nil {
-		return 0, apierr.Internalf("list sessions: %w", err)
-	}
-	now := s.cfg.Now()
-	for _, sess := range sessions {
-		if !sess.Active(now) {
-			continue
-		}
-		done, err := s.revokeSession(ctx, sess.ID, "logout of all sessions")
-		if err != nil {
-			return count, err
-		}
-		if done {
-			count++
-		}
-	}
-	return count, nil
+	n, err := s.revokeSessionsOf(ctx, caller.Subject, "logout of all sessions", "")
+	return count + n, err
 }
 
 // SessionInfo is a session as its owner sees it.

@@ -23,6 +23,17 @@ type Store interface {
 	KeyStore
 	APIKeyStore
 	MFAStore
+	LockReleaseStore
+}
+
+// LockReleaseStore keeps unlocks made outside the server (the operator's `mcpauth user unlock`):
+// the lockout may live in another process's memory, so the CLI leaves a record that the server
+// honours the next time a check of the account is refused by a lock engaged before it.
+type LockReleaseStore interface {
+	// ReleaseLock records that userID was unlocked at at (create or replace).
+	ReleaseLock(ctx context.Context, userID string, at time.Time) error
+	// LockReleasedAt is the time of userID's latest release; ErrNotFound if there is none.
+	LockReleasedAt(ctx context.Context, userID string) (time.Time, error)
 }
 
 // APIKeyStore persists API keys (by the hash of their secret). Revocation is its own record, so

@@ -18,8 +18,8 @@ type countingLockout struct {
 	allowed atomic.Int32
 }
 
-func (c *countingLockout) Begin(ctx context.Context, account string) (throttle.Attempt, error) {
-	a, err := c.Lockout.Begin(ctx, account)
+func (c *countingLockout) Begin(ctx context.Context, account, source string) (throttle.Attempt, error) {
+	a, err := c.Lockout.Begin(ctx, account, source)
 	if a.Allowed {
 		c.allowed.Add(1)
 	}

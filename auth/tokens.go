@@ -35,6 +35,9 @@ type accessClaims struct {
 	SessionID string `json:"sid,omitempty"`
 	OrgID     string `json:"org,omitempty"`
 	ClientID  string `json:"client_id"`
+	// AuthTime is when the session's user last proved who they are (OpenID Connect's
+	// auth_time): the login, kept through refreshes. Step-ups look at it.
+	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
 }
 
 // Claims is a verified access token.
@@ -45,7 +48,10 @@ type Claims struct {
 	Scopes    []string `json:"scopes"`
 	TokenID   string   `json:"jti"`
 	// APIKeyID is set when the credential was an API key (then SessionID is empty).
-	APIKeyID  string    `json:"api_key_id,omitempty"`
+	APIKeyID string `json:"api_key_id,omitempty"`
+	// AuthTime is when the user last proved who they are (the session's login); zero for an
+	// API key.
+	AuthTime  time.Time `json:"auth_time,omitzero"`
 	IssuedAt  time.Time `json:"issued_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
@@ -69,7 +75,7 @@ type tokenCodec struct {
 // algorithm, so listing them all admits nothing a key does not.
 var parser = jwt.NewParser(jwt.WithValidMethods(SupportedAlgs), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
 
-func (c *tokenCodec) sign(sub, sid, org string, scopes []string, now time.Time, ttl time.Duration) (string, Claims, error) {
+func (c *tokenCodec) sign(sub, sid, org string, scopes []string, authTime, now time.Time, ttl time.Duration) (string, Claims, error) {
 	k := c.keys.signingKey()
 	jti := randomString(16)
 	claims := accessClaims{
@@ -86,6 +92,7 @@ func (c *tokenCodec) sign(sub, sid, org string, scopes []string, now time.Time, 
 		SessionID: sid,
 		OrgID:     org,
 		ClientID:  ClientID,
+		AuthTime:  jwt.NewNumericDate(authTime),
 	}
 	t := jwt.NewWithClaims(k.method, claims)
 	t.Header["typ"] = AccessTokenType
@@ -107,6 +114,9 @@ func claimsOf(c accessClaims) Claims {
 	}
 	if c.ExpiresAt != nil {
 		out.ExpiresAt = c.ExpiresAt.Time
+	}
+	if c.AuthTime != nil {
+		out.AuthTime = c.AuthTime.Time
 	}
 	return out
 }

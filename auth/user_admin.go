@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
@@ -167,25 +166,9 @@ func (s *Service) updateError(ctx context.Context, id string, ch UserChange, err
 // much as possible is cut off) and returns the first error.
 func (s *Service) cutOff(ctx context.Context, u User, reason string) (sessions, keys int, err error) {
 	sessions, err = s.revokeSessionsOf(ctx, u.ID, reason, "")
-	all, kerr := s.store.ListAPIKeys(ctx, u.ID)
-	if kerr != nil {
-		if err == nil {
-			err = apierr.Internalf("list api keys: %w", kerr)
-		}
-		return sessions, 0, err
-	}
-	now := s.cfg.Now()
-	for _, k := range all {
-		if !k.Active(now) {
-			continue
-		}
-		done, rerr := s.RevokeAPIKey(ctx, u.ID, k.ID)
-		if rerr != nil && err == nil {
-			err = rerr
-		}
-		if done {
-			keys++
-		}
+	keys, kerr := s.RevokeAPIKeysOf(ctx, u.ID)
+	if err == nil {
+		err = kerr
 	}
 	return sessions, keys, err
 }
@@ -301,33 +284,19 @@ func (s *Service) ChangePassword(ctx context.Context, userID string, current, ne
 	if err != nil {
 		return 0, err
 	}
-	acquired, err := s.hashing.acquire(ctx) // as at login: before the lockout is touched
+	release, err := s.hashWorker(ctx, "") // as at login: before the lockout is touched
 	if err != nil {
 		return 0, err
 	}
-	release := sync.OnceFunc(acquired)
 	defer release()
-	attempt, err := s.cfg.Lockout.Begin(ctx, u.ID)
-	if err != nil {
-		return 0, limiterDown(s.cfg.Lockout.Name(), err)
+	if err := s.checkPassword(ctx, u, current, "password_change", release); err != nil {
+		if apierr.CodeOf(err) == apierr.AccountLocked {
+			return 0, ErrInvalidCredentials // as at login: the wrong-password answer
+		}
+		return 0, err
 	}
-	if !attempt.Allowed { // locked: the wrong-password answer after the same work, as at login
-		_, _ = passwordMatches(s.dummyHash, current)
-		s.record(ctx, audit.Event{Type: audit.AccountLocked, Severity: audit.Warning, Subject: u.ID, OrgID: u.OrgID,
-			Details: map[string]any{"permanent": attempt.Permanent, "locked_for_seconds": int(attempt.LockedFor.Seconds()),
-				"during": "password_change"}})
-		return 0, ErrInvalidCredentials
-	}
-	ok, err := passwordMatches(u.PasswordHash, current)
-	if err != nil {
-		return 0, apierr.Internalf("user %s: %w", u.ID, err)
-	}
-	if !ok {
-		s.record(ctx, authFailed(u.ID, audit.ReasonInvalidPassword, map[string]any{"during": "password_change"}))
-		return 0, s.failed(ctx, u.ID, ErrInvalidCredentials)
-	}
-	if err := s.cfg.Lockout.Succeed(ctx, u.ID); err != nil {
-		return 0, limiterDown(s.cfg.Lockout.Name(), err)
+	if err := s.succeeded(ctx, u.ID); err != nil {
+		return 0, err
 	}
 	release() // setPassword takes a worker of its own
 	return s.setPassword(ctx, u, next, keep, "self")

@@ -98,6 +98,26 @@ func (s *Service) GetUser(ctx context.Context, id string) (User, error) {
 	return u, nil
 }
 
+// FindUser returns the user with email (normalized as at login), or with id when email is
+// empty: NOT_FOUND if there is none. For the operator's CLI.
+func (s *Service) FindUser(ctx context.Context, email, id string) (User, error) {
+	if email == "" {
+		return s.GetUser(ctx, id)
+	}
+	e, err := NormalizeEmail("email", email)
+	if err != nil {
+		return User{}, err
+	}
+	u, err := s.store.GetUserByEmail(ctx, e)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, ErrUserNotFound
+	}
+	if err != nil {
+		return User{}, apierr.Internalf("get user: %w", err)
+	}
+	return u, nil
+}
+
 // Paging bounds for ListUsers.
 const (
 	DefaultPageSize = 50

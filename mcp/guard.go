@@ -41,9 +41,10 @@ type Authenticator interface {
 	Caller(ctx context.Context, token auth.Secret) (auth.User, auth.Claims, error)
 }
 
-// Authorizer is what the guard needs of rbac.
+// Authorizer is what the guard needs of rbac: the effective-permission rule (the credential's
+// scopes ∩ the subject's live grants, conditions evaluated for the request).
 type Authorizer interface {
-	Authorize(ctx context.Context, r rbac.Request) rbac.Decision
+	Decide(ctx context.Context, c rbac.Credential, r rbac.Request) rbac.Decision
 }
 
 // GuardConfig configures a Guard.
@@ -268,17 +269,14 @@ func orgOf(u auth.User, c auth.Claims) string {
 	return u.OrgID
 }
 
-// authorize grants the call if any permission of the rule is both in the token's scopes (a
-// token may be narrower than its user, never wider) and allowed by the live role assignment.
+// authorize grants the call if the credential may do any permission of the rule (rbac's
+// effective-permission rule: a token may be narrower than its user, never wider).
 func (g *Guard) authorize(ctx context.Context, rule Rule, subject, org string, scopes []string) (rbac.Decision, error) {
 	var last rbac.Decision
+	cred := rbac.Credential{Subject: subject, Scopes: scopes}
 	for _, perm := range rule.AnyOf {
-		if !scopesAllow(scopes, perm) {
-			last = rbac.Decision{Reason: "the token's scopes do not include " + perm}
-			continue
-		}
 		res, act, _ := strings.Cut(perm, ":")
-		d := g.cfg.Authz.Authorize(ctx, rbac.Request{Subject: subject, Resource: res, Action: act, OrgID: org,
+		d := g.cfg.Authz.Decide(ctx, cred, rbac.Request{Resource: res, Action: act, OrgID: org,
 			Attributes: rbac.Attributes{SourceIP: tools.SourceIP(ctx)}})
 		if d.Allowed {
 			return d, nil
@@ -293,12 +291,8 @@ func (g *Guard) authorize(ctx context.Context, rule Rule, subject, org string, s
 }
 
 func scopesAllow(scopes []string, perm string) bool {
-	for _, s := range scopes {
-		if rbac.Match(s, perm) {
-			return true
-		}
-	}
-	return false
+	res, act, _ := strings.Cut(perm, ":")
+	return rbac.ScopesAllow(scopes, res, act)
 }
 
 // Middleware is the tool-handler middleware (server.WithToolHandlerMiddleware): a denied call
@@ -374,6 +368,28 @@ func (g *Guard) recordDecision(callCtx, ctx context.Context, tool string, who ca
 	}
 	if err := g.cfg.Audit.Record(ctx, audit.Enrich(ctx, e)); err != nil {
 		g.log.ErrorContext(ctx, "audit event not recorded", "type", e.Type, "error", err)
+	}
+}
+
+// ErrMissingToken is the refusal of a guarded request that carries no credential.
+var ErrMissingToken = apierr.New(apierr.Unauthenticated, "a bearer token is required")
+
+// recordRefusal writes the decision events of tool calls the HTTP guard refused before the
+// middleware could see them (401, 403): one per call in the request, as the middleware would
+// have written, naming the caller when the token was valid. A request that calls no tool (a
+// GET of the stream, a non-call method) is a transport matter, not a decision: nothing is
+// recorded.
+func (g *Guard) recordRefusal(ctx context.Context, calls []string, c auth.Claims, cause error) {
+	for _, tool := range calls {
+		who := caller{err: cause}
+		if c.Subject != "" {
+			who = caller{id: Identity{UserID: c.Subject, OrgID: c.OrgID, SessionID: c.SessionID}}
+		}
+		derr := cause
+		if rule, ok := g.cfg.Policy.Tools[tool]; ok && len(rule.AnyOf) > 0 && apierr.CodeOf(cause) != apierr.PermissionDenied {
+			derr = apierr.From(cause).With("required_permissions", rule.AnyOf)
+		}
+		g.recordDecision(ctx, ctx, tool, who, derr)
 	}
 }
 
@@ -453,6 +469,7 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 				next.ServeHTTP(w, r.WithContext(ctx))
 				return
 			}
+			g.recordRefusal(ctx, calls, auth.Claims{}, ErrMissingToken)
 			g.challenge(w, r, http.StatusUnauthorized, `error="invalid_token", error_description="a bearer token is required"`)
 			return
 		}
@@ -462,6 +479,7 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 				next.ServeHTTP(w, r.WithContext(ctx))
 				return
 			}
+			g.recordRefusal(ctx, calls, auth.Claims{}, err)
 			g.refuse(w, r, err)
 			return
 		}
@@ -471,6 +489,8 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 				continue // unmapped tools are denied by the middleware, with a clear error
 			}
 			if !slices.ContainsFunc(rule.AnyOf, func(p string) bool { return scopesAllow(claims.Scopes, p) }) {
+				g.recordRefusal(ctx, []string{tool}, claims, apierr.New(apierr.PermissionDenied, "the token's scopes do not include "+strings.Join(rule.AnyOf, " or ")).
+					With("required_permissions", rule.AnyOf))
 				g.challenge(w, r, http.StatusForbidden, fmt.Sprintf(`error="insufficient_scope", scope=%q, error_description="the token lacks the scope this tool needs"`,
 					strings.Join(rule.AnyOf, " ")))
 				return

@@ -60,7 +60,12 @@ func (f fakeAuth) Caller(ctx context.Context, token auth.Secret) (auth.User, aut
 // fakeAuthz: the viewer may read projects; the owner may do anything with projects.
 type fakeAuthz struct{ panics, fails bool }
 
-func (z fakeAuthz) Authorize(_ context.Context, r rbac.Request) rbac.Decision {
+// Decide is rbac's rule in miniature: the credential's scopes, then the subject's grants.
+func (z fakeAuthz) Decide(_ context.Context, c rbac.Credential, r rbac.Request) rbac.Decision {
+	r.Subject = c.Subject
+	if !c.AllScopes && !rbac.ScopesAllow(c.Scopes, r.Resource, r.Action) {
+		return rbac.Decision{Reason: "the credential's scopes do not include " + r.Resource + ":" + r.Action}
+	}
 	if z.panics {
 		panic("authorizer exploded")
 	}

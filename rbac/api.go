@@ -131,7 +131,13 @@ const ReasonSystemError = "authorization system error"
 //	func (a *Authorizer) Unassign(ctx context.Context, as Assignment) error
 //	func (a *Authorizer) AddGrant(ctx context.Context, g Grant) error
 //	func (a *Authorizer) RemoveGrant(ctx context.Context, g Grant) error
-//	func (a *Authorizer) Excess(ctx context.Context, grantorID, orgID string, perms []string) ([]string, error)
+//
+// and the effective-permission rule (effective.go), which every check of a call goes through:
+//
+//	func (a *Authorizer) Decide(ctx context.Context, c Credential, r Request) Decision
+//	func (a *Authorizer) Excess(ctx context.Context, c Credential, orgID string, perms []string) ([]string, error)
+//	func (a *Authorizer) ExcessOver(ctx context.Context, c Credential, orgID, targetID string) ([]string, error)
+//	func ScopesAllow(scopes []string, resource, action string) bool
 //
 // and the pattern functions (match.go):
 //

@@ -81,6 +81,7 @@ type grantSet struct {
 	plain       []grantSource     // patterns without conditions, in assignment order, then grants
 	conditional []conditionalRole // roles whose grants hold only under their conditions
 	patterns    []string          // every pattern, sorted and de-duplicated (for Permissions)
+	held        []string          // the unconditional patterns, sorted and de-duplicated (for Excess)
 }
 
 type grantSource struct {
@@ -277,10 +278,13 @@ func (a *Authorizer) grantSet(ctx context.Context, st stamp, k scopeKey) (*grant
 	for _, g := range grants {
 		gs.plain = append(gs.plain, grantSource{pattern: g.Permission, by: "direct grant"})
 	}
-	gs.patterns = make([]string, 0, len(gs.plain))
+	gs.held = make([]string, 0, len(gs.plain))
 	for _, s := range gs.plain {
-		gs.patterns = append(gs.patterns, s.pattern)
+		gs.held = append(gs.held, s.pattern)
 	}
+	slices.Sort(gs.held)
+	gs.held = slices.Compact(gs.held)
+	gs.patterns = slices.Clone(gs.held)
 	for _, cr := range gs.conditional {
 		gs.patterns = append(gs.patterns, cr.patterns...)
 	}
@@ -304,24 +308,6 @@ func (a *Authorizer) Permissions(ctx context.Context, userID, orgID, projectID s
 		return nil, apierr.Internalf("permissions: %w", err)
 	}
 	return slices.Clone(gs.patterns), nil
-}
-
-// Excess returns those of perms that grantorID's permissions in orgID (org-wide: project
-// assignments do not count) do not Cover, in their order, without duplicates: what the grantor
-// may not hand out (to an API key, a role, a grant). An invalid pattern is always excess.
-func (a *Authorizer) Excess(ctx context.Context, grantorID, orgID string, perms []string) ([]string, error) {
-	held, err := a.Permissions(ctx, grantorID, orgID, "")
-	if err != nil {
-		return nil, err
-	}
-	out := []string{}
-	for _, p := range perms {
-		if slices.Contains(out, p) || slices.ContainsFunc(held, func(h string) bool { return Covers(h, p) }) {
-			continue
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 // Assignments returns userID's role assignments in orgID.

@@ -305,7 +305,7 @@ func TestShouldDenyWithASystemErrorWhenTheStoreFails(t *testing.T) {
 		if !panics {
 			_, err := a.Permissions(context.Background(), "usr_1", "acme", "")
 			mustCode(t, "permissions", err, apierr.Internal)
-			_, err = a.Excess(context.Background(), "usr_1", "acme", []string{"projects:read"})
+			_, err = a.Excess(context.Background(), rbac.Credential{Subject: "usr_1", AllScopes: true}, "acme", []string{"projects:read"})
 			mustCode(t, "excess", err, apierr.Internal)
 		}
 	}
@@ -384,7 +384,7 @@ func TestShouldNameThePermissionsAGrantorDoesNotHold(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := a.Excess(ctx, tt.grantor, "acme", tt.perms)
+			got, err := a.Excess(ctx, rbac.Credential{Subject: tt.grantor, AllScopes: true}, "acme", tt.perms)
 			mustDo(t, "excess", err)
 			if !slices.Equal(got, tt.want) && (len(got) != 0 || len(tt.want) != 0) {
 				t.Errorf("Excess(%s, %v) = %v, want %v", tt.grantor, tt.perms, got, tt.want)

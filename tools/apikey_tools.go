@@ -15,11 +15,13 @@ import (
 func (s *Set) apiKeyTools() []server.ServerTool {
 	return []server.ServerTool{
 		{Tool: mcp.NewTool("apikey_create",
-			mcp.WithDescription("Create an API key for yourself. The key is shown only in this result: store it now. It carries the permissions you give it (a subset of yours) and, on every call, is also held to your own live permissions. Send it as 'Authorization: Bearer mcpk_...' or MCPAUTH_API_KEY."),
+			mcp.WithDescription("Create an API key for yourself. The key is shown only in this result: store it now. It carries the permissions you give it (a subset of yours) and, on every call, is also held to your own live permissions. Send it as 'Authorization: Bearer mcpk_...' or MCPAUTH_API_KEY. "+
+				"A key is a lasting credential: unless you logged in within the last few minutes, pass your password (and mfa_code if MFA is on)."),
 			str("name", "What the key is for.", mcp.Required(), mcp.MaxLength(100)),
 			mcp.WithArray("permissions", mcp.Required(), mcp.Description("Permission patterns (resource:action), each within your own permissions."),
 				mcp.WithStringItems(mcp.MaxLength(128)), mcp.MinItems(1), mcp.MaxItems(auth.MaxAPIKeyPermissions)),
-			str("expires_at", "When the key stops working (RFC 3339); default: never.", mcp.MaxLength(64)),
+			str("expires_at", `When the key stops working (RFC 3339), or "never"; default: 90 days from now (the server's --apikey-ttl).`, mcp.MaxLength(64)),
+			stepUpPassword, stepUpMFACode,
 			strict, closed,
 		), Handler: handler(s, "apikey_create", s.apiKeyCreate)},
 		{Tool: mcp.NewTool("apikey_list",
@@ -51,6 +53,7 @@ type apiKeyCreateArgs struct {
 	Name        string   `json:"name"`
 	Permissions []string `json:"permissions"`
 	ExpiresAt   string   `json:"expires_at"`
+	stepUpArgs
 }
 
 type apiKeyCreated struct {
@@ -59,7 +62,7 @@ type apiKeyCreated struct {
 }
 
 func (s *Set) apiKeyCreate(ctx context.Context, a apiKeyCreateArgs) (any, error) {
-	if err := requireString("name", a.Name, 400); err != nil {
+	if err := requireString("name", a.Name, 100); err != nil {
 		return nil, err
 	}
 	if len(a.Permissions) == 0 || len(a.Permissions) > auth.MaxAPIKeyPermissions {
@@ -70,11 +73,15 @@ func (s *Set) apiKeyCreate(ctx context.Context, a apiKeyCreateArgs) (any, error)
 			return nil, err
 		}
 	}
+	if err := a.stepUpArgs.check(); err != nil {
+		return nil, err
+	}
 	var expires time.Time
-	if a.ExpiresAt != "" {
+	never := a.ExpiresAt == "never"
+	if a.ExpiresAt != "" && !never {
 		t, err := time.Parse(time.RFC3339, a.ExpiresAt)
 		if err != nil {
-			return nil, apierr.Field("expires_at", "must be an RFC 3339 time, e.g. 2027-01-31T00:00:00Z")
+			return nil, apierr.Field("expires_at", `must be an RFC 3339 time, e.g. 2027-01-31T00:00:00Z, or "never"`)
 		}
 		expires = t
 	}
@@ -86,8 +93,11 @@ func (s *Set) apiKeyCreate(ctx context.Context, a apiKeyCreateArgs) (any, error)
 	if err := s.noEscalation(ctx, caller, org, a.Permissions); err != nil {
 		return nil, err
 	}
+	if err := s.stepUp(ctx, caller, a.stepUpArgs, "apikey_create"); err != nil {
+		return nil, err
+	}
 	k, key, err := s.auth.CreateAPIKey(ctx, auth.NewAPIKey{UserID: caller.User.ID, OrgID: org, Name: a.Name,
-		Permissions: a.Permissions, ExpiresAt: expires})
+		Permissions: a.Permissions, ExpiresAt: expires, NoExpiry: never})
 	if err != nil {
 		return nil, err
 	}
@@ -125,4 +135,35 @@ func (s *Set) apiKeyRevoke(ctx context.Context, a idArgs) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"revoked": done}, nil
+}
+
+// stepUpArgs are the optional proof of the user that a credential change takes when the
+// caller's login is not recent (auth.Service.StepUp).
+type stepUpArgs struct {
+	Password string `json:"password"`
+	MFACode  string `json:"mfa_code"`
+}
+
+var (
+	stepUpPassword = str("password", "Your current password: needed unless you logged in within the last few minutes.",
+		mcp.MaxLength(auth.MaxPasswordBytes))
+	stepUpMFACode = str("mfa_code", "With password, when MFA is on: a TOTP code or a recovery code.", mcp.MaxLength(maxMFACode))
+)
+
+func (a stepUpArgs) check() error {
+	if err := maxString("password", a.Password, maxSecretArg); err != nil {
+		return err
+	}
+	if err := maxString("mfa_code", a.MFACode, maxMFACode); err != nil {
+		return err
+	}
+	if a.MFACode != "" && a.Password == "" {
+		return apierr.Field("password", "is required with mfa_code")
+	}
+	return nil
+}
+
+// stepUp asks auth for a fresh proof of the caller before a credential change.
+func (s *Set) stepUp(ctx context.Context, c Caller, a stepUpArgs, during string) error {
+	return s.auth.StepUp(ctx, c.User, c.Claims, auth.Proof{Password: auth.Secret(a.Password), MFACode: auth.Secret(a.MFACode)}, during, false)
 }

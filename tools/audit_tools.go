@@ -10,12 +10,41 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/rbac"
 )
 
 // AuditReader is what the audit tools need of the trail.
 type AuditReader interface {
 	Query(ctx context.Context, q audit.Query) ([]audit.Event, string, error)
-	Verify(ctx context.Context, since time.Time, progress func(checked int64)) (audit.VerifyResult, error)
+	VerifyOrg(ctx context.Context, since time.Time, orgID string, progress func(checked int64)) (audit.VerifyResult, error)
+}
+
+// ReadAllPermission is the deployment-level audit permission: the whole trail, every
+// organization's events and those of none (a failed login for an unknown account). No built-in
+// role carries it; the bootstrap owner of the default organization holds it as a direct grant.
+const ReadAllPermission = "audit:read_all"
+
+// auditScope is the organization whose events the caller may read, or "" for the whole trail
+// (a caller whose credential holds audit:read_all).
+func (s *Set) auditScope(ctx context.Context) (string, error) {
+	caller, err := callerFrom(ctx)
+	if err != nil {
+		return "", err
+	}
+	org, _ := callerOrg(caller, "")
+	d := s.authz.Decide(ctx, caller.Credential(), rbac.Request{Resource: "audit", Action: "read_all", OrgID: org,
+		Attributes: rbac.Attributes{SourceIP: SourceIP(ctx)}})
+	if d.Allowed {
+		return "", nil
+	}
+	return org, nil
+}
+
+func scopeName(org string) string {
+	if org == "" {
+		return "deployment"
+	}
+	return "organization"
 }
 
 // SetAuditReader gives the audit tools their trail.
@@ -80,11 +109,13 @@ func (s *Set) auditQuery(ctx context.Context, a auditQueryArgs) (any, error) {
 		}
 		q.Limit = *a.Limit
 	}
-	// Not filtered by organization: events such as a failed login for an unknown account belong
-	// to none, and holders of audit:read are the deployment's auditors.
-	if _, err := callerFrom(ctx); err != nil {
+	// An organization's auditors read its events only; the deployment's (audit:read_all) read
+	// everything, events of no organization included.
+	org, err := s.auditScope(ctx)
+	if err != nil {
 		return nil, err
 	}
+	q.OrgID = org
 	if s.audit == nil {
 		return nil, apierr.New(apierr.Internal, "the audit trail is not configured")
 	}
@@ -98,7 +129,7 @@ func (s *Set) auditQuery(ctx context.Context, a auditQueryArgs) (any, error) {
 	if events == nil {
 		events = []audit.Event{}
 	}
-	return map[string]any{"events": events, "next_cursor": next}, nil
+	return map[string]any{"events": events, "next_cursor": next, "scope": scopeName(org)}, nil
 }
 
 type auditVerifyArgs struct {
@@ -110,15 +141,19 @@ func (s *Set) auditVerify(ctx context.Context, a auditVerifyArgs) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := callerFrom(ctx); err != nil {
+	org, err := s.auditScope(ctx)
+	if err != nil {
 		return nil, err
 	}
 	if s.audit == nil {
 		return nil, apierr.New(apierr.Internal, "the audit trail is not configured")
 	}
-	res, err := s.audit.Verify(ctx, since, nil)
+	res, err := s.audit.VerifyOrg(ctx, since, org, nil)
 	if err != nil {
 		return nil, err
 	}
-	return res, nil
+	return struct {
+		audit.VerifyResult
+		Scope string `json:"scope"`
+	}{res, scopeName(org)}, nil
 }

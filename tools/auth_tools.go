@@ -31,6 +31,7 @@ func (s *Set) authTools() []server.ServerTool {
 			mcp.WithDescription("End sessions: the session of refresh_token if given, every session of the caller with all_sessions, otherwise the caller's current session."),
 			str("refresh_token", "A refresh token whose session to end.", mcp.MaxLength(maxTokenArg)),
 			mcp.WithBoolean("all_sessions", mcp.Description("End every session of the caller.")),
+			mcp.WithBoolean("revoke_api_keys", mcp.Description("With all_sessions: also revoke every API key of the caller.")),
 			strict, mcp.WithDestructiveHintAnnotation(true), closed,
 		), Handler: handler(s, "auth_logout", s.logout)},
 		{Tool: mcp.NewTool("auth_revoke",
@@ -141,13 +142,17 @@ func (s *Set) refresh(ctx context.Context, a refreshArgs) (any, error) {
 }
 
 type logoutArgs struct {
-	RefreshToken string `json:"refresh_token"`
-	AllSessions  bool   `json:"all_sessions"`
+	RefreshToken  string `json:"refresh_token"`
+	AllSessions   bool   `json:"all_sessions"`
+	RevokeAPIKeys bool   `json:"revoke_api_keys"`
 }
 
 func (s *Set) logout(ctx context.Context, a logoutArgs) (any, error) {
 	if err := maxString("refresh_token", a.RefreshToken, maxTokenArg); err != nil {
 		return nil, err
+	}
+	if a.RevokeAPIKeys && !a.AllSessions {
+		return nil, apierr.Field("revoke_api_keys", "goes with all_sessions: logging out everywhere")
 	}
 	var caller *auth.Claims
 	if a.RefreshToken == "" || a.AllSessions { // holding the refresh token is enough on its own
@@ -164,7 +169,15 @@ func (s *Set) logout(ctx context.Context, a logoutArgs) (any, error) {
 	if caller != nil {
 		s.bind.unbind(ctx)
 	}
-	return map[string]any{"revoked": n}, nil
+	out := map[string]any{"revoked": n}
+	if a.RevokeAPIKeys {
+		keys, err := s.auth.RevokeAPIKeysOf(ctx, caller.Subject)
+		if err != nil {
+			return nil, err
+		}
+		out["api_keys_revoked"] = keys
+	}
+	return out, nil
 }
 
 type tokenArgs struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/rbac"
 )
 
 // RequestInfo is what the transport knows about a call: the bearer credential it carried (the
@@ -65,6 +66,12 @@ type Caller struct {
 	User   auth.User
 	Claims auth.Claims
 	Method string
+}
+
+// Credential is the caller's authority for rbac's effective-permission rule: its user, narrowed
+// to its token's scopes or its API key's permissions.
+func (c Caller) Credential() rbac.Credential {
+	return rbac.Credential{Subject: c.User.ID, Scopes: c.Claims.Scopes}
 }
 
 type callerKey struct{}

@@ -160,6 +160,15 @@ func (s *Set) roleDelete(ctx context.Context, a roleDeleteArgs) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Deleting a role takes its permissions from everyone who holds it: only a caller that holds
+	// them all may (as role_revoke).
+	r, err := s.authz.GetRole(ctx, org, a.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.noEscalation(ctx, caller, org, r.Permissions); err != nil {
+		return nil, err
+	}
 	if err := s.authz.DeleteRole(ctx, org, a.ID); err != nil {
 		return nil, err
 	}
@@ -239,11 +248,8 @@ func (s *Set) subject(ctx context.Context, userID, orgID string) (string, string
 	if userID == "" || userID == caller.User.ID {
 		return caller.User.ID, org, nil
 	}
-	d := s.authz.Authorize(ctx, rbac.Request{Subject: caller.User.ID, Resource: "users", Action: "read", OrgID: org,
-		Attributes: rbac.Attributes{SourceIP: SourceIP(ctx)}})
-	if !d.Allowed {
-		return "", "", apierr.New(apierr.PermissionDenied, "looking at another user's permissions needs users:read").
-			With("required_permissions", []string{"users:read"})
+	if err := s.requirePermission(ctx, caller, org, "users:read", "looking at another user's permissions needs users:read"); err != nil {
+		return "", "", err
 	}
 	u, err := s.orgUser(ctx, org, userID)
 	if err != nil {
@@ -280,8 +286,14 @@ func (s *Set) permissionCheck(ctx context.Context, a permissionCheckArgs) (any, 
 	if err != nil {
 		return nil, err
 	}
-	d := s.authz.Authorize(ctx, rbac.Request{Subject: subject, Resource: a.Resource, Action: a.Action, OrgID: org,
-		ProjectID: a.ProjectID, Attributes: rbac.Attributes{SourceIP: SourceIP(ctx)}})
+	r := rbac.Request{Subject: subject, Resource: a.Resource, Action: a.Action, OrgID: org,
+		ProjectID: a.ProjectID, Attributes: rbac.Attributes{SourceIP: SourceIP(ctx)}}
+	var d rbac.Decision
+	if caller, _ := callerFrom(ctx); subject == caller.User.ID {
+		d = s.authz.Decide(ctx, caller.Credential(), r) // what this very credential may do
+	} else {
+		d = s.authz.Authorize(ctx, r) // what that user's roles allow
+	}
 	granted := d.Granted
 	if granted == nil {
 		granted = []string{}

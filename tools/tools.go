@@ -12,8 +12,11 @@ import (
 	"github.com/bduf/mcpauth/rbac"
 )
 
-// Authorizer is what the tools need of rbac.
+// Authorizer is what the tools need of rbac. Every check of what the caller may do goes
+// through rbac's effective-permission rule (Decide, Excess, ExcessOver) with the caller's
+// credential; Authorize answers for another subject's live grants (permission_check).
 type Authorizer interface {
+	Decide(ctx context.Context, c rbac.Credential, r rbac.Request) rbac.Decision
 	Authorize(ctx context.Context, r rbac.Request) rbac.Decision
 	Permissions(ctx context.Context, userID, orgID, projectID string) ([]string, error)
 	Assignments(ctx context.Context, userID, orgID string) ([]rbac.Assignment, error)
@@ -23,7 +26,8 @@ type Authorizer interface {
 	DeleteRole(ctx context.Context, orgID, name string) error
 	Assign(ctx context.Context, a rbac.Assignment) error
 	Unassign(ctx context.Context, a rbac.Assignment) error
-	Excess(ctx context.Context, grantorID, orgID string, perms []string) ([]string, error)
+	Excess(ctx context.Context, c rbac.Credential, orgID string, perms []string) ([]string, error)
+	ExcessOver(ctx context.Context, c rbac.Credential, orgID, targetID string) ([]string, error)
 }
 
 // Set is mcpauth's tool set, bound to its services.

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -26,6 +25,7 @@ var updatableFields = []string{"email", "username", "disabled"}
 type userUpdateArgs struct {
 	ID     string          `json:"id"`
 	Fields json.RawMessage `json:"fields"`
+	stepUpArgs
 }
 
 func (s *Set) userUpdate(ctx context.Context, a userUpdateArgs) (any, error) {
@@ -34,6 +34,9 @@ func (s *Set) userUpdate(ctx context.Context, a userUpdateArgs) (any, error) {
 	}
 	ch, err := parseUserFields(a.Fields)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.stepUpArgs.check(); err != nil {
 		return nil, err
 	}
 	caller, err := callerFrom(ctx)
@@ -52,6 +55,12 @@ func (s *Set) userUpdate(ctx context.Context, a userUpdateArgs) (any, error) {
 	target, err := s.manageable(ctx, caller, org, a.ID)
 	if err != nil {
 		return nil, err
+	}
+	if target.ID == caller.User.ID && ch.Email != nil && *ch.Email != target.Email {
+		// One's own email is where the account is reached: a credential change.
+		if err := s.stepUp(ctx, caller, a.stepUpArgs, "user_update"); err != nil {
+			return nil, err
+		}
 	}
 	u, changed, err := s.auth.UpdateUser(ctx, target.ID, ch)
 	if err != nil {
@@ -166,6 +175,7 @@ type userSetPasswordArgs struct {
 	ID              string `json:"id"`
 	CurrentPassword string `json:"current_password"`
 	NewPassword     string `json:"new_password"`
+	RevokeAPIKeys   bool   `json:"revoke_api_keys"`
 }
 
 func (s *Set) userSetPassword(ctx context.Context, a userSetPasswordArgs) (any, error) {
@@ -192,7 +202,7 @@ func (s *Set) userSetPassword(ctx context.Context, a userSetPasswordArgs) (any, 
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"ok": true, "sessions_revoked": n}, nil
+		return s.passwordSet(ctx, caller.User.ID, n, a.RevokeAPIKeys)
 	}
 	if a.CurrentPassword != "" {
 		return nil, apierr.Field("current_password", "is only for changing your own password; an administrator sets another user's with id and new_password")
@@ -209,36 +219,45 @@ func (s *Set) userSetPassword(ctx context.Context, a userSetPasswordArgs) (any, 
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"ok": true, "sessions_revoked": n}, nil
+	return s.passwordSet(ctx, target.ID, n, a.RevokeAPIKeys)
+}
+
+// passwordSet is user_set_password's result, once the user's keys are revoked if asked.
+func (s *Set) passwordSet(ctx context.Context, userID string, sessions int, revokeKeys bool) (any, error) {
+	out := map[string]any{"ok": true, "sessions_revoked": sessions}
+	if revokeKeys {
+		n, err := s.auth.RevokeAPIKeysOf(ctx, userID)
+		if err != nil {
+			return nil, err
+		}
+		out["api_keys_revoked"] = n
+	}
+	return out, nil
 }
 
 // requirePermission checks, in the handler, a permission the guard's rule for the tool does not
-// cover: the caller's token must carry it in its scopes (a token is never wider than its scopes)
-// and the caller's live roles must grant it. Otherwise PERMISSION_DENIED naming it.
+// cover, with rbac's effective-permission rule (the caller's scopes ∩ its live grants, conditions
+// evaluated for this request). Otherwise PERMISSION_DENIED naming it.
 func (s *Set) requirePermission(ctx context.Context, caller Caller, org, perm, why string) error {
 	res, act, _ := strings.Cut(perm, ":")
-	inScope := slices.ContainsFunc(caller.Claims.Scopes, func(sc string) bool { return rbac.Match(sc, perm) })
-	d := s.authz.Authorize(ctx, rbac.Request{Subject: caller.User.ID, Resource: res, Action: act, OrgID: org,
+	d := s.authz.Decide(ctx, caller.Credential(), rbac.Request{Resource: res, Action: act, OrgID: org,
 		Attributes: rbac.Attributes{SourceIP: SourceIP(ctx)}})
-	if !inScope || !d.Allowed {
+	if !d.Allowed {
 		return apierr.New(apierr.PermissionDenied, why).With("required_permissions", []string{perm})
 	}
 	return nil
 }
 
 // manageable returns the user id if the caller may administer it: the user is in the caller's
-// organization (otherwise NOT_FOUND, as user_get) and holds no permission the caller lacks
-// (otherwise PERMISSION_DENIED: an admin cannot disable, delete or reset an owner).
+// organization (otherwise NOT_FOUND, as user_get) and holds no permission the caller's
+// credential does not hold (otherwise PERMISSION_DENIED: an admin cannot disable, delete or
+// reset an owner, nor a narrowed API key a user with more than the key carries).
 func (s *Set) manageable(ctx context.Context, caller Caller, org, id string) (auth.User, error) {
 	u, err := s.orgUser(ctx, org, id)
-	if err != nil {
-		return auth.User{}, err
+	if err != nil || u.ID == caller.User.ID { // oneself: what can be done to it is checked by each tool
+		return u, err
 	}
-	perms, err := s.heldBy(ctx, u)
-	if err != nil {
-		return auth.User{}, err
-	}
-	excess, err := s.authz.Excess(ctx, caller.User.ID, org, perms)
+	excess, err := s.authz.ExcessOver(ctx, caller.Credential(), org, u.ID)
 	if err != nil {
 		return auth.User{}, err
 	}
@@ -247,31 +266,4 @@ func (s *Set) manageable(ctx context.Context, caller Caller, org, id string) (au
 			With("excess_permissions", excess).With("required_permissions", excess)
 	}
 	return u, nil
-}
-
-// heldBy is every permission u holds in its organization: org-wide ones and those of roles it
-// holds in a project only.
-func (s *Set) heldBy(ctx context.Context, u auth.User) ([]string, error) {
-	perms, err := s.authz.Permissions(ctx, u.ID, u.OrgID, "")
-	if err != nil {
-		return nil, err
-	}
-	as, err := s.authz.Assignments(ctx, u.ID, u.OrgID)
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range as {
-		if a.ProjectID == "" {
-			continue
-		}
-		r, err := s.authz.GetRole(ctx, u.OrgID, a.Role)
-		if apierr.CodeOf(err) == apierr.NotFound || errors.Is(err, rbac.ErrNotFound) {
-			continue // a deleted role grants nothing
-		}
-		if err != nil {
-			return nil, err
-		}
-		perms = append(perms, r.Permissions...)
-	}
-	return perms, nil
 }

@@ -55,6 +55,9 @@ func (s *Set) userTools() []server.ServerTool {
 					"disabled": map[string]any{"type": "boolean", "description": "true disables the account (needs users:admin), false enables it again."},
 				}),
 				mcp.AdditionalProperties(false), mcp.MinProperties(1)),
+			str("password", "Changing your own email: your current password, unless you logged in within the last few minutes.",
+				mcp.MaxLength(auth.MaxPasswordBytes)),
+			stepUpMFACode,
 			strict, closed,
 		), Handler: handler(s, "user_update", s.userUpdate)},
 		{Tool: mcp.NewTool("user_delete",
@@ -72,6 +75,7 @@ func (s *Set) userTools() []server.ServerTool {
 			str("current_password", "The caller's current password (to change its own).", mcp.MaxLength(auth.MaxPasswordBytes)),
 			str("new_password", "The new password.", mcp.Required(), mcp.MaxLength(auth.MaxPasswordBytes)),
 			str("id", "Another user's id (usr_...), for an administrator's reset.", mcp.MaxLength(maxIDArg)),
+			mcp.WithBoolean("revoke_api_keys", mcp.Description("Also revoke every API key of the user whose password is set.")),
 			strict, closed,
 		), Handler: handler(s, "user_set_password", s.userSetPassword)},
 	}
@@ -160,9 +164,10 @@ func (s *Set) rolePermissions(ctx context.Context, org, field string, roles []st
 	return perms, nil
 }
 
-// noEscalation refuses to hand out permissions the caller does not hold itself.
+// noEscalation refuses to hand out (or take back) permissions the caller's credential does not
+// hold: unconditionally, org-wide, within its scopes (rbac's rule).
 func (s *Set) noEscalation(ctx context.Context, caller Caller, org string, perms []string) error {
-	excess, err := s.authz.Excess(ctx, caller.User.ID, org, perms)
+	excess, err := s.authz.Excess(ctx, caller.Credential(), org, perms)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"ShouldReportAnUpdateOfAnUnknownUserAsNotFound", testUpdateUnknownUser},
 		{"ShouldLetExactlyOneOfManyConcurrentUpdatesTakeAnEmail", testUpdateUserConcurrentEmail},
 		{"ShouldEraseEveryRecordOfAUserAndNoOneElses", testEraseUserRecords},
+		{"ShouldKeepTheLatestLockReleaseOfEachUser", testLockReleases},
 		{"ShouldCreateAndGetSessions", testCreateAndGetSession},
 		{"ShouldReportUnknownSessionsAsNotFound", testUnknownSession},
 		{"ShouldRejectDuplicateSessionID", testDuplicateSession},
@@ -286,6 +287,7 @@ func userRecords(t *testing.T, s auth.Store, user string, at time.Time) {
 	mustOK(t, "put mfa", s.PutMFA(ctx, auth.MFA{UserID: user, SecretSealed: []byte("sealed"), Enabled: true, CreatedAt: at}))
 	mustOK(t, "claim totp step", s.ClaimTOTPStep(ctx, user, 1000, at))
 	mustOK(t, "spend recovery code", s.SpendRecoveryCode(ctx, user, "hash", at))
+	mustOK(t, "release lock", s.ReleaseLock(ctx, user, at))
 }
 
 func testEraseUserRecords(t *testing.T, s auth.Store) {
@@ -332,6 +334,8 @@ func testEraseUserRecords(t *testing.T, s auth.Store) {
 	if last, err := s.LastTOTPStep(ctx, "usr_1"); err != nil || last != 0 {
 		t.Errorf("last totp step after erase = %d, %v; want 0", last, err)
 	}
+	_, err = s.LockReleasedAt(ctx, "usr_1")
+	mustErr(t, "an erased lock release", err, auth.ErrNotFound)
 	mustOK(t, "claim an erased totp step", s.ClaimTOTPStep(ctx, "usr_1", 1000, t0))
 	mustOK(t, "spend an erased recovery code", s.SpendRecoveryCode(ctx, "usr_1", "hash", t0))
 	// Session revocations stay: they keep the erased sessions' access tokens refused.
@@ -1072,4 +1076,20 @@ func testSpendRecoveryCode(t *testing.T, s auth.Store) {
 	}
 	mustErr(t, "spend again", s.SpendRecoveryCode(ctx, "usr_1", "hash", now()), auth.ErrAlreadyExists)
 	mustOK(t, "another user's code with the same hash", s.SpendRecoveryCode(ctx, "usr_2", "hash", now()))
+}
+
+func testLockReleases(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	t0 := now()
+	_, err := s.LockReleasedAt(ctx, "usr_1")
+	mustErr(t, "a user never released", err, auth.ErrNotFound)
+	mustOK(t, "release", s.ReleaseLock(ctx, "usr_1", t0))
+	mustOK(t, "release again, later", s.ReleaseLock(ctx, "usr_1", t0.Add(time.Minute)))
+	mustOK(t, "release another user", s.ReleaseLock(ctx, "usr_10", t0))
+	if at, err := s.LockReleasedAt(ctx, "usr_1"); err != nil || !at.Equal(t0.Add(time.Minute)) {
+		t.Errorf("LockReleasedAt(usr_1) = %v, %v; want the latest release %v", at, err, t0.Add(time.Minute))
+	}
+	if at, err := s.LockReleasedAt(ctx, "usr_10"); err != nil || !at.Equal(t0) {
+		t.Errorf("LockReleasedAt(usr_10) = %v, %v; want %v", at, err, t0)
+	}
 }

@@ -76,26 +76,26 @@ func (l *degradedLockout) Name() string {
 	return l.primary.Name() + " (degrades to " + l.fallback.Name() + ")"
 }
 
-func (l *degradedLockout) Begin(ctx context.Context, account string) (Attempt, error) {
-	a, err := l.primary.Begin(ctx, account)
+func (l *degradedLockout) Begin(ctx context.Context, account, source string) (Attempt, error) {
+	a, err := l.primary.Begin(ctx, account, source)
 	l.d.note(err, "account lockouts")
 	if err != nil {
-		return l.fallback.Begin(ctx, account)
+		return l.fallback.Begin(ctx, account, source)
 	}
 	return a, nil
 }
 
-func (l *degradedLockout) Fail(ctx context.Context, account string) error {
-	if err := l.primary.Fail(ctx, account); err != nil {
+func (l *degradedLockout) Fail(ctx context.Context, account, source string) error {
+	if err := l.primary.Fail(ctx, account, source); err != nil {
 		l.d.note(err, "account lockouts")
-		return l.fallback.Fail(ctx, account)
+		return l.fallback.Fail(ctx, account, source)
 	}
 	return nil
 }
 
-func (l *degradedLockout) Succeed(ctx context.Context, account string) error {
-	_ = l.fallback.Succeed(ctx, account)
-	l.d.note(l.primary.Succeed(ctx, account), "account lockouts")
+func (l *degradedLockout) Succeed(ctx context.Context, account, source string) error {
+	_ = l.fallback.Succeed(ctx, account, source)
+	l.d.note(l.primary.Succeed(ctx, account, source), "account lockouts")
 	return nil // the fallback is cleared; a stale count left in Redis only errs on the safe side
 }
 

@@ -75,108 +75,194 @@ func (l *LocalLimiter) Check(_ context.Context, key string, lim Limit) (Decision
 	return Decision{Allowed: true}, nil
 }
 
-// lockState is one account's failures.
-type lockState struct {
-	fails       int       // failed (or in-flight) checks in the current window
-	windowStart time.Time //
+// maxLocalSources bounds the source states the in-process lockout keeps for one account. When it
+// is reached, that account's source states are forgotten, never its consecutive-failure count
+// nor its permanent flag: whoever fills it (a guesser with many addresses) can at worst reset
+// soft locks, their own (or lift the owner's, which only helps the owner), while every check they
+// were let through still counts toward the permanent lock. maxLocalKeys bounds the source states
+// of all accounts together the same way, and the accounts (forgetting those not locked
+// permanently: a permanent lock is only lifted by Unlock).
+const maxLocalSources = 1024
+
+// sourceState is one (account, source)'s failures: the soft lock.
+type sourceState struct {
+	fails       int // failed (or in-flight) checks in the current window
+	windowStart time.Time
 	lockedUntil time.Time
-	locks       int  // locks since the last success (the backoff grows with it)
-	total       int  // consecutive failures since the last success
-	permanent   bool //
+	lockedSince time.Time // when the current lock engaged
+	locks       int       // locks since the last success from this source (the backoff grows with it)
+}
+
+// accountState is one account's consecutive failures, from all sources, and its sources' states.
+type accountState struct {
+	total     int // consecutive failed (or in-flight) checks since the last success
+	permanent bool
+	since     time.Time // when it became permanent
+	sources   map[string]*sourceState
 }
 
 // LocalLockout is the in-process Lockout (one instance only).
 type LocalLockout struct {
-	policy Policy
-	now    func() time.Time
-	mu     sync.Mutex
-	state  map[string]*lockState
+	policy   Policy
+	now      func() time.Time
+	mu       sync.Mutex
+	accounts map[string]*accountState
+	sources  int // source states of all accounts together
 }
 
-// NewLocalLockout returns an in-process lockout.
+// NewLocalLockout returns an in-process lockout; now is its clock (nil: time.Now).
 func NewLocalLockout(p Policy, now func() time.Time) *LocalLockout {
 	if now == nil {
 		now = time.Now
 	}
-	return &LocalLockout{policy: p, now: now, state: map[string]*lockState{}}
+	return &LocalLockout{policy: p, now: now, accounts: map[string]*accountState{}}
 }
 
 // Name is "local".
 func (*LocalLockout) Name() string { return "local" }
 
-// Begin reserves a check of account's password.
-func (l *LocalLockout) Begin(_ context.Context, account string) (Attempt, error) {
+// Begin reserves a check of account's credential from source.
+func (l *LocalLockout) Begin(_ context.Context, account, source string) (Attempt, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	s := l.state[account]
-	if s == nil {
-		s = &lockState{windowStart: now}
-		l.state[account] = s
+	a := l.accounts[account]
+	if a == nil {
+		if len(l.accounts) >= maxLocalKeys {
+			l.forgetUnlockedAccounts()
+		}
+		a = &accountState{}
+		l.accounts[account] = a
 	}
-	return begin(l.policy, s, now), nil
+	s := a.sources[source]
+	known := s != nil
+	if !known {
+		s = &sourceState{windowStart: now}
+	}
+	at := begin(l.policy, a, s, now)
+	if at.Allowed && !known {
+		l.addSource(a, source, s)
+	}
+	l.dropSourcesIfPermanent(a)
+	return at, nil
 }
 
 // begin is the lockout's state machine, shared in meaning with the Redis script.
-func begin(p Policy, s *lockState, now time.Time) Attempt {
-	if s.permanent {
-		return Attempt{Permanent: true}
+func begin(p Policy, a *accountState, s *sourceState, now time.Time) Attempt {
+	if a.permanent {
+		return Attempt{Permanent: true, Since: a.since}
 	}
 	if now.Before(s.lockedUntil) {
-		return Attempt{LockedFor: s.lockedUntil.Sub(now)}
+		return Attempt{LockedFor: s.lockedUntil.Sub(now), Since: s.lockedSince}
 	}
 	if !s.lockedUntil.IsZero() { // a lock just ran out: a fresh window
-		s.fails, s.lockedUntil, s.windowStart = 0, time.Time{}, now
+		s.fails, s.lockedUntil, s.lockedSince, s.windowStart = 0, time.Time{}, time.Time{}, now
 	}
 	if now.Sub(s.windowStart) > p.Window {
 		s.fails, s.windowStart = 0, now
 	}
-	if s.total >= p.PermanentAfter {
-		s.permanent = true
-		return Attempt{Permanent: true}
+	if a.total >= p.PermanentAfter {
+		a.permanent, a.since = true, now
+		return Attempt{Permanent: true, Since: now}
 	}
 	if s.fails >= p.Attempts { // reserved by concurrent attempts that have not finished yet
-		return Attempt{LockedFor: p.backoff(s.locks)}
+		return Attempt{LockedFor: p.backoff(s.locks), Since: now} // the lock engages now
 	}
 	s.fails++
-	s.total++
+	a.total++
 	return Attempt{Allowed: true}
 }
 
-// Fail engages the lock once the failures reach the policy's count.
-func (l *LocalLockout) Fail(_ context.Context, account string) error {
+// Fail engages source's lock once its failures reach the policy's count, and the permanent lock
+// once the account's do.
+func (l *LocalLockout) Fail(_ context.Context, account, source string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if s := l.state[account]; s != nil {
-		fail(l.policy, s, l.now())
+	if a := l.accounts[account]; a != nil {
+		fail(l.policy, a, a.sources[source], l.now())
+		l.dropSourcesIfPermanent(a)
 	}
 	return nil
 }
 
-func fail(p Policy, s *lockState, now time.Time) {
-	if s.fails >= p.Attempts && !now.Before(s.lockedUntil) {
-		s.lockedUntil = now.Add(p.backoff(s.locks))
+func fail(p Policy, a *accountState, s *sourceState, now time.Time) {
+	if s != nil && s.fails >= p.Attempts && !now.Before(s.lockedUntil) {
+		s.lockedUntil, s.lockedSince = now.Add(p.backoff(s.locks)), now
 		s.locks++
 	}
-	if s.total >= p.PermanentAfter {
-		s.permanent = true
+	if a.total >= p.PermanentAfter && !a.permanent {
+		a.permanent, a.since = true, now
 	}
 }
 
-// Succeed clears the account's failures.
-func (l *LocalLockout) Succeed(_ context.Context, account string) error {
+// Succeed clears source's failures of account and the account's consecutive count (not a
+// permanent lock, not other sources' soft locks).
+func (l *LocalLockout) Succeed(_ context.Context, account, source string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if s := l.state[account]; s != nil && !s.permanent {
-		delete(l.state, account)
+	a := l.accounts[account]
+	if a == nil {
+		return nil
+	}
+	if _, ok := a.sources[source]; ok {
+		delete(a.sources, source)
+		l.sources--
+	}
+	if !a.permanent {
+		a.total = 0
+		if len(a.sources) == 0 {
+			delete(l.accounts, account)
+		}
 	}
 	return nil
 }
 
-// Unlock clears everything.
+// Unlock clears everything of account.
 func (l *LocalLockout) Unlock(_ context.Context, account string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.state, account)
+	if a := l.accounts[account]; a != nil {
+		l.sources -= len(a.sources)
+		delete(l.accounts, account)
+	}
 	return nil
+}
+
+// addSource keeps s as account a's state of source, within the bounds of maxLocalSources.
+// Full maps are replaced, not cleared, so that their memory goes too.
+func (l *LocalLockout) addSource(a *accountState, source string, s *sourceState) {
+	if len(a.sources) >= maxLocalSources {
+		l.sources -= len(a.sources)
+		a.sources = nil
+	}
+	if l.sources >= maxLocalKeys {
+		for _, other := range l.accounts {
+			other.sources = nil
+		}
+		l.sources = 0
+	}
+	if a.sources == nil {
+		a.sources = map[string]*sourceState{}
+	}
+	a.sources[source] = s
+	l.sources++
+}
+
+// dropSourcesIfPermanent forgets the source states of a permanently locked account: the
+// permanent lock refuses every source, and Unlock clears them anyway.
+func (l *LocalLockout) dropSourcesIfPermanent(a *accountState) {
+	if a.permanent && a.sources != nil {
+		l.sources -= len(a.sources)
+		a.sources = nil
+	}
+}
+
+// forgetUnlockedAccounts forgets every account not locked permanently (see maxLocalSources).
+func (l *LocalLockout) forgetUnlockedAccounts() {
+	for name, a := range l.accounts {
+		if !a.permanent {
+			l.sources -= len(a.sources)
+			delete(l.accounts, name)
+		}
+	}
 }

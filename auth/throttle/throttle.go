@@ -1,5 +1,6 @@
-// Package throttle slows attackers down: GCRA rate limits (Limiter) and per-account brute-force
-// lockout (Lockout), each in Redis (shared by every instance) or in process (one instance).
+// Package throttle slows attackers down: GCRA rate limits (Limiter) and brute-force lockout
+// (Lockout: per account and source address, and per account for the permanent lock), each in
+// Redis (shared by every instance) or in process (one instance).
 //
 // It fails closed: a Redis error is returned, never taken as "allowed"; callers refuse the
 // request (or, when configured, fall back to the in-process implementation and say so loudly).
@@ -64,38 +65,50 @@ type Limiter interface {
 
 // Policy configures the lockout.
 type Policy struct {
-	// Attempts password (or MFA) checks may fail within Window before the account locks.
+	// Attempts password (or MFA) checks of one account from one source may fail within Window
+	// before that (account, source) locks: a guesser elsewhere does not lock the owner out.
 	Attempts int
 	Window   time.Duration
-	// A lock lasts Backoff, doubling with each lock since the last success, up to MaxBackoff.
+	// A lock lasts Backoff, doubling with each lock of that source since its last success, up to
+	// MaxBackoff.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
-	// After PermanentAfter consecutive failures the account stays locked until an admin unlocks
-	// it (NIST SP 800-63B: at most 100).
+	// After PermanentAfter consecutive failures of the account, from all sources together, it stays
+	// locked for every source until an admin unlocks it (NIST SP 800-63B: at most 100).
 	PermanentAfter int
 }
 
-// DefaultPolicy: 5 failures in 15 minutes lock for 1 minute, then 2, 4, ... up to 1 hour;
-// 100 consecutive failures lock until an admin unlocks.
+// DefaultPolicy: 5 failures from one source in 15 minutes lock that source out for 1 minute, then
+// 2, 4, ... up to 1 hour; 100 consecutive failures of the account lock it until an admin unlocks.
 var DefaultPolicy = Policy{Attempts: 5, Window: 15 * time.Minute, Backoff: time.Minute, MaxBackoff: time.Hour, PermanentAfter: 100}
 
-// Attempt is the lockout's answer to "may this account's password be checked now?".
+// Attempt is the lockout's answer to "may this account's credential be checked now, from here?".
 type Attempt struct {
 	Allowed   bool
-	Permanent bool          // locked until an admin unlocks
+	Permanent bool          // locked for every source until an admin unlocks
 	LockedFor time.Duration // when temporarily locked: how long still
+	// Since is when the lock that refuses this attempt engaged: for a permanent lock, when it
+	// became permanent; for a soft lock, when that lock engaged (a lock about to engage, its
+	// attempts all reserved by checks still in flight, engages now). Zero when Allowed. An unlock
+	// recorded elsewhere as "unlocked at T" applies to a lock with Since <= T.
+	Since time.Time
 }
 
-// Lockout counts failed checks per account. Begin reserves a check before any work is done, so
-// of any number of concurrent attempts at most Policy.Attempts are let through; it counts the
-// attempt as failed until Succeed says otherwise. Attempts refused during a lock do not extend it.
+// Lockout counts failed checks per (account, source) for the soft, backing-off lock, and per
+// account, across all sources, for the permanent one. Begin reserves a check before any work is
+// done, so of any number of concurrent attempts from one source at most Policy.Attempts are let
+// through, and from all sources together at most Policy.PermanentAfter before the permanent lock;
+// it counts the attempt as failed until Succeed says otherwise. Attempts refused during a lock do
+// not extend it. The source "" is a source like any other.
 type Lockout interface {
-	Begin(ctx context.Context, account string) (Attempt, error)
-	// Fail records that an allowed check failed (the lock engages when the count is reached).
-	Fail(ctx context.Context, account string) error
-	// Succeed clears the account's failures.
-	Succeed(ctx context.Context, account string) error
-	// Unlock clears everything, a permanent lock included (an admin's act).
+	// Begin reserves a check of account's credential, made from source (a client address; "" or "local" allowed).
+	Begin(ctx context.Context, account, source string) (Attempt, error)
+	// Fail records that an allowed check from source failed.
+	Fail(ctx context.Context, account, source string) error
+	// Succeed clears source's failures of account and the account's consecutive-failure count
+	// (not other sources' soft locks: an attacker's address stays locked after the owner logs in).
+	Succeed(ctx context.Context, account, source string) error
+	// Unlock clears everything of account, every source's soft lock and a permanent lock included (an admin's act).
 	Unlock(ctx context.Context, account string) error
 	Name() string
 }

@@ -2,6 +2,7 @@ package throttle_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,12 +14,14 @@ import (
 	"github.com/bduf/mcpauth/internal/redistest"
 )
 
-// Both implementations run the same tests, on the real clock (Redis keeps its own).
+// Both implementations run the same tests, on the real clock (Redis keeps its own) unless a
+// test gives the in-process one a clock of its own.
 
 type impl struct {
 	name    string
 	limiter func(t *testing.T) throttle.Limiter
-	lockout func(t *testing.T, p throttle.Policy) throttle.Lockout
+	// lockout returns a lockout; now is the in-process one's clock (nil: time.Now).
+	lockout func(t *testing.T, p throttle.Policy, now func() time.Time) throttle.Lockout
 }
 
 func redisClient(t *testing.T) redis.UniversalClient {
@@ -30,36 +33,86 @@ func redisClient(t *testing.T) redis.UniversalClient {
 var impls = []impl{
 	{"local",
 		func(*testing.T) throttle.Limiter { return throttle.NewLocalLimiter(nil) },
-		func(_ *testing.T, p throttle.Policy) throttle.Lockout { return throttle.NewLocalLockout(p, nil) }},
+		func(_ *testing.T, p throttle.Policy, now func() time.Time) throttle.Lockout {
+			return throttle.NewLocalLockout(p, now)
+		}},
 	{"redis",
 		func(t *testing.T) throttle.Limiter { return throttle.NewRedisLimiter(redisClient(t)) },
-		func(t *testing.T, p throttle.Policy) throttle.Lockout {
+		func(t *testing.T, p throttle.Policy, _ func() time.Time) throttle.Lockout {
 			return throttle.NewRedisLockout(redisClient(t), p)
 		}},
 }
 
 var fast = throttle.Policy{Attempts: 5, Window: time.Minute, Backoff: 150 * time.Millisecond, MaxBackoff: time.Second, PermanentAfter: 100}
 
-func failN(t *testing.T, l throttle.Lockout, account string, n int) {
+// slow locks for an hour: a test that sees a soft lock need not race its end.
+var slow = throttle.Policy{Attempts: 3, Window: time.Hour, Backoff: time.Hour, MaxBackoff: time.Hour, PermanentAfter: 100}
+
+// The sources of the tests: the guesser's address, the owner's usual one.
+const guesser, owner = "203.0.113.7", "198.51.100.1"
+
+// fakeClock is an injected clock that moves only when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func failN(t *testing.T, l throttle.Lockout, account, source string, n int) {
 	t.Helper()
 	ctx := context.Background()
 	for i := range n {
-		a, err := l.Begin(ctx, account)
+		a, err := l.Begin(ctx, account, source)
 		if err != nil || !a.Allowed {
-			t.Fatalf("attempt %d = %+v, %v; want allowed", i+1, a, err)
+			t.Fatalf("attempt %d from %q = %+v, %v; want allowed", i+1, source, a, err)
 		}
-		if err := l.Fail(ctx, account); err != nil {
+		if err := l.Fail(ctx, account, source); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
+// succeed is a check from source that is allowed and succeeds.
+func succeed(t *testing.T, l throttle.Lockout, account, source string) {
+	t.Helper()
+	ctx := context.Background()
+	if a, err := l.Begin(ctx, account, source); err != nil || !a.Allowed {
+		t.Fatalf("attempt from %q = %+v, %v; want allowed", source, a, err)
+	}
+	if err := l.Succeed(ctx, account, source); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refused returns Begin's answer, failing the test if it was allowed.
+func refused(t *testing.T, l throttle.Lockout, account, source string) throttle.Attempt {
+	t.Helper()
+	a, err := l.Begin(context.Background(), account, source)
+	if err != nil || a.Allowed {
+		t.Fatalf("attempt from %q = %+v, %v; want refused", source, a, err)
+	}
+	return a
+}
+
 // awaitAllowed polls Begin until the lock runs out (deadline: 5 s) and returns how long it took.
-func awaitAllowed(t *testing.T, l throttle.Lockout, account string) time.Duration {
+func awaitAllowed(t *testing.T, l throttle.Lockout, account, source string) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < 5*time.Second {
-		a, err := l.Begin(context.Background(), account)
+		a, err := l.Begin(context.Background(), account, source)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,39 +125,72 @@ func awaitAllowed(t *testing.T, l throttle.Lockout, account string) time.Duratio
 	return 0
 }
 
-func TestShouldLockAnAccountAfterTooManyFailures(t *testing.T) {
+func TestShouldLockASourceAfterTooManyFailures(t *testing.T) {
 	for _, im := range impls {
 		t.Run(im.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			l := im.lockout(t, fast)
-			failN(t, l, "usr_1", 5)
-			a, err := l.Begin(ctx, "usr_1")
-			if err != nil || a.Allowed || a.LockedFor <= 0 {
-				t.Fatalf("6th attempt = %+v, %v; want locked", a, err)
+			l := im.lockout(t, fast, nil)
+			failN(t, l, "usr_1", guesser, 5)
+			if a := refused(t, l, "usr_1", guesser); a.LockedFor <= 0 || a.Permanent || a.Since.IsZero() {
+				t.Fatalf("6th attempt = %+v; want a soft lock with its start", a)
 			}
-			if other, _ := l.Begin(ctx, "usr_2"); !other.Allowed {
+			if other, _ := l.Begin(ctx, "usr_2", guesser); !other.Allowed {
 				t.Fatal("another account is locked too")
 			}
 			// Attempts during the lock do not extend it.
 			for range 5 {
-				if a, _ := l.Begin(ctx, "usr_1"); a.Allowed {
-					t.Fatal("allowed during the lock")
-				}
+				refused(t, l, "usr_1", guesser)
 			}
-			first := awaitAllowed(t, l, "usr_1")
+			first := awaitAllowed(t, l, "usr_1", guesser)
 			if first > time.Second {
 				t.Fatalf("a 150 ms lock lasted %s: attempts during it extended it", first)
 			}
 			// The attempt awaitAllowed was let through counts: four more fail, then a longer lock.
-			if err := l.Fail(ctx, "usr_1"); err != nil {
+			if err := l.Fail(ctx, "usr_1", guesser); err != nil {
 				t.Fatal(err)
 			}
-			failN(t, l, "usr_1", 4)
-			a, _ = l.Begin(ctx, "usr_1")
-			if a.Allowed || a.LockedFor <= 160*time.Millisecond {
+			failN(t, l, "usr_1", guesser, 4)
+			if a := refused(t, l, "usr_1", guesser); a.LockedFor <= 160*time.Millisecond {
 				t.Fatalf("second lock = %+v, want longer than the first (back-off grows)", a)
 			}
+		})
+	}
+}
+
+func TestShouldLockTheGuessersAddressWhileTheOwnersStaysAllowed(t *testing.T) {
+	for _, im := range impls {
+		t.Run(im.name, func(t *testing.T) {
+			t.Parallel()
+			l := im.lockout(t, slow, nil)
+			failN(t, l, "admin", guesser, slow.Attempts)
+			refused(t, l, "admin", guesser)
+			succeed(t, l, "admin", owner)
+			succeed(t, l, "admin", owner) // and again next time
+			// "" and "local" are sources like any other.
+			for _, s := range []string{"", "local"} {
+				succeed(t, l, "admin", s)
+			}
+		})
+	}
+}
+
+func TestShouldKeepTheGuessersAddressLockedAfterTheOwnerLogsIn(t *testing.T) {
+	for _, im := range impls {
+		t.Run(im.name, func(t *testing.T) {
+			t.Parallel()
+			l := im.lockout(t, slow, nil)
+			failN(t, l, "admin", guesser, slow.Attempts)
+			succeed(t, l, "admin", owner)
+			if a := refused(t, l, "admin", guesser); a.Permanent || a.LockedFor <= 0 {
+				t.Fatalf("guesser after the owner's login = %+v, want still soft-locked", a)
+			}
+			// A guesser who stays below the count from the empty source does not get locked by
+			// the owner's success either; the count of "" is its own.
+			failN(t, l, "admin", "", slow.Attempts-1)
+			succeed(t, l, "admin", owner)
+			failN(t, l, "admin", "", 1)
+			refused(t, l, "admin", "")
 		})
 	}
 }
@@ -114,22 +200,15 @@ func TestShouldResetOnSuccessAndUnlockOnRequest(t *testing.T) {
 		t.Run(im.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			l := im.lockout(t, fast)
-			failN(t, l, "usr_1", 4)
-			if a, _ := l.Begin(ctx, "usr_1"); !a.Allowed {
-				t.Fatal("5th attempt refused")
-			}
-			if err := l.Succeed(ctx, "usr_1"); err != nil {
-				t.Fatal(err)
-			}
-			failN(t, l, "usr_1", 5) // the count started again
-			if a, _ := l.Begin(ctx, "usr_1"); a.Allowed {
-				t.Fatal("not locked after 5 more failures")
-			}
+			l := im.lockout(t, fast, nil)
+			failN(t, l, "usr_1", owner, 4)
+			succeed(t, l, "usr_1", owner)
+			failN(t, l, "usr_1", owner, 5) // the count started again
+			refused(t, l, "usr_1", owner)
 			if err := l.Unlock(ctx, "usr_1"); err != nil {
 				t.Fatal(err)
 			}
-			if a, _ := l.Begin(ctx, "usr_1"); !a.Allowed {
+			if a, _ := l.Begin(ctx, "usr_1", owner); !a.Allowed {
 				t.Fatal("still locked after an admin unlock")
 			}
 		})
@@ -140,28 +219,58 @@ func TestShouldLetAtMostNOfManyConcurrentAttemptsThrough(t *testing.T) {
 	for _, im := range impls {
 		t.Run(im.name, func(t *testing.T) {
 			t.Parallel()
-			l := im.lockout(t, fast)
-			var allowed atomic.Int32
-			var wg sync.WaitGroup
-			for range 100 {
-				wg.Go(func() {
-					a, err := l.Begin(context.Background(), "usr_1")
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if a.Allowed {
-						allowed.Add(1)
-						_ = l.Fail(context.Background(), "usr_1")
-					}
-				})
-			}
-			wg.Wait()
-			if allowed.Load() != int32(fast.Attempts) {
-				t.Fatalf("%d of 100 concurrent attempts were let through, want exactly %d", allowed.Load(), fast.Attempts)
+			l := im.lockout(t, fast, nil)
+			allowed := concurrentFailures(t, l, 50, func(int) string { return guesser })
+			if allowed != fast.Attempts {
+				t.Fatalf("%d of 50 concurrent attempts from one source were let through, want exactly %d", allowed, fast.Attempts)
 			}
 		})
 	}
+}
+
+func TestShouldLetAtMostPermanentAfterOfConcurrentAttemptsFromManySourcesThrough(t *testing.T) {
+	p := throttle.Policy{Attempts: 5, Window: time.Hour, Backoff: time.Hour, MaxBackoff: time.Hour, PermanentAfter: 20}
+	for _, im := range impls {
+		t.Run(im.name, func(t *testing.T) {
+			t.Parallel()
+			l := im.lockout(t, p, nil)
+			source := func(i int) string { return fmt.Sprintf("10.0.%d.%d", i%100/10, i%10) }
+			allowed := concurrentFailures(t, l, 200, source)
+			if allowed != p.PermanentAfter {
+				t.Fatalf("%d of 200 concurrent attempts from 100 sources were let through, want exactly %d", allowed, p.PermanentAfter)
+			}
+			for i := range 100 {
+				if a := refused(t, l, "usr_1", source(i)); !a.Permanent || a.Since.IsZero() {
+					t.Fatalf("source %s = %+v, want a permanent lock", source(i), a)
+				}
+			}
+		})
+	}
+}
+
+// concurrentFailures makes n concurrent attempts at usr_1, the i-th from source(i), failing each
+// one let through, and returns how many were.
+func concurrentFailures(t *testing.T, l throttle.Lockout, n int, source func(i int) string) int {
+	t.Helper()
+	var allowed atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			a, err := l.Begin(context.Background(), "usr_1", source(i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if a.Allowed {
+				allowed.Add(1)
+				if err := l.Fail(context.Background(), "usr_1", source(i)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(allowed.Load())
 }
 
 func TestShouldLockPermanentlyAfterTooManyConsecutiveFailures(t *testing.T) {
@@ -170,36 +279,196 @@ func TestShouldLockPermanentlyAfterTooManyConsecutiveFailures(t *testing.T) {
 		t.Run(im.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			l := im.lockout(t, p)
-			failN(t, l, "usr_1", 3)
-			awaitAllowed(t, l, "usr_1") // that attempt is the 4th failure
-			_ = l.Fail(ctx, "usr_1")
-			failN(t, l, "usr_1", 2) // 6 consecutive failures
-			deadline := time.Now().Add(200 * time.Millisecond)
-			for time.Now().Before(deadline) { // well past the 20 ms lock: still refused
-				a, err := l.Begin(ctx, "usr_1")
-				if err != nil || a.Allowed {
-					t.Fatalf("attempt after the permanent lock = %+v, %v", a, err)
-				}
-				if a.Permanent {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-			if a, _ := l.Begin(ctx, "usr_1"); !a.Permanent {
+			l := im.lockout(t, p, nil)
+			failN(t, l, "usr_1", owner, 3)
+			awaitAllowed(t, l, "usr_1", owner) // that attempt is the 4th failure
+			_ = l.Fail(ctx, "usr_1", owner)
+			failN(t, l, "usr_1", owner, 2) // 6 consecutive failures
+			if a := refused(t, l, "usr_1", owner); !a.Permanent {
 				t.Fatalf("attempt = %+v, want a permanent lock", a)
 			}
-			if err := l.Succeed(ctx, "usr_1"); err != nil {
+			// Well past the 20 ms lock: still refused.
+			time.Sleep(50 * time.Millisecond) // nothing to await: the lock must not end
+			if a := refused(t, l, "usr_1", owner); !a.Permanent {
+				t.Fatalf("attempt = %+v, want a permanent lock", a)
+			}
+			if err := l.Succeed(ctx, "usr_1", owner); err != nil {
 				t.Fatal(err)
 			}
-			if a, _ := l.Begin(ctx, "usr_1"); !a.Permanent {
+			if a := refused(t, l, "usr_1", owner); !a.Permanent {
 				t.Fatal("a success cleared a permanent lock")
 			}
 			_ = l.Unlock(ctx, "usr_1")
-			if a, _ := l.Begin(ctx, "usr_1"); !a.Allowed {
+			if a, _ := l.Begin(ctx, "usr_1", owner); !a.Allowed {
 				t.Fatal("an admin unlock did not clear the permanent lock")
 			}
 		})
+	}
+}
+
+func TestShouldLockEverySourcePermanentlyAfterFailuresSpreadOverManySources(t *testing.T) {
+	p := throttle.Policy{Attempts: 3, Window: time.Hour, Backoff: time.Hour, MaxBackoff: time.Hour, PermanentAfter: 10}
+	for _, im := range impls {
+		t.Run(im.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clock := newFakeClock()
+			l := im.lockout(t, p, clock.Now)
+			before := time.Now()
+			for i := range 5 { // never 3 from one source: no soft lock on the way
+				failN(t, l, "admin", fmt.Sprintf("10.0.0.%d", i), 2)
+			}
+			after := time.Now()
+			clock.Advance(time.Minute)
+			for _, s := range []string{"10.0.0.0", "10.0.0.9", owner, "", "local"} {
+				a := refused(t, l, "admin", s)
+				if !a.Permanent || a.Since.IsZero() {
+					t.Fatalf("source %q = %+v, want a permanent lock with its start", s, a)
+				}
+				if im.name == "local" && !a.Since.Equal(clock.Now().Add(-time.Minute)) {
+					t.Fatalf("permanent since %s, want the clock's %s at the 10th failure", a.Since, clock.Now().Add(-time.Minute))
+				}
+				if im.name == "redis" && (a.Since.Before(before.Add(-time.Second)) || a.Since.After(after.Add(time.Second))) {
+					t.Fatalf("permanent since %s, want between %s and %s", a.Since, before, after)
+				}
+			}
+			if err := l.Succeed(ctx, "admin", owner); err != nil {
+				t.Fatal(err)
+			}
+			if a := refused(t, l, "admin", owner); !a.Permanent {
+				t.Fatalf("after a success: %+v, want still permanent", a)
+			}
+		})
+	}
+}
+
+func TestShouldLiftThePermanentAndEverySoftLockOnUnlock(t *testing.T) {
+	p := throttle.Policy{Attempts: 2, Window: time.Hour, Backoff: time.Hour, MaxBackoff: time.Hour, PermanentAfter: 7}
+	for _, im := range impls {
+		t.Run(im.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			l := im.lockout(t, p, nil)
+			sources := []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}
+			for _, s := range sources {
+				failN(t, l, "admin", s, 2)
+				if a := refused(t, l, "admin", s); a.Permanent {
+					t.Fatalf("source %s = %+v, want a soft lock", s, a)
+				}
+			}
+			failN(t, l, "admin", "10.0.0.4", 1) // the 7th
+			if a := refused(t, l, "admin", "10.0.0.4"); !a.Permanent {
+				t.Fatalf("after 7 failures: %+v, want a permanent lock", a)
+			}
+			if err := l.Unlock(ctx, "admin"); err != nil {
+				t.Fatal(err)
+			}
+			// Every source starts afresh: its whole count again, then its soft lock again.
+			for _, s := range sources {
+				failN(t, l, "admin", s, 2)
+				if a := refused(t, l, "admin", s); a.Permanent {
+					t.Fatalf("source %s after the unlock = %+v, want a fresh soft lock", s, a)
+				}
+			}
+		})
+	}
+}
+
+func TestShouldDateASoftLockFromWhenItEngaged(t *testing.T) {
+	for _, im := range impls {
+		t.Run(im.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clock := newFakeClock()
+			l := im.lockout(t, slow, clock.Now)
+			failN(t, l, "usr_1", guesser, slow.Attempts-1)
+			clock.Advance(10 * time.Second)
+			if a, err := l.Begin(ctx, "usr_1", guesser); err != nil || !a.Allowed || !a.Since.IsZero() {
+				t.Fatalf("last allowed attempt = %+v, %v; want allowed, with no Since", a, err)
+			}
+			engaged, before := clock.Now(), time.Now()
+			if err := l.Fail(ctx, "usr_1", guesser); err != nil {
+				t.Fatal(err)
+			}
+			after := time.Now()
+			clock.Advance(5 * time.Second)
+			a := refused(t, l, "usr_1", guesser)
+			switch im.name {
+			case "local":
+				if !a.Since.Equal(engaged) || a.LockedFor != slow.Backoff-5*time.Second {
+					t.Fatalf("lock = %+v, want since %s for %s", a, engaged, slow.Backoff-5*time.Second)
+				}
+			case "redis": // Redis's clock, on this machine, to the millisecond
+				if a.Since.Before(before.Truncate(time.Millisecond)) || a.Since.After(after) {
+					t.Fatalf("lock since %s, want between %s and %s", a.Since, before, after)
+				}
+			}
+		})
+	}
+}
+
+// The Redis layout: mcpauth:lockout:{<account>} and mcpauth:lockout:{<account>}:src:<source>.
+const adminKey, guesserKey = "mcpauth:lockout:{admin}", "mcpauth:lockout:{admin}:src:" + guesser
+
+func TestShouldTreatARedisSourceKeyOfAnOlderGenerationAsEmpty(t *testing.T) {
+	ctx := context.Background()
+	c := redisClient(t)
+	l := throttle.NewRedisLockout(c, slow)
+	failN(t, l, "admin", guesser, slow.Attempts)
+	refused(t, l, "admin", guesser)
+	if err := l.Unlock(ctx, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Exists(ctx, guesserKey).Result(); err != nil || n != 1 {
+		t.Fatalf("the source key written before the unlock: exists = %d, %v; want still there", n, err)
+	}
+	failN(t, l, "admin", guesser, slow.Attempts) // it counts as empty: the whole count again
+	refused(t, l, "admin", guesser)
+}
+
+func TestShouldExpireRedisSourceKeysBeforeTheirAccountKey(t *testing.T) {
+	ctx := context.Background()
+	c := redisClient(t)
+	p := throttle.Policy{Attempts: 2, Window: time.Hour, Backoff: time.Minute, MaxBackoff: 2 * time.Hour, PermanentAfter: 5}
+	l := throttle.NewRedisLockout(c, p)
+	pttl := func(key string) time.Duration {
+		t.Helper()
+		d, err := c.PTTL(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	// The longest a source key lives: its window, or its lock and then MaxBackoff.
+	longest := p.Window + 2*p.MaxBackoff
+	failN(t, l, "admin", guesser, 2) // locked for 1 minute
+	if d := pttl(guesserKey); d <= 0 || d > longest {
+		t.Fatalf("source key ttl = %s, want in (0, %s]", d, longest)
+	}
+	if d := pttl(adminKey); d != -1 {
+		t.Fatalf("account key ttl while it counts failures = %s, want none", d)
+	}
+	succeed(t, l, "admin", owner)
+	if n, _ := c.Exists(ctx, "mcpauth:lockout:{admin}:src:"+owner).Result(); n != 0 {
+		t.Fatal("the owner's source key outlived the owner's success")
+	}
+	if acct, src := pttl(adminKey), pttl(guesserKey); acct < src {
+		t.Fatalf("account key ttl %s < source key ttl %s: the generation could go before a source key", acct, src)
+	}
+	if err := l.Unlock(ctx, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if acct, src := pttl(adminKey), pttl(guesserKey); acct < src || acct <= 0 {
+		t.Fatalf("after the unlock: account key ttl %s, source key ttl %s; want the account's longer", acct, src)
+	}
+	failN(t, l, "admin", "10.0.0.1", 2)
+	failN(t, l, "admin", "10.0.0.2", 2)
+	failN(t, l, "admin", "10.0.0.3", 1) // the 5th: permanent
+	if a := refused(t, l, "admin", owner); !a.Permanent {
+		t.Fatalf("attempt = %+v, want permanent", a)
+	}
+	if d := pttl(adminKey); d != -1 {
+		t.Fatalf("account key ttl while permanently locked = %s, want none", d)
 	}
 }
 
@@ -255,7 +524,7 @@ func TestShouldFailClosedWhenRedisIsDown(t *testing.T) {
 	if _, err := throttle.NewRedisLimiter(c).Allow(ctx, "k", throttle.Limit{Rate: 1, Period: time.Second, Burst: 1}); err == nil {
 		t.Fatal("the limiter allowed an event with Redis down")
 	}
-	if _, err := throttle.NewRedisLockout(c, fast).Begin(ctx, "usr_1"); err == nil {
+	if _, err := throttle.NewRedisLockout(c, fast).Begin(ctx, "usr_1", owner); err == nil {
 		t.Fatal("the lockout allowed an attempt with Redis down")
 	}
 }

@@ -20,6 +20,7 @@ const usage = `mcpauth — authentication and authorization for MCP servers.
 Usage:
   mcpauth serve [flags]          run the server (MCP over stdio, or HTTP: streamable HTTP + SSE)
   mcpauth user create [flags]    create a user; the password is read from stdin
+  mcpauth user unlock --email E  lift a user's login lockout (the permanent one too)
   mcpauth audit verify|tail|export  check the audit trail's hash chains, show or export events
   mcpauth key rotate             make a new signing key the signing one (the old one verifies on)
   mcpauth version                print the version
@@ -50,11 +51,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "serve":
 		return app.Serve(ctx, app.Program{Name: "mcpauth", Version: version}, args[1:], stdin, stdout, stderr, getenv)
 	case "user":
-		if len(args) < 2 || args[1] != "create" {
-			fmt.Fprintln(stderr, "mcpauth: usage: mcpauth user create --email E [--username U] [--role R] < password")
-			return app.ExitUsage
+		switch {
+		case len(args) >= 2 && args[1] == "create":
+			return app.UserCreate(ctx, args[2:], stdin, stdout, stderr, getenv)
+		case len(args) >= 2 && args[1] == "unlock":
+			return app.UserUnlock(ctx, args[2:], stdout, stderr, getenv)
 		}
-		return app.UserCreate(ctx, args[2:], stdin, stdout, stderr, getenv)
+		fmt.Fprintln(stderr, "mcpauth: usage: mcpauth user create --email E [--username U] [--role R] < password")
+		fmt.Fprintln(stderr, "       mcpauth user unlock --email E | --id ID")
+		return app.ExitUsage
 	case "key":
 		return app.Key(ctx, args[1:], stdout, stderr, getenv)
 	case "audit":

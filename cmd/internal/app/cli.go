@@ -190,8 +190,15 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 
 // bootstrap creates the first owner on an empty store.
 func bootstrap(ctx context.Context, a *app, c config, prog string, stderr io.Writer) error {
-	created, generated, err := a.auth.Bootstrap(ctx, c.BootstrapEmail, c.BootstrapPassword,
-		tools.AssignRoles(a.authz, []string{rbac.RoleOwner}))
+	// The first owner is also the deployment's auditor (audit:read_all: every organization's
+	// events), which no built-in role carries.
+	owner := tools.AssignRoles(a.authz, []string{rbac.RoleOwner})
+	created, generated, err := a.auth.Bootstrap(ctx, c.BootstrapEmail, c.BootstrapPassword, func(ctx context.Context, u auth.User) error {
+		if err := owner(ctx, u); err != nil {
+			return err
+		}
+		return a.authz.AddGrant(ctx, rbac.Grant{UserID: u.ID, OrgID: u.OrgID, Permission: tools.ReadAllPermission})
+	})
 	if err != nil {
 		return err
 	}
@@ -265,6 +272,49 @@ func UserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(u.View([]string{*role}))
+	return ExitOK
+}
+
+const userUnlockHelp = `Usage: mcpauth user unlock --email E | --id ID
+
+Lifts a user's login lockout, the permanent one after too many consecutive failures included.
+The running server honours it at the account's next login (its lockout may live in its own
+memory; with Redis it is lifted at once). Recorded as ACCOUNT_UNLOCKED. With the embedded
+store, the data directory must be the server's (MCPAUTH_DATA_DIR).
+`
+
+// UserUnlock runs "mcpauth user unlock".
+func UserUnlock(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	const prog = "mcpauth"
+	fs := newFlagSet("user unlock")
+	email := fs.String("email", "", "the user's email address")
+	id := fs.String("id", "", "the user's id (usr_...)")
+	vals := registerFlags(fs, storeFlags)
+	if code, stop := parseFlags(prog, fs, userUnlockHelp, args, stdout, stderr); stop {
+		return code
+	}
+	if (*email == "") == (*id == "") {
+		fmt.Fprintln(stderr, "mcpauth: give exactly one of --email and --id")
+		return ExitUsage
+	}
+	c, err := buildConfig(resolve(fs, storeFlags, vals, getenv), getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "mcpauth:", err)
+		return ExitUsage
+	}
+	a, err := openApp(ctx, c, newLogger(stderr, "warn"))
+	if err != nil {
+		return Fail(prog, stderr, err)
+	}
+	defer a.Close()
+	u, err := a.auth.FindUser(ctx, *email, *id)
+	if err != nil {
+		return Fail(prog, stderr, err)
+	}
+	if err := a.auth.ReleaseLock(ctx, u.ID, "cli"); err != nil {
+		return Fail(prog, stderr, err)
+	}
+	fmt.Fprintf(stdout, "unlocked %s (%s)\n", u.Email, u.ID)
 	return ExitOK
 }
 

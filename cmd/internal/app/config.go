@@ -45,6 +45,10 @@ type config struct {
 	// caller's user record is trusted before it is read again (0: read on every call).
 	TokenCacheSize int
 	UserCacheTTL   time.Duration
+	// StepUpMaxAge: how long after a login its tokens may change credentials without the
+	// password (0: never). APIKeyTTL: the lifetime of a key created without an expiry.
+	StepUpMaxAge time.Duration
+	APIKeyTTL    time.Duration
 
 	// Environment only: secrets are never flags (they would show in ps).
 	MasterKey         string
@@ -81,11 +85,13 @@ var storeFlags = []envVar{
 	{"redis-url", "MCPAUTH_REDIS_URL", "Redis URL (redis:// or rediss://) shared by instances; empty: one instance, in-process state"},
 	{"policy", "MCPAUTH_POLICY_FILE", "guard policy file (YAML or JSON) for tools beyond mcpauth's own"},
 	{"rate-limits", "MCPAUTH_RATE_LIMITS", "rate limits as name=rate/period[/burst],... for login_id, login_addr, refresh, apikey_fail, calls (default login_id=10/1m,login_addr=60/1m/30,refresh=60/1m/30,apikey_fail=20/1m/10,calls=6000/1m/1000)"},
-	{"lockout", "MCPAUTH_LOCKOUT", "account lockout: failures/window[/backoff[/max-backoff]] (default 5/15m/1m/1h; permanent after 100 consecutive)"},
+	{"lockout", "MCPAUTH_LOCKOUT", "account lockout: failures/window[/backoff[/max-backoff[/permanent-after]]]; failures lock out the address they come from, permanent-after (1..100) consecutive failures from any address lock the account until an admin unlocks it (default 5/15m/1m/1h/100)"},
 	{"audit-retention", "MCPAUTH_AUDIT_RETENTION", "delete audit events older than this at start, e.g. 2160h (default: keep forever)"},
 	{"token-cache-size", "MCPAUTH_TOKEN_CACHE_SIZE", "verified access tokens remembered (by hash), 0 turns the cache off (default 10000)"},
 	{"user-cache-ttl", "MCPAUTH_USER_CACHE_TTL", "how long a caller's user record is trusted before it is read again, at most 1m; 0: every call (default 1s)"},
 	{"audit-granted-sample", "MCPAUTH_AUDIT_GRANTED_SAMPLE", "share of granted tool calls recorded in the audit trail, 0-1 (default 1; denials are always recorded)"},
+	{"step-up-max-age", "MCPAUTH_STEP_UP_MAX_AGE", "how long after a login its tokens may create API keys and change MFA or email without the password, at most 1h; 0: always ask (default 5m)"},
+	{"apikey-ttl", "MCPAUTH_APIKEY_TTL", "lifetime of an API key created without expires_at, from 1m to 87600h (default 2160h: 90 days; a key that never expires is asked for explicitly)"},
 	{"degrade-limits", "MCPAUTH_DEGRADE_LIMITS", "true: with Redis down, use in-process limits (logged loudly) instead of refusing logins"},
 }
 
@@ -186,6 +192,12 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 		return c, err
 	}
 	if c.RefreshTTL, err = parseDuration("refresh-ttl", vals["refresh-ttl"], auth.DefaultRefreshTTL, time.Minute, 365*24*time.Hour); err != nil {
+		return c, err
+	}
+	if c.StepUpMaxAge, err = parseDuration("step-up-max-age", vals["step-up-max-age"], auth.DefaultStepUpMaxAge, 0, time.Hour); err != nil {
+		return c, err
+	}
+	if c.APIKeyTTL, err = parseDuration("apikey-ttl", vals["apikey-ttl"], auth.DefaultAPIKeyTTL, time.Minute, 87600*time.Hour); err != nil {
 		return c, err
 	}
 	c.BcryptCost = auth.DefaultBcryptCost
@@ -342,8 +354,8 @@ func parseLockout(c *config, spec string) error {
 		return nil
 	}
 	parts := strings.Split(spec, "/")
-	bad := fmt.Errorf("--lockout: want failures/window[/backoff[/max-backoff]], e.g. 5/15m/1m/1h, got %q", spec)
-	if len(parts) < 2 || len(parts) > 4 {
+	bad := fmt.Errorf("--lockout: want failures/window[/backoff[/max-backoff[/permanent-after]]] (failures and permanent-after 1..100), e.g. 5/15m/1m/1h/100, got %q", spec)
+	if len(parts) < 2 || len(parts) > 5 {
 		return bad
 	}
 	n, err := strconv.Atoi(parts[0])
@@ -351,6 +363,12 @@ func parseLockout(c *config, spec string) error {
 		return bad
 	}
 	c.Lockout.Attempts = n
+	if len(parts) == 5 { // NIST SP 800-63B: at most 100 consecutive failures
+		if c.Lockout.PermanentAfter, err = strconv.Atoi(parts[4]); err != nil || c.Lockout.PermanentAfter < 1 || c.Lockout.PermanentAfter > 100 {
+			return bad
+		}
+		parts = parts[:4]
+	}
 	durs := []*time.Duration{&c.Lockout.Window, &c.Lockout.Backoff, &c.Lockout.MaxBackoff}
 	for i, p := range parts[1:] {
 		d, err := time.ParseDuration(p)

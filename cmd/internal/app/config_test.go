@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/throttle"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -66,12 +67,47 @@ func TestShouldRejectBadSettingsWithTheirName(t *testing.T) {
 		{"unknown log level", []string{"--log-level", "loud"}, "--log-level"},
 		{"negative token cache", []string{"--token-cache-size", "-1"}, "--token-cache-size"},
 		{"user cache trusted too long", []string{"--user-cache-ttl", "1h"}, "--user-cache-ttl"},
+		{"permanent lockout later than NIST's 100 failures", []string{"--lockout", "5/15m/1m/1h/101"}, "--lockout"},
+		{"permanent lockout after no failure", []string{"--lockout", "5/15m/1m/1h/0"}, "--lockout"},
+		{"permanent lockout after a duration", []string{"--lockout", "5/15m/1m/1h/2h"}, "--lockout"},
+		{"lockout with a sixth part", []string{"--lockout", "5/15m/1m/1h/100/1"}, "--lockout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseServe(t, tt.args, map[string]string{"MCPAUTH_DATA_DIR": "/tmp/x"})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestShouldParseLockoutSpecs(t *testing.T) {
+	tests := []struct {
+		name string
+		spec string
+		want throttle.Policy
+	}{
+		{"no spec is the default policy", "", throttle.DefaultPolicy},
+		{"failures and window keep the default back-off and permanent lock", "7/10m",
+			throttle.Policy{Attempts: 7, Window: 10 * time.Minute, Backoff: time.Minute, MaxBackoff: time.Hour, PermanentAfter: 100}},
+		{"a longest lock shorter than the first is raised to it", "3/1m/2h/1h",
+			throttle.Policy{Attempts: 3, Window: time.Minute, Backoff: 2 * time.Hour, MaxBackoff: 2 * time.Hour, PermanentAfter: 100}},
+		{"a fifth part sets the permanent lock", "5/15m/1m/1h/20",
+			throttle.Policy{Attempts: 5, Window: 15 * time.Minute, Backoff: time.Minute, MaxBackoff: time.Hour, PermanentAfter: 20}},
+		{"the permanent lock may come after NIST's 100", "100/15m/1m/1h/100",
+			throttle.Policy{Attempts: 100, Window: 15 * time.Minute, Backoff: time.Minute, MaxBackoff: time.Hour, PermanentAfter: 100}},
+		{"the permanent lock may come after one failure", "5/15m/1m/1h/1",
+			throttle.Policy{Attempts: 5, Window: 15 * time.Minute, Backoff: time.Minute, MaxBackoff: time.Hour, PermanentAfter: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c config
+			if err := parseLockout(&c, tt.spec); err != nil {
+				t.Fatal(err)
+			}
+			if c.Lockout != tt.want {
+				t.Fatalf("lockout %q = %+v, want %+v", tt.spec, c.Lockout, tt.want)
 			}
 		})
 	}

@@ -88,7 +88,7 @@ func (denyAll) Caller(context.Context, auth.Secret) (auth.User, auth.Claims, err
 	return auth.User{}, auth.Claims{}, auth.ErrTokenInvalid
 }
 
-func (denyAll) Authorize(context.Context, rbac.Request) rbac.Decision {
+func (denyAll) Decide(context.Context, rbac.Credential, rbac.Request) rbac.Decision {
 	return rbac.Decision{Reason: "denied"}
 }
 
