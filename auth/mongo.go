@@ -107,6 +107,10 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 			Options: options.Index().SetName("user_id")}},
 		{s.totpSteps, "user_step", mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "step", Value: -1}},
 			Options: options.Index().SetName("user_step")}},
+		// Not for queries (releases are read by _id): it makes the collection exist from the
+		// start. The CLI writes releases through an embedded FerretDB of its own, and a running
+		// server's FerretDB never sees a collection another process created after it started.
+		{s.releases, "at", mongo.IndexModel{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetName("at")}},
 	}
 	for _, ix := range indexes {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {

@@ -85,7 +85,11 @@ func (s *Service) beginCheck(ctx context.Context, u User, during string) error {
 		return nil
 	}
 	lockouts.Add(ctx, 1)
-	s.log.WarnContext(ctx, "check refused: account locked", "user_id", u.ID, "permanent", a.Permanent, "during", during)
+	msg := "login refused: account locked"
+	if during != "" {
+		msg = during + " refused: account locked"
+	}
+	s.log.WarnContext(ctx, msg, "user_id", u.ID, "permanent", a.Permanent)
 	details := map[string]any{"permanent": a.Permanent, "locked_for_seconds": int(a.LockedFor.Seconds())}
 	if during != "" {
 		details["during"] = during

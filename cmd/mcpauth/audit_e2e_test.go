@@ -377,6 +377,7 @@ func TestShouldRecordALoginScenarioAsExactlyTheExpectedEventsInOrder(t *testing.
 	want := []wantEvent{
 		// The bootstrap owner, at the first start.
 		{typ: audit.RoleAssigned, subject: owner, details: map[string]any{"role": "owner"}},
+		{typ: audit.PermissionGranted, subject: owner, details: map[string]any{"permission": "audit:read_all"}},
 		{typ: audit.UserCreated, subject: owner, details: map[string]any{"email": in.OwnerEmail}},
 		grant("", "auth_login"), // no credential yet: an anonymous call of a public tool
 		{typ: audit.AuthSuccess, subject: owner, details: map[string]any{"method": "password", "mfa": false}},
@@ -409,7 +410,7 @@ func TestShouldRecordALoginScenarioAsExactlyTheExpectedEventsInOrder(t *testing.
 	wantEvents(t, stored, want)
 	for i, e := range stored {
 		switch {
-		case i < 2: // at start, before any request
+		case i < 3: // at start, before any request
 			if e.Transport != "" || e.ClientAddr != "" || e.Actor != "" {
 				t.Errorf("bootstrap event %s has request fields", e)
 			}
@@ -417,15 +418,15 @@ func TestShouldRecordALoginScenarioAsExactlyTheExpectedEventsInOrder(t *testing.
 			t.Errorf("event %s: want transport http, client_addr 127.0.0.1", e)
 		}
 	}
-	for i, sid := range map[int]string{3: tok.SessionID, 9: refreshed.SessionID, 12: tok.SessionID} {
+	for i, sid := range map[int]string{4: tok.SessionID, 10: refreshed.SessionID, 13: tok.SessionID} {
 		if stored[i].SessionID != sid {
 			t.Errorf("event %s: session %q, want %q", stored[i], stored[i].SessionID, sid)
 		}
 	}
-	if e := stored[23]; e.Actor != admin || e.Details["reason"] == "" {
+	if e := stored[24]; e.Actor != admin || e.Details["reason"] == "" {
 		t.Errorf("AUTHZ_DENIED %s: want the admin as actor and a reason", e)
 	}
-	if e := stored[25]; e.Actor != owner {
+	if e := stored[26]; e.Actor != owner {
 		t.Errorf("ROLE_ASSIGNED %s: want the owner as actor", e)
 	}
 
@@ -459,10 +460,10 @@ func TestShouldPageAuditQueryNewestFirstWithFilters(t *testing.T) {
 		c.Call(t, "auth_login", args{"email": "user0@example.com", "password": "wrong-Password-42"}).WantError(t, "INVALID_CREDENTIALS")
 	}
 	c.Call(t, "auth_login", args{"email": "nobody@example.com", "password": "wrong-Password-42"}).WantError(t, "INVALID_CREDENTIALS")
-	// bootstrap 2 + login 2 + 3 users × 3 + 3 failed logins × 2
-	stored := st.waitStored(t, nil, 19)
+	// bootstrap 3 + login 2 + 3 users × 3 + 3 failed logins × 2
+	stored := st.waitStored(t, nil, 20)
 	wantOneUnbrokenChain(t, stored, instance)
-	for _, e := range stored[2:] {
+	for _, e := range stored[3:] {
 		if e.Transport != "stdio" || e.ClientAddr != "local" {
 			t.Errorf("event %s: want transport stdio, client_addr local", e)
 		}
@@ -562,7 +563,7 @@ func TestShouldFindTheFirstBrokenLinkOfAnEditedDeletedOrReorderedTrail(t *testin
 		c.Call(t, "auth_login", args{"email": in.OwnerEmail, "password": "wrong-Password-42"}).WantError(t, "INVALID_CREDENTIALS")
 	}
 	c.Login(t, nil, in.Owner())
-	chain := st.waitStored(t, bson.D{{Key: "instance", Value: instance}}, 12) // 2 + 5 logins × 2
+	chain := st.waitStored(t, bson.D{{Key: "instance", Value: instance}}, 13) // bootstrap 3 + 5 logins × 2
 
 	verifyTool := func() verifyResult {
 		t.Helper()
@@ -614,12 +615,12 @@ func TestShouldFindTheFirstBrokenLinkOfAnEditedDeletedOrReorderedTrail(t *testin
 			t.Fatalf("move event %s to %d: %v", id, seq, err)
 		}
 	}
-	wantIntact("untouched", 1, 12)
+	wantIntact("untouched", 1, 13)
 
 	// Edited: a failed login made to look like another reason.
-	edited := chain[5]
+	edited := chain[6]
 	if edited.Type != audit.AuthFailed {
-		t.Fatalf("event 6 of the server's chain is %s, want AUTH_FAILED", edited)
+		t.Fatalf("event 7 of the server's chain is %s, want AUTH_FAILED", edited)
 	}
 	orig := raw(edited.Seq)
 	if _, err := st.coll().UpdateOne(auditCtx(t), bson.D{{Key: "_id", Value: edited.ID}},
@@ -628,21 +629,21 @@ func TestShouldFindTheFirstBrokenLinkOfAnEditedDeletedOrReorderedTrail(t *testin
 	}
 	wantBroken("edited", badLink{Instance: instance, Seq: edited.Seq, EventID: edited.ID, Problem: "edited"})
 	restore(edited.Seq, orig)
-	wantIntact("edit undone", 1, 12)
+	wantIntact("edit undone", 1, 13)
 
 	// Missing: one event deleted.
-	deleted := chain[7]
+	deleted := chain[8]
 	orig = raw(deleted.Seq)
 	if _, err := st.coll().DeleteOne(auditCtx(t), bson.D{{Key: "_id", Value: deleted.ID}}); err != nil {
 		t.Fatal(err)
 	}
 	wantBroken("deleted", badLink{Instance: instance, Seq: deleted.Seq, Problem: "missing"})
 	restore(deleted.Seq, orig)
-	wantIntact("deletion undone", 1, 12)
+	wantIntact("deletion undone", 1, 13)
 
 	// Out of order: two events swap places; the first place now holds an event that does not
 	// link to the one before it.
-	a, b := chain[3], chain[6]
+	a, b := chain[4], chain[7]
 	setSeq(a.ID, -1)
 	setSeq(b.ID, a.Seq)
 	setSeq(a.ID, b.Seq)
@@ -650,13 +651,13 @@ func TestShouldFindTheFirstBrokenLinkOfAnEditedDeletedOrReorderedTrail(t *testin
 	setSeq(a.ID, -1)
 	setSeq(b.ID, b.Seq)
 	setSeq(a.ID, a.Seq)
-	wantIntact("swap undone", 1, 12)
+	wantIntact("swap undone", 1, 13)
 
 	// A long walk: a second chain, written by a writer of the test's. The command line shows
 	// its progress on stderr (a bar redrawn in place, cleared at the end), never on stdout.
 	const bulk = 1500
 	writeBulkChain(t, st, bulk)
-	stderr := wantIntact("with a long chain", 2, bulk+12)
+	stderr := wantIntact("with a long chain", 2, bulk+13)
 	if !strings.Contains(stderr, "verifying (1000/-)") || !strings.Contains(stderr, "\r") {
 		t.Errorf("mcpauth audit verify showed no progress on stderr: %q", stderr)
 	}
@@ -725,7 +726,7 @@ func TestShouldKeepAnAcknowledgedAdminEventThroughASIGKILL(t *testing.T) {
 	srv2.StopCleanly(t) // drains
 	all := st.stored(t, nil)
 	wantOneUnbrokenChain(t, all, instance)
-	if want := []string{audit.RoleAssigned, audit.UserCreated, audit.AuthSuccess, audit.RoleAssigned, audit.UserCreated,
+	if want := []string{audit.RoleAssigned, audit.PermissionGranted, audit.UserCreated, audit.AuthSuccess, audit.RoleAssigned, audit.UserCreated,
 		audit.RoleAssigned, audit.AuthSuccess}; !slices.Equal(eventTypes(all), want) {
 		t.Fatalf("the whole trail, before and after the SIGKILL (grants not sampled):\n%swant types %v", dump(all), want)
 	}

@@ -212,15 +212,16 @@ func TestShouldSpillEventsWhileMongoDBIsDownAndStoreThemOnceWhenItIsBack(t *test
 	instance := instanceOf(t, in.DataDir)
 	owner := dialHTTP(t, srv)
 	owner.Login(t, nil, in.Owner())
-	before := st.waitStored(t, nil, 4) // bootstrap 2, login 2
+	before := st.waitStored(t, nil, 5) // bootstrap 3, login 2
 	if rd := getReady(t, srv.URL); rd.Status != http.StatusOK || !rd.Ready || rd.Checks["mongodb"] != "ok" || rd.Checks["audit"] != "ok" {
 		t.Fatalf("/readyz with MongoDB up: %+v", rd)
 	}
 
 	proxy.Cut()
 	// Calls that record events without reading the store: a malformed API key (refused before
-	// any look-up: API_KEY_USED_FAILED) and anonymous auth_validate calls (AUTHZ_GRANTED of a
-	// public tool; a garbage token is refused by its signature).
+	// any look-up: API_KEY_USED_FAILED, and the HTTP guard's AUTHZ_DENIED of the call) and
+	// anonymous auth_validate calls (AUTHZ_GRANTED of a public tool; a garbage token is refused
+	// by its signature).
 	const badKeys, validates = 4, 3
 	for i := range badKeys {
 		r := mcptest.Post(t, srv.URL+"/mcp", "mcpk_notakey", mcptest.ToolsCallJSON(i, "auth_whoami", nil))
@@ -253,20 +254,22 @@ func TestShouldSpillEventsWhileMongoDBIsDownAndStoreThemOnceWhenItIsBack(t *test
 	if spills := spillFiles(t, in.DataDir); len(spills) != 0 {
 		t.Errorf("spill files once replayed: %v", spills)
 	}
-	all := st.waitStored(t, nil, len(before)+badKeys+validates)
+	all := st.waitStored(t, nil, len(before)+2*badKeys+validates)
 	wantOneUnbrokenChain(t, all, instance)
-	var failed, granted int
+	var failed, denied, granted int
 	for _, e := range all[len(before):] {
 		switch {
 		case e.Type == audit.APIKeyUsedFailed && e.Transport == "http" && e.ClientAddr == "127.0.0.1" && e.Severity == "warning":
 			failed++
+		case e.Type == audit.AuthzDenied && e.tool() == "auth_whoami" && e.Subject == "" && e.Transport == "http":
+			denied++
 		case e.Type == audit.AuthzGranted && e.tool() == "auth_validate" && e.Subject == "" && e.Transport == "http":
 			granted++
 		default:
 			t.Errorf("unexpected event %s", e)
 		}
 	}
-	if failed != badKeys || granted != validates {
+	if failed != badKeys || denied != badKeys || granted != validates {
 		t.Fatalf("events recorded during the outage:\n%s", dump(all[len(before):]))
 	}
 	v := decode[verifyResult](t, owner.Call(t, "audit_verify", nil))

@@ -572,13 +572,14 @@ func runMFAScenario(t *testing.T, c *conn, in *instance, sec *secrets) {
 		t.Fatalf("mfa_verify: %+v", v)
 	}
 
-	// Disabling needs a valid code: not a wrong one, not a spent one.
-	c.Call(t, "mfa_disable", args{"code": wrongCode(t, en.Secret)}).WantError(t, "INVALID_MFA_CODE")
-	c.Call(t, "mfa_disable", args{"code": code}).WantError(t, "INVALID_MFA_CODE")
-	c.Call(t, "mfa_disable", args{"code": rc[2]}).WantError(t, "INVALID_MFA_CODE")
-	c.Call(t, "mfa_disable", nil).WantFieldError(t, "code")
+	// Disabling needs the password and a valid code: not a wrong one, not a spent one.
+	c.Call(t, "mfa_disable", args{"code": wrongCode(t, en.Secret), "password": password}).WantError(t, "INVALID_MFA_CODE")
+	c.Call(t, "mfa_disable", args{"code": code, "password": password}).WantError(t, "INVALID_MFA_CODE")
+	c.Call(t, "mfa_disable", args{"code": rc[2], "password": password}).WantError(t, "INVALID_MFA_CODE")
+	c.Call(t, "mfa_disable", args{"password": password}).WantFieldError(t, "code")
+	c.Call(t, "mfa_disable", args{"code": rc[3]}).WantFieldError(t, "password")
 	c.Call(t, "auth_login", login).WantError(t, "MFA_REQUIRED") // still on
-	if d := decode[struct{ Disabled bool }](t, c.Call(t, "mfa_disable", args{"code": rc[3]})); !d.Disabled {
+	if d := decode[struct{ Disabled bool }](t, c.Call(t, "mfa_disable", args{"code": rc[3], "password": password})); !d.Disabled {
 		t.Fatalf("mfa_disable: %+v", d)
 	}
 	// Off: the password alone logs in again, and a disabled factor cannot be verified.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"os/exec"
 	"reflect"
@@ -117,7 +118,26 @@ func (c *Conn) CloseStdio(t testing.TB) {
 // token unless SetBearer is called first: initialize may come anonymously).
 func DialHTTP(t testing.TB, srv *HTTPServer) *Conn {
 	t.Helper()
-	c := &Conn{Kind: "http", Stderr: srv.Stderr, ClientLog: NewLogBuffer(), rec: newRecorder(),
+	return dialStreamable(t, srv, http.DefaultTransport.(*http.Transport).Clone())
+}
+
+// DialHTTPFrom is DialHTTP with every connection made from the local address ip (e.g.
+// "127.0.0.2": Linux loopback accepts any 127.0.0.0/8 source), so the server sees another
+// client address than 127.0.0.1.
+func DialHTTPFrom(t testing.TB, srv *HTTPServer, ip string) *Conn {
+	t.Helper()
+	local := net.ParseIP(ip)
+	if local == nil {
+		t.Fatalf("DialHTTPFrom: %q is not an IP address", ip)
+	}
+	next := http.DefaultTransport.(*http.Transport).Clone()
+	next.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: local}, Timeout: CallTimeout, KeepAlive: 30 * time.Second}).DialContext
+	return dialStreamable(t, srv, next)
+}
+
+func dialStreamable(t testing.TB, srv *HTTPServer, next http.RoundTripper) *Conn {
+	t.Helper()
+	c := &Conn{Kind: "http", Stderr: srv.Stderr, ClientLog: NewLogBuffer(), rec: &recorder{next: next},
 		MetadataURL: srv.URL + "/.well-known/oauth-protected-resource/mcp"}
 	mc, err := client.NewStreamableHttpClient(srv.URL+"/mcp", transport.WithHTTPHeaderFunc(c.headers),
 		transport.WithHTTPBasicClient(&http.Client{Transport: c.rec}), transport.WithHTTPLogger(c.logger()))
