@@ -276,3 +276,41 @@ func TestShouldContinueAChainWhoseEventsRetentionDeletedEntirely(t *testing.T) {
 	}
 	mustVerify(t, s, 1, 3)
 }
+
+func TestShouldVerifyTheWholeChainButCountAndNameOnlyOneOrganizationsEvents(t *testing.T) {
+	s, db := newStore(t)
+	w := newWriter(t, s, audit.WriterConfig{Instance: "inst-a", FlushEvery: time.Millisecond})
+	ctx := ctxFor(t)
+	orgs := []string{"acme", "globex", "", "acme", "globex", "acme"} // "" is an event of no organization
+	for i, org := range orgs {
+		e := event(i + 1)
+		e.OrgID = org
+		mustOK(t, "record", w.Record(ctx, e))
+	}
+	mustOK(t, "close", w.Close(ctx))
+
+	for _, tt := range []struct {
+		org     string
+		checked int64
+	}{{"", 6}, {"acme", 3}, {"globex", 2}, {"initech", 0}} {
+		res, err := s.VerifyOrg(ctx, time.Time{}, tt.org, nil)
+		mustOK(t, "verify", err)
+		if !res.OK || res.Checked != tt.checked || res.Chains != 1 {
+			t.Errorf("VerifyOrg(%q) = %+v, want ok with %d checked", tt.org, res, tt.checked)
+		}
+	}
+	// globex's second event (position 5) is edited: every organization sees the chain broken
+	// there, only globex (and the deployment) sees which event it is.
+	set(5, bson.D{{Key: "details.n", Value: 99}})(t, db)
+	edited := stored(t, db, "inst-a")[4].ID
+	for _, tt := range []struct {
+		org     string
+		eventID string
+	}{{"", edited}, {"globex", edited}, {"acme", ""}} {
+		res, err := s.VerifyOrg(ctx, time.Time{}, tt.org, nil)
+		mustOK(t, "verify", err)
+		if res.OK || res.FirstBad == nil || res.FirstBad.Seq != 5 || res.FirstBad.Problem != audit.ProblemEdited || res.FirstBad.EventID != tt.eventID {
+			t.Errorf("VerifyOrg(%q) after the edit = %+v (first bad %+v), want position 5 edited, event id %q", tt.org, res, res.FirstBad, tt.eventID)
+		}
+	}
+}

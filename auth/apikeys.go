@@ -218,7 +218,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, userID, id string) (bool, er
 		return done, apierr.New(apierr.Internal, "key revoked, but the revocation could not be shared with other instances").Wrap(err)
 	}
 	s.log.InfoContext(ctx, "api key revoked", "user_id", userID, "key_id", id)
-	if err := s.recordDurable(ctx, audit.Event{Type: audit.APIKeyRevoked, Subject: userID, Details: map[string]any{"key_id": id}}); err != nil {
+	if err := s.recordDurable(ctx, audit.Event{Type: audit.APIKeyRevoked, Subject: userID, OrgID: k.OrgID, Details: map[string]any{"key_id": id}}); err != nil {
 		return done, apierr.Internalf("audit api key revocation: %w", err)
 	}
 	return done, nil

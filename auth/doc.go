@@ -11,4 +11,8 @@
 // tokens by the hash of the token, with revocation and the key checked on every call; user
 // records for a second, dropped on any change made here (cache.go). Password hashing runs on a
 // bounded pool so that a flood of logins cannot starve it (hashpool.go).
+//
+// Every check of a password or a second factor (login, password change, step-up, MFA) goes
+// through one sequence (proof.go): reserved with the lockout per account and client address,
+// counted and audited when it fails, cleared only by a whole proof.
 package auth

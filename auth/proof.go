@@ -175,12 +175,12 @@ type Proof struct {
 
 // StepUp checks that the user behind claims is present for a change of how they sign in
 // (during names it: "apikey_create", "mfa_enroll", ...): either the claims come from a session
-// whose login is at most Config.StepUpMaxAge old, or p proves the user (password, and the second
-// factor when MFA is on; each failure counted by the lockout and audited). With
-// requirePassword the proof is needed whatever the token's age. An API key is never enough.
+// whose login is at most Config.StepUpMaxAge old (an API key never is), or p proves the user
+// (password, and the second factor when MFA is on; each failure counted by the lockout and
+// audited). With requirePassword the proof is needed whatever the token's age.
 func (s *Service) StepUp(ctx context.Context, u User, c Claims, p Proof, during string, requirePassword bool) error {
-	if c.APIKeyID != "" || c.Subject != u.ID {
-		return apierr.New(apierr.PermissionDenied, "credentials are changed from the user's own session, not with an API key")
+	if c.Subject != u.ID {
+		return apierr.New(apierr.PermissionDenied, "a user's credentials are changed only by that user")
 	}
 	if p.Password == "" {
 		if requirePassword {

@@ -2,10 +2,15 @@ package auth_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
 )
@@ -66,7 +71,7 @@ func TestShouldAskForAFreshProofBeforeACredentialChange(t *testing.T) {
 		t.Fatalf("the password: %v", err)
 	}
 	key := auth.Claims{Subject: u.ID, APIKeyID: "key_1", Scopes: []string{"*"}}
-	wantCode(t, "an API key, with the password", step(key, auth.Proof{Password: testPassword}), apierr.PermissionDenied)
+	wantCode(t, "an API key, without the password", step(key, auth.Proof{}), apierr.PermissionDenied)
 	someoneElse := fresh
 	someoneElse.Subject = "usr_other"
 	wantCode(t, "another user's token", step(someoneElse, auth.Proof{Password: testPassword}), apierr.PermissionDenied)
@@ -129,4 +134,28 @@ func TestShouldHonourAnUnlockMadeOutOfProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.login(t, u.Email)
+}
+
+// unreachableUsers is a store whose user look-ups fail, as during a MongoDB outage.
+type unreachableUsers struct{ auth.Store }
+
+func (unreachableUsers) GetUserByEmail(context.Context, string) (auth.User, error) {
+	return auth.User{}, errors.New("server selection timeout")
+}
+
+func TestShouldNameTheIdentifierOfALoginThatFailedOnASystemError(t *testing.T) {
+	t.Parallel()
+	e, rec := adminEnv(t, nil)
+	svc, err := auth.NewService(context.Background(), unreachableUsers{e.store}, e.keys, auth.Config{
+		Issuer: testIssuer, Audience: testAudience, BcryptCost: bcrypt.MinCost, Now: e.clock.Now,
+		Logger: slog.New(slog.DiscardHandler), Audit: rec, Limits: unthrottled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = svc.Login(context.Background(), auth.LoginRequest{Identifier: " Ada@Example.COM", Password: testPassword})
+	wantCode(t, "login during an outage", err, apierr.Internal)
+	failed, _ := rec.of(audit.AuthFailed, "")
+	if len(failed) != 1 || failed[0].Details["reason"] != audit.ReasonSystemError || failed[0].Details["identifier"] != "ada@example.com" {
+		t.Fatalf("AUTH_FAILED events = %+v, want one SYSTEM_ERROR naming the normalized identifier", failed)
+	}
 }

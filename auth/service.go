@@ -428,7 +428,7 @@ func (s *Service) refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 			return Tokens{}, rerr
 		}
 		s.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", rt.UserID, "session_id", rt.SessionID)
-		s.record(ctx, audit.Event{Type: audit.TokenReuseDetected, Severity: audit.Critical, Subject: rt.UserID, SessionID: rt.SessionID})
+		s.record(ctx, audit.Event{Type: audit.TokenReuseDetected, Severity: audit.Critical, Subject: rt.UserID, OrgID: sess.OrgID, SessionID: rt.SessionID})
 		return Tokens{}, ErrTokenRevoked.With("reason", "refresh token reuse detected; the session has been revoked")
 	case err != nil:
 		return Tokens{}, apierr.Internalf("spend refresh token: %w", err)
@@ -584,7 +584,7 @@ func (s *Service) Revoke(ctx context.Context, token Secret) (bool, error) {
 	}
 	done, err := s.revokeSession(ctx, c.SessionID, "revoked by token holder")
 	if err == nil {
-		s.record(ctx, audit.Event{Type: audit.TokenRevoked, Subject: c.Subject, SessionID: c.SessionID,
+		s.record(ctx, audit.Event{Type: audit.TokenRevoked, Subject: c.Subject, OrgID: c.OrgID, SessionID: c.SessionID,
 			Details: map[string]any{"token_type": "access_token", "jti": c.TokenID}})
 	}
 	return done, err

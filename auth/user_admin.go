@@ -265,41 +265,34 @@ func (s *Service) DeleteUser(ctx context.Context, id string, opts DeleteUserOpti
 	return nil
 }
 
-// ChangePassword is a user's change of its own password: current must be its password (a wrong
-// one is INVALID_CREDENTIALS and counts as a failed login for the lockout) and next must pass
-// the password policy. Every other session of the user is revoked; keep (the session the change
-// is made from, if any) stays. It returns how many sessions it revoked.
-func (s *Service) ChangePassword(ctx context.Context, userID string, current, next Secret, keep string) (int, error) {
-	c := current.Reveal()
-	if c == "" {
+// ChangePassword is a user's change of its own password, from the session of c: p.Password
+// must be its current password and, when MFA is on, p.MFACode a valid code (a step-up with the
+// password required: a wrong one is INVALID_CREDENTIALS and counts for the lockout; a locked
+// account answers the same, as at login), and next must pass the password policy. Every other
+// session of the user is revoked; c's session (if any) stays. It returns how many sessions it
+// revoked.
+func (s *Service) ChangePassword(ctx context.Context, c Claims, p Proof, next Secret) (int, error) {
+	cur := p.Password.Reveal()
+	if cur == "" {
 		return 0, apierr.Field("current_password", "is required")
 	}
-	if len(c) > maxPasswordInput || len(normalizePassword(c)) > MaxPasswordBytes {
+	if len(cur) > maxPasswordInput || len(normalizePassword(cur)) > MaxPasswordBytes {
 		return 0, apierr.Field("current_password", "must be at most %d bytes", MaxPasswordBytes)
 	}
 	if err := CheckPasswordPolicy("new_password", next); err != nil {
 		return 0, err
 	}
-	u, err := s.GetUser(ctx, userID)
+	u, err := s.GetUser(ctx, c.Subject)
 	if err != nil {
 		return 0, err
 	}
-	release, err := s.hashWorker(ctx, "") // as at login: before the lockout is touched
-	if err != nil {
-		return 0, err
-	}
-	defer release()
-	if err := s.checkPassword(ctx, u, current, "password_change", release); err != nil {
+	if err := s.StepUp(ctx, u, c, p, "password_change", true); err != nil {
 		if apierr.CodeOf(err) == apierr.AccountLocked {
 			return 0, ErrInvalidCredentials // as at login: the wrong-password answer
 		}
 		return 0, err
 	}
-	if err := s.succeeded(ctx, u.ID); err != nil {
-		return 0, err
-	}
-	release() // setPassword takes a worker of its own
-	return s.setPassword(ctx, u, next, keep, "self")
+	return s.setPassword(ctx, u, next, c.SessionID, "self")
 }
 
 // ResetPassword sets a user's password without the current one (an administrator's act): next

@@ -313,7 +313,11 @@ func TestShouldChangeAPasswordOnlyWithTheCurrentOne(t *testing.T) {
 	current, other := e.login(t, "ada"), e.login(t, "ada")
 	next := auth.Secret("a brand new passphrase")
 
-	_, err := e.svc.ChangePassword(ctx, u.ID, "wrong password!", next, current.SessionID)
+	self := auth.Claims{Subject: u.ID, SessionID: current.SessionID}
+	change := func(c auth.Claims, cur, next auth.Secret) (int, error) {
+		return e.svc.ChangePassword(ctx, c, auth.Proof{Password: cur}, next)
+	}
+	_, err := change(self, "wrong password!", next)
 	wantCode(t, "a wrong current password", err, apierr.InvalidCredentials)
 	for _, tc := range []struct {
 		name          string
@@ -325,7 +329,7 @@ func TestShouldChangeAPasswordOnlyWithTheCurrentOne(t *testing.T) {
 		{"a short new password", testPassword, "short", "new_password"},
 		{"a new password over 72 bytes", testPassword, auth.Secret(strings.Repeat("x", 73)), "new_password"},
 	} {
-		_, err := e.svc.ChangePassword(ctx, u.ID, tc.current, tc.next, current.SessionID)
+		_, err := change(self, tc.current, tc.next)
 		if apierr.CodeOf(err) != apierr.InvalidArgument || apierr.From(err).Details["field"] != tc.field {
 			t.Errorf("%s: %v, want INVALID_ARGUMENT naming %s", tc.name, err, tc.field)
 		}
@@ -341,7 +345,7 @@ func TestShouldChangeAPasswordOnlyWithTheCurrentOne(t *testing.T) {
 	}
 	e.login(t, "ada")
 
-	n, err := e.svc.ChangePassword(ctx, u.ID, testPassword, next, current.SessionID)
+	n, err := change(self, testPassword, next)
 	if err != nil || n != 2 { // other, and the check login just above
 		t.Fatalf("change: revoked %d, %v; want the 2 other sessions", n, err)
 	}
@@ -364,10 +368,10 @@ func TestShouldChangeAPasswordOnlyWithTheCurrentOne(t *testing.T) {
 	// Wrong current passwords count as failed logins: the third locks the account, after which
 	// even the right one is refused, at login too.
 	for range 3 {
-		_, err := e.svc.ChangePassword(ctx, u.ID, "wrong password!", "yet another passphrase", "")
+		_, err := change(auth.Claims{Subject: u.ID}, "wrong password!", "yet another passphrase")
 		wantCode(t, "a wrong current password", err, apierr.InvalidCredentials)
 	}
-	_, err = e.svc.ChangePassword(ctx, u.ID, next, "yet another passphrase", "")
+	_, err = change(auth.Claims{Subject: u.ID}, next, "yet another passphrase")
 	wantCode(t, "the right current password of a locked account", err, apierr.InvalidCredentials)
 	_, _, err = e.svc.Login(ctx, auth.LoginRequest{Identifier: "ada", Password: next})
 	wantCode(t, "login of the locked account", err, apierr.InvalidCredentials)

@@ -53,7 +53,7 @@ func (s *Set) SetAuditReader(r AuditReader) { s.audit = r }
 func (s *Set) auditTools() []server.ServerTool {
 	return []server.ServerTool{
 		{Tool: mcp.NewTool("audit_query",
-			mcp.WithDescription("Security events, newest first, in pages: logins and failures, token and key events, MFA, role changes, authorization decisions."),
+			mcp.WithDescription("Security events of your organization (of the whole deployment with audit:read_all), newest first, in pages: logins and failures, token and key events, MFA, role changes, authorization decisions."),
 			str("type", "Only events of this type, e.g. AUTH_FAILED.", mcp.MaxLength(64)),
 			str("user_id", "Only events about this user.", mcp.MaxLength(maxIDArg)),
 			str("since", "Only events at or after this time (RFC 3339).", mcp.MaxLength(64)),

@@ -28,7 +28,7 @@ func (s *Set) roleTools() []server.ServerTool {
 			orgArg, strict, readOnly, closed,
 		), Handler: handler(s, "role_list", s.roleList)},
 		{Tool: mcp.NewTool("role_delete",
-			mcp.WithDescription("Delete a custom role and every assignment of it. Built-in roles cannot be deleted."),
+			mcp.WithDescription("Delete a custom role and every assignment of it. Built-in roles cannot be deleted, and you can only delete roles whose permissions you hold yourself."),
 			str("id", "The role's name.", mcp.Required(), mcp.MaxLength(maxIDArg)),
 			orgArg, strict, mcp.WithDestructiveHintAnnotation(true), closed,
 		), Handler: handler(s, "role_delete", s.roleDelete)},

@@ -175,6 +175,7 @@ type userSetPasswordArgs struct {
 	ID              string `json:"id"`
 	CurrentPassword string `json:"current_password"`
 	NewPassword     string `json:"new_password"`
+	MFACode         string `json:"mfa_code"`
 	RevokeAPIKeys   bool   `json:"revoke_api_keys"`
 }
 
@@ -188,6 +189,9 @@ func (s *Set) userSetPassword(ctx context.Context, a userSetPasswordArgs) (any, 
 	if err := requireString("new_password", a.NewPassword, maxSecretArg); err != nil {
 		return nil, err
 	}
+	if err := maxString("mfa_code", a.MFACode, maxMFACode); err != nil {
+		return nil, err
+	}
 	caller, err := callerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -198,13 +202,14 @@ func (s *Set) userSetPassword(ctx context.Context, a userSetPasswordArgs) (any, 
 		if a.CurrentPassword == "" {
 			return nil, apierr.Field("current_password", "is required to change your own password")
 		}
-		n, err := s.auth.ChangePassword(ctx, caller.User.ID, auth.Secret(a.CurrentPassword), auth.Secret(a.NewPassword), caller.Claims.SessionID)
+		n, err := s.auth.ChangePassword(ctx, caller.Claims, auth.Proof{Password: auth.Secret(a.CurrentPassword), MFACode: auth.Secret(a.MFACode)},
+			auth.Secret(a.NewPassword))
 		if err != nil {
 			return nil, err
 		}
 		return s.passwordSet(ctx, caller.User.ID, n, a.RevokeAPIKeys)
 	}
-	if a.CurrentPassword != "" {
+	if a.CurrentPassword != "" || a.MFACode != "" {
 		return nil, apierr.Field("current_password", "is only for changing your own password; an administrator sets another user's with id and new_password")
 	}
 	org, _ := callerOrg(caller, "")

@@ -74,6 +74,7 @@ func (s *Set) userTools() []server.ServerTool {
 				"The new password must be at least 8 characters, at most 72 bytes, and not a common password."),
 			str("current_password", "The caller's current password (to change its own).", mcp.MaxLength(auth.MaxPasswordBytes)),
 			str("new_password", "The new password.", mcp.Required(), mcp.MaxLength(auth.MaxPasswordBytes)),
+			str("mfa_code", "Changing your own password with MFA on: a TOTP code or a recovery code.", mcp.MaxLength(maxMFACode)),
 			str("id", "Another user's id (usr_...), for an administrator's reset.", mcp.MaxLength(maxIDArg)),
 			mcp.WithBoolean("revoke_api_keys", mcp.Description("Also revoke every API key of the user whose password is set.")),
 			strict, closed,
