@@ -139,6 +139,20 @@ func failedBecause(subject, reason string) func(auditEvent) bool {
 	}
 }
 
+// attackServer starts what most attacks need: a fresh instance served over streamable HTTP
+// with env added, its bootstrap owner logged in, and an anonymous client.
+func attackServer(t *testing.T, env ...string) (in *instance, sec *secrets, srv *httpServer, owner, anon *conn) {
+	t.Helper()
+	in = newInstance(t)
+	in.Extra = append(in.Extra, env...)
+	sec = &secrets{}
+	sec.Add(in.OwnerPassword)
+	srv = startHTTP(t, in, "http")
+	owner = dialHTTP(t, srv)
+	owner.Login(t, sec, in.Owner())
+	return in, sec, srv, owner, dialHTTP(t, srv)
+}
+
 // narrowKeyAttack is one call an owner's API key, narrowed to what passes the guard, must not
 // make with the owner's other permissions.
 type narrowKeyAttack struct {
@@ -380,14 +394,7 @@ func TestShouldNotLetANarrowedAPIKeyUseItsOwnersOtherPermissions(t *testing.T) {
 
 func TestShouldNotLetAConditionalGrantBeHandedOutWithoutItsConditions(t *testing.T) {
 	t.Parallel()
-	in := newInstance(t)
-	in.Extra = append(in.Extra, noLoginLimits)
-	sec := &secrets{}
-	sec.Add(in.OwnerPassword)
-	srv := startHTTP(t, in, "http")
-	owner := dialHTTP(t, srv)
-	owner.Login(t, sec, in.Owner())
-	anon := dialHTTP(t, srv)
+	_, sec, srv, owner, anon := attackServer(t, noLoginLimits)
 	password := freshPassword(sec)
 	opsPerms := []string{"projects:read", "roles:assign", "roles:write"}
 	// The client connects from 127.0.0.1 and now: both conditions hold for every call here.
@@ -447,12 +454,7 @@ func TestShouldNotLetAConditionalGrantBeHandedOutWithoutItsConditions(t *testing
 
 func TestShouldNotLetARoleDeleterDeleteARoleItDoesNotHold(t *testing.T) {
 	t.Parallel()
-	in := newInstance(t)
-	sec := &secrets{}
-	sec.Add(in.OwnerPassword)
-	srv := startHTTP(t, in, "http")
-	owner := dialHTTP(t, srv)
-	owner.Login(t, sec, in.Owner())
+	_, sec, srv, owner, _ := attackServer(t)
 	password := freshPassword(sec)
 	auditors := []string{"audit:read", "users:read"}
 	decode[roleResult](t, owner.Call(t, "role_create", args{"name": "deleter", "permissions": []string{"roles:delete"}}))
@@ -620,13 +622,7 @@ func mfaUser(t *testing.T, srv *httpServer, owner *conn, sec *secrets, email, pa
 
 func TestShouldCountTOTPGuessesAsFailedLogins(t *testing.T) {
 	t.Parallel()
-	in := newInstance(t) // the default lockout: 5 failures in 15 minutes
-	in.Extra = append(in.Extra, noLoginLimits)
-	sec := &secrets{}
-	sec.Add(in.OwnerPassword)
-	srv := startHTTP(t, in, "http")
-	owner := dialHTTP(t, srv)
-	owner.Login(t, sec, in.Owner())
+	_, sec, srv, owner, _ := attackServer(t, noLoginLimits) // the default lockout: 5 failures in 15 minutes
 	password := freshPassword(sec)
 	c, u, en, recovery, step := mfaUser(t, srv, owner, sec, "guessed@example.com", password)
 
@@ -658,14 +654,7 @@ func TestShouldCountTOTPGuessesAsFailedLogins(t *testing.T) {
 
 func TestShouldNotLetAStolenTokenTurnMFAOffWithoutThePassword(t *testing.T) {
 	t.Parallel()
-	in := newInstance(t)
-	in.Extra = append(in.Extra, noLoginLimits)
-	sec := &secrets{}
-	sec.Add(in.OwnerPassword)
-	srv := startHTTP(t, in, "http")
-	owner := dialHTTP(t, srv)
-	owner.Login(t, sec, in.Owner())
-	anon := dialHTTP(t, srv)
+	_, sec, srv, owner, anon := attackServer(t, noLoginLimits)
 	password := freshPassword(sec)
 	login := args{"email": "mfa-off@example.com", "password": password}
 	c, _, _, recovery, _ := mfaUser(t, srv, owner, sec, "mfa-off@example.com", password)
@@ -723,14 +712,7 @@ func wantStepUp(t *testing.T, what string, r mcptest.Result) {
 
 func TestShouldNotLetAStaleAccessTokenMintKeysEnrollMFAOrChangeTheEmail(t *testing.T) {
 	t.Parallel()
-	in := newInstance(t)
-	in.Extra = append(in.Extra, "MCPAUTH_STEP_UP_MAX_AGE=0", noLoginLimits) // never fresh
-	sec := &secrets{}
-	sec.Add(in.OwnerPassword)
-	srv := startHTTP(t, in, "http")
-	owner := dialHTTP(t, srv)
-	owner.Login(t, sec, in.Owner())
-	anon := dialHTTP(t, srv)
+	_, sec, srv, owner, anon := attackServer(t, "MCPAUTH_STEP_UP_MAX_AGE=0", noLoginLimits) // never fresh
 	password := freshPassword(sec)
 	victim := owner.CreateUser(t, "victim@example.com", password, "admin") // may change its own email
 	c := dialHTTP(t, srv)                                                  // the attacker, holding the victim's token
@@ -849,14 +831,7 @@ func TestShouldNotMintAPIKeysThatNeverExpireByDefault(t *testing.T) {
 
 func TestShouldNotLetAKeyMintedFromAStolenSessionSurviveRevokingEverything(t *testing.T) {
 	t.Parallel()
-	in := newInstance(t)
-	in.Extra = append(in.Extra, noLoginLimits)
-	sec := &secrets{}
-	sec.Add(in.OwnerPassword)
-	srv := startHTTP(t, in, "http")
-	owner := dialHTTP(t, srv)
-	owner.Login(t, sec, in.Owner())
-	anon := dialHTTP(t, srv)
+	_, sec, srv, owner, anon := attackServer(t, noLoginLimits)
 	password := freshPassword(sec)
 	u := owner.CreateUser(t, "victim@example.com", password, "viewer")
 	login := args{"email": u.Email, "password": password}
@@ -968,13 +943,7 @@ func TestShouldLetTheOperatorLiftAPermanentLockWhileTheServerRuns(t *testing.T) 
 
 func TestShouldRecordExactlyOneDenialForACallTheHTTPGuardRefuses(t *testing.T) {
 	t.Parallel()
-	in := newInstance(t)
-	sec := &secrets{}
-	sec.Add(in.OwnerPassword)
-	srv := startHTTP(t, in, "http")
-	owner := dialHTTP(t, srv)
-	owner.Login(t, sec, in.Owner())
-	anon := dialHTTP(t, srv)
+	_, sec, srv, owner, anon := attackServer(t)
 	password := freshPassword(sec)
 	viewer := owner.CreateUser(t, "viewer@example.com", password, "viewer")
 	tok := canLogin(t, anon, sec, viewer.Email, password)

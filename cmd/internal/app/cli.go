@@ -297,14 +297,9 @@ func UserUnlock(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		fmt.Fprintln(stderr, "mcpauth: give exactly one of --email and --id")
 		return ExitUsage
 	}
-	c, err := buildConfig(resolve(fs, storeFlags, vals, getenv), getenv)
-	if err != nil {
-		fmt.Fprintln(stderr, "mcpauth:", err)
-		return ExitUsage
-	}
-	a, err := openApp(ctx, c, newLogger(stderr, "warn"))
-	if err != nil {
-		return Fail(prog, stderr, err)
+	a, code := openForCLI(ctx, fs, vals, getenv, stderr)
+	if a == nil {
+		return code
 	}
 	defer a.Close()
 	u, err := a.auth.FindUser(ctx, *email, *id)
@@ -316,6 +311,21 @@ func UserUnlock(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	}
 	fmt.Fprintf(stdout, "unlocked %s (%s)\n", u.Email, u.ID)
 	return ExitOK
+}
+
+// openForCLI opens the store for a command of the CLI with the store flags it parsed into vals.
+// On failure it has said why on stderr and returns the exit code (and no app).
+func openForCLI(ctx context.Context, fs *flag.FlagSet, vals map[string]*string, getenv func(string) string, stderr io.Writer) (*app, int) {
+	c, err := buildConfig(resolve(fs, storeFlags, vals, getenv), getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "mcpauth:", err)
+		return nil, ExitUsage
+	}
+	a, err := openApp(ctx, c, newLogger(stderr, "warn"))
+	if err != nil {
+		return nil, Fail("mcpauth", stderr, err)
+	}
+	return a, ExitOK
 }
 
 // readPassword reads the first line of stdin, bounded.

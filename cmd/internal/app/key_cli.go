@@ -26,14 +26,9 @@ func Key(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if code, stop := parseFlags(prog, fs, keyHelp, args[1:], stdout, stderr); stop {
 		return code
 	}
-	c, err := buildConfig(resolve(fs, storeFlags, vals, getenv), getenv)
-	if err != nil {
-		fmt.Fprintln(stderr, "mcpauth:", err)
-		return ExitUsage
-	}
-	a, err := openApp(ctx, c, newLogger(stderr, "warn"))
-	if err != nil {
-		return Fail(prog, stderr, err)
+	a, code := openForCLI(ctx, fs, vals, getenv, stderr)
+	if a == nil {
+		return code
 	}
 	defer a.Close()
 	kid, err := a.auth.RotateSigningKey(ctx)
