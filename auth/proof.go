@@ -64,15 +64,18 @@ func (s *Service) hashWorker(ctx context.Context, identifier string) (release fu
 }
 
 // beginCheck reserves a check of u's credentials from the caller's address. A lock is ACCOUNT_LOCKED
-// (recorded), unless the operator released it out of process after it engaged (`mcpauth user
-// unlock`): then the lock is lifted here and the check goes ahead.
+// (recorded), unless it is the permanent lock and the operator released it out of process after
+// it engaged (`mcpauth user unlock`): then the lock is lifted here and the check goes ahead.
+// Only the permanent lock is looked up (a store read, made while the caller holds a hashing
+// worker): a soft lock ends by itself within the longest backoff, and with Redis the CLI lifts
+// every lock at once.
 func (s *Service) beginCheck(ctx context.Context, u User, during string) error {
 	src := clientAddr(ctx)
 	a, err := s.cfg.Lockout.Begin(ctx, u.ID, src)
 	if err != nil {
 		return limiterDown(s.cfg.Lockout.Name(), err)
 	}
-	if !a.Allowed && s.releasedSince(ctx, u.ID, a.Since) {
+	if !a.Allowed && a.Permanent && s.releasedSince(ctx, u.ID, a.Since) {
 		if err := s.cfg.Lockout.Unlock(ctx, u.ID); err != nil {
 			return limiterDown(s.cfg.Lockout.Name(), err)
 		}
