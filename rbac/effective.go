@@ -29,16 +29,20 @@ type Credential struct {
 	AllScopes bool
 }
 
-// ScopesAllow reports whether one of scopes grants the permission resource:action (as Match).
-// It allocates nothing for a permission without '*'.
+// ScopesAllow reports whether one of scopes grants the permission resource:action, as Match
+// does (it is Match without building the permission string: nothing is allocated for a
+// permission without '*', which the guard's per-call path relies on).
 func ScopesAllow(scopes []string, resource, action string) bool {
+	if resource == "" || action == "" || strings.IndexByte(resource, ':') >= 0 || strings.IndexByte(action, ':') >= 0 {
+		return false // not a permission: matches nothing (fail closed, as Match)
+	}
 	if strings.IndexByte(resource, '*') >= 0 || strings.IndexByte(action, '*') >= 0 {
 		perm := resource + ":" + action
 		return slices.ContainsFunc(scopes, func(s string) bool { return Covers(s, perm) })
 	}
 	for _, s := range scopes {
 		pr, pa := splitPattern(s)
-		if validPattern(s) && matchPart(pr, resource) && matchPart(pa, action) {
+		if matchPart(pr, resource) && matchPart(pa, action) {
 			return true
 		}
 	}

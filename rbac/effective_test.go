@@ -121,6 +121,7 @@ func TestShouldMatchScopesWithoutAllocating(t *testing.T) {
 	}{
 		{"projects", "read", true}, {"projects", "write", false}, {"tasks", "delete", true},
 		{"users", "admin", true}, {"tasks", "*", true}, {"projects", "*", false}, {"proj*", "read", false},
+		{"", "read", false}, {"tasks", "", false}, {"tasks:write", "x", false}, {"tasks", "write:x", false},
 	} {
 		if got := rbac.ScopesAllow(scopes, tt.res, tt.act); got != tt.want {
 			t.Errorf("ScopesAllow(%v, %s:%s) = %v, want %v", scopes, tt.res, tt.act, got, tt.want)
