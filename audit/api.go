@@ -69,6 +69,13 @@ const (
 // Event is one audit record. The writer fills ID, Instance, Seq, Time (if zero), PrevHash and
 // Hash; callers fill the rest. Details must never hold a secret: values that are secrets must be
 // of a type that redacts itself when marshalled (auth.Secret does).
+//
+// The writer bounds what an event carries, since clients choose some of it (a request id, a
+// tool name): each request field (ClientAddr, Transport, RequestID, Subject, Actor, OrgID,
+// SessionID) is stored cut to MaxFieldLen (256) bytes, and each string inside Details, at any
+// depth of its maps and lists, to MaxDetailLen (1024) bytes. A cut string ends with
+// TruncationMarker ("…(truncated)"), is cut at a rune boundary (valid UTF-8) and is what is
+// hashed. Events within the bounds are stored as recorded.
 type Event struct {
 	ID         string         `bson:"_id" json:"id"`
 	Instance   string         `bson:"instance" json:"instance"` // the chain this event is in

@@ -1,6 +1,10 @@
 package audit
 
-import "context"
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+)
 
 // Request is what the transport knows about the call an event belongs to; the layers that
 // record events take it from the context, so every event carries it without plumbing.
@@ -10,6 +14,38 @@ type Request struct {
 	RequestID  string
 	Actor      string // the authenticated caller, once the guard knows it
 	SessionID  string
+}
+
+// MaxRequestIDLen bounds a client's request id (X-Request-Id) that RequestIDFrom keeps.
+const MaxRequestIDLen = 128
+
+// RequestIDFrom returns the request id to record for a client's X-Request-Id header: the header
+// itself when it is short and plain (at most MaxRequestIDLen bytes of [A-Za-z0-9._:/+=-]),
+// otherwise a server-made id ("srv_" and 16 random hex digits), so that the events of the
+// request still share one id without the client choosing what the trail holds. An absent
+// (empty) header gives "".
+func RequestIDFrom(header string) string {
+	if header == "" || plainRequestID(header) {
+		return header
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms (Go 1.24+)
+	return "srv_" + hex.EncodeToString(b[:])
+}
+
+func plainRequestID(s string) bool {
+	if len(s) > MaxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '_', c == ':', c == '/', c == '+', c == '=', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 type requestKey struct{}

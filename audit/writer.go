@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Writer defaults.
@@ -209,7 +212,7 @@ func (w *Writer) enqueue(ctx context.Context, e Event, durable bool) (chan error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	it := item{ev: prepare(e, w.cfg.Now)}
+	it := item{ev: capEvent(prepare(e, w.cfg.Now))}
 	if durable {
 		it.done = make(chan error, 1)
 	}
@@ -231,6 +234,99 @@ func (w *Writer) enqueue(ctx context.Context, e Event, durable bool) (chan error
 	case <-w.stopping:
 		return nil, ErrClosed
 	}
+}
+
+// Size caps of an event's strings (see Event): what a client sends (a header, a tool name)
+// reaches the trail, and the trail must not hold, or queue, whatever size it is sent.
+const (
+	MaxFieldLen      = 256  // each request field: ClientAddr, Transport, RequestID, Subject, Actor, OrgID, SessionID
+	MaxDetailLen     = 1024 // each string inside Details, at any depth
+	TruncationMarker = "…(truncated)"
+)
+
+// capEvent cuts e's strings to their caps (MaxFieldLen, MaxDetailLen), each cut string ending
+// with TruncationMarker, at a rune boundary (the strings of a prepared event are valid UTF-8,
+// so the cut is too). It is applied after prepare, so to every event recorded, before the event
+// is hashed. It never modifies the caller's maps or slices (a cut one is copied) and allocates
+// nothing for an event that needs no cut.
+func capEvent(e Event) Event {
+	for _, s := range [...]*string{&e.ClientAddr, &e.Transport, &e.RequestID, &e.Subject, &e.Actor,
+		&e.OrgID, &e.SessionID} {
+		if len(*s) > MaxFieldLen {
+			*s = cutString(*s, MaxFieldLen)
+		}
+	}
+	if d, cut := capDetails(e.Details); cut {
+		e.Details = d
+	}
+	return e
+}
+
+// capDetails returns m with its strings cut to MaxDetailLen, and whether any was: a copy of m
+// if so, m itself otherwise.
+func capDetails(m map[string]any) (map[string]any, bool) {
+	var out map[string]any
+	for k, v := range m {
+		if nv, cut := capDetail(v); cut {
+			if out == nil {
+				out = maps.Clone(m)
+			}
+			out[k] = nv
+		}
+	}
+	return out, out != nil
+}
+
+// capDetail is capDetails for one value: strings, and maps and lists of them at any depth
+// (what normalized details are made of, []string besides).
+func capDetail(v any) (any, bool) {
+	switch x := v.(type) {
+	case string:
+		if len(x) > MaxDetailLen {
+			return cutString(x, MaxDetailLen), true
+		}
+	case map[string]any:
+		if m, cut := capDetails(x); cut {
+			return m, true
+		}
+	case []any:
+		var out []any
+		for i, el := range x {
+			if nv, cut := capDetail(el); cut {
+				if out == nil {
+					out = slices.Clone(x)
+				}
+				out[i] = nv
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+	case []string:
+		var out []string
+		for i, el := range x {
+			if len(el) > MaxDetailLen {
+				if out == nil {
+					out = slices.Clone(x)
+				}
+				out[i] = cutString(el, MaxDetailLen)
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+	}
+	return v, false
+}
+
+// cutString returns s cut to at most limit bytes, TruncationMarker included, at a rune
+// boundary.
+func cutString(s string, limit int) string {
+	n := limit - len(TruncationMarker)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + TruncationMarker
 }
 
 // Stats returns the writer's current state.

@@ -361,9 +361,15 @@ func (s *Service) lookUpAPIKey(ctx context.Context, key string) (APIKey, error) 
 // validateAPIKey authenticates with a key, rate-limiting the failures of each client address.
 func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claims, error) {
 	// A key whose checksum does not hold is a typo or garbage, never a guess at a real key's
-	// secret: refused before any look-up, limiter included (still audited: that is no I/O).
+	// secret: refused before any look-up, always as TOKEN_INVALID, and it does not count against
+	// the address's guesses. Its record does: anyone can send garbage, so an address's
+	// malformed keys are recorded only within the failure limit, in a bucket of their own
+	// (past it the limiter counts the refusal in its metric; if the limiter fails, the event is
+	// recorded).
 	if _, _, ok := ParseAPIKey(key); !ok {
-		s.record(ctx, audit.Event{Type: audit.APIKeyUsedFailed, Severity: audit.Warning, Details: map[string]any{"reason": "malformed"}})
+		if err := s.allow(ctx, "apikey_malformed:addr:"+clientAddr(ctx), s.cfg.Limits.APIKeyFailures); apierr.CodeOf(err) != apierr.RateLimited {
+			s.record(ctx, audit.Event{Type: audit.APIKeyUsedFailed, Severity: audit.Warning, Details: map[string]any{"reason": "malformed"}})
+		}
 		return APIKey{}, Claims{}, ErrTokenInvalid.With("reason", "malformed API key")
 	}
 	// An address that keeps presenting bad keys is refused before any look-up.

@@ -378,9 +378,14 @@ var ErrMissingToken = apierr.New(apierr.Unauthenticated, "a bearer token is requ
 // middleware could see them (401, 403): one per call in the request, as the middleware would
 // have written, naming the caller when the token was valid. A request that calls no tool (a
 // GET of the stream, a non-call method) is a transport matter, not a decision: nothing is
-// recorded.
+// recorded. Anyone can be refused without a valid credential (401), so those refusals are
+// recorded only within the Limiter's CallLimit per client address ("refused:addr:"; a limiter
+// error records); a refused authenticated caller (403) is always recorded.
 func (g *Guard) recordRefusal(ctx context.Context, calls []string, c auth.Claims, cause error) {
 	for _, tool := range calls {
+		if c.Subject == "" && !g.refusalRecordAllowed(ctx) {
+			return // past the address's limit: the rest of the request's calls are not recorded either
+		}
 		who := caller{err: cause}
 		if c.Subject != "" {
 			who = caller{id: Identity{UserID: c.Subject, OrgID: c.OrgID, SessionID: c.SessionID}}
@@ -391,6 +396,24 @@ func (g *Guard) recordRefusal(ctx context.Context, calls []string, c auth.Claims
 		}
 		g.recordDecision(ctx, ctx, tool, who, derr)
 	}
+}
+
+// refusalRecordAllowed consumes one event of the client address's limit for recording refusals
+// of callers without a valid credential. No limiter, or a limiter error: record (keep the trail).
+func (g *Guard) refusalRecordAllowed(ctx context.Context) bool {
+	if g.cfg.Limiter == nil || g.cfg.Audit == nil {
+		return true
+	}
+	addr := audit.RequestFrom(ctx).ClientAddr
+	if addr == "" {
+		addr = "local"
+	}
+	d, err := g.cfg.Limiter.Allow(ctx, "refused:addr:"+addr, g.cfg.CallLimit)
+	if err != nil {
+		g.log.WarnContext(ctx, "rate limiter unavailable: refusal recorded without limit", "limiter", g.cfg.Limiter.Name(), "error", err)
+		return true
+	}
+	return d.Allowed
 }
 
 // Filter is the tool filter (server.WithToolFilter): tools/list shows a caller only the tools
@@ -421,8 +444,14 @@ func (g *Guard) Filter() server.ToolFilterFunc {
 	}
 }
 
-// maxBody bounds the JSON-RPC body the HTTP guard reads.
-const maxBody = 8 << 20
+// Body caps of the HTTP guard: a request with a valid credential may send up to maxBody; one
+// without (anonymous initialize, tools/list, public tools, or a credential that failed) at most
+// maxAnonymousBody, so a stranger cannot make the server hold megabytes per request (a whole
+// initialize, clientInfo included, fits many times over).
+const (
+	maxBody          = 8 << 20
+	maxAnonymousBody = 64 << 10
+)
 
 // HTTP guards the HTTP transports (streamable HTTP and SSE): bearer tokens from the
 // Authorization header only, 401 with a WWW-Authenticate challenge pointing at the
@@ -449,11 +478,20 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			ctx = withClient(ctx, r, ip, transport)
 		}
 		token := bearer(r)
+		// The credential first: how much body is read depends on it.
+		claims, authErr := auth.Claims{}, error(ErrMissingToken)
+		if token != "" {
+			claims, authErr = g.cfg.Auth.Validate(ctx, token)
+		}
 		anonymousOK := len(g.cfg.Policy.AnonymousMethods) > 0 // GET/DELETE: the stream itself
 		var calls []string
 		if r.Method == http.MethodPost {
-			body, err := readBody(r)
-			if err != nil || len(body) > maxBody {
+			limit := int64(maxAnonymousBody)
+			if authErr == nil {
+				limit = maxBody
+			}
+			body, err := readBody(r, limit)
+			if err != nil || int64(len(body)) > limit {
 				http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
 				return
 			}
@@ -464,23 +502,17 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			methods, calls = peekJSONRPC(body)
 			anonymousOK = g.anonymous(methods, calls)
 		}
-		if token == "" {
-			if anonymousOK {
-				next.ServeHTTP(w, r.WithContext(ctx))
-				return
-			}
-			g.recordRefusal(ctx, calls, auth.Claims{}, ErrMissingToken)
-			g.challenge(w, r, http.StatusUnauthorized, `error="invalid_token", error_description="a bearer token is required"`)
-			return
-		}
-		claims, err := g.cfg.Auth.Validate(ctx, token)
-		if err != nil {
+		if authErr != nil {
 			if anonymousOK { // the tool decides (e.g. auth_refresh with an expired access token)
 				next.ServeHTTP(w, r.WithContext(ctx))
 				return
 			}
-			g.recordRefusal(ctx, calls, auth.Claims{}, err)
-			g.refuse(w, r, err)
+			g.recordRefusal(ctx, calls, auth.Claims{}, authErr)
+			if token == "" {
+				g.challenge(w, r, http.StatusUnauthorized, `error="invalid_token", error_description="a bearer token is required"`)
+			} else {
+				g.refuse(w, r, authErr)
+			}
 			return
 		}
 		for _, tool := range calls {
@@ -506,17 +538,17 @@ type bodyReader struct{ bytes.Reader }
 
 func (bodyReader) Close() error { return nil }
 
-// readBody reads at most maxBody+1 bytes of r's body, in one allocation when its length is
+// readBody reads at most limit+1 bytes of r's body, in one allocation when its length is
 // declared (net/http then reads no more than that).
-func readBody(r *http.Request) ([]byte, error) {
-	if n := r.ContentLength; n >= 0 && n <= maxBody {
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= limit {
 		body := make([]byte, n)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			return nil, err
 		}
 		return body, nil
 	}
-	return io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	return io.ReadAll(io.LimitReader(r.Body, limit+1))
 }
 
 // anonymous reports whether every message may arrive without a token.

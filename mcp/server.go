@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,7 +129,9 @@ func withClient(ctx context.Context, r *http.Request, ip netip.Addr, transport s
 		addr = ip.String()
 		ctx = auth.WithClientAddr(ctx, addr)
 	}
-	return audit.WithRequest(ctx, audit.Request{ClientAddr: addr, Transport: transport, RequestID: r.Header.Get("X-Request-Id")})
+	// The client's X-Request-Id only if short and plain; otherwise one of the server's.
+	return audit.WithRequest(ctx, audit.Request{ClientAddr: addr, Transport: transport,
+		RequestID: audit.RequestIDFrom(r.Header.Get("X-Request-Id"))})
 }
 
 // queryCredentialParams are query parameters that would carry a credential. Tokens in URLs end
@@ -154,12 +157,14 @@ func refuseQueryCredential(w http.ResponseWriter) {
 	http.Error(w, "credentials in the query string are not accepted; use the Authorization header", http.StatusBadRequest)
 }
 
-// HTTP is the HTTP side: streamable HTTP at /mcp, SSE at /sse (+ /message), /healthz and the
-// JWKS at /.well-known/jwks.json.
+// HTTP is the HTTP side: streamable HTTP at /mcp, SSE at /sse (+ /message), /healthz, /readyz
+// and the JWKS at /.well-known/jwks.json. Metrics are not on it (ServeMetrics: a listener of
+// their own): their labels would tell a stranger which failed logins were for real accounts.
 type HTTP struct {
-	Handler    http.Handler
-	streamable *server.StreamableHTTPServer
-	sse        *server.SSEServer
+	Handler                  http.Handler
+	streamable               *server.StreamableHTTPServer
+	sse                      *server.SSEServer
+	readTimeout, idleTimeout time.Duration
 }
 
 // ReadyCheck is one dependency /readyz looks at.
@@ -168,38 +173,57 @@ type ReadyCheck struct {
 	Check func(ctx context.Context) error
 }
 
-// HTTPOptions are the operational endpoints beside MCP.
+// HTTPOptions are the operational endpoints beside MCP, and the limits of the listener.
 type HTTPOptions struct {
-	Metrics http.Handler // served at /metrics (Prometheus exposition); nil: none
-	Ready   []ReadyCheck // /readyz is 200 only when every check passes
+	Ready []ReadyCheck // /readyz is 200 only when every check passes
+	// AllowedOrigins are the browser origins (e.g. "https://app.example.com") that may call
+	// /mcp, /sse and /message; a request with any other Origin is refused. Default: none.
+	AllowedOrigins []string
+	// ReadTimeout bounds reading a whole request, body included; IdleTimeout how long an idle
+	// keep-alive connection is kept (defaults DefaultReadTimeout, DefaultIdleTimeout).
+	ReadTimeout, IdleTimeout time.Duration
 }
+
+// sessionIdleTTL is how long a streamable-HTTP session's state is kept without a request.
+const sessionIdleTTL = 30 * time.Minute
+
+// Listener limits. A request's headers are at most MaxHeaderBytes (net/http's default is 1 MiB,
+// all of it read before anything is authenticated).
+const (
+	DefaultReadTimeout = 30 * time.Second
+	DefaultIdleTimeout = 2 * time.Minute
+	MaxHeaderBytes     = 64 << 10
+)
 
 // NewHTTP builds the HTTP handlers around s, each behind g.HTTP.
 func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logger, opts HTTPOptions) *HTTP {
+	sseCORS, streamableCORS := corsOptions(opts.AllowedOrigins)
 	streamable := server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath("/mcp"),
 		server.WithHTTPContextFunc(httpContext("http")),
 		server.WithStreamableHTTPLogger(logger),
+		// A client that goes away without DELETE must not leave its session's state behind
+		// forever (mcp-go keeps none of it idle past this).
+		server.WithSessionIdleTTL(sessionIdleTTL),
+		streamableCORS,
 	)
 	sse := server.NewSSEServer(s,
 		server.WithSSEEndpoint("/sse"),
 		server.WithMessageEndpoint("/message"),
 		server.WithSSEContextFunc(httpContext("sse")),
 		server.WithKeepAlive(true),
+		sseCORS,
 	)
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", g.httpFor("http", streamable))
-	mux.Handle("/sse", g.httpFor("sse", sse))
-	mux.Handle("/message", g.httpFor("sse", sse))
+	mux.Handle("/mcp", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("http", streamable)))
+	mux.Handle("/sse", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", sse)))
+	mux.Handle("/message", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", sse)))
 	mux.Handle(metadataPath, g.HTTP(http.NotFoundHandler())) // g.HTTP serves the metadata itself
 	mux.Handle(metadataPath+"/", g.HTTP(http.NotFoundHandler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 	})
-	if opts.Metrics != nil {
-		mux.Handle("GET /metrics", opts.Metrics)
-	}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -222,7 +246,7 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logg
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_ = json.NewEncoder(w).Encode(keys.JWKS())
 	})
-	return &HTTP{Handler: mux, streamable: streamable, sse: sse}
+	return &HTTP{Handler: mux, streamable: streamable, sse: sse, readTimeout: opts.ReadTimeout, idleTimeout: opts.IdleTimeout}
 }
 
 // Serve accepts connections on l until ctx ends, then shuts down gracefully.
@@ -230,8 +254,13 @@ func (h *HTTP) Serve(ctx context.Context, l net.Listener, logger *slog.Logger) e
 	srv := &http.Server{
 		Handler:           h.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Reading a request, body included, is bounded; writing is not (an SSE or streamable
+		// response is a stream that lives as long as its session).
+		ReadTimeout:    cmp.Or(h.readTimeout, DefaultReadTimeout),
+		IdleTimeout:    cmp.Or(h.idleTimeout, DefaultIdleTimeout),
+		MaxHeaderBytes: MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:    func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
@@ -249,6 +278,26 @@ func (h *HTTP) Serve(ctx context.Context, l net.Listener, logger *slog.Logger) e
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http: %w", err)
+	}
+	return nil
+}
+
+// ServeMetrics serves the Prometheus exposition at /metrics (and nothing else) on l until ctx
+// ends: a listener apart from the public one, on loopback by default.
+func ServeMetrics(ctx context.Context, l net.Listener, metrics http.Handler, logger *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: DefaultReadTimeout,
+		IdleTimeout: DefaultIdleTimeout, MaxHeaderBytes: MaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics: %w", err)
 	}
 	return nil
 }

@@ -93,6 +93,7 @@ func startServer(ctx context.Context, s serverSettings, mode string, logger *slo
 		"MCPAUTH_RATE_LIMITS="+s.rateLimits,
 		"MCPAUTH_ACCESS_TTL=24h", // a long run must not see its tokens expire
 		"MCPAUTH_LOG_LEVEL=info",
+		"MCPAUTH_METRICS_LISTEN=off", // two servers side by side; nobody scrapes them
 	)
 	if s.auditSample != "" {
 		env = append(env, "MCPAUTH_AUDIT_GRANTED_SAMPLE="+s.auditSample)

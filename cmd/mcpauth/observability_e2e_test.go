@@ -25,10 +25,10 @@ var (
 	labelPair  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
 )
 
-// scrape fetches /metrics and parses it.
-func scrape(t *testing.T, base string) []metricSample {
+// scrape fetches the metrics listener's /metrics and parses it.
+func scrape(t *testing.T, metricsURL string) []metricSample {
 	t.Helper()
-	r := mcptest.Get(t, base+"/metrics")
+	r := mcptest.Get(t, metricsURL)
 	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("GET /metrics: %d %s", r.Status, r.Header.Get("Content-Type"))
 	}
@@ -89,7 +89,15 @@ func TestShouldExposeMovingCountersAndReadiness(t *testing.T) {
 		t.Fatalf("/readyz: %+v", rd)
 	}
 
-	before := scrape(t, srv.URL)
+	if srv.MetricsURL == "" {
+		t.Fatalf("the server logged no metrics listener; stderr:\n%s", srv.Stderr)
+	}
+	// Not on the public listener: its labels (failed logins by reason) would tell a stranger
+	// whether an account exists.
+	if r := mcptest.Get(t, srv.URL+"/metrics"); r.Status != http.StatusNotFound {
+		t.Errorf("GET /metrics on the public listener: %d, want 404", r.Status)
+	}
+	before := scrape(t, srv.MetricsURL)
 	for _, name := range []string{"mcpauth_audit_queue_depth", "mcpauth_audit_spill_bytes"} {
 		if v, ok := metricValue(before, name); !ok || v != 0 {
 			t.Errorf("%s = %v (present %v), want present and 0", name, v, ok)
@@ -118,7 +126,7 @@ func TestShouldExposeMovingCountersAndReadiness(t *testing.T) {
 	ac.Call(t, "user_list", nil).WantError(t, "PERMISSION_DENIED")
 	calls := 14 // tool calls the guard decided
 
-	after := scrape(t, srv.URL)
+	after := scrape(t, srv.MetricsURL)
 	delta := func(name string, labels ...string) float64 {
 		a, ok := metricValue(after, name, labels...)
 		if !ok {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,11 +26,63 @@ type Server struct {
 	uri    string
 	cancel context.CancelFunc
 	done   chan struct{}
+	remove []string // removed at Stop: a Unix socket, its private directory
 }
 
-// Start runs FerretDB with its SQLite files under dir, listening on 127.0.0.1 on a free port.
-// logger receives FerretDB's own logs (it is chatty: pass one at Warn or above).
+// Start runs FerretDB with its SQLite files under dir, listening on 127.0.0.1 on a free port:
+// for tests that put a TCP proxy in front of it or share it between processes. The server and
+// the CLI use StartPrivate. logger receives FerretDB's own logs (it is chatty: pass one at
+// Warn or above).
 func Start(dir string, logger *slog.Logger) (*Server, error) {
+	return start(dir, ferretdb.ListenerConfig{TCP: "127.0.0.1:0"}, logger, "")
+}
+
+// StartPrivate runs FerretDB on a Unix socket inside dir, never a TCP port: FerretDB has no
+// authentication, so a loopback port would let any local process (another user, another
+// container of the pod) read the password hashes or edit the audit trail. The socket lives in
+// the 0700 data directory, so only its owner can connect. Each process gets a socket of its
+// own (the CLI may run beside the server on the same files); it is removed at Stop. Should the
+// path be too long for a socket (about 100 bytes), it goes into a fresh 0700 directory under
+// the system's temporary directory instead.
+func StartPrivate(dir string, logger *slog.Logger) (*Server, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("embedded store dir: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("embedded store dir: %w", err)
+	}
+	// The store's directory is ours alone, even if an older version or a hand made it wider:
+	// the socket's protection is this directory's mode.
+	if err := os.Chmod(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("embedded store dir: %w", err)
+	}
+	sockDir, cleanup := abs, ""
+	name := fmt.Sprintf("mongo-%d.sock", os.Getpid())
+	if len(filepath.Join(sockDir, name)) > maxSocketPath {
+		if sockDir, err = os.MkdirTemp("", "mcpauth-store-"); err != nil { // created 0700
+			return nil, fmt.Errorf("embedded store socket: %w", err)
+		}
+		cleanup = sockDir
+	}
+	sock := filepath.Join(sockDir, name)
+	_ = os.Remove(sock) // left by a process of this pid that died: no live one can own it
+	s, err := start(abs, ferretdb.ListenerConfig{Unix: sock}, logger, "mongodb://"+url.PathEscape(sock)+"/")
+	if err != nil {
+		return nil, err
+	}
+	s.remove = []string{sock}
+	if cleanup != "" {
+		s.remove = append(s.remove, cleanup)
+	}
+	return s, nil
+}
+
+// maxSocketPath is a safe bound for a Unix socket's path (sun_path is 108 bytes on Linux, 104
+// on the BSDs, with a terminating NUL).
+const maxSocketPath = 100
+
+func start(dir string, listener ferretdb.ListenerConfig, logger *slog.Logger, uri string) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded store dir: %w", err)
 	}
@@ -49,7 +102,7 @@ func Start(dir string, logger *slog.Logger) (*Server, error) {
 	// MongoDB's journal). That would reach past the audit trail to everything in this store:
 	// refresh-token spends and TOTP step claims rolled back re-open reuse windows.
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Listener:  listener,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",
 		Logger:    slog.New(lazyAttrs{Handler: logger.Handler()}),
@@ -63,8 +116,12 @@ func Start(dir string, logger *slog.Logger) (*Server, error) {
 		defer close(s.done)
 		_ = f.Run(ctx)
 	}()
-	// MongoDBURI blocks until the listener is bound.
+	// MongoDBURI blocks until the listener is bound (FerretDB's own form of a Unix socket URI
+	// is not one the driver reads: uri, when given, is).
 	s.uri = f.MongoDBURI()
+	if uri != "" {
+		s.uri = uri
+	}
 	return s, nil
 }
 
@@ -75,6 +132,11 @@ func (s *Server) URI() string { return s.uri }
 // first: FerretDB waits for open connections to go idle.
 func (s *Server) Stop(ctx context.Context) error {
 	s.cancel()
+	defer func() {
+		for _, p := range s.remove {
+			_ = os.Remove(p)
+		}
+	}()
 	select {
 	case <-s.done:
 		return nil

@@ -226,6 +226,7 @@ func (in *Instance) Env(extra ...string) []string {
 		"MCPAUTH_DATA_DIR="+in.DataDir,
 		"MCPAUTH_BCRYPT_COST=4",
 		"MCPAUTH_LOG_LEVEL=info",
+		"MCPAUTH_METRICS_LISTEN=127.0.0.1:0", // servers run side by side: no fixed port
 	)
 	if in.MongoURI != "" {
 		env = append(env, "MCPAUTH_MONGO_URI="+in.MongoURI, "MCPAUTH_MONGO_DB="+in.MongoDB)
@@ -331,10 +332,16 @@ func (p *Proc) Wait(t testing.TB, timeout time.Duration) int {
 type HTTPServer struct {
 	*Proc
 	URL string // http://127.0.0.1:PORT, from the "listening" log line
+	// MetricsURL is http://127.0.0.1:PORT/metrics on the metrics listener, from its log line
+	// ("" when the server was started without one).
+	MetricsURL string
 }
 
 // ListeningLine is the log line an HTTP server prints once it accepts connections.
 var ListeningLine = regexp.MustCompile(`level=INFO msg=listening url=(http://\S+)`)
+
+// metricsLine is the log line of the metrics listener (printed before ListeningLine).
+var metricsLine = regexp.MustCompile(`level=INFO msg="metrics listening" url=(http://\S+)`)
 
 // StartHTTP starts bin serve on 127.0.0.1:0 with env and waits for its "listening" line.
 func StartHTTP(t testing.TB, bin string, env []string, transportFlag string) *HTTPServer {
@@ -344,7 +351,11 @@ func StartHTTP(t testing.TB, bin string, env []string, transportFlag string) *HT
 	if err != nil {
 		t.Fatalf("%s serve --transport %s: %v; stderr:\n%s", p.name, transportFlag, err, p.Stderr)
 	}
-	return &HTTPServer{Proc: p, URL: m[1]}
+	srv := &HTTPServer{Proc: p, URL: m[1]}
+	if mm := metricsLine.FindStringSubmatch(p.Stderr.String()); mm != nil {
+		srv.MetricsURL = mm[1]
+	}
+	return srv
 }
 
 // Secrets collects every secret a test handled, to prove none reaches a server's logs.

@@ -151,7 +151,7 @@ func (a *app) connectMongo(ctx context.Context, c config, logger *slog.Logger) (
 	if uri == "" {
 		// FerretDB logs every failed command at WARN: keep only its errors.
 		storeLog := logger.With("component", "embedded-store")
-		srv, err := embedmongo.Start(filepath.Join(c.DataDir, "store"), slog.New(levelFloor{Handler: storeLog.Handler(), min: slog.LevelError}))
+		srv, err := embedmongo.StartPrivate(filepath.Join(c.DataDir, "store"), slog.New(levelFloor{Handler: storeLog.Handler(), min: slog.LevelError}))
 		if err != nil {
 			return nil, err
 		}

@@ -177,7 +177,21 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		}
 		return ExitOK
 	}
-	h := mcp.NewHTTP(srv, guard, a.auth.Keys(), logger, mcp.HTTPOptions{Metrics: tel.metrics, Ready: a.ready})
+	if c.MetricsListen != "" {
+		ml, err := net.Listen("tcp", c.MetricsListen)
+		if err != nil {
+			return Fail(p.Name, stderr, fmt.Errorf("metrics: listen on %s: %w", c.MetricsListen, err))
+		}
+		defer ml.Close()
+		go func() {
+			if err := mcp.ServeMetrics(ctx, ml, tel.metrics, logger); err != nil {
+				logger.Error("metrics listener stopped", "error", err)
+			}
+		}()
+		logger.Info("metrics listening", "url", "http://"+ml.Addr().String()+"/metrics")
+	}
+	h := mcp.NewHTTP(srv, guard, a.auth.Keys(), logger, mcp.HTTPOptions{Ready: a.ready, AllowedOrigins: c.AllowedOrigins,
+		ReadTimeout: c.HTTPReadTimeout, IdleTimeout: c.HTTPIdleTimeout})
 	h.Handler = bench.handler(h.Handler, srv, logger) // benchmark-only: unguarded /mcp, /debug/pprof/
 	base := "http://" + l.Addr().String()
 	logger.Info("listening", "url", base, "mcp", base+"/mcp", "sse", base+"/sse")

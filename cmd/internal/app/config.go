@@ -15,6 +15,7 @@ import (
 
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/mcp"
 )
 
 // config is everything the binary reads from flags and the environment (flags win).
@@ -49,6 +50,11 @@ type config struct {
 	// password (0: never). APIKeyTTL: the lifetime of a key created without an expiry.
 	StepUpMaxAge time.Duration
 	APIKeyTTL    time.Duration
+	// MetricsListen is where /metrics is served ("" when off); AllowedOrigins the browser
+	// origins the MCP endpoints accept; HTTPReadTimeout and HTTPIdleTimeout the listener's.
+	MetricsListen                    string
+	AllowedOrigins                   []string
+	HTTPReadTimeout, HTTPIdleTimeout time.Duration
 
 	// Environment only: secrets are never flags (they would show in ps).
 	MasterKey         string
@@ -64,6 +70,8 @@ const (
 	defaultIssuer   = "urn:mcpauth"
 	defaultAudience = "urn:mcpauth:mcp"
 	defaultAlg      = auth.AlgEdDSA
+	// defaultMetricsListen is loopback on the port OpenTelemetry's Prometheus exporter uses.
+	defaultMetricsListen = "127.0.0.1:9464"
 )
 
 // envVar binds a flag to its environment variable.
@@ -92,6 +100,10 @@ var storeFlags = []envVar{
 	{"audit-granted-sample", "MCPAUTH_AUDIT_GRANTED_SAMPLE", "share of granted tool calls recorded in the audit trail, 0-1 (default 1; denials are always recorded)"},
 	{"step-up-max-age", "MCPAUTH_STEP_UP_MAX_AGE", "how long after a login its tokens may create API keys and change MFA or email without the password, at most 1h; 0: always ask (default 5m)"},
 	{"apikey-ttl", "MCPAUTH_APIKEY_TTL", "lifetime of an API key created without expires_at, from 1m to 87600h (default 2160h: 90 days; a key that never expires is asked for explicitly)"},
+	{"metrics-listen", "MCPAUTH_METRICS_LISTEN", "where /metrics is served, a listener of its own; off: nowhere (default 127.0.0.1:9464)"},
+	{"allowed-origins", "MCPAUTH_ALLOWED_ORIGINS", "comma-separated browser origins allowed to call /mcp, /sse and /message, e.g. https://app.example.com (default: none; any other Origin is refused)"},
+	{"http-read-timeout", "MCPAUTH_HTTP_READ_TIMEOUT", "longest time to read a whole HTTP request, body included (default 30s)"},
+	{"http-idle-timeout", "MCPAUTH_HTTP_IDLE_TIMEOUT", "how long an idle keep-alive connection is kept (default 2m)"},
 	{"degrade-limits", "MCPAUTH_DEGRADE_LIMITS", "true: with Redis down, use in-process limits (logged loudly) instead of refusing logins"},
 }
 
@@ -200,6 +212,21 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	if c.APIKeyTTL, err = parseDuration("apikey-ttl", vals["apikey-ttl"], auth.DefaultAPIKeyTTL, time.Minute, 87600*time.Hour); err != nil {
 		return c, err
 	}
+	if c.HTTPReadTimeout, err = parseDuration("http-read-timeout", vals["http-read-timeout"], mcp.DefaultReadTimeout, time.Second, time.Hour); err != nil {
+		return c, err
+	}
+	if c.HTTPIdleTimeout, err = parseDuration("http-idle-timeout", vals["http-idle-timeout"], mcp.DefaultIdleTimeout, time.Second, time.Hour); err != nil {
+		return c, err
+	}
+	switch c.MetricsListen = vals["metrics-listen"]; c.MetricsListen {
+	case "":
+		c.MetricsListen = defaultMetricsListen
+	case "off":
+		c.MetricsListen = ""
+	}
+	if c.AllowedOrigins, err = parseOrigins(vals["allowed-origins"]); err != nil {
+		return c, err
+	}
 	c.BcryptCost = auth.DefaultBcryptCost
 	if s := vals["bcrypt-cost"]; s != "" {
 		if c.BcryptCost, err = strconv.Atoi(s); err != nil || c.BcryptCost < 4 || c.BcryptCost > 31 {
@@ -222,6 +249,24 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 		}
 	}
 	return c, nil
+}
+
+// parseOrigins reads a comma-separated list of origins: scheme://host[:port], nothing more
+// (an Origin header is compared as sent: a path or a trailing slash would never match).
+func parseOrigins(s string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(s, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" ||
+			u.Fragment != "" || u.User != nil || o != u.Scheme+"://"+u.Host {
+			return nil, fmt.Errorf("--allowed-origins: %q is not an origin (scheme://host[:port], e.g. https://app.example.com)", o)
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 func parseDuration(name, s string, def, lo, hi time.Duration) (time.Duration, error) {

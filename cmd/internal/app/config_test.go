@@ -54,6 +54,26 @@ func TestShouldApplyDefaults(t *testing.T) {
 	}
 }
 
+func TestShouldKeepMetricsOnLoopbackAndBrowsersOutByDefault(t *testing.T) {
+	c, err := parseServe(t, nil, map[string]string{"MCPAUTH_DATA_DIR": "/tmp/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsListen != "127.0.0.1:9464" || len(c.AllowedOrigins) != 0 || c.StepUpMaxAge != auth.DefaultStepUpMaxAge ||
+		c.APIKeyTTL != auth.DefaultAPIKeyTTL || c.HTTPReadTimeout != 30*time.Second {
+		t.Fatalf("defaults: metrics %q, origins %v, step-up %s, key ttl %s, read timeout %s",
+			c.MetricsListen, c.AllowedOrigins, c.StepUpMaxAge, c.APIKeyTTL, c.HTTPReadTimeout)
+	}
+	c, err = parseServe(t, []string{"--metrics-listen", "off", "--allowed-origins", " https://a.example, http://localhost:3000 "},
+		map[string]string{"MCPAUTH_DATA_DIR": "/tmp/x", "MCPAUTH_STEP_UP_MAX_AGE": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsListen != "" || strings.Join(c.AllowedOrigins, " ") != "https://a.example http://localhost:3000" || c.StepUpMaxAge != 0 {
+		t.Fatalf("set: metrics %q, origins %v, step-up %s", c.MetricsListen, c.AllowedOrigins, c.StepUpMaxAge)
+	}
+}
+
 func TestShouldRejectBadSettingsWithTheirName(t *testing.T) {
 	tests := []struct {
 		name string
@@ -71,6 +91,13 @@ func TestShouldRejectBadSettingsWithTheirName(t *testing.T) {
 		{"permanent lockout after no failure", []string{"--lockout", "5/15m/1m/1h/0"}, "--lockout"},
 		{"permanent lockout after a duration", []string{"--lockout", "5/15m/1m/1h/2h"}, "--lockout"},
 		{"lockout with a sixth part", []string{"--lockout", "5/15m/1m/1h/100/1"}, "--lockout"},
+		{"an origin with a path", []string{"--allowed-origins", "https://app.example.com/"}, "--allowed-origins"},
+		{"an origin without a scheme", []string{"--allowed-origins", "app.example.com"}, "--allowed-origins"},
+		{"a wildcard origin", []string{"--allowed-origins", "*"}, "--allowed-origins"},
+		{"an origin of another scheme", []string{"--allowed-origins", "ftp://app.example.com"}, "--allowed-origins"},
+		{"a read timeout below a second", []string{"--http-read-timeout", "10ms"}, "--http-read-timeout"},
+		{"step-up age over an hour", []string{"--step-up-max-age", "2h"}, "--step-up-max-age"},
+		{"an API key lifetime below a minute", []string{"--apikey-ttl", "1s"}, "--apikey-ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -222,7 +222,7 @@ func unguardedHTTPContext(ctx context.Context, r *http.Request) context.Context 
 	if ip.IsValid() {
 		addr = ip.String()
 	}
-	ctx = audit.WithRequest(ctx, audit.Request{ClientAddr: addr, Transport: "http", RequestID: r.Header.Get("X-Request-Id")})
+	ctx = audit.WithRequest(ctx, audit.Request{ClientAddr: addr, Transport: "http", RequestID: audit.RequestIDFrom(r.Header.Get("X-Request-Id"))})
 	var token auth.Secret
 	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 		token = auth.Secret(strings.TrimSpace(tok))

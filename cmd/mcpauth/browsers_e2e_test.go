@@ -1,0 +1,103 @@
+package main
+
+// End-to-end tests of what a web page can do to a local server: nothing. Browsers send Origin
+// with every cross-origin request; the MCP endpoints refuse a foreign one before anything else
+// sees the request, grant no CORS, and take JSON-RPC only as application/json.
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/bduf/mcpauth/internal/mcptest"
+)
+
+func TestShouldNotLetAWebPageDriveALocalServer(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	in.Extra = append(in.Extra, "MCPAUTH_ALLOWED_ORIGINS=https://app.example.com")
+	srv := startHTTP(t, in, "http")
+	login := mcptest.ToolsCallJSON(1, "auth_login", args{"email": in.OwnerEmail, "password": "wrong-Password-42"})
+	evil := []string{"Origin", "http://evil.example"}
+
+	for _, tc := range []struct {
+		name, method, path, body string
+		headers                  []string
+		want                     int
+	}{
+		{"a foreign page's POST to /mcp", http.MethodPost, "/mcp", mcptest.InitializeJSON, evil, http.StatusForbidden},
+		{"a foreign page's password guess on /mcp", http.MethodPost, "/mcp", login, evil, http.StatusForbidden},
+		{"a foreign page opening the SSE stream", http.MethodGet, "/sse", "", evil, http.StatusForbidden},
+		{"a foreign page posting to /message", http.MethodPost, "/message?sessionId=x", login, evil, http.StatusForbidden},
+		{"a look-alike of the allowed origin", http.MethodPost, "/mcp", mcptest.InitializeJSON,
+			[]string{"Origin", "https://app.example.com.evil.example"}, http.StatusForbidden},
+		{"a form-encodable text/plain POST without an Origin", http.MethodPost, "/mcp", login,
+			[]string{"Content-Type", "text/plain"}, http.StatusUnsupportedMediaType},
+		{"a text/plain POST to /message", http.MethodPost, "/message?sessionId=x", login,
+			[]string{"Content-Type", "text/plain;charset=UTF-8"}, http.StatusUnsupportedMediaType},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := send(t, tc.method, srv.URL+tc.path, tc.body, tc.headers...)
+			if r.Status != tc.want {
+				t.Errorf("status %d (%s), want %d", r.Status, strings.TrimSpace(string(r.Body)), tc.want)
+			}
+			if got := r.Header.Get("Access-Control-Allow-Origin"); got != "" {
+				t.Errorf("Access-Control-Allow-Origin %q: a refused page is granted CORS", got)
+			}
+		})
+	}
+	// The refused guesses never reached the account: the owner's right password still works
+	// (and nothing was locked), and a client that sends no Origin (not a browser) is served.
+	c := dialHTTP(t, srv)
+	c.Login(t, nil, in.Owner())
+
+	// The allowed origin is served, with its own origin (never "*") in the CORS grant.
+	r := send(t, http.MethodPost, srv.URL+"/mcp", mcptest.InitializeJSON, "Origin", "https://app.example.com")
+	if r.Status != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Errorf("the allowed origin: status %d, Access-Control-Allow-Origin %q", r.Status, r.Header.Get("Access-Control-Allow-Origin"))
+	}
+}
+
+// send is mcptest.Post for a POST (header pairs override its JSON defaults); for a GET it
+// returns the status and headers only.
+func send(t *testing.T, method, url, body string, headerPairs ...string) mcptest.Response {
+	t.Helper()
+	if method == http.MethodPost {
+		return mcptest.Post(t, url, "", body, headerPairs...)
+	}
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headerPairs); i += 2 {
+		req.Header.Set(headerPairs[i], headerPairs[i+1])
+	}
+	resp, err := mcptest.HTTPClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close() // unread: an accepted GET is a stream
+	return mcptest.Response{Status: resp.StatusCode, Header: resp.Header}
+}
+
+func TestShouldNotLetAStrangerMakeTheServerReadABigBody(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	srv := startHTTP(t, in, "http")
+	big := strings.Repeat("x", 200<<10) // 200 KiB of clientInfo.name, as in the memory flood
+	initialize := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},` +
+		`"clientInfo":{"name":"` + big + `","version":"1"}}}`
+	if r := mcptest.Post(t, srv.URL+"/mcp", "", initialize); r.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("an anonymous 200 KiB initialize: status %d, want 413", r.Status)
+	}
+	if r := mcptest.Post(t, srv.URL+"/mcp", "not-a-token", initialize); r.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 200 KiB initialize with a bad token: status %d, want 413", r.Status)
+	}
+	// A real client's initialize is small and goes through; a caller with a valid token may
+	// send the larger bodies tools take.
+	c := dialHTTP(t, srv)
+	tok := c.Login(t, nil, in.Owner())
+	if r := mcptest.Post(t, srv.URL+"/mcp", tok.AccessToken, initialize); r.Status != http.StatusOK {
+		t.Errorf("a 200 KiB initialize with a valid token: status %d, want 200", r.Status)
+	}
+}
