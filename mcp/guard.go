@@ -139,6 +139,19 @@ func (g *Guard) CheckTools(s *server.MCPServer) []string {
 	for _, name := range unmapped {
 		g.log.Warn("tool has no authorization rule: every call is denied", "tool", name)
 	}
+	// Resources and prompts are decided by the HTTP guard alone (Policy.Methods): say so.
+	for _, c := range []struct {
+		n      int
+		method string
+	}{{len(s.ListResources()), "resources/read"}, {len(s.ListPrompts()), "prompts/get"}} {
+		if c.n == 0 {
+			continue
+		}
+		if _, ok := g.cfg.Policy.Methods[c.method]; !ok {
+			g.log.Warn("the server registers what the policy has no rule for: refused over HTTP", "method", c.method, "count", c.n)
+		}
+		g.log.Warn("over stdio the guard sees tool calls only: these are not authorized there", "method", c.method, "count", c.n)
+	}
 	return unmapped
 }
 
@@ -484,7 +497,7 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			claims, authErr = g.cfg.Auth.Validate(ctx, token)
 		}
 		anonymousOK := len(g.cfg.Policy.AnonymousMethods) > 0 // GET/DELETE: the stream itself
-		var calls []string
+		var methods, calls []string
 		if r.Method == http.MethodPost {
 			limit := int64(maxAnonymousBody)
 			if authErr == nil {
@@ -498,7 +511,6 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			br := new(bodyReader)
 			br.Reset(body)
 			r.Body = br
-			var methods []string
 			methods, calls = peekJSONRPC(body)
 			anonymousOK = g.anonymous(methods, calls)
 		}
@@ -528,6 +540,21 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 				return
 			}
 		}
+		for _, m := range methods {
+			if !GuardedMethod(m) {
+				continue
+			}
+			if err := g.authorizeMethod(ctx, m, claims, ip); err != nil {
+				g.recordRefusal(ctx, []string{m}, claims, err)
+				if req, ok := apierr.From(err).Details["required_permissions"].([]string); ok {
+					g.challenge(w, r, http.StatusForbidden, fmt.Sprintf(`error="insufficient_scope", scope=%q, error_description="the token lacks the scope this method needs"`,
+						strings.Join(req, " ")))
+				} else {
+					writeJSONError(w, http.StatusForbidden, "access_denied", apierr.From(err).Message)
+				}
+				return
+			}
+		}
 		// The middleware will need this token's claims again, in this request: hand them over.
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{}, &verifiedToken{token: token, claims: claims})))
 	})
@@ -551,6 +578,34 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r.Body, limit+1))
 }
 
+// GuardedMethod reports whether a JSON-RPC method reaches a server capability that the tool
+// middleware and filter do not see (resources, prompts, completions, tasks): the HTTP guard
+// decides it by Policy.Methods, and refuses it when there is no rule.
+func GuardedMethod(m string) bool {
+	return strings.HasPrefix(m, "resources/") || strings.HasPrefix(m, "prompts/") ||
+		strings.HasPrefix(m, "completion/") || strings.HasPrefix(m, "tasks/")
+}
+
+// authorizeMethod applies Policy.Methods to a guarded method called with valid claims.
+func (g *Guard) authorizeMethod(ctx context.Context, m string, claims auth.Claims, ip netip.Addr) error {
+	rule, ok := g.cfg.Policy.Methods[m]
+	switch {
+	case !ok:
+		return apierr.New(apierr.PermissionDenied, "this method has no authorization rule").With("method", m)
+	case rule.Public || rule.Authenticated:
+		return nil
+	}
+	cred := rbac.Credential{Subject: claims.Subject, Scopes: claims.Scopes}
+	for _, perm := range rule.AnyOf {
+		res, act, _ := strings.Cut(perm, ":")
+		if g.cfg.Authz.Decide(ctx, cred, rbac.Request{Resource: res, Action: act, OrgID: claims.OrgID,
+			Attributes: rbac.Attributes{SourceIP: ip}}).Allowed {
+			return nil
+		}
+	}
+	return apierr.New(apierr.PermissionDenied, "permission denied").With("required_permissions", rule.AnyOf)
+}
+
 // anonymous reports whether every message may arrive without a token.
 func (g *Guard) anonymous(methods, calls []string) bool {
 	if len(methods) == 0 {
@@ -558,6 +613,12 @@ func (g *Guard) anonymous(methods, calls []string) bool {
 	}
 	for _, m := range methods {
 		if m == "tools/call" || m == "" {
+			continue
+		}
+		if GuardedMethod(m) {
+			if !g.cfg.Policy.Methods[m].Public {
+				return false
+			}
 			continue
 		}
 		if !slices.Contains(g.cfg.Policy.AnonymousMethods, m) && !strings.HasPrefix(m, "notifications/") {

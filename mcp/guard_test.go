@@ -414,3 +414,56 @@ func TestShouldRefuseATokenInTheQueryString(t *testing.T) {
 		t.Fatalf("status %d, reached %d", w.Code, reached.Load())
 	}
 }
+
+func TestShouldRefuseServerCapabilitiesTheToolMiddlewareNeverSees(t *testing.T) {
+	p := testPolicy
+	p.AnonymousMethods = []string{"initialize"}
+	p.Methods = map[string]mcp.Rule{
+		"resources/read":           mcp.Require("projects:read"),
+		"prompts/get":              mcp.Require("projects:delete"),
+		"prompts/list":             mcp.Public(),
+		"resources/templates/list": mcp.Authenticated(),
+	}
+	g, err := mcp.NewGuard(mcp.GuardConfig{Auth: fakeAuth{}, Authz: fakeAuthz{}, Policy: p, ResourceURI: "https://mcp.example.test/mcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reached atomic.Int32
+	h := g.HTTP(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached.Add(1) }))
+	msg := func(method string) string { return `{"jsonrpc":"2.0","id":3,"method":"` + method + `","params":{}}` }
+	for _, tt := range []struct {
+		name, token, body string
+		want              int
+	}{
+		{"resources without a rule, even for an owner", "owner", msg("resources/list"), 403},
+		{"completions without a rule", "owner", msg("completion/complete"), 403},
+		{"tasks without a rule", "owner", msg("tasks/list"), 403},
+		{"a resource read with the rule's permission", "viewer", msg("resources/read"), 200},
+		{"a resource read anonymously", "", msg("resources/read"), 401},
+		{"a prompt whose permission the token lacks", "viewer", msg("prompts/get"), 403},
+		{"a prompt the owner may get", "owner", msg("prompts/get"), 200},
+		{"a public method anonymously", "", msg("prompts/list"), 200},
+		{"an authenticated method with any valid token", "viewer", msg("resources/templates/list"), 200},
+		{"a batch hiding a capability behind initialize", "", `[` + initialize + `,` + msg("resources/list") + `]`, 401},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := reached.Load()
+			w := post(h, tt.token, tt.body)
+			if w.Code != tt.want || (reached.Load() > before) != (tt.want == 200) {
+				t.Errorf("status %d (reached %v), want %d: %s", w.Code, reached.Load() > before, tt.want, w.Body)
+			}
+		})
+	}
+}
+
+func TestShouldRefuseAPolicyThatGivesCapabilitiesAToolsRule(t *testing.T) {
+	for _, p := range []mcp.Policy{
+		{Methods: map[string]mcp.Rule{"tools/list": mcp.Public()}},
+		{Methods: map[string]mcp.Rule{"resources/read": mcp.Require("projects:*")}},
+		{AnonymousMethods: []string{"resources/list"}},
+	} {
+		if err := p.Validate(); err == nil {
+			t.Errorf("policy %+v validated", p)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package mcp
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -69,23 +70,48 @@ type Policy struct {
 	// AnonymousMethods are JSON-RPC methods that may reach the server over HTTP without a
 	// bearer token (e.g. initialize, tools/list). Calls of public tools may too. Default: none.
 	AnonymousMethods []string `json:"anonymous_methods"`
+	// Methods are the rules of the JSON-RPC methods the tool middleware never sees: resources/*,
+	// prompts/*, completion/complete, tasks/* (see GuardedMethod). The HTTP guard refuses such a
+	// method without a rule, whatever the token (default: all refused).
+	Methods map[string]Rule `json:"methods"`
 }
 
 // Validate checks every rule: permissions must be concrete "resource:action" (no wildcards:
 // a rule names what a tool needs, patterns are for grants).
 func (p Policy) Validate() error {
+	for m, r := range p.Methods {
+		if !GuardedMethod(m) {
+			return fmt.Errorf("policy: methods: %q is not a resources/, prompts/, completion/ or tasks/ method (tools have tool rules)", m)
+		}
+		if err := validateRule("method "+m, r); err != nil {
+			return err
+		}
+	}
+	for _, m := range p.AnonymousMethods {
+		if GuardedMethod(m) {
+			return fmt.Errorf("policy: anonymous_methods: %q reaches a capability: give it a public rule under methods instead", m)
+		}
+	}
 	for name, r := range p.Tools {
-		if r.Public || r.Authenticated {
-			continue
+		if err := validateRule("tool "+name, r); err != nil {
+			return err
 		}
-		if len(r.AnyOf) == 0 {
-			return fmt.Errorf("policy: tool %s: a rule needs at least one permission", name)
-		}
-		for _, perm := range r.AnyOf {
-			res, act, ok := strings.Cut(perm, ":")
-			if !ok || res == "" || act == "" || strings.Contains(perm, "*") || rbac.ValidatePattern(perm) != nil {
-				return fmt.Errorf("policy: tool %s: %q is not a permission (resource:action, no wildcards)", name, perm)
-			}
+	}
+	return nil
+}
+
+// validateRule checks one rule of what (a tool, a method).
+func validateRule(what string, r Rule) error {
+	if r.Public || r.Authenticated {
+		return nil
+	}
+	if len(r.AnyOf) == 0 {
+		return fmt.Errorf("policy: %s: a rule needs at least one permission", what)
+	}
+	for _, perm := range r.AnyOf {
+		res, act, ok := strings.Cut(perm, ":")
+		if !ok || res == "" || act == "" || strings.Contains(perm, "*") || rbac.ValidatePattern(perm) != nil {
+			return fmt.Errorf("policy: %s: %q is not a permission (resource:action, no wildcards)", what, perm)
 		}
 	}
 	return nil
@@ -99,6 +125,11 @@ func (p Policy) Merge(other Policy) Policy {
 	}
 	for k, v := range other.Tools {
 		out.Tools[k] = v
+	}
+	if len(p.Methods)+len(other.Methods) > 0 {
+		out.Methods = make(map[string]Rule, len(p.Methods)+len(other.Methods))
+		maps.Copy(out.Methods, p.Methods)
+		maps.Copy(out.Methods, other.Methods)
 	}
 	out.AnonymousMethods = slices.Clone(p.AnonymousMethods)
 	for _, m := range other.AnonymousMethods {
