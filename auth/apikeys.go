@@ -367,13 +367,13 @@ func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claim
 	// (past it the limiter counts the refusal in its metric; if the limiter fails, the event is
 	// recorded).
 	if _, _, ok := ParseAPIKey(key); !ok {
-		if err := s.allow(ctx, "apikey_malformed:addr:"+clientAddr(ctx), s.cfg.Limits.APIKeyFailures); apierr.CodeOf(err) != apierr.RateLimited {
+		if err := s.allow(ctx, "apikey_malformed:addr:"+limitAddr(ctx), s.cfg.Limits.APIKeyFailures); apierr.CodeOf(err) != apierr.RateLimited {
 			s.record(ctx, audit.Event{Type: audit.APIKeyUsedFailed, Severity: audit.Warning, Details: map[string]any{"reason": "malformed"}})
 		}
 		return APIKey{}, Claims{}, ErrTokenInvalid.With("reason", "malformed API key")
 	}
 	// An address that keeps presenting bad keys is refused before any look-up.
-	failKey := "apikey_fail:addr:" + clientAddr(ctx)
+	failKey := "apikey_fail:addr:" + limitAddr(ctx)
 	d, err := s.cfg.Limiter.Check(ctx, failKey, s.cfg.Limits.APIKeyFailures)
 	if err != nil {
 		return APIKey{}, Claims{}, limiterDown(s.cfg.Limiter.Name(), err)

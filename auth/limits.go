@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"net/netip"
 	"strings"
 
 	"context"
@@ -43,6 +44,24 @@ func clientAddr(ctx context.Context) string {
 		return a
 	}
 	return "local"
+}
+
+// limitAddr is the client address the per-address limits and the lockout count by: an IPv4
+// address as is, an IPv6 address as its /64 ("2001:db8:1:2::/64": a host is given a whole /64,
+// so counting per /128 would hand it 2^64 budgets), an IPv4-mapped IPv6 address as its IPv4
+// address, and "local" without an address (stdio). What is not an address is used as it is.
+// The audit trail keeps the full address.
+func limitAddr(ctx context.Context) string {
+	a := clientAddr(ctx)
+	ip, err := netip.ParseAddr(a)
+	if err != nil {
+		return a
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	return netip.PrefixFrom(ip, 64).Masked().String()
 }
 
 // RateLimited is the error of a refused request: RATE_LIMITED with retry_after_seconds.

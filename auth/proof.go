@@ -70,7 +70,7 @@ func (s *Service) hashWorker(ctx context.Context, identifier string) (release fu
 // worker): a soft lock ends by itself within the longest backoff, and with Redis the CLI lifts
 // every lock at once.
 func (s *Service) beginCheck(ctx context.Context, u User, during string) error {
-	src := clientAddr(ctx)
+	src := limitAddr(ctx)
 	a, err := s.cfg.Lockout.Begin(ctx, u.ID, src)
 	if err != nil {
 		return limiterDown(s.cfg.Lockout.Name(), err)
@@ -154,7 +154,7 @@ func (s *Service) secondFactor(ctx context.Context, u User, m MFA, code Secret, 
 
 // failed records a failed check with the lockout and returns answer.
 func (s *Service) failed(ctx context.Context, userID string, answer error) error {
-	if err := s.cfg.Lockout.Fail(ctx, userID, clientAddr(ctx)); err != nil {
+	if err := s.cfg.Lockout.Fail(ctx, userID, limitAddr(ctx)); err != nil {
 		return limiterDown(s.cfg.Lockout.Name(), err)
 	}
 	return answer
@@ -163,7 +163,7 @@ func (s *Service) failed(ctx context.Context, userID string, answer error) error
 // succeeded ends a reservation with a whole proof: the failures of the account (from this
 // address, and its consecutive count) are cleared.
 func (s *Service) succeeded(ctx context.Context, userID string) error {
-	if err := s.cfg.Lockout.Succeed(ctx, userID, clientAddr(ctx)); err != nil {
+	if err := s.cfg.Lockout.Succeed(ctx, userID, limitAddr(ctx)); err != nil {
 		return limiterDown(s.cfg.Lockout.Name(), err)
 	}
 	return nil

@@ -247,7 +247,7 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 	for _, lim := range []struct {
 		key   string
 		limit throttle.Limit
-	}{{"login:id:" + identifier, s.cfg.Limits.LoginPerIdentifier}, {"login:addr:" + clientAddr(ctx), s.cfg.Limits.LoginPerAddress}} {
+	}{{"login:id:" + identifier, s.cfg.Limits.LoginPerIdentifier}, {"login:addr:" + limitAddr(ctx), s.cfg.Limits.LoginPerAddress}} {
 		if err := s.allow(ctx, lim.key, lim.limit); err != nil {
 			if apierr.CodeOf(err) == apierr.RateLimited {
 				s.record(ctx, audit.Event{Type: audit.AuthRateLimited, Severity: audit.Warning,
@@ -400,7 +400,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (_ Tokens, e
 
 func (s *Service) refresh(ctx context.Context, refreshToken Secret) (Tokens, error) {
 	presented := refreshToken.Reveal()
-	if err := s.allow(ctx, "refresh:addr:"+clientAddr(ctx), s.cfg.Limits.Refresh); err != nil {
+	if err := s.allow(ctx, "refresh:addr:"+limitAddr(ctx), s.cfg.Limits.Refresh); err != nil {
 		return Tokens{}, err
 	}
 	if !looksLikeRefreshToken(presented) {

@@ -182,6 +182,9 @@ type HTTPOptions struct {
 	// ReadTimeout bounds reading a whole request, body included; IdleTimeout how long an idle
 	// keep-alive connection is kept (defaults DefaultReadTimeout, DefaultIdleTimeout).
 	ReadTimeout, IdleTimeout time.Duration
+	// TrustedProxies are the proxies whose X-Forwarded-For (or Forwarded) names the client
+	// (see ClientAddrs for the rule). Default: none, and those headers are ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // sessionIdleTTL is how long a streamable-HTTP session's state is kept without a request.
@@ -246,7 +249,7 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logg
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_ = json.NewEncoder(w).Encode(keys.JWKS())
 	})
-	return &HTTP{Handler: mux, streamable: streamable, sse: sse, readTimeout: opts.ReadTimeout, idleTimeout: opts.IdleTimeout}
+	return &HTTP{Handler: NewClientAddrs(opts.TrustedProxies).Handler(mux), streamable: streamable, sse: sse, readTimeout: opts.ReadTimeout, idleTimeout: opts.IdleTimeout}
 }
 
 // Serve accepts connections on l until ctx ends, then shuts down gracefully.

@@ -5,18 +5,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
 )
 
-// maxLocalKeys bounds the in-process limiter's memory; when exceeded it forgets everything
-// (an attacker can at worst reset their own budget, never exhaust the heap).
+// maxLocalKeys bounds the in-process limiter's memory. When it is reached the limiter forgets
+// its least recently used key, one per new key: a flood of fresh keys (random identifiers)
+// evicts only cold keys, while a hot key's budget (the attacker's own, or a victim's) survives.
 const maxLocalKeys = 1 << 16
 
 // LocalLimiter is the in-process Limiter (one instance only), on golang.org/x/time/rate.
 type LocalLimiter struct {
 	now  func() time.Time
 	mu   sync.Mutex
-	keys map[localKey]*rate.Limiter
+	keys *simplelru.LRU[localKey, *rate.Limiter] // under mu
 }
 
 // localKey is a key under one limit: the same key under two limits counts twice, apart.
@@ -30,7 +32,11 @@ func NewLocalLimiter(now func() time.Time) *LocalLimiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &LocalLimiter{now: now, keys: map[localKey]*rate.Limiter{}}
+	keys, err := simplelru.NewLRU[localKey, *rate.Limiter](maxLocalKeys, nil)
+	if err != nil { // only for a size <= 0
+		panic(err)
+	}
+	return &LocalLimiter{now: now, keys: keys}
 }
 
 // Name is "local".
@@ -38,13 +44,10 @@ func (*LocalLimiter) Name() string { return "local" }
 
 func (l *LocalLimiter) limiter(key string, lim Limit) *rate.Limiter {
 	k := localKey{key, lim}
-	r, ok := l.keys[k]
+	r, ok := l.keys.Get(k) // marks k recently used
 	if !ok {
-		if len(l.keys) >= maxLocalKeys {
-			clear(l.keys)
-		}
 		r = rate.NewLimiter(rate.Every(lim.Period/time.Duration(lim.Rate)), lim.Burst)
-		l.keys[k] = r
+		l.keys.Add(k, r) // evicts the least recently used key when full
 	}
 	return r
 }

@@ -87,3 +87,31 @@ func TestShouldForgetOnlyLocalAccountsNotLockedPermanently(t *testing.T) {
 		t.Fatalf("the permanently locked account = %+v: it was forgotten", a)
 	}
 }
+
+func TestShouldKeepAHotKeysSpentBudgetThroughAFloodOfFreshKeys(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_700_000_000, 0)
+	l := NewLocalLimiter(func() time.Time { return now }) // a frozen clock: no refill
+	lim := Limit{Rate: 3, Period: time.Minute, Burst: 3}
+	for i := range 3 {
+		if d, _ := l.Allow(ctx, "login:addr:attacker", lim); !d.Allowed {
+			t.Fatalf("event %d of the hot key refused", i+1)
+		}
+	}
+	for i := range 2 * maxLocalKeys {
+		if d, _ := l.Allow(ctx, fmt.Sprintf("login:id:random-%d", i), lim); !d.Allowed {
+			t.Fatalf("fresh key %d refused", i)
+		}
+		if i%1000 == 0 { // the attacker keeps trying: the key stays hot
+			if d, _ := l.Allow(ctx, "login:addr:attacker", lim); d.Allowed {
+				t.Fatalf("after %d fresh keys the hot key got a fresh budget", i)
+			}
+		}
+	}
+	if d, _ := l.Allow(ctx, "login:addr:attacker", lim); d.Allowed {
+		t.Fatal("after 2×maxLocalKeys fresh keys the hot key got a fresh budget")
+	}
+	if n := l.keys.Len(); n > maxLocalKeys {
+		t.Fatalf("limiter holds %d keys, want at most %d", n, maxLocalKeys)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -55,6 +56,9 @@ type config struct {
 	MetricsListen                    string
 	AllowedOrigins                   []string
 	HTTPReadTimeout, HTTPIdleTimeout time.Duration
+	// TrustedProxies are the proxies whose X-Forwarded-For/Forwarded name the client (none:
+	// those headers are ignored).
+	TrustedProxies []netip.Prefix
 
 	// Environment only: secrets are never flags (they would show in ps).
 	MasterKey         string
@@ -102,6 +106,7 @@ var storeFlags = []envVar{
 	{"apikey-ttl", "MCPAUTH_APIKEY_TTL", "lifetime of an API key created without expires_at, from 1m to 87600h (default 2160h: 90 days; a key that never expires is asked for explicitly)"},
 	{"metrics-listen", "MCPAUTH_METRICS_LISTEN", "where /metrics is served, a listener of its own; off: nowhere (default 127.0.0.1:9464)"},
 	{"allowed-origins", "MCPAUTH_ALLOWED_ORIGINS", "comma-separated browser origins allowed to call /mcp, /sse and /message, e.g. https://app.example.com (default: none; any other Origin is refused)"},
+	{"trusted-proxies", "MCPAUTH_TRUSTED_PROXIES", "comma-separated CIDRs or addresses of the reverse proxies whose X-Forwarded-For (or Forwarded) names the client, e.g. 10.0.0.0/8 (default: none; those headers are ignored)"},
 	{"http-read-timeout", "MCPAUTH_HTTP_READ_TIMEOUT", "longest time to read a whole HTTP request, body included (default 30s)"},
 	{"http-idle-timeout", "MCPAUTH_HTTP_IDLE_TIMEOUT", "how long an idle keep-alive connection is kept (default 2m)"},
 	{"degrade-limits", "MCPAUTH_DEGRADE_LIMITS", "true: with Redis down, use in-process limits (logged loudly) instead of refusing logins"},
@@ -227,6 +232,9 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	if c.AllowedOrigins, err = parseOrigins(vals["allowed-origins"]); err != nil {
 		return c, err
 	}
+	if c.TrustedProxies, err = parseTrustedProxies(vals["trusted-proxies"]); err != nil {
+		return c, err
+	}
 	c.BcryptCost = auth.DefaultBcryptCost
 	if s := vals["bcrypt-cost"]; s != "" {
 		if c.BcryptCost, err = strconv.Atoi(s); err != nil || c.BcryptCost < 4 || c.BcryptCost > 31 {
@@ -265,6 +273,27 @@ func parseOrigins(s string) ([]string, error) {
 			return nil, fmt.Errorf("--allowed-origins: %q is not an origin (scheme://host[:port], e.g. https://app.example.com)", o)
 		}
 		out = append(out, o)
+	}
+	return out, nil
+}
+
+// parseTrustedProxies reads a comma-separated list of CIDRs or single addresses (a /32 or /128).
+func parseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(p); err == nil && a.Zone() == "" {
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR or an address (e.g. 10.0.0.0/8, 192.0.2.1, 2001:db8::/32)", p)
+		}
+		out = append(out, prefix.Masked())
 	}
 	return out, nil
 }

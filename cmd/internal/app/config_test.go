@@ -95,6 +95,10 @@ func TestShouldRejectBadSettingsWithTheirName(t *testing.T) {
 		{"an origin without a scheme", []string{"--allowed-origins", "app.example.com"}, "--allowed-origins"},
 		{"a wildcard origin", []string{"--allowed-origins", "*"}, "--allowed-origins"},
 		{"an origin of another scheme", []string{"--allowed-origins", "ftp://app.example.com"}, "--allowed-origins"},
+		{"a trusted proxy that is not an address", []string{"--trusted-proxies", "proxy.example.com"}, "--trusted-proxies"},
+		{"a trusted proxy CIDR with a bad length", []string{"--trusted-proxies", "10.0.0.0/33"}, "--trusted-proxies"},
+		{"a bad trusted proxy after a good one", []string{"--trusted-proxies", "10.0.0.0/8, 192.0.2.300"}, "--trusted-proxies"},
+		{"a trusted proxy with a port", []string{"--trusted-proxies", "10.0.0.1:443"}, "--trusted-proxies"},
 		{"a read timeout below a second", []string{"--http-read-timeout", "10ms"}, "--http-read-timeout"},
 		{"step-up age over an hour", []string{"--step-up-max-age", "2h"}, "--step-up-max-age"},
 		{"an API key lifetime below a minute", []string{"--apikey-ttl", "1s"}, "--apikey-ttl"},
@@ -205,5 +209,31 @@ func TestShouldParseThrottleSettings(t *testing.T) {
 		if _, err := parseServe(t, bad, map[string]string{"MCPAUTH_DATA_DIR": "/tmp/x"}); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+}
+
+func TestShouldParseTrustedProxies(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  string
+		want string
+	}{
+		{"no trusted proxies by default", "", ""},
+		{"CIDRs are kept, masked", " 10.1.2.3/8, 2001:db8::1/32 ", "10.0.0.0/8 2001:db8::/32"},
+		{"a single address is its /32 or /128", "192.0.2.1,::ffff:192.0.2.2,2001:db8::1", "192.0.2.1/32 192.0.2.2/32 2001:db8::1/128"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseServe(t, nil, map[string]string{"MCPAUTH_DATA_DIR": "/tmp/x", "MCPAUTH_TRUSTED_PROXIES": tt.env})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range c.TrustedProxies {
+				got = append(got, p.String())
+			}
+			if strings.Join(got, " ") != tt.want {
+				t.Fatalf("trusted proxies = %v, want %s", got, tt.want)
+			}
+		})
 	}
 }
