@@ -135,12 +135,24 @@ func DialHTTPFrom(t testing.TB, srv *HTTPServer, ip string) *Conn {
 	return dialStreamable(t, srv, next)
 }
 
+// mcpHTTPClient is the http.Client given to mcp-go's client transports (streamable HTTP and
+// SSE): one that never follows a redirect.
+func mcpHTTPClient(rt http.RoundTripper) *http.Client {
+	return &http.Client{Transport: rt, CheckRedirect: refuseRedirects}
+}
+
+// refuseRedirects answers a redirect with the 3xx response itself, which mcp-go then reports as
+// an error: mcp-go's client transport follows redirects with the bearer token and session
+// headers it sets on every request (GO-2026-6911, SSRF and credential leak via the Location
+// header; no fixed version), so a redirect is never followed by our clients.
+func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 func dialStreamable(t testing.TB, srv *HTTPServer, next http.RoundTripper) *Conn {
 	t.Helper()
 	c := &Conn{Kind: "http", Stderr: srv.Stderr, ClientLog: NewLogBuffer(), rec: &recorder{next: next},
 		MetadataURL: srv.URL + "/.well-known/oauth-protected-resource/mcp"}
 	mc, err := client.NewStreamableHttpClient(srv.URL+"/mcp", transport.WithHTTPHeaderFunc(c.headers),
-		transport.WithHTTPBasicClient(&http.Client{Transport: c.rec}), transport.WithHTTPLogger(c.logger()))
+		transport.WithHTTPBasicClient(mcpHTTPClient(c.rec)), transport.WithHTTPLogger(c.logger()))
 	if err != nil {
 		t.Fatalf("streamable HTTP client: %v", err)
 	}
@@ -159,7 +171,7 @@ func DialSSE(t testing.TB, srv *HTTPServer) *Conn {
 	c := &Conn{Kind: "sse", Stderr: srv.Stderr, ClientLog: NewLogBuffer(), rec: newRecorder(),
 		MetadataURL: srv.URL + "/.well-known/oauth-protected-resource/message"}
 	mc, err := client.NewSSEMCPClient(srv.URL+"/sse", client.WithHeaderFunc(c.headers),
-		client.WithHTTPClient(&http.Client{Transport: c.rec}), transport.WithSSELogger(c.logger()))
+		client.WithHTTPClient(mcpHTTPClient(c.rec)), transport.WithSSELogger(c.logger()))
 	if err != nil {
 		t.Fatalf("SSE client: %v", err)
 	}
