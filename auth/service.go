@@ -499,6 +499,17 @@ func (s *Service) validate(ctx context.Context, token Secret) (Claims, error) {
 	return c, nil
 }
 
+// ExpiredSubject is the user of a genuine access token that has expired ("" for any other
+// token). The HTTP guard binds transport sessions to users: a client whose token expired is
+// still that session's user while it refreshes, though the token authorizes nothing.
+func (s *Service) ExpiredSubject(ctx context.Context, token Secret) string {
+	c, err := s.codec.verify(ctx, token.Reveal(), s.cfg.Now())
+	if errors.Is(err, ErrTokenExpired) {
+		return c.Subject
+	}
+	return ""
+}
+
 // Caller validates a bearer token and loads its live user record: a disabled or deleted user
 // is refused even while the token is unexpired (within Config.UserCacheTTL when the change was
 // made by another instance). The user comes without its password hash.

@@ -193,12 +193,32 @@ type verifiedCaller interface {
 	VerifiedCaller(ctx context.Context, c auth.Claims) (auth.User, auth.Claims, error)
 }
 
-// verifiedKey marks a request context whose bearer token the HTTP guard has validated.
+// expiredSubjecter is what an Authenticator may offer so that a request with an expired token
+// stays in its user's transport session (auth.Service does).
+type expiredSubjecter interface {
+	ExpiredSubject(ctx context.Context, token auth.Secret) string
+}
+
+// verifiedKey marks a request context the HTTP guard has looked at (a *guardedRequest).
 type verifiedKey struct{}
 
-type verifiedToken struct {
-	token  auth.Secret
-	claims auth.Claims
+// guardedRequest is what the HTTP guard learnt about a request, for the handlers after it.
+type guardedRequest struct {
+	token    auth.Secret
+	claims   auth.Claims // what Validate returned: meaningful only when verified
+	verified bool
+	// principal is the user the request speaks for, to bind transport sessions: the verified
+	// token's subject, or an expired token's (its signature is ours, so its holder was that
+	// user, and may refresh within the session: expiredSubjecter); "" for anyone else.
+	principal string
+	// initialize: the body holds an initialize request (which opens a streamable session).
+	initialize bool
+}
+
+// guardedFrom returns what the HTTP guard left in ctx (nil when no guard saw the request).
+func guardedFrom(ctx context.Context) *guardedRequest {
+	v, _ := ctx.Value(verifiedKey{}).(*guardedRequest)
+	return v
 }
 
 // authenticate resolves the call's credential into an identity.
@@ -212,7 +232,7 @@ func (g *Guard) authenticate(ctx context.Context) caller {
 		claims auth.Claims
 		err    error
 	)
-	if v, ok := ctx.Value(verifiedKey{}).(*verifiedToken); ok && v.token == token && g.verified != nil {
+	if v := guardedFrom(ctx); v != nil && v.verified && v.token == token && g.verified != nil {
 		user, claims, err = g.verified.VerifiedCaller(ctx, v.claims)
 	} else {
 		user, claims, err = g.cfg.Auth.Caller(ctx, token)
@@ -462,8 +482,9 @@ func (g *Guard) Filter() server.ToolFilterFunc {
 // maxAnonymousBody, so a stranger cannot make the server hold megabytes per request (a whole
 // initialize, clientInfo included, fits many times over).
 const (
-	maxBody          = 8 << 20
-	maxAnonymousBody = 64 << 10
+	maxBody           = 8 << 20
+	maxAnonymousBody  = 64 << 10
+	maxInitializeBody = 16 << 10
 )
 
 // HTTP guards the HTTP transports (streamable HTTP and SSE): bearer tokens from the
@@ -498,6 +519,7 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 		}
 		anonymousOK := len(g.cfg.Policy.AnonymousMethods) > 0 // GET/DELETE: the stream itself
 		var methods, calls []string
+		initialize := false
 		if r.Method == http.MethodPost {
 			limit := int64(maxAnonymousBody)
 			if authErr == nil {
@@ -512,11 +534,20 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			br.Reset(body)
 			r.Body = br
 			methods, calls = peekJSONRPC(body)
+			// What initialize sends (clientInfo, capabilities) is kept for the session's life.
+			if initialize = slices.Contains(methods, string(mcpgo.MethodInitialize)); initialize && len(body) > maxInitializeBody {
+				http.Error(w, "an initialize request is at most 16 KiB", http.StatusRequestEntityTooLarge)
+				return
+			}
 			anonymousOK = g.anonymous(methods, calls)
 		}
 		if authErr != nil {
 			if anonymousOK { // the tool decides (e.g. auth_refresh with an expired access token)
-				next.ServeHTTP(w, r.WithContext(ctx))
+				v := &guardedRequest{initialize: initialize}
+				if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, auth.ErrTokenExpired) {
+					v.principal = e.ExpiredSubject(ctx, token)
+				}
+				next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{}, v)))
 				return
 			}
 			g.recordRefusal(ctx, calls, auth.Claims{}, authErr)
@@ -556,7 +587,8 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			}
 		}
 		// The middleware will need this token's claims again, in this request: hand them over.
-		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{}, &verifiedToken{token: token, claims: claims})))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{},
+			&guardedRequest{token: token, claims: claims, verified: true, principal: claims.Subject, initialize: initialize})))
 	})
 }
 
@@ -671,6 +703,15 @@ func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		g.challenge(w, r, http.StatusUnauthorized, fmt.Sprintf(`error="invalid_token", error_description=%q`, e.Message))
 	}
+}
+
+// writeJSONRPCError answers with a JSON-RPC error response; its id is null (the answer comes
+// before the request's id is known).
+func writeJSONRPCError(w http.ResponseWriter, status, code int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": nil,
+		"error": map[string]any{"code": code, "message": message}})
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, description string) {

@@ -165,6 +165,8 @@ type HTTP struct {
 	streamable               *server.StreamableHTTPServer
 	sse                      *server.SSEServer
 	readTimeout, idleTimeout time.Duration
+	maxConnsPerAddress       int
+	trusted                  ClientAddrs
 }
 
 // ReadyCheck is one dependency /readyz looks at.
@@ -182,13 +184,17 @@ type HTTPOptions struct {
 	// ReadTimeout bounds reading a whole request, body included; IdleTimeout how long an idle
 	// keep-alive connection is kept (defaults DefaultReadTimeout, DefaultIdleTimeout).
 	ReadTimeout, IdleTimeout time.Duration
+	// WriteTimeout bounds each write of a response or stream event (default DefaultWriteTimeout).
+	WriteTimeout time.Duration
 	// TrustedProxies are the proxies whose X-Forwarded-For (or Forwarded) names the client
 	// (see ClientAddrs for the rule). Default: none, and those headers are ignored.
 	TrustedProxies []netip.Prefix
+	// Sessions bound the transport sessions; MaxConnsPerAddress the connections one client
+	// address holds open (default DefaultMaxConnsPerAddress; negative: no cap). Trusted
+	// proxies are not capped.
+	Sessions           SessionLimits
+	MaxConnsPerAddress int
 }
-
-// sessionIdleTTL is how long a streamable-HTTP session's state is kept without a request.
-const sessionIdleTTL = 30 * time.Minute
 
 // Listener limits. A request's headers are at most MaxHeaderBytes (net/http's default is 1 MiB,
 // all of it read before anything is authenticated).
@@ -201,26 +207,29 @@ const (
 // NewHTTP builds the HTTP handlers around s, each behind g.HTTP.
 func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logger, opts HTTPOptions) *HTTP {
 	sseCORS, streamableCORS := corsOptions(opts.AllowedOrigins)
+	table := newSessions(opts.Sessions, SessionIdleTTL)
 	streamable := server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath("/mcp"),
 		server.WithHTTPContextFunc(httpContext("http")),
 		server.WithStreamableHTTPLogger(logger),
+		server.WithSessionIdManager(table),
 		// A client that goes away without DELETE must not leave its session's state behind
-		// forever (mcp-go keeps none of it idle past this).
-		server.WithSessionIdleTTL(sessionIdleTTL),
+		// forever (mcp-go keeps none of it idle past this, and tells the table).
+		server.WithSessionIdleTTL(SessionIdleTTL),
 		streamableCORS,
 	)
 	sse := server.NewSSEServer(s,
 		server.WithSSEEndpoint("/sse"),
 		server.WithMessageEndpoint("/message"),
 		server.WithSSEContextFunc(httpContext("sse")),
+		server.WithSessionIDGenerator(table.sseSessionID),
 		server.WithKeepAlive(true),
 		sseCORS,
 	)
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("http", streamable)))
-	mux.Handle("/sse", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", sse)))
-	mux.Handle("/message", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", sse)))
+	mux.Handle("/mcp", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("http", table.streamable(streamable))))
+	mux.Handle("/sse", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", table.sseStream(sse))))
+	mux.Handle("/message", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", table.sseMessages(sse))))
 	mux.Handle(metadataPath, g.HTTP(http.NotFoundHandler())) // g.HTTP serves the metadata itself
 	mux.Handle(metadataPath+"/", g.HTTP(http.NotFoundHandler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -249,7 +258,10 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logg
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_ = json.NewEncoder(w).Encode(keys.JWKS())
 	})
-	return &HTTP{Handler: NewClientAddrs(opts.TrustedProxies).Handler(mux), streamable: streamable, sse: sse, readTimeout: opts.ReadTimeout, idleTimeout: opts.IdleTimeout}
+	addrs := NewClientAddrs(opts.TrustedProxies)
+	return &HTTP{Handler: writeDeadlines(cmp.Or(opts.WriteTimeout, DefaultWriteTimeout), addrs.Handler(mux)),
+		streamable: streamable, sse: sse, readTimeout: opts.ReadTimeout, idleTimeout: opts.IdleTimeout,
+		maxConnsPerAddress: cmp.Or(opts.MaxConnsPerAddress, DefaultMaxConnsPerAddress), trusted: addrs}
 }
 
 // Serve accepts connections on l until ctx ends, then shuts down gracefully.
@@ -257,8 +269,8 @@ func (h *HTTP) Serve(ctx context.Context, l net.Listener, logger *slog.Logger) e
 	srv := &http.Server{
 		Handler:           h.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		// Reading a request, body included, is bounded; writing is not (an SSE or streamable
-		// response is a stream that lives as long as its session).
+		// Reading a request, body included, is bounded; writing is bounded per write (an SSE
+		// or streamable response is a stream that lives as long as its session).
 		ReadTimeout:    cmp.Or(h.readTimeout, DefaultReadTimeout),
 		IdleTimeout:    cmp.Or(h.idleTimeout, DefaultIdleTimeout),
 		MaxHeaderBytes: MaxHeaderBytes,
@@ -266,7 +278,7 @@ func (h *HTTP) Serve(ctx context.Context, l net.Listener, logger *slog.Logger) e
 		BaseContext:    func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	go func() { errc <- srv.Serve(limitConns(l, h.maxConnsPerAddress, h.trusted.trusts)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)

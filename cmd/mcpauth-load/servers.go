@@ -93,7 +93,8 @@ func startServer(ctx context.Context, s serverSettings, mode string, logger *slo
 		"MCPAUTH_RATE_LIMITS="+s.rateLimits,
 		"MCPAUTH_ACCESS_TTL=24h", // a long run must not see its tokens expire
 		"MCPAUTH_LOG_LEVEL=info",
-		"MCPAUTH_METRICS_LISTEN=off", // two servers side by side; nobody scrapes them
+		"MCPAUTH_METRICS_LISTEN=off",                                                   // two servers side by side; nobody scrapes them
+		"MCPAUTH_MAX_SESSIONS_PER_ADDRESS=10000000", "MCPAUTH_MAX_CONNS_PER_ADDRESS=0", // every simulated client comes from 127.0.0.1
 	)
 	if s.auditSample != "" {
 		env = append(env, "MCPAUTH_AUDIT_GRANTED_SAMPLE="+s.auditSample)

@@ -93,11 +93,17 @@ func TestShouldNotLetAStrangerMakeTheServerReadABigBody(t *testing.T) {
 	if r := mcptest.Post(t, srv.URL+"/mcp", "not-a-token", initialize); r.Status != http.StatusRequestEntityTooLarge {
 		t.Errorf("a 200 KiB initialize with a bad token: status %d, want 413", r.Status)
 	}
-	// A real client's initialize is small and goes through; a caller with a valid token may
-	// send the larger bodies tools take.
+	// What initialize sends is kept for the session's life: it is small for everyone (16 KiB).
 	c := dialHTTP(t, srv)
 	tok := c.Login(t, nil, in.Owner())
-	if r := mcptest.Post(t, srv.URL+"/mcp", tok.AccessToken, initialize); r.Status != http.StatusOK {
-		t.Errorf("a 200 KiB initialize with a valid token: status %d, want 200", r.Status)
+	if r := mcptest.Post(t, srv.URL+"/mcp", tok.AccessToken, initialize); r.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 200 KiB initialize with a valid token: status %d, want 413", r.Status)
+	}
+	// A caller with a valid token may send the larger bodies tools take: the call reaches the
+	// tool, which judges the argument.
+	sid := openSession(t, srv, tok.AccessToken)
+	r := inSession(t, srv, tok.AccessToken, sid, mcptest.ToolsCallJSON(2, "auth_validate", args{"token": big}))
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), "INVALID_ARGUMENT") {
+		t.Errorf("a 200 KiB tools/call with a valid token: status %d: %.300s", r.Status, r.Body)
 	}
 }

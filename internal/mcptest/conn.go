@@ -38,6 +38,27 @@ type Conn struct {
 	MetadataURL string
 	bearer      atomic.Pointer[string]
 	rec         *recorder
+	// redial opens a new session (HTTP and SSE), as a client must when the server answers 404
+	// for its session: the server ended it, or it belongs to the principal the conn spoke for
+	// before its bearer changed (a session is bound to one principal).
+	redial func(t testing.TB) *client.Client
+}
+
+// sessionLost reports whether err is the server's 404 for the conn's session.
+func sessionLost(err error) bool {
+	return errors.Is(err, transport.ErrSessionTerminated) || strings.Contains(err.Error(), "request failed with status 404")
+}
+
+// retry runs call, and once more in a new session when the server no longer knows the conn's.
+func (c *Conn) retry(t testing.TB, call func() error) error {
+	t.Helper()
+	err := call()
+	if err != nil && c.redial != nil && sessionLost(err) {
+		_ = c.Client.Close()
+		c.Client = c.redial(t)
+		err = call()
+	}
+	return err
 }
 
 // SetBearer sets the bearer token sent with every later HTTP request ("" sends none).
@@ -151,17 +172,22 @@ func dialStreamable(t testing.TB, srv *HTTPServer, next http.RoundTripper) *Conn
 	t.Helper()
 	c := &Conn{Kind: "http", Stderr: srv.Stderr, ClientLog: NewLogBuffer(), rec: &recorder{next: next},
 		MetadataURL: srv.URL + "/.well-known/oauth-protected-resource/mcp"}
-	mc, err := client.NewStreamableHttpClient(srv.URL+"/mcp", transport.WithHTTPHeaderFunc(c.headers),
-		transport.WithHTTPBasicClient(mcpHTTPClient(c.rec)), transport.WithHTTPLogger(c.logger()))
-	if err != nil {
-		t.Fatalf("streamable HTTP client: %v", err)
+	c.redial = func(t testing.TB) *client.Client {
+		t.Helper()
+		mc, err := client.NewStreamableHttpClient(srv.URL+"/mcp", transport.WithHTTPHeaderFunc(c.headers),
+			transport.WithHTTPBasicClient(mcpHTTPClient(c.rec)), transport.WithHTTPLogger(c.logger()))
+		if err != nil {
+			t.Fatalf("streamable HTTP client: %v", err)
+		}
+		if err := mc.Start(context.Background()); err != nil {
+			t.Fatalf("streamable HTTP start: %v", err)
+		}
+		t.Cleanup(func() { _ = mc.Close() })
+		c.Client = mc
+		c.initialize(t)
+		return mc
 	}
-	c.Client = mc
-	if err := mc.Start(context.Background()); err != nil {
-		t.Fatalf("streamable HTTP start: %v", err)
-	}
-	t.Cleanup(func() { _ = mc.Close() })
-	c.initialize(t)
+	c.redial(t)
 	return c
 }
 
@@ -170,19 +196,24 @@ func DialSSE(t testing.TB, srv *HTTPServer) *Conn {
 	t.Helper()
 	c := &Conn{Kind: "sse", Stderr: srv.Stderr, ClientLog: NewLogBuffer(), rec: newRecorder(),
 		MetadataURL: srv.URL + "/.well-known/oauth-protected-resource/message"}
-	mc, err := client.NewSSEMCPClient(srv.URL+"/sse", client.WithHeaderFunc(c.headers),
-		client.WithHTTPClient(mcpHTTPClient(c.rec)), transport.WithSSELogger(c.logger()))
-	if err != nil {
-		t.Fatalf("SSE client: %v", err)
+	c.redial = func(t testing.TB) *client.Client {
+		t.Helper()
+		mc, err := client.NewSSEMCPClient(srv.URL+"/sse", client.WithHeaderFunc(c.headers),
+			client.WithHTTPClient(mcpHTTPClient(c.rec)), transport.WithSSELogger(c.logger()))
+		if err != nil {
+			t.Fatalf("SSE client: %v", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background()) // the stream lives until t ends
+		t.Cleanup(cancel)
+		if err := mc.Start(ctx); err != nil {
+			t.Fatalf("SSE start: %v; server stderr:\n%s", err, srv.Stderr)
+		}
+		t.Cleanup(func() { _ = mc.Close() })
+		c.Client = mc
+		c.initialize(t)
+		return mc
 	}
-	c.Client = mc
-	ctx, cancel := context.WithCancel(context.Background()) // the stream lives until t ends
-	t.Cleanup(cancel)
-	if err := mc.Start(ctx); err != nil {
-		t.Fatalf("SSE start: %v; server stderr:\n%s", err, srv.Stderr)
-	}
-	t.Cleanup(func() { _ = mc.Close() })
-	c.initialize(t)
+	c.redial(t)
 	return c
 }
 
@@ -226,7 +257,11 @@ func (c *Conn) ListTools(t testing.TB) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 	defer cancel()
-	list, err := c.Client.ListTools(ctx, mcp.ListToolsRequest{})
+	var list *mcp.ListToolsResult
+	err := c.retry(t, func() (err error) {
+		list, err = c.Client.ListTools(ctx, mcp.ListToolsRequest{})
+		return err
+	})
 	if err != nil {
 		t.Fatalf("%s: tools/list: %v", c.Kind, err)
 	}
@@ -266,10 +301,14 @@ func (c *Conn) TryCall(t testing.TB, tool string, a Args) (Result, error) {
 	if a != nil {
 		req.Params.Arguments = a
 	}
-	if c.rec != nil {
-		c.rec.take()
-	}
-	res, err := c.Client.CallTool(ctx, req)
+	var res *mcp.CallToolResult
+	err := c.retry(t, func() (err error) {
+		if c.rec != nil {
+			c.rec.take()
+		}
+		res, err = c.Client.CallTool(ctx, req)
+		return err
+	})
 	if err != nil {
 		return Result{}, err
 	}
@@ -288,7 +327,11 @@ func (c *Conn) CallResult(t testing.TB, tool string, a Args) *mcp.CallToolResult
 	if a != nil {
 		req.Params.Arguments = a
 	}
-	res, err := c.Client.CallTool(ctx, req)
+	var res *mcp.CallToolResult
+	err := c.retry(t, func() (err error) {
+		res, err = c.Client.CallTool(ctx, req)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("%s: call %s: %v; client log:\n%s", c.Kind, tool, err, c.ClientLog)
 	}

@@ -5,6 +5,7 @@ package app
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -191,7 +192,9 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		logger.Info("metrics listening", "url", "http://"+ml.Addr().String()+"/metrics")
 	}
 	h := mcp.NewHTTP(srv, guard, a.auth.Keys(), logger, mcp.HTTPOptions{Ready: a.ready, AllowedOrigins: c.AllowedOrigins,
-		ReadTimeout: c.HTTPReadTimeout, IdleTimeout: c.HTTPIdleTimeout, TrustedProxies: c.TrustedProxies})
+		ReadTimeout: c.HTTPReadTimeout, IdleTimeout: c.HTTPIdleTimeout, WriteTimeout: c.HTTPWriteTimeout,
+		TrustedProxies: c.TrustedProxies, MaxConnsPerAddress: cmp.Or(c.MaxConnsPerAddress, -1),
+		Sessions: mcp.SessionLimits{Max: c.MaxSessions, PerAddress: c.MaxSessionsPerAddress}})
 	h.Handler = bench.handler(h.Handler, srv, logger) // benchmark-only: unguarded /mcp, /debug/pprof/
 	base := "http://" + l.Addr().String()
 	logger.Info("listening", "url", base, "mcp", base+"/mcp", "sse", base+"/sse")

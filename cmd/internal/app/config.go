@@ -59,6 +59,11 @@ type config struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For/Forwarded name the client (none:
 	// those headers are ignored).
 	TrustedProxies []netip.Prefix
+	// HTTPWriteTimeout bounds each write of a response or stream event; MaxSessions and
+	// MaxSessionsPerAddress the transport sessions, MaxConnsPerAddress one address's
+	// connections (0: no cap).
+	HTTPWriteTimeout                                       time.Duration
+	MaxSessions, MaxSessionsPerAddress, MaxConnsPerAddress int
 
 	// Environment only: secrets are never flags (they would show in ps).
 	MasterKey         string
@@ -109,6 +114,10 @@ var storeFlags = []envVar{
 	{"trusted-proxies", "MCPAUTH_TRUSTED_PROXIES", "comma-separated CIDRs or addresses of the reverse proxies whose X-Forwarded-For (or Forwarded) names the client, e.g. 10.0.0.0/8 (default: none; those headers are ignored)"},
 	{"http-read-timeout", "MCPAUTH_HTTP_READ_TIMEOUT", "longest time to read a whole HTTP request, body included (default 30s)"},
 	{"http-idle-timeout", "MCPAUTH_HTTP_IDLE_TIMEOUT", "how long an idle keep-alive connection is kept (default 2m)"},
+	{"http-write-timeout", "MCPAUTH_HTTP_WRITE_TIMEOUT", "longest time one write of a response or stream event may take; a client that stops reading its stream is dropped after it (default 30s)"},
+	{"max-sessions", "MCPAUTH_MAX_SESSIONS", "transport sessions (streamable HTTP and SSE) open at once (default 10000)"},
+	{"max-sessions-per-address", "MCPAUTH_MAX_SESSIONS_PER_ADDRESS", "transport sessions open at once from one client address, IPv6 by /64 (default 64)"},
+	{"max-conns-per-address", "MCPAUTH_MAX_CONNS_PER_ADDRESS", "connections open at once from one client address, IPv6 by /64, trusted proxies exempt; 0: no cap (default 256)"},
 	{"degrade-limits", "MCPAUTH_DEGRADE_LIMITS", "true: with Redis down, use in-process limits (logged loudly) instead of refusing logins"},
 }
 
@@ -223,6 +232,18 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	if c.HTTPIdleTimeout, err = parseDuration("http-idle-timeout", vals["http-idle-timeout"], mcp.DefaultIdleTimeout, time.Second, time.Hour); err != nil {
 		return c, err
 	}
+	if c.HTTPWriteTimeout, err = parseDuration("http-write-timeout", vals["http-write-timeout"], mcp.DefaultWriteTimeout, time.Second, time.Hour); err != nil {
+		return c, err
+	}
+	if c.MaxSessions, err = parseCount("max-sessions", vals["max-sessions"], mcp.DefaultMaxSessions, 1); err != nil {
+		return c, err
+	}
+	if c.MaxSessionsPerAddress, err = parseCount("max-sessions-per-address", vals["max-sessions-per-address"], mcp.DefaultMaxSessionsPerAddress, 1); err != nil {
+		return c, err
+	}
+	if c.MaxConnsPerAddress, err = parseCount("max-conns-per-address", vals["max-conns-per-address"], mcp.DefaultMaxConnsPerAddress, 0); err != nil {
+		return c, err
+	}
 	switch c.MetricsListen = vals["metrics-listen"]; c.MetricsListen {
 	case "":
 		c.MetricsListen = defaultMetricsListen
@@ -296,6 +317,18 @@ func parseTrustedProxies(s string) ([]netip.Prefix, error) {
 		out = append(out, prefix.Masked())
 	}
 	return out, nil
+}
+
+// parseCount reads a limit from lo to 10,000,000 (def when s is empty).
+func parseCount(name, s string, def, lo int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > 10_000_000 {
+		return 0, fmt.Errorf("--%s: want an integer from %d to 10000000, got %q", name, lo, s)
+	}
+	return n, nil
 }
 
 func parseDuration(name, s string, def, lo, hi time.Duration) (time.Duration, error) {

@@ -64,6 +64,10 @@ func TestShouldKeepMetricsOnLoopbackAndBrowsersOutByDefault(t *testing.T) {
 		t.Fatalf("defaults: metrics %q, origins %v, step-up %s, key ttl %s, read timeout %s",
 			c.MetricsListen, c.AllowedOrigins, c.StepUpMaxAge, c.APIKeyTTL, c.HTTPReadTimeout)
 	}
+	if c.HTTPWriteTimeout != 30*time.Second || c.MaxSessions != 10_000 || c.MaxSessionsPerAddress != 64 || c.MaxConnsPerAddress != 256 {
+		t.Fatalf("defaults: write timeout %s, sessions %d, per address %d, connections per address %d",
+			c.HTTPWriteTimeout, c.MaxSessions, c.MaxSessionsPerAddress, c.MaxConnsPerAddress)
+	}
 	c, err = parseServe(t, []string{"--metrics-listen", "off", "--allowed-origins", " https://a.example, http://localhost:3000 "},
 		map[string]string{"MCPAUTH_DATA_DIR": "/tmp/x", "MCPAUTH_STEP_UP_MAX_AGE": "0"})
 	if err != nil {
@@ -100,6 +104,10 @@ func TestShouldRejectBadSettingsWithTheirName(t *testing.T) {
 		{"a bad trusted proxy after a good one", []string{"--trusted-proxies", "10.0.0.0/8, 192.0.2.300"}, "--trusted-proxies"},
 		{"a trusted proxy with a port", []string{"--trusted-proxies", "10.0.0.1:443"}, "--trusted-proxies"},
 		{"a read timeout below a second", []string{"--http-read-timeout", "10ms"}, "--http-read-timeout"},
+		{"a write timeout below a second", []string{"--http-write-timeout", "10ms"}, "--http-write-timeout"},
+		{"no sessions at all", []string{"--max-sessions", "0"}, "--max-sessions"},
+		{"sessions per address that are not a number", []string{"--max-sessions-per-address", "many"}, "--max-sessions-per-address"},
+		{"a negative connection cap", []string{"--max-conns-per-address", "-1"}, "--max-conns-per-address"},
 		{"step-up age over an hour", []string{"--step-up-max-age", "2h"}, "--step-up-max-age"},
 		{"an API key lifetime below a minute", []string{"--apikey-ttl", "1s"}, "--apikey-ttl"},
 	}

@@ -1,0 +1,346 @@
+package mcp
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Transport sessions belong to whoever opened them. A streamable-HTTP Mcp-Session-Id and an
+// SSE sessionId travel in headers, URLs and logs, so knowing one must not be enough to use it:
+// the table below remembers each session's principal (the user its opening request spoke
+// for, or nobody) and the client address it came from, and a request under anyone else is
+// answered 404, as for an id never issued, before it reaches the session. An anonymous
+// session (an MCP client that logs in with auth_login after initialize) becomes its user's at
+// the first authenticated request from the same address; a user's session is never handed
+// back to an anonymous request, nor to another user. Anonymous requests from one address (an
+// IPv6 /64) share one principal: the address is all that tells them apart.
+//
+// The table also bounds how many sessions exist (SessionLimits): each one keeps what its
+// initialize sent until it is deleted or idle for SessionIdleTTL.
+
+// SessionLimits bound the transport sessions of both transports together.
+type SessionLimits struct {
+	Max        int // open at once (default DefaultMaxSessions)
+	PerAddress int // open at once from one client address, IPv6 by /64 (default DefaultMaxSessionsPerAddress)
+}
+
+// Session defaults. Sixty-four sessions per address leave room for many MCP hosts on one
+// machine (each opens one or two) and bound what one stranger holds to about 1 MiB of
+// initialize payloads (16 KiB each, see maxInitializeBody).
+const (
+	DefaultMaxSessions           = 10_000
+	DefaultMaxSessionsPerAddress = 64
+	// SessionIdleTTL is how long a streamable-HTTP session is kept without a request.
+	SessionIdleTTL = 30 * time.Minute
+)
+
+var (
+	errSessionsFull       = errors.New("the server holds as many sessions as it may; try again later")
+	errSessionsPerAddress = errors.New("too many open sessions from this address; close some (DELETE) or let them expire")
+	errUnknownSession     = errors.New("session not found")
+)
+
+// sessions is the table, and the streamable transport's server.SessionIdManager.
+type sessions struct {
+	limits SessionLimits
+	idle   time.Duration // entries unused this long are stale (mcp-go's sweeper normally ends them first)
+	now    func() time.Time
+
+	mu      sync.Mutex
+	byID    map[string]sessionOwner
+	perAddr map[netip.Prefix]int
+	pending int // admitted, not yet bound to an id
+}
+
+type sessionOwner struct {
+	principal string       // a user id; "" for anonymous
+	addr      netip.Prefix // the client address (IPv6 by /64) it was opened from
+	lastSeen  int64        // unix nanoseconds
+}
+
+func newSessions(l SessionLimits, idle time.Duration) *sessions {
+	if l.Max <= 0 {
+		l.Max = DefaultMaxSessions
+	}
+	if l.PerAddress <= 0 {
+		l.PerAddress = DefaultMaxSessionsPerAddress
+	}
+	return &sessions{limits: l, idle: idle, now: time.Now, byID: map[string]sessionOwner{}, perAddr: map[netip.Prefix]int{}}
+}
+
+// addrKey groups a client address as the per-address limits do: IPv4 by address, IPv6 by /64.
+func addrKey(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p
+	}
+	p, _ := ip.Prefix(ip.BitLen())
+	return p
+}
+
+// admit reserves a session for addr, refusing when a limit is reached.
+func (s *sessions) admit(addr netip.Prefix) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.byID)+s.pending >= s.limits.Max {
+		s.dropStale()
+	}
+	switch {
+	case len(s.byID)+s.pending >= s.limits.Max:
+		return errSessionsFull
+	case s.perAddr[addr] >= s.limits.PerAddress:
+		return errSessionsPerAddress
+	}
+	s.perAddr[addr]++
+	s.pending++
+	return nil
+}
+
+// dropStale forgets sessions unused for twice the idle time: those whose end mcp-go never
+// reported (it sweeps the others itself). Called with mu held, only when the table is full.
+func (s *sessions) dropStale() {
+	cutoff := s.now().Add(-2 * s.idle).UnixNano()
+	for id, o := range s.byID {
+		if o.lastSeen < cutoff {
+			s.forget(id, o)
+		}
+	}
+}
+
+// bind gives an admitted reservation its id.
+func (s *sessions) bind(id string, o sessionOwner) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending--
+	o.lastSeen = s.now().UnixNano()
+	s.byID[id] = o
+}
+
+// release returns an admitted reservation that got no id.
+func (s *sessions) release(addr netip.Prefix) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending--
+	s.decAddr(addr)
+}
+
+func (s *sessions) remove(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o, ok := s.byID[id]; ok {
+		s.forget(id, o)
+	}
+}
+
+func (s *sessions) forget(id string, o sessionOwner) {
+	delete(s.byID, id)
+	s.decAddr(o.addr)
+}
+
+func (s *sessions) decAddr(addr netip.Prefix) {
+	if n := s.perAddr[addr]; n > 1 {
+		s.perAddr[addr] = n - 1
+	} else {
+		delete(s.perAddr, addr)
+	}
+}
+
+// claim reports whether a request by principal from addr may use session id; an anonymous
+// session claimed by a user from the address that opened it becomes that user's.
+func (s *sessions) claim(id, principal string, addr netip.Prefix) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.byID[id]
+	switch {
+	case !ok:
+		return false
+	case o.principal == "" && o.addr != addr:
+		return false // anonymous: the address is the principal
+	case o.principal != principal && o.principal != "":
+		return false // another user's, or a user's asked for anonymously
+	}
+	o.principal = principal
+	o.lastSeen = s.now().UnixNano()
+	s.byID[id] = o
+	return true
+}
+
+// Generate, Validate and Terminate make the table the streamable transport's
+// server.SessionIdManager: ids are minted here and bound by streamable once the initialize
+// response names them; an id the table does not hold is invalid (mcp-go answers 404).
+func (s *sessions) Generate() string { return rand.Text() }
+
+func (s *sessions) Validate(id string) (isTerminated bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byID[id]; !ok {
+		return false, errUnknownSession
+	}
+	return false, nil
+}
+
+func (s *sessions) Terminate(id string) (isNotAllowed bool, err error) {
+	s.remove(id)
+	return false, nil
+}
+
+// requester is who asks and from where, as the guard and the client-address resolver left it.
+func requester(r *http.Request) (principal string, addr netip.Prefix) {
+	if v := guardedFrom(r.Context()); v != nil {
+		principal = v.principal
+	}
+	return principal, addrKey(sourceAddr(r.RemoteAddr))
+}
+
+// streamable binds the sessions of the streamable-HTTP transport (next), which must mint its
+// ids with s (server.WithSessionIdManager). It sits behind the guard.
+func (s *sessions) streamable(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		principal, addr := requester(r)
+		id := r.Header.Get(server.HeaderKeySessionID)
+		switch v := guardedFrom(r.Context()); {
+		case r.Method == http.MethodPost && v != nil && v.initialize:
+			if err := s.admit(addr); err != nil {
+				refuseSession(w, err)
+				return
+			}
+			bw := &bindingWriter{ResponseWriter: w, s: s, owner: sessionOwner{principal: principal, addr: addr}}
+			defer bw.done()
+			next.ServeHTTP(bw, r)
+			return
+		case id != "":
+			if !s.claim(id, principal, addr) {
+				refuseSession(w, errUnknownSession)
+				return
+			}
+		case r.Method == http.MethodGet || r.Method == http.MethodDelete:
+			// Without a session there is no stream to open and nothing to delete (and a GET
+			// would otherwise open an unbound stream for anyone).
+			writeJSONRPCError(w, http.StatusBadRequest, -32600, "the Mcp-Session-Id header is required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bindingWriter binds the session id an initialize response carries to its opener, before
+// the response (and so the id) reaches the client.
+type bindingWriter struct {
+	http.ResponseWriter
+	s       *sessions
+	owner   sessionOwner
+	written bool
+	bound   bool
+}
+
+func (b *bindingWriter) WriteHeader(code int) {
+	if !b.written {
+		b.written = true
+		if id := b.Header().Get(server.HeaderKeySessionID); id != "" && code < 300 {
+			b.s.bind(id, b.owner)
+			b.bound = true
+		}
+	}
+	b.ResponseWriter.WriteHeader(code)
+}
+
+func (b *bindingWriter) Write(p []byte) (int, error) {
+	if !b.written {
+		b.WriteHeader(http.StatusOK)
+	}
+	return b.ResponseWriter.Write(p)
+}
+
+func (b *bindingWriter) Flush() {
+	if !b.written {
+		b.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(b.ResponseWriter).Flush()
+}
+
+func (b *bindingWriter) Unwrap() http.ResponseWriter { return b.ResponseWriter }
+
+func (b *bindingWriter) done() {
+	if !b.bound {
+		b.s.release(b.owner.addr)
+	}
+}
+
+// sseOpening carries a /sse request's reservation to sseSessionID, which mints its id.
+type sseOpening struct {
+	owner sessionOwner
+	id    string
+}
+
+type sseOpeningKey struct{}
+
+// sseStream binds the stream an SSE GET opens; the stream's session ends with it.
+func (s *sessions) sseStream(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			next.ServeHTTP(w, r)
+			return
+		}
+		principal, addr := requester(r)
+		if err := s.admit(addr); err != nil {
+			refuseSession(w, err)
+			return
+		}
+		o := &sseOpening{owner: sessionOwner{principal: principal, addr: addr}}
+		defer func() {
+			if o.id != "" {
+				s.remove(o.id)
+			} else {
+				s.release(addr)
+			}
+		}()
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sseOpeningKey{}, o)))
+	})
+}
+
+// sseSessionID is the SSE transport's session id generator (server.WithSessionIDGenerator).
+func (s *sessions) sseSessionID(ctx context.Context, _ *http.Request) (string, error) {
+	o, ok := ctx.Value(sseOpeningKey{}).(*sseOpening)
+	if !ok || o.id != "" {
+		return "", errors.New("an SSE stream must be opened through the session table")
+	}
+	o.id = rand.Text()
+	s.bind(o.id, o.owner)
+	return o.id, nil
+}
+
+// sseMessages refuses a POST to /message for a session the request's principal does not own.
+func (s *sessions) sseMessages(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.URL.Query().Get("sessionId"); id != "" {
+			principal, addr := requester(r)
+			if !s.claim(id, principal, addr) {
+				refuseSession(w, errUnknownSession)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func refuseSession(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errSessionsPerAddress):
+		w.Header().Set("Retry-After", strconv.Itoa(60))
+		writeJSONRPCError(w, http.StatusTooManyRequests, -32000, err.Error())
+	case errors.Is(err, errSessionsFull):
+		w.Header().Set("Retry-After", strconv.Itoa(60))
+		writeJSONRPCError(w, http.StatusServiceUnavailable, -32000, err.Error())
+	default: // unknown, ended, or someone else's: the same answer
+		writeJSONRPCError(w, http.StatusNotFound, -32001, "session not found: it ended, or it was never this client's; initialize a new one")
+	}
+}

@@ -1,0 +1,106 @@
+package mcp
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestShouldLetOnlyTheSessionsPrincipalClaimIt(t *testing.T) {
+	home := addrKey(netip.MustParseAddr("192.0.2.1"))
+	away := addrKey(netip.MustParseAddr("198.51.100.7"))
+	for _, tc := range []struct {
+		name      string
+		owner     sessionOwner
+		principal string
+		addr      netip.Prefix
+		want      bool
+		becomes   string // the session's principal after a granted claim
+	}{
+		{"its user, from where it was opened", sessionOwner{principal: "u1", addr: home}, "u1", home, true, "u1"},
+		{"its user, from elsewhere", sessionOwner{principal: "u1", addr: home}, "u1", away, true, "u1"},
+		{"another user", sessionOwner{principal: "u1", addr: home}, "u2", home, false, ""},
+		{"anyone anonymous, even from its address", sessionOwner{principal: "u1", addr: home}, "", home, false, ""},
+		{"an anonymous session, from its address", sessionOwner{addr: home}, "", home, true, ""},
+		{"an anonymous session, from elsewhere", sessionOwner{addr: home}, "", away, false, ""},
+		{"an anonymous session's login, from its address", sessionOwner{addr: home}, "u1", home, true, "u1"},
+		{"an anonymous session claimed by a user elsewhere", sessionOwner{addr: home}, "u1", away, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSessions(SessionLimits{}, time.Minute)
+			if err := s.admit(tc.owner.addr); err != nil {
+				t.Fatal(err)
+			}
+			s.bind("sid", tc.owner)
+			if got := s.claim("sid", tc.principal, tc.addr); got != tc.want {
+				t.Fatalf("claim = %v, want %v", got, tc.want)
+			}
+			if got := s.byID["sid"].principal; tc.want && got != tc.becomes {
+				t.Errorf("the session's principal is %q, want %q", got, tc.becomes)
+			}
+			if got := s.byID["sid"].principal; !tc.want && got != tc.owner.principal {
+				t.Errorf("a refused claim changed the principal to %q", got)
+			}
+		})
+	}
+}
+
+func TestShouldCapSessionsPerAddressAndOverall(t *testing.T) {
+	s := newSessions(SessionLimits{Max: 3, PerAddress: 2}, time.Minute)
+	a := addrKey(netip.MustParseAddr("2001:db8::1"))
+	sameSlash64 := addrKey(netip.MustParseAddr("2001:db8::ffff"))
+	b := addrKey(netip.MustParseAddr("192.0.2.1"))
+	c := addrKey(netip.MustParseAddr("192.0.2.2"))
+	if err := s.admit(a); err != nil {
+		t.Fatal(err)
+	}
+	s.bind("a1", sessionOwner{addr: a})
+	if err := s.admit(sameSlash64); err != nil {
+		t.Fatal(err)
+	}
+	s.bind("a2", sessionOwner{addr: sameSlash64})
+	if err := s.admit(a); err != errSessionsPerAddress {
+		t.Fatalf("a third session from one /64: %v, want errSessionsPerAddress", err)
+	}
+	if err := s.admit(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.admit(c); err != errSessionsFull {
+		t.Fatalf("a fourth session overall: %v, want errSessionsFull", err)
+	}
+	s.release(b) // b's initialize failed: its place is free again
+	if err := s.admit(c); err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	s.bind("c1", sessionOwner{addr: c})
+	if _, err := s.Terminate("a1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Validate("a1"); err == nil {
+		t.Error("a terminated session still validates")
+	}
+	if err := s.admit(a); err != nil {
+		t.Fatalf("after a DELETE freed a place of the /64: %v", err)
+	}
+}
+
+func TestShouldForgetSessionsWhoseEndWasNeverReportedWhenFull(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	s := newSessions(SessionLimits{Max: 1, PerAddress: 1}, time.Minute)
+	s.now = func() time.Time { return now }
+	a := addrKey(netip.MustParseAddr("192.0.2.1"))
+	if err := s.admit(a); err != nil {
+		t.Fatal(err)
+	}
+	s.bind("old", sessionOwner{addr: a})
+	if err := s.admit(a); err != errSessionsFull {
+		t.Fatalf("a second session: %v, want errSessionsFull", err)
+	}
+	now = now.Add(2*time.Minute + time.Second)
+	if err := s.admit(a); err != nil {
+		t.Fatalf("after the stale session: %v", err)
+	}
+	if _, err := s.Validate("old"); err == nil {
+		t.Error("the stale session still validates")
+	}
+}
