@@ -9,7 +9,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 DATA_DIR  ?= $(CURDIR)/.data
 LISTEN    ?= 127.0.0.1:8080
 
-.PHONY: build run test bench fuzz lint tidy-check clean
+.PHONY: build run test test-deps bench fuzz lint tidy-check clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/mcpauth
@@ -20,9 +20,13 @@ run: build
 	MCPAUTH_DATA_DIR=$(DATA_DIR) ./$(BIN) serve --transport http --listen $(LISTEN)
 
 # Everything, with the race detector, against a real MongoDB-wire server (embedded FerretDB, or
-# MCPAUTH_TEST_MONGO_URI).
-test: lint tidy-check
+# MCPAUTH_TEST_MONGO_URI) and real redis-servers. .ci/test-deps.sh finds gcc and redis-server,
+# installs them (root on Debian), or says the one command to run.
+test: test-deps lint tidy-check
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-deps:
+	@bash .ci/test-deps.sh
 
 # Benchmarks, each with its baseline in the same run; the "ratio" and "delta" rows are what to
 # compare. Then the load generator against the real bduf-demo, guarded and unguarded, closed
