@@ -219,7 +219,7 @@ type whoamiResult struct {
 	Scopes     []string      `json:"scopes"`
 	AuthMethod string        `json:"auth_method"`
 	SessionID  string        `json:"session_id,omitempty"`
-	ExpiresAt  time.Time     `json:"expires_at"`
+	ExpiresAt  *time.Time    `json:"expires_at,omitempty"` // absent for an API key that never expires
 }
 
 func (s *Set) whoami(ctx context.Context, _ noArgs) (any, error) {
@@ -231,8 +231,12 @@ func (s *Set) whoami(ctx context.Context, _ noArgs) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return whoamiResult{User: view, OrgID: c.Claims.OrgID, Scopes: c.Claims.Scopes, AuthMethod: c.Method,
-		SessionID: c.Claims.SessionID, ExpiresAt: c.Claims.ExpiresAt}, nil
+	r := whoamiResult{User: view, OrgID: c.Claims.OrgID, Scopes: c.Claims.Scopes, AuthMethod: c.Method,
+		SessionID: c.Claims.SessionID}
+	if !c.Claims.ExpiresAt.IsZero() {
+		r.ExpiresAt = &c.Claims.ExpiresAt
+	}
+	return r, nil
 }
 
 func (s *Set) sessions(ctx context.Context, _ noArgs) (any, error) {

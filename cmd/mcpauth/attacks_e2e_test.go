@@ -825,6 +825,23 @@ func TestShouldNotMintAPIKeysThatNeverExpireByDefault(t *testing.T) {
 	if got := findKey(t, l, forever.ID); got.ExpiresAt != nil {
 		t.Errorf("apikey_list: %+v, want no expires_at", got)
 	}
+	// Who the key is says the same: no expiry (not the year 1), and the default key's own.
+	for _, tc := range []struct {
+		key  apiKeyView
+		want *time.Time
+	}{{forever, nil}, {k, k.ExpiresAt}} {
+		kc := dialHTTP(t, srv)
+		kc.SetBearer(tc.key.Key)
+		var who struct {
+			ExpiresAt *time.Time `json:"expires_at"`
+		}
+		if err := json.Unmarshal(kc.Call(t, "auth_whoami", nil).Raw, &who); err != nil {
+			t.Fatal(err)
+		}
+		if (who.ExpiresAt == nil) != (tc.want == nil) || (who.ExpiresAt != nil && !who.ExpiresAt.Equal(*tc.want)) {
+			t.Errorf("auth_whoami with key %q: expires_at %v, want %v", tc.key.Name, who.ExpiresAt, tc.want)
+		}
+	}
 	enrollMFA(t, c, in.OwnerEmail) // nor to start MFA enrollment
 	sec.CheckNotIn(t, "server stderr", srv.Stderr.String())
 }
