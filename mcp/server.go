@@ -29,7 +29,7 @@ const ServerName = "mcpauth"
 // (and logged once here).
 func NewServer(name, version string, g *Guard, tools ...server.ServerTool) *server.MCPServer {
 	s := server.NewMCPServer(name, version,
-		server.WithToolCapabilities(false),
+		server.WithToolCapabilities(true), // over stdio the list follows the login (tools.toolsChanged)
 		server.WithToolHandlerMiddleware(g.Middleware()),
 		server.WithToolFilter(g.Filter()),
 		server.WithInstructions("Authenticated with mcpauth. Call auth_login with email or username and password; "+

@@ -112,14 +112,29 @@ func (b *bindings) bind(ctx context.Context, token string) {
 		b.mu.Lock()
 		b.tokens[id] = auth.Secret(token)
 		b.mu.Unlock()
+		toolsChanged(ctx)
 	}
 }
 
 func (b *bindings) unbind(ctx context.Context) {
 	if id := sessionID(ctx); id != "" {
 		b.mu.Lock()
+		_, was := b.tokens[id]
 		delete(b.tokens, id)
 		b.mu.Unlock()
+		if was {
+			toolsChanged(ctx)
+		}
+	}
+}
+
+// toolsChanged tells the session's client that its tool list changed: over stdio the list
+// follows the session's login, and a host that lists tools once (Claude Desktop) lists them
+// again only on notifications/tools/list_changed. A refresh sends it too (the roles behind the
+// new token may differ); a lost notification costs only a stale list.
+func toolsChanged(ctx context.Context) {
+	if s := server.ServerFromContext(ctx); s != nil {
+		_ = s.SendNotificationToClient(ctx, string(mcp.MethodNotificationToolsListChanged), nil)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
 
 // transportCase is one way to reach the server.
@@ -650,4 +652,38 @@ func TestShouldRotateTheSigningKeyFromTheCLIWithoutBreakingIssuedTokens(t *testi
 	}
 	srv2.StopCleanly(t)
 	sec.CheckNotIn(t, "server stderr", srv.Stderr.String()+srv2.Stderr.String()+stderr)
+}
+
+func TestShouldTellAStdioHostThatTheToolListFollowsTheLogin(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	c := dialStdio(t, in)
+	if caps := c.Client.GetServerCapabilities(); caps.Tools == nil || !caps.Tools.ListChanged {
+		t.Fatalf("initialize: tools capability %+v, want listChanged", caps.Tools)
+	}
+	changed := make(chan struct{}, 8)
+	c.Client.OnNotification(func(n mcpgo.JSONRPCNotification) {
+		if n.Method == "notifications/tools/list_changed" {
+			changed <- struct{}{}
+		}
+	})
+	await := func(what string) {
+		t.Helper()
+		select {
+		case <-changed:
+		case <-time.After(callTimeout):
+			t.Fatalf("no notifications/tools/list_changed after %s within %s; server stderr:\n%s", what, callTimeout, c.Stderr)
+		}
+	}
+	anonymous := c.ListTools(t)
+	c.Login(t, nil, in.Owner())
+	await("auth_login")
+	if owner := c.ListTools(t); len(owner) <= len(anonymous) {
+		t.Fatalf("tools/list after the login: %v, before: %v", owner, anonymous)
+	}
+	c.Call(t, "auth_logout", nil)
+	await("auth_logout")
+	if after := c.ListTools(t); !slices.Equal(after, anonymous) {
+		t.Errorf("tools/list after the logout: %v, want %v", after, anonymous)
+	}
 }

@@ -114,6 +114,11 @@ func DialStdio(t testing.TB, bin string, env []string) *Conn {
 		t.Fatalf("start stdio client: %v", err)
 	}
 	c.Client = mc
+	// The transport runs already; Start (idempotent) hands the server's notifications to the
+	// client's OnNotification handlers.
+	if err := mc.Start(context.Background()); err != nil {
+		t.Fatalf("start stdio client: %v", err)
+	}
 	t.Cleanup(func() {
 		if err := mc.Close(); err != nil {
 			t.Errorf("stdio server did not exit cleanly when its stdin closed: %v", err)

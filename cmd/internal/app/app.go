@@ -186,6 +186,14 @@ func (a *app) openAudit(ctx context.Context, c config, db *mongo.Database, logge
 	if err != nil {
 		return err
 	}
+	if c.cli {
+		// A live server on this data directory writes the instance's chain: a second writer of
+		// it would claim the same positions, and the unique index would refuse its events into
+		// a spill file nobody replays. A CLI run gets a chain of its own.
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		instance += "-cli-" + hex.EncodeToString(b)
+	}
 	w, err := audit.NewWriter(ctx, store, audit.WriterConfig{Instance: instance,
 		SpillDir: filepath.Join(c.DataDir, "audit-spill"), Logger: logger})
 	if err != nil {

@@ -269,6 +269,7 @@ func UserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stderr, "mcpauth:", err)
 		return ExitUsage
 	}
+	c.cli = true
 	password, err := readPassword(stdin)
 	if err != nil {
 		return Fail(prog, stderr, err)
@@ -338,6 +339,7 @@ func openForCLI(ctx context.Context, fs *flag.FlagSet, vals map[string]*string, 
 		fmt.Fprintln(stderr, "mcpauth:", err)
 		return nil, ExitUsage
 	}
+	c.cli = true
 	a, err := openApp(ctx, c, newLogger(stderr, "warn"))
 	if err != nil {
 		return nil, Fail("mcpauth", stderr, err)

@@ -21,6 +21,9 @@ import (
 
 // config is everything the binary reads from flags and the environment (flags win).
 type config struct {
+	// cli: a command of the CLI, which may run beside a server on the same data directory (its
+	// audit events then go into a hash chain of their own).
+	cli        bool
 	DataDir    string
 	MongoURI   string
 	MongoDB    string
