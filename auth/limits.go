@@ -57,11 +57,23 @@ func limitAddr(ctx context.Context) string {
 	if err != nil {
 		return a
 	}
-	ip = ip.Unmap().WithZone("")
-	if ip.Is4() {
-		return ip.String()
+	if g := AddrGroup(ip); g.Addr().Is6() {
+		return g.String()
 	}
-	return netip.PrefixFrom(ip, 64).Masked().String()
+	return ip.Unmap().String()
+}
+
+// AddrGroup is the group of client addresses every per-address limit counts together: an IPv4
+// address on its own (an IPv4-mapped IPv6 address as its IPv4 address), an IPv6 address with
+// its whole /64.
+func AddrGroup(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap().WithZone("")
+	bits := 64
+	if ip.Is4() {
+		bits = 32
+	}
+	p, _ := ip.Prefix(bits)
+	return p
 }
 
 // RateLimited is the error of a refused request: RATE_LIMITED with retry_after_seconds.

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bduf/mcpauth/auth"
 )
 
 // Transport sessions belong to whoever opened them. A streamable-HTTP Mcp-Session-Id and an
@@ -74,17 +75,6 @@ func newSessions(l SessionLimits, idle time.Duration) *sessions {
 		l.PerAddress = DefaultMaxSessionsPerAddress
 	}
 	return &sessions{limits: l, idle: idle, now: time.Now, byID: map[string]sessionOwner{}, perAddr: map[netip.Prefix]int{}}
-}
-
-// addrKey groups a client address as the per-address limits do: IPv4 by address, IPv6 by /64.
-func addrKey(ip netip.Addr) netip.Prefix {
-	ip = ip.Unmap().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p
-	}
-	p, _ := ip.Prefix(ip.BitLen())
-	return p
 }
 
 // admit reserves a session for addr, refusing when a limit is reached.
@@ -193,22 +183,23 @@ func (s *sessions) Terminate(id string) (isNotAllowed bool, err error) {
 	return false, nil
 }
 
-// requester is who asks and from where, as the guard and the client-address resolver left it.
-func requester(r *http.Request) (principal string, addr netip.Prefix) {
+// requester is who asks and from where, as the guard and the client-address resolver left
+// it, and whether the request is an initialize.
+func requester(r *http.Request) (principal string, addr netip.Prefix, initialize bool) {
 	if v := guardedFrom(r.Context()); v != nil {
-		principal = v.principal
+		principal, initialize = v.principal, v.initialize
 	}
-	return principal, addrKey(sourceAddr(r.RemoteAddr))
+	return principal, auth.AddrGroup(sourceAddr(r.RemoteAddr)), initialize
 }
 
 // streamable binds the sessions of the streamable-HTTP transport (next), which must mint its
 // ids with s (server.WithSessionIdManager). It sits behind the guard.
 func (s *sessions) streamable(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		principal, addr := requester(r)
+		principal, addr, initialize := requester(r)
 		id := r.Header.Get(server.HeaderKeySessionID)
-		switch v := guardedFrom(r.Context()); {
-		case r.Method == http.MethodPost && v != nil && v.initialize:
+		switch {
+		case r.Method == http.MethodPost && initialize:
 			if err := s.admit(addr); err != nil {
 				refuseSession(w, err)
 				return
@@ -290,7 +281,7 @@ func (s *sessions) sseStream(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		principal, addr := requester(r)
+		principal, addr, _ := requester(r)
 		if err := s.admit(addr); err != nil {
 			refuseSession(w, err)
 			return
@@ -322,7 +313,7 @@ func (s *sessions) sseSessionID(ctx context.Context, _ *http.Request) (string, e
 func (s *sessions) sseMessages(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if id := r.URL.Query().Get("sessionId"); id != "" {
-			principal, addr := requester(r)
+			principal, addr, _ := requester(r)
 			if !s.claim(id, principal, addr) {
 				refuseSession(w, errUnknownSession)
 				return
@@ -335,10 +326,10 @@ func (s *sessions) sseMessages(next http.Handler) http.Handler {
 func refuseSession(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, errSessionsPerAddress):
-		w.Header().Set("Retry-After", strconv.Itoa(60))
+		w.Header().Set("Retry-After", "60")
 		writeJSONRPCError(w, http.StatusTooManyRequests, -32000, err.Error())
 	case errors.Is(err, errSessionsFull):
-		w.Header().Set("Retry-After", strconv.Itoa(60))
+		w.Header().Set("Retry-After", "60")
 		writeJSONRPCError(w, http.StatusServiceUnavailable, -32000, err.Error())
 	default: // unknown, ended, or someone else's: the same answer
 		writeJSONRPCError(w, http.StatusNotFound, -32001, "session not found: it ended, or it was never this client's; initialize a new one")

@@ -4,11 +4,13 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/bduf/mcpauth/auth"
 )
 
 func TestShouldLetOnlyTheSessionsPrincipalClaimIt(t *testing.T) {
-	home := addrKey(netip.MustParseAddr("192.0.2.1"))
-	away := addrKey(netip.MustParseAddr("198.51.100.7"))
+	home := auth.AddrGroup(netip.MustParseAddr("192.0.2.1"))
+	away := auth.AddrGroup(netip.MustParseAddr("198.51.100.7"))
 	for _, tc := range []struct {
 		name      string
 		owner     sessionOwner
@@ -47,10 +49,10 @@ func TestShouldLetOnlyTheSessionsPrincipalClaimIt(t *testing.T) {
 
 func TestShouldCapSessionsPerAddressAndOverall(t *testing.T) {
 	s := newSessions(SessionLimits{Max: 3, PerAddress: 2}, time.Minute)
-	a := addrKey(netip.MustParseAddr("2001:db8::1"))
-	sameSlash64 := addrKey(netip.MustParseAddr("2001:db8::ffff"))
-	b := addrKey(netip.MustParseAddr("192.0.2.1"))
-	c := addrKey(netip.MustParseAddr("192.0.2.2"))
+	a := auth.AddrGroup(netip.MustParseAddr("2001:db8::1"))
+	sameSlash64 := auth.AddrGroup(netip.MustParseAddr("2001:db8::ffff"))
+	b := auth.AddrGroup(netip.MustParseAddr("192.0.2.1"))
+	c := auth.AddrGroup(netip.MustParseAddr("192.0.2.2"))
 	if err := s.admit(a); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,7 @@ func TestShouldForgetSessionsWhoseEndWasNeverReportedWhenFull(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	s := newSessions(SessionLimits{Max: 1, PerAddress: 1}, time.Minute)
 	s.now = func() time.Time { return now }
-	a := addrKey(netip.MustParseAddr("192.0.2.1"))
+	a := auth.AddrGroup(netip.MustParseAddr("192.0.2.1"))
 	if err := s.admit(a); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/bduf/mcpauth/auth"
 )
 
 // DefaultWriteTimeout bounds one write of a response: a JSON answer, or one event of a stream.
@@ -117,7 +119,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		if err != nil || l.exempt(ap.Addr().Unmap()) {
 			return c, nil // not an IP peer (a Unix socket), or a trusted proxy
 		}
-		key := addrKey(ap.Addr())
+		key := auth.AddrGroup(ap.Addr())
 		l.mu.Lock()
 		if l.open[key] >= l.max {
 			l.mu.Unlock()

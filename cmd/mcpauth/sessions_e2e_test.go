@@ -74,13 +74,20 @@ func wantSessionNotFound(t *testing.T, what string, r mcptest.Response) {
 	}
 }
 
-func TestShouldNotLetAnotherPrincipalUseAStreamableSession(t *testing.T) {
-	t.Parallel()
+// victimAndMallory starts an attack server and logs in its owner (the victim) and another
+// user of the same organization (the attacker with an account of her own).
+func victimAndMallory(t *testing.T) (in *instance, srv *httpServer, victim, mallory tokenResult) {
+	t.Helper()
 	in, sec, srv, owner, _ := attackServer(t)
 	password := freshPassword(sec)
 	owner.Call(t, "user_create", args{"email": "mallory@example.com", "password": password})
-	mallory := dialHTTP(t, srv).Login(t, sec, args{"email": "mallory@example.com", "password": password})
-	victim := dialHTTP(t, srv).Login(t, sec, in.Owner())
+	mallory = dialHTTP(t, srv).Login(t, sec, args{"email": "mallory@example.com", "password": password})
+	return in, srv, dialHTTP(t, srv).Login(t, sec, in.Owner()), mallory
+}
+
+func TestShouldNotLetAnotherPrincipalUseAStreamableSession(t *testing.T) {
+	t.Parallel()
+	in, srv, victim, mallory := victimAndMallory(t)
 	sid := openSession(t, srv, victim.AccessToken)
 
 	// The victim listens on its session's stream; whatever reaches it is kept.
@@ -228,11 +235,7 @@ func (s *sseStream) until(t *testing.T, marker string) []string {
 
 func TestShouldNotLetAnotherPrincipalPostIntoAnSSESession(t *testing.T) {
 	t.Parallel()
-	in, sec, srv, owner, _ := attackServer(t)
-	password := freshPassword(sec)
-	owner.Call(t, "user_create", args{"email": "mallory@example.com", "password": password})
-	mallory := dialHTTP(t, srv).Login(t, sec, args{"email": "mallory@example.com", "password": password})
-	victim := dialHTTP(t, srv).Login(t, sec, in.Owner())
+	in, srv, victim, mallory := victimAndMallory(t)
 	stream := openSSE(t, srv, victim.AccessToken)
 	message := srv.URL + "/message?sessionId=" + stream.SessionID
 
