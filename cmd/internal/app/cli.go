@@ -135,6 +135,9 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		}
 		policy = policy.Merge(fromFile)
 	}
+	if c.AnonymousMethodsSet {
+		policy.AnonymousMethods = c.AnonymousMethods
+	}
 	if err := policy.Validate(); err != nil {
 		return Fail(p.Name, stderr, err)
 	}
