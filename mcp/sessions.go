@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bduf/mcpauth/apierr"
@@ -209,6 +210,9 @@ func (s *sessions) streamable(next http.Handler) http.Handler {
 			defer bw.done()
 			next.ServeHTTP(bw, r)
 			return
+		case mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion)):
+			// 2026-07-28 has no sessions: mcp-go serves such a request in a session of its own
+			// whatever Mcp-Session-Id says (and answers its GET and DELETE 405).
 		case id != "":
 			if !s.claim(id, principal, addr) {
 				refuseSession(w, r, errUnknownSession)
