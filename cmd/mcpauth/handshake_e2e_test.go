@@ -7,6 +7,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -186,5 +187,44 @@ func TestShouldLetTheOperatorChooseWhatMayComeWithoutAToken(t *testing.T) {
 			}
 			srv.StopCleanly(t)
 		})
+	}
+}
+
+// An SSE client that discovers OAuth (the TypeScript SDK's SSEClientTransport) checks that the
+// metadata's resource covers the URL it called. With the whole origin as the resource, the
+// 401 on /sse and on /message leads it to metadata that does.
+func TestShouldPointSSEClientsAtAResourceCoveringTheirURL(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // the server binds it next; nothing else on this loopback asks for that port
+	origin := "http://" + addr
+	p := mcptest.StartProc(t, binPath, in.Env("MCPAUTH_AUDIENCE="+origin), nil, "serve", "--transport", "http", "--listen", addr)
+	if _, err := p.Stderr.WaitFor(mcptest.ListeningLine, p.Exited, startTimeout); err != nil {
+		t.Fatalf("serve on %s: %v; stderr:\n%s", addr, err, p.Stderr)
+	}
+	for _, path := range []string{"/sse", "/message?sessionId=x", "/mcp"} {
+		req, _ := http.NewRequest(http.MethodGet, origin+path, nil)
+		if strings.HasPrefix(path, "/message") {
+			req, _ = http.NewRequest(http.MethodPost, origin+path, strings.NewReader(mcptest.ToolsCallJSON(1, "user_list", nil)))
+			req.Header.Set("Content-Type", "application/json")
+		}
+		req.Header.Set("Authorization", "Bearer forged")
+		resp, err := mcptest.HTTPClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		ch := mcptest.NewChallenge(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		md := mcptest.GetResourceMetadata(t, ch.Params["resource_metadata"])
+		called := origin + strings.SplitN(path, "?", 2)[0]
+		if resp.StatusCode != http.StatusUnauthorized || md.Resource != origin || !strings.HasPrefix(called, md.Resource) {
+			t.Errorf("%s: %d, metadata at %s names resource %q; want 401 and a resource covering %s",
+				path, resp.StatusCode, ch.Params["resource_metadata"], md.Resource, called)
+		}
 	}
 }
