@@ -26,6 +26,19 @@ const (
 	codeInvalidRequest  = -32600 // 400, 413: the request itself is wrong
 )
 
+// refusal is the JSON-RPC error response of a refusal.
+type refusal struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Error   refusalError    `json:"error"`
+}
+
+type refusalError struct {
+	Code    int            `json:"code"`
+	Message string         `json:"message"`
+	Data    map[string]any `json:"data"`
+}
+
 // writeRefusal answers with status and a JSON-RPC error response for e, to the request whose
 // body is body (its id is echoed when it is a single request; null otherwise).
 func writeRefusal(w http.ResponseWriter, body []byte, status, code int, e *apierr.Error) {
@@ -33,19 +46,8 @@ func writeRefusal(w http.ResponseWriter, body []byte, status, code int, e *apier
 	if reason, ok := e.Details["reason"].(string); ok && reason != "" {
 		msg += " (" + reason + ")"
 	}
-	out, err := json.Marshal(struct {
-		JSONRPC string          `json:"jsonrpc"`
-		ID      json.RawMessage `json:"id"`
-		Error   struct {
-			Code    int            `json:"code"`
-			Message string         `json:"message"`
-			Data    map[string]any `json:"data"`
-		} `json:"error"`
-	}{JSONRPC: "2.0", ID: requestID(body), Error: struct {
-		Code    int            `json:"code"`
-		Message string         `json:"message"`
-		Data    map[string]any `json:"data"`
-	}{code, msg, e.Public()}})
+	out, err := json.Marshal(refusal{JSONRPC: "2.0", ID: requestID(body),
+		Error: refusalError{Code: code, Message: msg, Data: e.Public()}})
 	if err != nil { // details are ours and plain; never expected
 		out = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"INTERNAL: internal error"}}`)
 	}

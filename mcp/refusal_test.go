@@ -1,0 +1,25 @@
+package mcp
+
+import "testing"
+
+func TestShouldEchoOnlyTheIdOfASingleRequest(t *testing.T) {
+	for _, tt := range []struct {
+		name, body, want string
+	}{
+		{"a number", `{"jsonrpc":"2.0","id":42,"method":"tools/list"}`, "42"},
+		{"a string", ` {"jsonrpc":"2.0","id":"a-1","method":"ping"}`, `"a-1"`},
+		{"a negative number", `{"id":-3}`, "-3"},
+		{"no id (a notification)", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, "null"},
+		{"an id that is an object", `{"id":{"x":1}}`, "null"},
+		{"an id that is true", `{"id":true}`, "null"},
+		{"a batch", `[{"id":1},{"id":2}]`, "null"},
+		{"not JSON", `{"id":1`, "null"},
+		{"no body (a GET)", ``, "null"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(requestID([]byte(tt.body))); got != tt.want {
+				t.Fatalf("requestID(%s) = %s, want %s", tt.body, got, tt.want)
+			}
+		})
+	}
+}
