@@ -8,7 +8,9 @@ package mcp
 // HTML form and no CORS-"simple" fetch can send without a preflight.
 
 import (
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -34,7 +36,7 @@ func corsOrigins(allowed []string) []string {
 // not declared as JSON (415) before next sees it. It allocates nothing.
 func keepBrowsersOut(allowed []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o := r.Header.Get("Origin"); o != "" && !slices.Contains(allowed, o) {
+		if o := r.Header.Get("Origin"); o != "" && !slices.Contains(allowed, o) && !sameLoopbackOrigin(o, r) {
 			writeRefusal(w, nil, http.StatusForbidden, CodeForbidden, apierr.New(apierr.PermissionDenied, "cross-origin requests are not accepted from this origin"))
 			return
 		}
@@ -44,6 +46,29 @@ func keepBrowsersOut(allowed []string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// sameLoopbackOrigin reports whether origin is the request's own, on a loopback host: a page
+// this server served itself, on this machine. A DNS-rebinding page never is: its browser names
+// the attacker's domain in both Host and Origin, and a loopback name or address in Host means the
+// browser itself was pointed at this machine.
+func sameLoopbackOrigin(origin string, r *http.Request) bool {
+	scheme := "http://"
+	if r.TLS != nil {
+		scheme = "https://"
+	}
+	if origin != scheme+r.Host {
+		return false
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		host = h
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // isJSON reports whether a Content-Type is application/json (parameters such as charset allowed).

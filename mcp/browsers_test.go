@@ -13,21 +13,31 @@ func TestShouldRefuseForeignOriginsAndNonJSONBodiesWithoutAllocating(t *testing.
 	for _, tc := range []struct {
 		name, method, origin, contentType string
 		want                              int
+		host                              string // default example.com
 	}{
-		{"a client without an Origin, posting JSON", http.MethodPost, "", "application/json", http.StatusOK},
-		{"JSON with a charset", http.MethodPost, "", "Application/JSON; charset=utf-8", http.StatusOK},
-		{"the allowed origin", http.MethodPost, "https://app.example.com", "application/json", http.StatusOK},
-		{"a GET of the stream without a body", http.MethodGet, "", "", http.StatusOK},
-		{"a foreign origin", http.MethodPost, "http://evil.example", "application/json", http.StatusForbidden},
-		{"the opaque origin of a sandboxed page", http.MethodGet, "null", "", http.StatusForbidden},
-		{"a form post", http.MethodPost, "", "application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
-		{"text/plain", http.MethodPost, "", "text/plain", http.StatusUnsupportedMediaType},
-		{"no content type", http.MethodPost, "", "", http.StatusUnsupportedMediaType},
-		{"JSON-looking but not JSON", http.MethodPost, "", "application/jsonx", http.StatusUnsupportedMediaType},
+		{"a client without an Origin, posting JSON", http.MethodPost, "", "application/json", http.StatusOK, ""},
+		{"JSON with a charset", http.MethodPost, "", "Application/JSON; charset=utf-8", http.StatusOK, ""},
+		{"the allowed origin", http.MethodPost, "https://app.example.com", "application/json", http.StatusOK, ""},
+		{"a GET of the stream without a body", http.MethodGet, "", "", http.StatusOK, ""},
+		{"a foreign origin", http.MethodPost, "http://evil.example", "application/json", http.StatusForbidden, ""},
+		{"the opaque origin of a sandboxed page", http.MethodGet, "null", "", http.StatusForbidden, ""},
+		{"a form post", http.MethodPost, "", "application/x-www-form-urlencoded", http.StatusUnsupportedMediaType, ""},
+		{"text/plain", http.MethodPost, "", "text/plain", http.StatusUnsupportedMediaType, ""},
+		{"no content type", http.MethodPost, "", "", http.StatusUnsupportedMediaType, ""},
+		{"JSON-looking but not JSON", http.MethodPost, "", "application/jsonx", http.StatusUnsupportedMediaType, ""},
+		{"a page of this server on 127.0.0.1", http.MethodPost, "http://127.0.0.1:8080", "application/json", http.StatusOK, "127.0.0.1:8080"},
+		{"a page of this server on localhost", http.MethodPost, "http://localhost:8080", "application/json", http.StatusOK, "localhost:8080"},
+		{"a page of this server on ::1", http.MethodPost, "http://[::1]:8080", "application/json", http.StatusOK, "[::1]:8080"},
+		{"a DNS-rebinding page (its own origin, not loopback)", http.MethodPost, "http://evil.example:8080", "application/json", http.StatusForbidden, "evil.example:8080"},
+		{"another port on loopback", http.MethodPost, "http://127.0.0.1:9999", "application/json", http.StatusForbidden, "127.0.0.1:8080"},
+		{"https claimed over plain HTTP", http.MethodPost, "https://127.0.0.1:8080", "application/json", http.StatusForbidden, "127.0.0.1:8080"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := reached
 			r := httptest.NewRequest(tc.method, "/mcp", strings.NewReader("{}"))
+			if tc.host != "" {
+				r.Host = tc.host
+			}
 			if tc.origin != "" {
 				r.Header.Set("Origin", tc.origin)
 			}

@@ -211,9 +211,10 @@ type guardedRequest struct {
 	// token's subject, or an expired token's (its signature is ours, so its holder was that
 	// user, and may refresh within the session: expiredSubjecter); "" for anyone else.
 	principal string
-	// initialize: the body holds an initialize request (which opens a streamable session).
-	initialize bool
-	body       []byte // a POST's body, for the id a later refusal echoes
+	// initialize: the body holds an initialize request (which opens a streamable session);
+	// listen: a 2026-07-28 subscriptions/listen (a stream that lasts, bounded like a session).
+	initialize, listen bool
+	body               []byte // a POST's body, for the id a later refusal echoes
 }
 
 // guardedFrom returns what the HTTP guard left in ctx (nil when no guard saw the request).
@@ -522,7 +523,7 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 		// the session table then knows whose stream it is.
 		passAnonymous := token == "" && len(g.cfg.Policy.AnonymousMethods) > 0
 		var body, methods, calls = []byte(nil), []string(nil), []string(nil)
-		initialize := false
+		initialize, listen := false, false
 		if r.Method == http.MethodPost {
 			limit := int64(maxAnonymousBody)
 			if authErr == nil {
@@ -548,11 +549,17 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 					apierr.New(apierr.InvalidArgument, "an initialize request is at most 16 KiB"))
 				return
 			}
+			listen = slices.Contains(methods, string(mcpgo.MethodSubscriptionsListen))
+			modern := mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion))
+			if m, ok := g.notOffered(methods, modern); ok {
+				methodNotFound(w, body, m, modern)
+				return
+			}
 			passAnonymous = g.anonymous(methods, calls, token != "")
 		}
 		if authErr != nil {
 			if passAnonymous { // the tool decides (e.g. auth_refresh with an expired access token)
-				v := &guardedRequest{initialize: initialize, body: body}
+				v := &guardedRequest{initialize: initialize, listen: listen, body: body}
 				if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, auth.ErrTokenExpired) {
 					v.principal = e.ExpiredSubject(ctx, token)
 				}
@@ -587,7 +594,8 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 		}
 		// The middleware will need this token's claims again, in this request: hand them over.
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{},
-			&guardedRequest{token: token, claims: claims, verified: true, principal: claims.Subject, initialize: initialize, body: body})))
+			&guardedRequest{token: token, claims: claims, verified: true, principal: claims.Subject,
+				initialize: initialize, listen: listen, body: body})))
 	})
 }
 
@@ -637,6 +645,56 @@ func (g *Guard) authorizeMethod(ctx context.Context, m string, claims auth.Claim
 	return insufficientScope("the method "+m, rule.AnyOf)
 }
 
+// guardedMethods are the client-to-server methods the guard has a decision for, besides
+// notifications, responses and the capability methods (GuardedMethod). Any other method never
+// reaches the server: the guard answers it "method not found" itself, for every caller, so a
+// method a later mcp-go learns is closed until it is added here.
+var guardedMethods = []string{
+	string(mcpgo.MethodInitialize), string(mcpgo.MethodPing), string(mcpgo.MethodServerDiscover),
+	string(mcpgo.MethodToolsList), string(mcpgo.MethodToolsCall), string(mcpgo.MethodSetLogLevel),
+	string(mcpgo.MethodSubscriptionsListen),
+}
+
+// removedIn20260728 are the methods 2026-07-28 removed (SEP-2575): a request of that revision
+// calling one gets 404 "method not found", as mcp-go answers it.
+var removedIn20260728 = []string{
+	string(mcpgo.MethodInitialize), string(mcpgo.MethodPing), string(mcpgo.MethodSetLogLevel),
+	string(mcpgo.MethodResourcesSubscribe), string(mcpgo.MethodResourcesUnsubscribe),
+	string(mcpgo.MethodTasksList), string(mcpgo.MethodTasksResult),
+}
+
+// notOffered returns the first method the server does not offer to anyone: one the guard does
+// not know, a capability method the policy has no rule for (the server has no such capability,
+// or the operator did not open it: CheckTools warns of the latter), or, in a 2026-07-28 request,
+// a method that revision removed. Answering those "method not found" before the server sees
+// them tells nobody what the server holds, and no token makes a difference.
+func (g *Guard) notOffered(methods []string, modern bool) (string, bool) {
+	for _, m := range methods {
+		switch {
+		case m == "" || strings.HasPrefix(m, "notifications/"):
+		case modern && slices.Contains(removedIn20260728, m):
+			return m, true
+		case GuardedMethod(m):
+			if _, ok := g.cfg.Policy.Methods[m]; !ok {
+				return m, true
+			}
+		case !slices.Contains(guardedMethods, m):
+			return m, true
+		}
+	}
+	return "", false
+}
+
+// methodNotFound answers a request for method m as a server without it: JSON-RPC -32601, with
+// HTTP 404 in a 2026-07-28 request (as that revision prescribes) and 200 before it.
+func methodNotFound(w http.ResponseWriter, body []byte, m string, modern bool) {
+	status := http.StatusOK
+	if modern {
+		status = http.StatusNotFound
+	}
+	writeRefusal(w, body, status, mcpgo.METHOD_NOT_FOUND, apierr.New(apierr.NotFound, "method not found").With("method", m))
+}
+
 // anonymous reports whether every message may pass without a valid credential. Without a token
 // (failedToken false): the anonymous methods, notifications, responses, and calls of public
 // tools. With a token that failed, only calls of tools whose own argument is the credential they
@@ -652,6 +710,12 @@ func (g *Guard) anonymous(methods, calls []string, failedToken bool) bool {
 		case failedToken:
 			return false
 		case m == "":
+		case m == string(mcpgo.MethodSubscriptionsListen):
+			// 2026-07-28's stream, where an older client would GET one: anonymous wherever
+			// anything is (the session table bounds them as sessions).
+			if len(g.cfg.Policy.AnonymousMethods) == 0 {
+				return false
+			}
 		case GuardedMethod(m):
 			if !g.cfg.Policy.Methods[m].Public {
 				return false

@@ -487,26 +487,47 @@ func TestShouldRefuseServerCapabilitiesTheToolMiddlewareNeverSees(t *testing.T) 
 	var reached atomic.Int32
 	h := g.HTTP(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached.Add(1) }))
 	msg := func(method string) string { return `{"jsonrpc":"2.0","id":3,"method":"` + method + `","params":{}}` }
+	const notFound = -32601 // answered by the guard as a server without the method
 	for _, tt := range []struct {
 		name, token, body string
+		modern            bool // a 2026-07-28 request (Mcp-Protocol-Version)
 		want              int
+		wantRPC           int // 0: the request reaches the server
 	}{
-		{"resources without a rule, even for an owner", "owner", msg("resources/list"), 403},
-		{"completions without a rule", "owner", msg("completion/complete"), 403},
-		{"tasks without a rule", "owner", msg("tasks/list"), 403},
-		{"a resource read with the rule's permission", "viewer", msg("resources/read"), 200},
-		{"a resource read anonymously", "", msg("resources/read"), 401},
-		{"a prompt whose permission the token lacks", "viewer", msg("prompts/get"), 403},
-		{"a prompt the owner may get", "owner", msg("prompts/get"), 200},
-		{"a public method anonymously", "", msg("prompts/list"), 200},
-		{"an authenticated method with any valid token", "viewer", msg("resources/templates/list"), 200},
-		{"a batch hiding a capability behind initialize", "", `[` + initialize + `,` + msg("resources/list") + `]`, 401},
+		{"resources without a rule, even for an owner", "owner", msg("resources/list"), false, 200, notFound},
+		{"completions without a rule", "owner", msg("completion/complete"), false, 200, notFound},
+		{"tasks without a rule", "", msg("tasks/list"), false, 200, notFound},
+		{"a method nobody knows, anonymously", "", msg("x/unknown"), false, 200, notFound},
+		{"a method nobody knows, with a token", "owner", msg("x/unknown"), false, 200, notFound},
+		{"a method nobody knows, in 2026-07-28", "", msg("x/unknown"), true, 404, notFound},
+		{"a method 2026-07-28 removed", "", msg("logging/setLevel"), true, 404, notFound},
+		{"logging/setLevel before 2026-07-28, anonymously", "", msg("logging/setLevel"), false, 401, mcp.CodeUnauthorized},
+		{"a resource read with the rule's permission", "viewer", msg("resources/read"), false, 200, 0},
+		{"a resource read anonymously", "", msg("resources/read"), false, 401, mcp.CodeUnauthorized},
+		{"a prompt whose permission the token lacks", "viewer", msg("prompts/get"), false, 403, mcp.CodeForbidden},
+		{"a prompt the owner may get", "owner", msg("prompts/get"), false, 200, 0},
+		{"a public method anonymously", "", msg("prompts/list"), false, 200, 0},
+		{"an authenticated method with any valid token", "viewer", msg("resources/templates/list"), false, 200, 0},
+		{"a batch hiding an unoffered capability behind initialize", "", `[` + initialize + `,` + msg("resources/list") + `]`, false, 200, notFound},
+		{"a batch hiding a guarded capability behind initialize", "", `[` + initialize + `,` + msg("resources/read") + `]`, false, 401, mcp.CodeUnauthorized},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := reached.Load()
-			w := post(h, tt.token, tt.body)
-			if w.Code != tt.want || (reached.Load() > before) != (tt.want == 200) {
-				t.Errorf("status %d (reached %v), want %d: %s", w.Code, reached.Load() > before, tt.want, w.Body)
+			r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(tt.body))
+			if tt.token != "" {
+				r.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			if tt.modern {
+				r.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tt.want || (reached.Load() > before) != (tt.wantRPC == 0) {
+				t.Fatalf("status %d (reached %v), want %d: %s", w.Code, reached.Load() > before, tt.want, w.Body)
+			}
+			var rf refusal
+			if tt.wantRPC != 0 && (json.Unmarshal(w.Body.Bytes(), &rf) != nil || rf.Error.Code != tt.wantRPC) {
+				t.Errorf("body %s, want JSON-RPC error %d", w.Body, tt.wantRPC)
 			}
 		})
 	}

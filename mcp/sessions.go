@@ -187,18 +187,18 @@ func (s *sessions) Terminate(id string) (isNotAllowed bool, err error) {
 
 // requester is who asks and from where, as the guard and the client-address resolver left
 // it, and whether the request is an initialize.
-func requester(r *http.Request) (principal string, addr netip.Prefix, initialize bool) {
+func requester(r *http.Request) (principal string, addr netip.Prefix, initialize, listen bool) {
 	if v := guardedFrom(r.Context()); v != nil {
-		principal, initialize = v.principal, v.initialize
+		principal, initialize, listen = v.principal, v.initialize, v.listen
 	}
-	return principal, auth.AddrGroup(sourceAddr(r.RemoteAddr)), initialize
+	return principal, auth.AddrGroup(sourceAddr(r.RemoteAddr)), initialize, listen
 }
 
 // streamable binds the sessions of the streamable-HTTP transport (next), which must mint its
 // ids with s (server.WithSessionIdManager). It sits behind the guard.
 func (s *sessions) streamable(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		principal, addr, initialize := requester(r)
+		principal, addr, initialize, listen := requester(r)
 		id := r.Header.Get(server.HeaderKeySessionID)
 		switch {
 		case r.Method == http.MethodPost && initialize:
@@ -212,7 +212,15 @@ func (s *sessions) streamable(next http.Handler) http.Handler {
 			return
 		case mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion)):
 			// 2026-07-28 has no sessions: mcp-go serves such a request in a session of its own
-			// whatever Mcp-Session-Id says (and answers its GET and DELETE 405).
+			// whatever Mcp-Session-Id says (and answers its GET and DELETE 405). Its
+			// subscriptions/listen stream lasts like a session, so it counts as one.
+			if listen && r.Method == http.MethodPost {
+				if err := s.admit(addr); err != nil {
+					refuseSession(w, r, err)
+					return
+				}
+				defer s.release(addr)
+			}
 		case id != "":
 			if !s.claim(id, principal, addr) {
 				refuseSession(w, r, errUnknownSession)
@@ -286,7 +294,7 @@ func (s *sessions) sseStream(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		principal, addr, _ := requester(r)
+		principal, addr, _, _ := requester(r)
 		if err := s.admit(addr); err != nil {
 			refuseSession(w, r, err)
 			return
@@ -318,7 +326,7 @@ func (s *sessions) sseSessionID(ctx context.Context, _ *http.Request) (string, e
 func (s *sessions) sseMessages(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if id := r.URL.Query().Get("sessionId"); id != "" {
-			principal, addr, _ := requester(r)
+			principal, addr, _, _ := requester(r)
 			if !s.claim(id, principal, addr) {
 				refuseSession(w, r, errUnknownSession)
 				return
