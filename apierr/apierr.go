@@ -118,3 +118,15 @@ func CodeOf(err error) Code {
 	}
 	return From(err).Code
 }
+
+// Public is what a caller is shown of e, the same on every transport: {"code", "message",
+// ...details}. A tool error carries it under "error"; an HTTP refusal as its JSON-RPC error's
+// data. The cause never appears.
+func (e *Error) Public() map[string]any {
+	body := make(map[string]any, 2+len(e.Details))
+	for k, v := range e.Details {
+		body[k] = v
+	}
+	body["code"], body["message"] = string(e.Code), e.Message
+	return body
+}

@@ -158,6 +158,15 @@ func (s *Service) ListUsers(ctx context.Context, filter, orgID string, limit int
 // BootstrapAdminEmail is the owner created on first start when no email is configured.
 const BootstrapAdminEmail = "admin@localhost"
 
+// NoUsers reports whether the store has no user yet (Bootstrap would create the first).
+func (s *Service) NoUsers(ctx context.Context) (bool, error) {
+	n, err := s.store.CountUsers(ctx)
+	if err != nil {
+		return false, fmt.Errorf("count users: %w", err)
+	}
+	return n == 0, nil
+}
+
 // Bootstrap creates the first user when the store has no users; provision makes it the owner.
 // With an empty password it generates one and returns it (to be shown once). It never touches
 // an existing user.

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/bduf/mcpauth/apierr"
 )
 
 // noOrigin is the allow-list handed to mcp-go when no origin is allowed. Any configured list
@@ -33,11 +35,11 @@ func corsOrigins(allowed []string) []string {
 func keepBrowsersOut(allowed []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if o := r.Header.Get("Origin"); o != "" && !slices.Contains(allowed, o) {
-			http.Error(w, "cross-origin requests are not accepted from this origin", http.StatusForbidden)
+			writeRefusal(w, nil, http.StatusForbidden, CodeForbidden, apierr.New(apierr.PermissionDenied, "cross-origin requests are not accepted from this origin"))
 			return
 		}
 		if r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
-			http.Error(w, "a JSON-RPC message must be sent as Content-Type: application/json", http.StatusUnsupportedMediaType)
+			writeRefusal(w, nil, http.StatusUnsupportedMediaType, codeInvalidRequest, apierr.Field("Content-Type", "a JSON-RPC message is sent as application/json"))
 			return
 		}
 		next.ServeHTTP(w, r)

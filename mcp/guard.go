@@ -213,6 +213,7 @@ type guardedRequest struct {
 	principal string
 	// initialize: the body holds an initialize request (which opens a streamable session).
 	initialize bool
+	body       []byte // a POST's body, for the id a later refusal echoes
 }
 
 // guardedFrom returns what the HTTP guard left in ctx (nil when no guard saw the request).
@@ -517,17 +518,24 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 		if token != "" {
 			claims, authErr = g.cfg.Auth.Validate(ctx, token)
 		}
-		anonymousOK := len(g.cfg.Policy.AnonymousMethods) > 0 // GET/DELETE: the stream itself
-		var methods, calls []string
+		// Without a token, a GET or DELETE (the stream itself) passes wherever anything does;
+		// the session table then knows whose stream it is.
+		passAnonymous := token == "" && len(g.cfg.Policy.AnonymousMethods) > 0
+		var body, methods, calls = []byte(nil), []string(nil), []string(nil)
 		initialize := false
 		if r.Method == http.MethodPost {
 			limit := int64(maxAnonymousBody)
 			if authErr == nil {
 				limit = maxBody
 			}
-			body, err := readBody(r, limit)
+			var err error
+			body, err = readBody(r, limit)
 			if err != nil || int64(len(body)) > limit {
-				http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
+				msg := "a request is at most 8 MiB"
+				if authErr != nil {
+					msg = "a request without a valid credential is at most 64 KiB"
+				}
+				writeRefusal(w, nil, http.StatusRequestEntityTooLarge, codeInvalidRequest, apierr.New(apierr.InvalidArgument, msg+" (or its body could not be read)"))
 				return
 			}
 			br := new(bodyReader)
@@ -536,14 +544,15 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			methods, calls = peekJSONRPC(body)
 			// What initialize sends (clientInfo, capabilities) is kept for the session's life.
 			if initialize = slices.Contains(methods, string(mcpgo.MethodInitialize)); initialize && len(body) > maxInitializeBody {
-				http.Error(w, "an initialize request is at most 16 KiB", http.StatusRequestEntityTooLarge)
+				writeRefusal(w, body, http.StatusRequestEntityTooLarge, codeInvalidRequest,
+					apierr.New(apierr.InvalidArgument, "an initialize request is at most 16 KiB"))
 				return
 			}
-			anonymousOK = g.anonymous(methods, calls)
+			passAnonymous = g.anonymous(methods, calls, token != "")
 		}
 		if authErr != nil {
-			if anonymousOK { // the tool decides (e.g. auth_refresh with an expired access token)
-				v := &guardedRequest{initialize: initialize}
+			if passAnonymous { // the tool decides (e.g. auth_refresh with an expired access token)
+				v := &guardedRequest{initialize: initialize, body: body}
 				if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, auth.ErrTokenExpired) {
 					v.principal = e.ExpiredSubject(ctx, token)
 				}
@@ -551,11 +560,7 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 				return
 			}
 			g.recordRefusal(ctx, calls, auth.Claims{}, authErr)
-			if token == "" {
-				g.challenge(w, r, http.StatusUnauthorized, `error="invalid_token", error_description="a bearer token is required"`)
-			} else {
-				g.refuse(w, r, authErr)
-			}
+			g.refuse(w, r, body, authErr)
 			return
 		}
 		for _, tool := range calls {
@@ -564,10 +569,9 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 				continue // unmapped tools are denied by the middleware, with a clear error
 			}
 			if !slices.ContainsFunc(rule.AnyOf, func(p string) bool { return scopesAllow(claims.Scopes, p) }) {
-				g.recordRefusal(ctx, []string{tool}, claims, apierr.New(apierr.PermissionDenied, "the token's scopes do not include "+strings.Join(rule.AnyOf, " or ")).
-					With("required_permissions", rule.AnyOf))
-				g.challenge(w, r, http.StatusForbidden, fmt.Sprintf(`error="insufficient_scope", scope=%q, error_description="the token lacks the scope this tool needs"`,
-					strings.Join(rule.AnyOf, " ")))
+				e := insufficientScope("the tool "+tool, rule.AnyOf)
+				g.recordRefusal(ctx, []string{tool}, claims, e)
+				g.deny(w, r, body, http.StatusForbidden, e)
 				return
 			}
 		}
@@ -577,18 +581,13 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			}
 			if err := g.authorizeMethod(ctx, m, claims, ip); err != nil {
 				g.recordRefusal(ctx, []string{m}, claims, err)
-				if req, ok := apierr.From(err).Details["required_permissions"].([]string); ok {
-					g.challenge(w, r, http.StatusForbidden, fmt.Sprintf(`error="insufficient_scope", scope=%q, error_description="the token lacks the scope this method needs"`,
-						strings.Join(req, " ")))
-				} else {
-					writeJSONError(w, http.StatusForbidden, "access_denied", apierr.From(err).Message)
-				}
+				g.deny(w, r, body, http.StatusForbidden, apierr.From(err))
 				return
 			}
 		}
 		// The middleware will need this token's claims again, in this request: hand them over.
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{},
-			&guardedRequest{token: token, claims: claims, verified: true, principal: claims.Subject, initialize: initialize})))
+			&guardedRequest{token: token, claims: claims, verified: true, principal: claims.Subject, initialize: initialize, body: body})))
 	})
 }
 
@@ -635,30 +634,34 @@ func (g *Guard) authorizeMethod(ctx context.Context, m string, claims auth.Claim
 			return nil
 		}
 	}
-	return apierr.New(apierr.PermissionDenied, "permission denied").With("required_permissions", rule.AnyOf)
+	return insufficientScope("the method "+m, rule.AnyOf)
 }
 
-// anonymous reports whether every message may arrive without a token.
-func (g *Guard) anonymous(methods, calls []string) bool {
+// anonymous reports whether every message may pass without a valid credential. Without a token
+// (failedToken false): the anonymous methods, notifications, responses, and calls of public
+// tools. With a token that failed, only calls of tools whose own argument is the credential they
+// act on (Rule.TakesCredential): anything else answered as if no token had been sent would hide
+// an expired or foreign token behind a short tool list.
+func (g *Guard) anonymous(methods, calls []string, failedToken bool) bool {
 	if len(methods) == 0 {
 		return false
 	}
 	for _, m := range methods {
-		if m == "tools/call" || m == "" {
-			continue
-		}
-		if GuardedMethod(m) {
+		switch {
+		case m == "tools/call":
+		case failedToken:
+			return false
+		case m == "":
+		case GuardedMethod(m):
 			if !g.cfg.Policy.Methods[m].Public {
 				return false
 			}
-			continue
-		}
-		if !slices.Contains(g.cfg.Policy.AnonymousMethods, m) && !strings.HasPrefix(m, "notifications/") {
+		case !g.cfg.Policy.allowsAnonymous(m) && !strings.HasPrefix(m, "notifications/"):
 			return false
 		}
 	}
 	for _, tool := range calls {
-		if !g.cfg.Policy.Tools[tool].Public {
+		if rule := g.cfg.Policy.Tools[tool]; !rule.Public || failedToken && !rule.TakesCredential {
 			return false
 		}
 	}
@@ -688,47 +691,40 @@ func (g *Guard) metadataURL(r *http.Request) string {
 // refuse answers a credential that could not be accepted: 401 for a bad token, but 429 when the
 // caller is being rate-limited and 503 when a dependency (the limiter, the revocation list) is
 // down, so clients do not take an outage for "log in again".
-func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, err error) {
+func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, body []byte, err error) {
 	e := apierr.From(err)
 	switch e.Code {
 	case apierr.RateLimited:
+		g.deny(w, r, body, http.StatusTooManyRequests, e)
+	case apierr.Internal:
+		g.log.ErrorContext(r.Context(), "could not check a bearer token", "error", err)
+		g.deny(w, r, body, http.StatusServiceUnavailable, apierr.New(apierr.Internal, "the credential could not be checked now; try again"))
+	default:
+		g.deny(w, r, body, http.StatusUnauthorized, e)
+	}
+}
+
+// deny answers a request the guard refuses with status: the WWW-Authenticate challenge of a 401
+// (and of a 403 that names the scope to ask for), a Retry-After where waiting helps, and the
+// JSON-RPC error response carrying e.
+func (g *Guard) deny(w http.ResponseWriter, r *http.Request, body []byte, status int, e *apierr.Error) {
+	code := CodeUnauthorized
+	switch status {
+	case http.StatusForbidden:
+		code = CodeForbidden
+	case http.StatusTooManyRequests:
+		code = CodeRateLimited
 		if secs, ok := e.Details["retry_after_seconds"].(int); ok {
 			w.Header().Set("Retry-After", fmt.Sprint(secs))
 		}
-		writeJSONError(w, http.StatusTooManyRequests, "rate_limited", e.Message)
-	case apierr.Internal:
-		g.log.ErrorContext(r.Context(), "could not check a bearer token", "error", err)
+	case http.StatusServiceUnavailable:
+		code = CodeUnavailable
 		w.Header().Set("Retry-After", "1")
-		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", e.Message)
-	default:
-		g.challenge(w, r, http.StatusUnauthorized, fmt.Sprintf(`error="invalid_token", error_description=%q`, e.Message))
 	}
-}
-
-// writeJSONRPCError answers with a JSON-RPC error response; its id is null (the answer comes
-// before the request's id is known).
-func writeJSONRPCError(w http.ResponseWriter, status, code int, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": nil,
-		"error": map[string]any{"code": code, "message": message}})
-}
-
-func writeJSONError(w http.ResponseWriter, status int, code, description string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
-}
-
-func (g *Guard) challenge(w http.ResponseWriter, r *http.Request, status int, params string) {
-	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q, %s`, g.metadataURL(r), params))
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	code := "invalid_token"
-	if status == http.StatusForbidden {
-		code = "insufficient_scope"
+	if _, scoped := e.Details["scope"]; status == http.StatusUnauthorized || status == http.StatusForbidden && scoped {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q, %s`, g.metadataURL(r), challengeFor(status, e)))
 	}
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": code})
+	writeRefusal(w, body, status, code, e)
 }
 
 // ResourceMetadata is the RFC 9728 document.

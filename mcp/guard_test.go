@@ -44,6 +44,10 @@ func (fakeAuth) Validate(_ context.Context, token auth.Secret) (auth.Claims, err
 		return auth.Claims{}, auth.RateLimited(7 * time.Second)
 	case "outage":
 		return auth.Claims{}, apierr.New(apierr.Internal, "revocation list unavailable; refusing the token")
+	case "expired":
+		return auth.Claims{}, auth.ErrTokenExpired
+	case "foreign":
+		return auth.Claims{}, auth.ErrTokenInvalid.With("reason", "wrong audience")
 	}
 	u, ok := users[token.Reveal()]
 	if !ok {
@@ -89,6 +93,7 @@ type harness struct {
 }
 
 var testPolicy = mcp.Policy{Tools: map[string]mcp.Rule{
+	"auth_refresh":    mcp.Credential(),
 	"projects_list":   mcp.Require("projects:read"),
 	"projects_delete": mcp.Require("projects:delete"),
 	"server_status":   mcp.Public(),
@@ -348,6 +353,23 @@ const (
 	batchOfCalls = `[` + callStatus + `,` + callDelete + `]`
 )
 
+const (
+	discover = `{"jsonrpc":"2.0","id":"d-1","method":"server/discover","params":{}}`
+	list     = `{"jsonrpc":"2.0","id":4,"method":"tools/list"}`
+	refresh  = `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"auth_refresh","arguments":{"refresh_token":"x"}}}`
+)
+
+// refusal is the JSON-RPC error response of an HTTP refusal.
+type refusal struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Error   struct {
+		Code    int            `json:"code"`
+		Message string         `json:"message"`
+		Data    map[string]any `json:"data"`
+	} `json:"error"`
+}
+
 func TestShouldChallengeHTTPRequestsWithoutAValidToken(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -356,16 +378,39 @@ func TestShouldChallengeHTTPRequestsWithoutAValidToken(t *testing.T) {
 		body       string
 		wantStatus int
 		wantHeader []string
+		// The JSON-RPC error: its code, the request id it echoes, data.code and a part of the
+		// message that tells the user why.
+		wantRPC  int
+		wantID   string
+		wantData string
+		wantWhy  string
 	}{
-		{"no token, nothing anonymous", nil, "", initialize, 401, []string{`resource_metadata="` + metadataURL + `"`, `error="invalid_token"`}},
-		{"an invalid token", nil, "forged", callDelete, 401, []string{`error="invalid_token"`}},
-		{"a token without the tool's scope", nil, "viewer", callDelete, 403, []string{`error="insufficient_scope"`, `scope="projects:delete"`}},
-		{"a batch hiding a guarded call behind a public one", []string{"initialize"}, "", batchOfCalls, 401, []string{`error="invalid_token"`}},
-		{"initialize when it is allowed anonymously", []string{"initialize"}, "", initialize, 200, nil},
-		{"a public tool anonymously", []string{"initialize"}, "", callStatus, 200, nil},
-		{"an owner deleting", nil, "owner", callDelete, 200, nil},
-		{"a rate-limited caller", nil, "limited", callDelete, 429, nil},
-		{"a dependency down", nil, "outage", callDelete, 503, nil},
+		{"no token, nothing anonymous", nil, "", initialize, 401, []string{`resource_metadata="` + metadataURL + `"`, `error="invalid_token"`},
+			mcp.CodeUnauthorized, "1", "UNAUTHENTICATED", "a bearer token is required"},
+		{"an invalid token", nil, "forged", callDelete, 401, []string{`error="invalid_token"`},
+			mcp.CodeUnauthorized, "2", "TOKEN_INVALID", "token is invalid"},
+		{"a token for another audience", nil, "foreign", callDelete, 401, []string{`error="invalid_token"`},
+			mcp.CodeUnauthorized, "2", "TOKEN_INVALID", "wrong audience"},
+		{"an expired token on an initialize anyone may send", []string{"initialize"}, "expired", initialize, 401, []string{`error_description="token has expired"`},
+			mcp.CodeUnauthorized, "1", "TOKEN_EXPIRED", "token has expired"},
+		{"an expired token on tools/list anyone may send", []string{"tools/list"}, "expired", list, 401, []string{`error="invalid_token"`},
+			mcp.CodeUnauthorized, "4", "TOKEN_EXPIRED", "expired"},
+		{"an expired token on a public tool", []string{"initialize"}, "expired", callStatus, 401, []string{`error="invalid_token"`},
+			mcp.CodeUnauthorized, "3", "TOKEN_EXPIRED", "expired"},
+		{"a token without the tool's scope", nil, "viewer", callDelete, 403, []string{`error="insufficient_scope"`, `scope="projects:delete"`},
+			mcp.CodeForbidden, "2", "PERMISSION_DENIED", "projects:delete"},
+		{"a batch hiding a guarded call behind a public one", []string{"initialize"}, "", batchOfCalls, 401, []string{`error="invalid_token"`},
+			mcp.CodeUnauthorized, "null", "UNAUTHENTICATED", "bearer token"},
+		{"server/discover where initialize is not anonymous", []string{"tools/list"}, "", discover, 401, []string{`error="invalid_token"`},
+			mcp.CodeUnauthorized, `"d-1"`, "UNAUTHENTICATED", "bearer token"},
+		{"a rate-limited caller", nil, "limited", callDelete, 429, nil, mcp.CodeRateLimited, "2", "RATE_LIMITED", ""},
+		{"a dependency down", nil, "outage", callDelete, 503, nil, mcp.CodeUnavailable, "2", "INTERNAL", "try again"},
+
+		{"initialize when it is allowed anonymously", []string{"initialize"}, "", initialize, 200, nil, 0, "", "", ""},
+		{"server/discover wherever initialize is", []string{"initialize"}, "", discover, 200, nil, 0, "", "", ""},
+		{"a public tool anonymously", []string{"initialize"}, "", callStatus, 200, nil, 0, "", "", ""},
+		{"a refresh with an expired access token", nil, "expired", refresh, 200, nil, 0, "", "", ""},
+		{"an owner deleting", nil, "owner", callDelete, 200, nil, 0, "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -385,6 +430,17 @@ func TestShouldChallengeHTTPRequestsWithoutAValidToken(t *testing.T) {
 				if !strings.Contains(got, want) {
 					t.Errorf("WWW-Authenticate = %s, want it to contain %s", got, want)
 				}
+			}
+			if tt.wantStatus == 200 {
+				return
+			}
+			var r refusal
+			if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil || r.JSONRPC != "2.0" || w.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("the body is not a JSON-RPC response (%v): %s", err, w.Body)
+			}
+			if r.Error.Code != tt.wantRPC || string(r.ID) != tt.wantID || r.Error.Data["code"] != tt.wantData ||
+				!strings.Contains(r.Error.Message, tt.wantWhy) || !strings.Contains(r.Error.Message, tt.wantData) {
+				t.Errorf("got %s, want code %d, id %s, data.code %s, a message naming it and %q", w.Body, tt.wantRPC, tt.wantID, tt.wantData, tt.wantWhy)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"sigs.k8s.io/yaml"
 
 	"github.com/bduf/mcpauth/rbac"
@@ -19,10 +20,19 @@ type Rule struct {
 	Public        bool
 	Authenticated bool
 	AnyOf         []string
+	// TakesCredential marks a public tool whose own argument is the credential it acts on
+	// (auth_refresh, auth_revoke, auth_logout): over HTTP its call still reaches it when the
+	// bearer token failed (expired, revoked), so a client can refresh on the same connection.
+	// Every other request with a failed token is answered 401.
+	TakesCredential bool
 }
 
 // Public lets anyone call the tool.
 func Public() Rule { return Rule{Public: true} }
+
+// Credential lets anyone call a tool whose argument is the credential it acts on, even with a
+// bearer token that failed (see Rule.TakesCredential).
+func Credential() Rule { return Rule{Public: true, TakesCredential: true} }
 
 // Authenticated lets any valid identity call the tool.
 func Authenticated() Rule { return Rule{Authenticated: true} }
@@ -68,12 +78,21 @@ func (r *Rule) UnmarshalJSON(b []byte) error {
 type Policy struct {
 	Tools map[string]Rule `json:"tools"`
 	// AnonymousMethods are JSON-RPC methods that may reach the server over HTTP without a
-	// bearer token (e.g. initialize, tools/list). Calls of public tools may too. Default: none.
+	// bearer token (e.g. initialize, tools/list). Calls of public tools may too, and
+	// server/discover (the 2026-07-28 handshake) wherever initialize may. Default: none.
 	AnonymousMethods []string `json:"anonymous_methods"`
 	// Methods are the rules of the JSON-RPC methods the tool middleware never sees: resources/*,
 	// prompts/*, completion/complete, tasks/* (see GuardedMethod). The HTTP guard refuses such a
 	// method without a rule, whatever the token (default: all refused).
 	Methods map[string]Rule `json:"methods"`
+}
+
+// allowsAnonymous reports whether the JSON-RPC method m may arrive without a token.
+func (p Policy) allowsAnonymous(m string) bool {
+	if m == string(mcpgo.MethodServerDiscover) {
+		m = string(mcpgo.MethodInitialize) // the 2026-07-28 handshake goes with the older one
+	}
+	return slices.Contains(p.AnonymousMethods, m)
 }
 
 // Validate checks every rule: permissions must be concrete "resource:action" (no wildcards:

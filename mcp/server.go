@@ -16,6 +16,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/tools"
@@ -48,10 +49,10 @@ func AuthToolsPolicy() Policy {
 	return Policy{
 		Tools: map[string]Rule{
 			"auth_login":       Public(),
-			"auth_refresh":     Public(),
+			"auth_refresh":     Credential(),
 			"auth_validate":    Public(),
-			"auth_revoke":      Public(),
-			"auth_logout":      Public(), // with a refresh token on its own; otherwise it needs a caller
+			"auth_revoke":      Credential(),
+			"auth_logout":      Credential(), // with a refresh token on its own; otherwise it needs a caller
 			"auth_whoami":      Authenticated(),
 			"auth_sessions":    Authenticated(),
 			"permission_check": Authenticated(), // another user's: users:read, checked by the tool
@@ -154,7 +155,8 @@ func hasQueryCredential(r *http.Request) bool {
 
 func refuseQueryCredential(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request", error_description="credentials must be sent in the Authorization header, not the query string"`)
-	http.Error(w, "credentials in the query string are not accepted; use the Authorization header", http.StatusBadRequest)
+	writeRefusal(w, nil, http.StatusBadRequest, codeInvalidRequest,
+		apierr.New(apierr.InvalidArgument, "credentials in the query string are not accepted; use the Authorization header"))
 }
 
 // HTTP is the HTTP side: streamable HTTP at /mcp, SSE at /sse (+ /message), /healthz, /readyz

@@ -9,8 +9,10 @@ import (
 	"sync"
 	"time"
 
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
 )
 
@@ -201,22 +203,25 @@ func (s *sessions) streamable(next http.Handler) http.Handler {
 		switch {
 		case r.Method == http.MethodPost && initialize:
 			if err := s.admit(addr); err != nil {
-				refuseSession(w, err)
+				refuseSession(w, r, err)
 				return
 			}
 			bw := &bindingWriter{ResponseWriter: w, s: s, owner: sessionOwner{principal: principal, addr: addr}}
 			defer bw.done()
 			next.ServeHTTP(bw, r)
 			return
+		case mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion)):
+			// 2026-07-28 has no sessions: mcp-go serves such a request in a session of its own
+			// whatever Mcp-Session-Id says (and answers its GET and DELETE 405).
 		case id != "":
 			if !s.claim(id, principal, addr) {
-				refuseSession(w, errUnknownSession)
+				refuseSession(w, r, errUnknownSession)
 				return
 			}
 		case r.Method == http.MethodGet || r.Method == http.MethodDelete:
 			// Without a session there is no stream to open and nothing to delete (and a GET
 			// would otherwise open an unbound stream for anyone).
-			writeJSONRPCError(w, http.StatusBadRequest, -32600, "the Mcp-Session-Id header is required")
+			writeRefusal(w, nil, http.StatusBadRequest, codeInvalidRequest, apierr.Field("Mcp-Session-Id", "is required (header)"))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -283,7 +288,7 @@ func (s *sessions) sseStream(next http.Handler) http.Handler {
 		}
 		principal, addr, _ := requester(r)
 		if err := s.admit(addr); err != nil {
-			refuseSession(w, err)
+			refuseSession(w, r, err)
 			return
 		}
 		o := &sseOpening{owner: sessionOwner{principal: principal, addr: addr}}
@@ -315,7 +320,7 @@ func (s *sessions) sseMessages(next http.Handler) http.Handler {
 		if id := r.URL.Query().Get("sessionId"); id != "" {
 			principal, addr, _ := requester(r)
 			if !s.claim(id, principal, addr) {
-				refuseSession(w, errUnknownSession)
+				refuseSession(w, r, errUnknownSession)
 				return
 			}
 		}
@@ -323,15 +328,21 @@ func (s *sessions) sseMessages(next http.Handler) http.Handler {
 	})
 }
 
-func refuseSession(w http.ResponseWriter, err error) {
+func refuseSession(w http.ResponseWriter, r *http.Request, err error) {
+	var body []byte
+	if v := guardedFrom(r.Context()); v != nil {
+		body = v.body
+	}
 	switch {
-	case errors.Is(err, errSessionsPerAddress):
+	case errors.Is(err, errSessionsPerAddress), errors.Is(err, errSessionsFull):
+		status := http.StatusTooManyRequests
+		if errors.Is(err, errSessionsFull) {
+			status = http.StatusServiceUnavailable
+		}
 		w.Header().Set("Retry-After", "60")
-		writeJSONRPCError(w, http.StatusTooManyRequests, -32000, err.Error())
-	case errors.Is(err, errSessionsFull):
-		w.Header().Set("Retry-After", "60")
-		writeJSONRPCError(w, http.StatusServiceUnavailable, -32000, err.Error())
+		writeRefusal(w, body, status, CodeSessionLimit, apierr.New(apierr.RateLimited, err.Error()).With("retry_after_seconds", 60))
 	default: // unknown, ended, or someone else's: the same answer
-		writeJSONRPCError(w, http.StatusNotFound, -32001, "session not found: it ended, or it was never this client's; initialize a new one")
+		writeRefusal(w, body, http.StatusNotFound, CodeSessionNotFound,
+			apierr.New(apierr.NotFound, "session not found: it ended, or it was never this client's; initialize a new one"))
 	}
 }

@@ -241,15 +241,7 @@ func ok(v any) *mcp.CallToolResult {
 }
 
 // errorBody is the isError payload: {"error": {"code", "message", ...details}}.
-func errorBody(e *apierr.Error) map[string]any {
-	body := map[string]any{"code": string(e.Code), "message": e.Message}
-	for k, v := range e.Details {
-		if k != "code" && k != "message" {
-			body[k] = v
-		}
-	}
-	return map[string]any{"error": body}
-}
+func errorBody(e *apierr.Error) map[string]any { return map[string]any{"error": e.Public()} }
 
 // ErrorResult renders err as the design's tool error (an isError result). Only the public
 // code, message and details are shown; an internal cause never is.

@@ -202,11 +202,16 @@ func TestShouldRefuseHTTPWithoutATokenAndTokensForAnotherAudience(t *testing.T) 
 	r = mcptest.Post(t, srv.URL+"/mcp", tok.AccessToken, mcptest.ToolsCallJSON(3, "projects_list", nil))
 	ch := r.Challenge()
 	ch.Want(t, http.StatusUnauthorized, "invalid_token", srv.URL+"/.well-known/oauth-protected-resource/mcp")
-	t.Logf("401 for another audience: %s", ch.Header)
+	// The client shows the user why: the JSON-RPC error names the code and the check that failed.
+	if rf := ch.WantRefusal(t, mcptest.RPCUnauthorized, "TOKEN_INVALID"); string(rf.ID) != "3" || !strings.Contains(rf.Error.Message, "wrong audience") {
+		t.Errorf("401 for another audience: %s, want the request's id 3 and the reason", ch.Body)
+	}
 	c = mcptest.DialHTTP(t, srv)
 	c.SetBearer(tok.AccessToken)
-	c.WantUnauthorized(t, "projects_list", nil, "")
-	c.WantUnauthorized(t, "auth_whoami", nil, "")
+	c.WantUnauthorized(t, "projects_list", nil, "TOKEN_INVALID")
+	c.WantUnauthorized(t, "auth_whoami", nil, "TOKEN_INVALID")
+	c.WantUnauthorized(t, "auth_validate", args{"token": tok.AccessToken}, "TOKEN_INVALID") // never taken for no token
+	c.SetBearer("")
 	c.Call(t, "auth_validate", args{"token": tok.AccessToken}).WantError(t, "TOKEN_INVALID")
 	// A token for this audience works (the refusal was the audience, not the restart).
 	c.Login(t, nil, in.Owner())

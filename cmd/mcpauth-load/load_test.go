@@ -148,7 +148,7 @@ func TestShouldTellAGoodAnswerFromEachKindOfFailure(t *testing.T) {
 		{"a JSON result", ok, `{"jsonrpc":"2.0","id":1,"result":{"content":[],"structuredContent":{"projects":[]}}}`, ""},
 		{"an SSE stream whose last event is the result", sse,
 			"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n", ""},
-		{"an HTTP refusal", postResult{status: 401}, `{"error":"invalid_token"}`, "http_401"},
+		{"an HTTP refusal", postResult{status: 401, contentType: "application/json"}, `{"jsonrpc":"2.0","id":1,"error":{"code":-32010,"message":"TOKEN_EXPIRED: token has expired"}}`, "http_401"},
 		{"a JSON-RPC error", ok, `{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"bad"}}`, "jsonrpc_error"},
 		{"a tool error", ok, `{"jsonrpc":"2.0","id":1,"result":{"isError":true,"structuredContent":{"error":{"code":"PERMISSION_DENIED"}}}}`, "tool_error"},
 		{"neither", ok, `{"jsonrpc":"2.0","id":1}`, "bad_answer"},

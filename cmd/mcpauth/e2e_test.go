@@ -147,7 +147,7 @@ func runScenario(t *testing.T, tc transportCase, in *instance, c *conn, sec *sec
 	c.Call(t, "auth_login", args{"email": in.OwnerEmail, "password": strings.Repeat("p", 73)}).WantFieldError(t, "password")
 	huge := args{"email": in.OwnerEmail, "password": strings.Repeat("p", 1<<20)}
 	if c.IsHTTP() { // over HTTP, a body without a valid credential is capped before anything reads it
-		if _, err := c.TryCall(t, "auth_login", huge); err == nil || !strings.Contains(err.Error(), "413") {
+		if _, err := c.TryCall(t, "auth_login", huge); err == nil || !strings.Contains(err.Error(), "without a valid credential is at most 64 KiB") {
 			t.Errorf("a 1 MiB anonymous auth_login over HTTP: %v, want HTTP 413", err)
 		}
 	} else {
@@ -296,11 +296,15 @@ func runScenario(t *testing.T, tc transportCase, in *instance, c *conn, sec *sec
 		t.Fatalf("auth_whoami after refresh: %+v", w)
 	}
 	c.Call(t, "auth_refresh", args{"refresh_token": b.RefreshToken}).WantError(t, "TOKEN_REVOKED")
-	c.Call(t, "auth_refresh", args{"refresh_token": b2.RefreshToken}).WantError(t, "TOKEN_REVOKED")
-	c.Call(t, "auth_validate", args{"token": b2.AccessToken}).WantError(t, "TOKEN_REVOKED")
 	if msg := c.WantUnauthorized(t, "auth_whoami", nil, "TOKEN_REVOKED"); !strings.Contains(msg, "revoked") {
 		t.Errorf("auth_whoami with a revoked token: %q does not say it is revoked", msg)
 	}
+	if c.IsHTTP() { // a revoked bearer is refused on every request but a refresh, never taken for none
+		c.WantUnauthorized(t, "auth_validate", args{"token": b2.AccessToken}, "TOKEN_REVOKED")
+		c.SetBearer("")
+	}
+	c.Call(t, "auth_refresh", args{"refresh_token": b2.RefreshToken}).WantError(t, "TOKEN_REVOKED")
+	c.Call(t, "auth_validate", args{"token": b2.AccessToken}).WantError(t, "TOKEN_REVOKED")
 	c.Call(t, "auth_refresh", args{"refresh_token": "mcpr_garbage"}).WantError(t, "TOKEN_INVALID")
 	c.Call(t, "auth_refresh", args{"refresh_token": 42}).WantFieldError(t, "refresh_token")
 
@@ -309,9 +313,9 @@ func runScenario(t *testing.T, tc transportCase, in *instance, c *conn, sec *sec
 	if n := decode[countResult](t, c.Call(t, "auth_logout", nil)); n.Revoked != 1 {
 		t.Fatalf("auth_logout: %+v, want 1", n)
 	}
-	c.Call(t, "auth_validate", args{"token": cs.AccessToken}).WantError(t, "TOKEN_REVOKED")
 	c.WantUnauthorized(t, "auth_whoami", nil, tc.afterLogout)
 	c.SetBearer("") // an HTTP client drops the credential of its ended session
+	c.Call(t, "auth_validate", args{"token": cs.AccessToken}).WantError(t, "TOKEN_REVOKED")
 	c.Call(t, "auth_refresh", args{"refresh_token": cs.RefreshToken}).WantError(t, "TOKEN_REVOKED")
 
 	// Logout of a session by its refresh token needs no caller.
@@ -331,11 +335,11 @@ func runScenario(t *testing.T, tc transportCase, in *instance, c *conn, sec *sec
 	if n := decode[countResult](t, c.Call(t, "auth_logout", args{"all_sessions": true})); n.Revoked != 3 {
 		t.Fatalf("auth_logout all_sessions: %+v, want 3", n)
 	}
+	c.WantUnauthorized(t, "auth_sessions", nil, tc.afterLogout)
+	c.SetBearer("")
 	for _, tok := range []tokenResult{a, e, f} {
 		c.Call(t, "auth_validate", args{"token": tok.AccessToken}).WantError(t, "TOKEN_REVOKED")
 	}
-	c.WantUnauthorized(t, "auth_sessions", nil, tc.afterLogout)
-	c.SetBearer("")
 	// Another user's session is untouched.
 	if v := decode[validateResult](t, c.Call(t, "auth_validate", args{"token": vl.AccessToken})); v.Sub != viewer.ID {
 		t.Fatalf("viewer token after owner's logout of all sessions: %+v", v)
@@ -346,12 +350,14 @@ func runScenario(t *testing.T, tc transportCase, in *instance, c *conn, sec *sec
 	if r := decode[revokeResult](t, c.Call(t, "auth_revoke", args{"token": g.AccessToken})); !r.Revoked {
 		t.Fatalf("auth_revoke access token: %+v", r)
 	}
+	c.SetBearer("") // it revoked its own bearer; sent again, it would be refused (401 TOKEN_REVOKED)
 	c.Call(t, "auth_validate", args{"token": g.AccessToken}).WantError(t, "TOKEN_REVOKED")
 	c.Call(t, "auth_refresh", args{"refresh_token": g.RefreshToken}).WantError(t, "TOKEN_REVOKED")
 	h := c.Login(t, sec, owner)
 	if r := decode[revokeResult](t, c.Call(t, "auth_revoke", args{"token": h.RefreshToken})); !r.Revoked {
 		t.Fatalf("auth_revoke refresh token: %+v", r)
 	}
+	c.SetBearer("") // the session ended with its refresh token
 	c.Call(t, "auth_refresh", args{"refresh_token": h.RefreshToken}).WantError(t, "TOKEN_REVOKED")
 	c.Call(t, "auth_validate", args{"token": h.AccessToken}).WantError(t, "TOKEN_REVOKED")
 	c.Call(t, "auth_revoke", args{"token": "garbage"}).WantError(t, "TOKEN_INVALID")
@@ -482,7 +488,9 @@ func TestShouldExpireAccessTokens(t *testing.T) {
 		t.Fatalf("expires_at is %s away with MCPAUTH_ACCESS_TTL=1s", ttl)
 	}
 
-	// Poll auth_validate until the token expires.
+	// Poll auth_validate until the token expires (without it as the bearer: the guard refuses
+	// an expired bearer on every call but a refresh).
+	c.SetBearer("")
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.Now().Add(30 * time.Second)
@@ -501,7 +509,9 @@ func TestShouldExpireAccessTokens(t *testing.T) {
 		}
 		<-tick.C
 	}
-	// As a bearer it is refused by the HTTP guard (401), saying why; the refresh token still works.
+	// As a bearer it is refused by the HTTP guard (401), saying why; the refresh token still
+	// works, over the same connection with the expired bearer still sent.
+	c.SetBearer(tok.AccessToken)
 	if msg := c.WantUnauthorized(t, "auth_whoami", nil, "TOKEN_EXPIRED"); !strings.Contains(msg, "expired") {
 		t.Errorf("401 for an expired token: error_description %q does not say it expired", msg)
 	}

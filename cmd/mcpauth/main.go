@@ -18,6 +18,8 @@ var version = "dev"
 const usage = `mcpauth — authentication and authorization for MCP servers.
 
 Usage:
+  mcpauth init [flags]           set up a new store for a stdio host: the owner (asked for) and
+                                 an API key, printed as the host's ready-to-paste configuration
   mcpauth serve [flags]          run the server (MCP over stdio, or HTTP: streamable HTTP + SSE)
   mcpauth user create [flags]    create a user; the password is read from stdin
   mcpauth user unlock --email E  lift a user's login lockout (the permanent one too)
@@ -26,6 +28,7 @@ Usage:
   mcpauth version                print the version
 
 Quick start:
+  mcpauth init                   (for Claude Desktop, Cursor, the Inspector: paste what it prints)
   mcpauth serve --transport http --listen 127.0.0.1:8080
     First start creates an owner: MCPAUTH_BOOTSTRAP_ADMIN_EMAIL/_PASSWORD if set, otherwise
     admin@localhost with a random password printed once to stderr.
@@ -48,6 +51,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return app.ExitUsage
 	}
 	switch args[0] {
+	case "init":
+		return app.Init(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "serve":
 		return app.Serve(ctx, app.Program{Name: "mcpauth", Version: version}, args[1:], stdin, stdout, stderr, getenv)
 	case "user":

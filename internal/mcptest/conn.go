@@ -1,9 +1,11 @@
 package mcptest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -228,8 +230,8 @@ func (c *Conn) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(c.ClientLog, nil))
 }
 
-// recorder remembers the status and WWW-Authenticate header of the last failed POST, so that a
-// denial the mcp-go client reports as a transport error can be checked as HTTP.
+// recorder remembers the status, WWW-Authenticate header and body of the last failed POST, so
+// that a denial the mcp-go client reports as a transport error can be checked as HTTP.
 type recorder struct {
 	next http.RoundTripper
 	mu   sync.Mutex
@@ -242,6 +244,9 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := r.next.RoundTrip(req)
 	if err == nil && req.Method == http.MethodPost && resp.StatusCode >= 400 {
 		ch := NewChallenge(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		ch.Body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(ch.Body))
 		r.mu.Lock()
 		r.last = &ch
 		r.mu.Unlock()
@@ -413,6 +418,9 @@ func (c *Conn) WantUnauthorized(t testing.TB, tool string, a Args, stdioCode str
 	}
 	ch := c.CallRefused(t, tool, a)
 	ch.Want(t, http.StatusUnauthorized, "invalid_token", c.MetadataURL)
+	if stdioCode != "" {
+		ch.WantRefusal(t, RPCUnauthorized, stdioCode) // the same code as over stdio
+	}
 	return ch.Params["error_description"]
 }
 
@@ -433,6 +441,10 @@ func (c *Conn) WantInsufficientScope(t testing.TB, tool string, a Args, perms ..
 	ch.Want(t, http.StatusForbidden, "insufficient_scope", c.MetadataURL)
 	if got := ch.Params["scope"]; got != strings.Join(perms, " ") {
 		t.Fatalf("%s: %s: 403 scope=%q, want %q (%s)", c.Kind, tool, got, strings.Join(perms, " "), ch.Header)
+	}
+	// The body says the same as a stdio denial: PERMISSION_DENIED with required_permissions.
+	if e := ch.WantRefusal(t, RPCForbidden, "PERMISSION_DENIED").Error.Data; !slices.Equal(e.RequiredPermissions, perms) {
+		t.Fatalf("%s: %s: 403 required_permissions %v, want %v (%s)", c.Kind, tool, e.RequiredPermissions, perms, ch.Body)
 	}
 }
 
@@ -525,6 +537,9 @@ type Whoami struct {
 // stdio the server binds it to the session) and records the tokens in sec (may be nil).
 func (c *Conn) Login(t testing.TB, sec *Secrets, a Args) Tokens {
 	t.Helper()
+	// A client logging in afresh sends no old credential: the HTTP guard refuses a revoked or
+	// expired bearer on every call but a refresh (and over stdio the bearer is not used).
+	c.SetBearer("")
 	tok := Decode[Tokens](t, c.Call(t, "auth_login", a))
 	sec.Add(tok.AccessToken, tok.RefreshToken)
 	c.SetBearer(tok.AccessToken)

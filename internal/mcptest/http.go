@@ -8,12 +8,55 @@ import (
 	"testing"
 )
 
-// Challenge is an HTTP refusal: the status and its WWW-Authenticate header, parsed.
+// Challenge is an HTTP refusal: the status and its WWW-Authenticate header, parsed, and the
+// JSON-RPC error response of its body.
 type Challenge struct {
 	Status int
 	Header string            // the WWW-Authenticate value
 	Scheme string            // "Bearer"
 	Params map[string]string // resource_metadata, error, error_description, scope, ...
+	Body   []byte
+}
+
+// Refusal is the JSON-RPC error response an HTTP refusal carries. Its data is the object a
+// tool error shows over stdio: code, message, details.
+type Refusal struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Error   struct {
+		Code    int      `json:"code"`
+		Message string   `json:"message"`
+		Data    APIError `json:"data"`
+	} `json:"error"`
+}
+
+// The JSON-RPC codes of the guard's refusals (mcp.CodeUnauthorized...; mcptest does not import
+// the server).
+const (
+	RPCUnauthorized    = -32010
+	RPCForbidden       = -32011
+	RPCSessionNotFound = -32001
+)
+
+// Refusal parses the body as a JSON-RPC error response, failing t if it is not one.
+func (ch Challenge) Refusal(t testing.TB) Refusal {
+	t.Helper()
+	var r Refusal
+	if err := json.Unmarshal(ch.Body, &r); err != nil || r.JSONRPC != "2.0" || r.Error.Code == 0 || r.Error.Data.Code == "" {
+		t.Fatalf("HTTP %d: the body is not a JSON-RPC error response with data (%v): %s", ch.Status, err, ch.Body)
+	}
+	return r
+}
+
+// WantRefusal checks that the body is a JSON-RPC error with code, whose data.code is dataCode
+// and whose message names it (what a client shows the user).
+func (ch Challenge) WantRefusal(t testing.TB, code int, dataCode string) Refusal {
+	t.Helper()
+	r := ch.Refusal(t)
+	if r.Error.Code != code || r.Error.Data.Code != dataCode || !strings.Contains(r.Error.Message, dataCode) {
+		t.Fatalf("HTTP %d: refusal %s, want JSON-RPC code %d with data.code %s named in the message", ch.Status, ch.Body, code, dataCode)
+	}
+	return r
 }
 
 // NewChallenge parses a WWW-Authenticate value (RFC 7235: scheme, then comma-separated
@@ -67,6 +110,12 @@ func (ch Challenge) Want(t testing.TB, status int, errCode, metadataURL string) 
 	if ch.Scheme != "Bearer" || ch.Params["resource_metadata"] != metadataURL || ch.Params["error"] != errCode {
 		t.Fatalf("WWW-Authenticate %s parsed as %s %v", ch.Header, ch.Scheme, ch.Params)
 	}
+	if ch.Body != nil { // beside the challenge, a JSON-RPC error a client can show
+		want := map[int]int{http.StatusUnauthorized: RPCUnauthorized, http.StatusForbidden: RPCForbidden}[status]
+		if r := ch.Refusal(t); want != 0 && r.Error.Code != want {
+			t.Fatalf("HTTP %d: JSON-RPC error code %d, want %d: %s", status, r.Error.Code, want, ch.Body)
+		}
+	}
 }
 
 // HTTPClient is a plain client with the call timeout.
@@ -79,9 +128,11 @@ type Response struct {
 	Body   []byte
 }
 
-// Challenge returns the response's WWW-Authenticate challenge.
+// Challenge returns the response's WWW-Authenticate challenge and body.
 func (r Response) Challenge() Challenge {
-	return NewChallenge(r.Status, r.Header.Get("WWW-Authenticate"))
+	ch := NewChallenge(r.Status, r.Header.Get("WWW-Authenticate"))
+	ch.Body = r.Body
+	return ch
 }
 
 // Post sends a JSON-RPC body to url as an MCP client would (with the bearer token, if any, and

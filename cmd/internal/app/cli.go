@@ -135,6 +135,9 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		}
 		policy = policy.Merge(fromFile)
 	}
+	if c.AnonymousMethodsSet {
+		policy.AnonymousMethods = c.AnonymousMethods
+	}
 	if err := policy.Validate(); err != nil {
 		return Fail(p.Name, stderr, err)
 	}
@@ -160,7 +163,7 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		return Fail(p.Name, stderr, err)
 	}
 	defer a.Close()
-	if err := bootstrap(ctx, a, c, p.Name, stderr); err != nil {
+	if err := bootstrap(ctx, a, c, p.Name, *transport == "stdio", stderr); err != nil {
 		return Fail(p.Name, stderr, err)
 	}
 	guard, err := mcp.NewGuard(mcp.GuardConfig{Auth: a.auth, Authz: a.authz, Policy: policy,
@@ -205,35 +208,49 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 	return ExitOK
 }
 
-// bootstrap creates the first owner on an empty store.
-func bootstrap(ctx context.Context, a *app, c config, prog string, stderr io.Writer) error {
-	// The first owner is also the deployment's auditor (audit:read_all: every organization's
-	// events), which no built-in role carries.
-	owner := tools.AssignRoles(a.authz, []string{rbac.RoleOwner})
-	created, generated, err := a.auth.Bootstrap(ctx, c.BootstrapEmail, c.BootstrapPassword, func(ctx context.Context, u auth.User) error {
-		if err := owner(ctx, u); err != nil {
+// bootstrap creates the first owner on an empty store. Over stdio, with no password given, it
+// refuses instead: the host (Claude Desktop, the Inspector) would bury a generated one in a log.
+func bootstrap(ctx context.Context, a *app, c config, prog string, stdio bool, stderr io.Writer) error {
+	if stdio && c.BootstrapPassword == "" {
+		empty, err := a.auth.NoUsers(ctx)
+		if err != nil {
 			return err
 		}
-		return a.authz.AddGrant(ctx, rbac.Grant{UserID: u.ID, OrgID: u.OrgID, Permission: tools.ReadAllPermission})
-	})
-	if err != nil {
+		if empty {
+			return errors.New("this store has no owner yet, and a stdio host would not show a generated password: " +
+				"run 'mcpauth init' in a terminal first (it prints the host's configuration), " +
+				"or set MCPAUTH_BOOTSTRAP_ADMIN_EMAIL and MCPAUTH_BOOTSTRAP_ADMIN_PASSWORD")
+		}
+	}
+	u, created, generated, err := createOwner(ctx, a, c)
+	if err != nil || !created {
 		return err
-	}
-	if !created {
-		return nil
-	}
-	email := c.BootstrapEmail
-	if email == "" {
-		email = auth.BootstrapAdminEmail
 	}
 	if generated != "" {
 		// The one place a secret is printed: the operator needs it, once.
-		fmt.Fprintf(stderr, "%s: created owner %s with password: %s\n", prog, email, generated.Reveal())
+		fmt.Fprintf(stderr, "%s: created owner %s with password: %s\n", prog, u.Email, generated.Reveal())
 		fmt.Fprintf(stderr, "%s: this password is shown only once; log in and keep it safe\n", prog)
 	} else {
-		fmt.Fprintf(stderr, "%s: created owner %s (password from MCPAUTH_BOOTSTRAP_ADMIN_PASSWORD)\n", prog, email)
+		fmt.Fprintf(stderr, "%s: created owner %s (password from MCPAUTH_BOOTSTRAP_ADMIN_PASSWORD)\n", prog, u.Email)
 	}
 	return nil
+}
+
+// createOwner creates the first owner (c.BootstrapEmail and password; each generated when
+// empty) if the store has no user yet, and reports whether it did.
+func createOwner(ctx context.Context, a *app, c config) (_ auth.User, created bool, generated auth.Secret, _ error) {
+	// The first owner is also the deployment's auditor (audit:read_all: every organization's
+	// events), which no built-in role carries.
+	owner := tools.AssignRoles(a.authz, []string{rbac.RoleOwner})
+	var u auth.User
+	created, generated, err := a.auth.Bootstrap(ctx, c.BootstrapEmail, c.BootstrapPassword, func(ctx context.Context, nu auth.User) error {
+		if err := owner(ctx, nu); err != nil {
+			return err
+		}
+		u = nu
+		return a.authz.AddGrant(ctx, rbac.Grant{UserID: nu.ID, OrgID: nu.OrgID, Permission: tools.ReadAllPermission})
+	})
+	return u, created, generated, err
 }
 
 const userCreateHelp = `Usage: mcpauth user create --email E [--username U] [--role R] [--org O] < password-file

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +68,10 @@ type config struct {
 	// connections (0: no cap).
 	HTTPWriteTimeout                                       time.Duration
 	MaxSessions, MaxSessionsPerAddress, MaxConnsPerAddress int
+	// AnonymousMethods, when set (AnonymousMethodsSet), replace the policy's: the JSON-RPC
+	// methods that may arrive over HTTP without a token.
+	AnonymousMethods    []string
+	AnonymousMethodsSet bool
 
 	// Environment only: secrets are never flags (they would show in ps).
 	MasterKey         string
@@ -114,6 +119,7 @@ var storeFlags = []envVar{
 	{"apikey-ttl", "MCPAUTH_APIKEY_TTL", "lifetime of an API key created without expires_at, from 1m to 87600h (default 2160h: 90 days; a key that never expires is asked for explicitly)"},
 	{"metrics-listen", "MCPAUTH_METRICS_LISTEN", "where /metrics is served, a listener of its own; off: nowhere (default 127.0.0.1:9464)"},
 	{"allowed-origins", "MCPAUTH_ALLOWED_ORIGINS", "comma-separated browser origins allowed to call /mcp, /sse and /message, e.g. https://app.example.com (default: none; any other Origin is refused)"},
+	{"anonymous-methods", "MCPAUTH_ANONYMOUS_METHODS", "comma-separated JSON-RPC methods that may arrive over HTTP without a token; server/discover goes with initialize; none: nothing, every request needs a token (default initialize,ping,tools/list; calls of public tools such as auth_login always may)"},
 	{"trusted-proxies", "MCPAUTH_TRUSTED_PROXIES", "comma-separated CIDRs or addresses of the reverse proxies whose X-Forwarded-For (or Forwarded) names the client, e.g. 10.0.0.0/8 (default: none; those headers are ignored)"},
 	{"http-read-timeout", "MCPAUTH_HTTP_READ_TIMEOUT", "longest time to read a whole HTTP request, body included (default 30s)"},
 	{"http-idle-timeout", "MCPAUTH_HTTP_IDLE_TIMEOUT", "how long an idle keep-alive connection is kept (default 2m)"},
@@ -259,6 +265,9 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	if c.TrustedProxies, err = parseTrustedProxies(vals["trusted-proxies"]); err != nil {
 		return c, err
 	}
+	if c.AnonymousMethods, c.AnonymousMethodsSet, err = parseAnonymousMethods(vals["anonymous-methods"]); err != nil {
+		return c, err
+	}
 	c.BcryptCost = auth.DefaultBcryptCost
 	if s := vals["bcrypt-cost"]; s != "" {
 		if c.BcryptCost, err = strconv.Atoi(s); err != nil || c.BcryptCost < 4 || c.BcryptCost > 31 {
@@ -299,6 +308,32 @@ func parseOrigins(s string) ([]string, error) {
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// parseAnonymousMethods reads --anonymous-methods: "" is unset (the policy's list stands),
+// "none" the empty list, anything else JSON-RPC method names. A capability method
+// (resources/read...) is refused by Policy.Validate; tools/call is refused here, since whether a
+// call may come without a token is the tool's rule (public), not the method's.
+func parseAnonymousMethods(s string) ([]string, bool, error) {
+	switch s = strings.TrimSpace(s); s {
+	case "":
+		return nil, false, nil
+	case "none":
+		return []string{}, true, nil
+	}
+	out := []string{}
+	for _, m := range strings.Split(s, ",") {
+		switch m = strings.TrimSpace(m); {
+		case m == "":
+		case m == "tools/call":
+			return nil, false, errors.New("--anonymous-methods: tools/call is decided per tool: give the tool a public rule in the policy instead")
+		case strings.ContainsAny(m, " \t\"'") || len(m) > 64:
+			return nil, false, fmt.Errorf("--anonymous-methods: %q is not a JSON-RPC method name (e.g. initialize,ping,tools/list)", m)
+		case !slices.Contains(out, m):
+			out = append(out, m)
+		}
+	}
+	return out, true, nil
 }
 
 // parseTrustedProxies reads a comma-separated list of CIDRs or single addresses (a /32 or /128).

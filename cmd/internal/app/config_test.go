@@ -103,6 +103,8 @@ func TestShouldRejectBadSettingsWithTheirName(t *testing.T) {
 		{"a trusted proxy CIDR with a bad length", []string{"--trusted-proxies", "10.0.0.0/33"}, "--trusted-proxies"},
 		{"a bad trusted proxy after a good one", []string{"--trusted-proxies", "10.0.0.0/8, 192.0.2.300"}, "--trusted-proxies"},
 		{"a trusted proxy with a port", []string{"--trusted-proxies", "10.0.0.1:443"}, "--trusted-proxies"},
+		{"tools/call as an anonymous method", []string{"--anonymous-methods", "initialize,tools/call"}, "--anonymous-methods"},
+		{"an anonymous method with a space", []string{"--anonymous-methods", "initialize, tools list"}, "--anonymous-methods"},
 		{"a read timeout below a second", []string{"--http-read-timeout", "10ms"}, "--http-read-timeout"},
 		{"a write timeout below a second", []string{"--http-write-timeout", "10ms"}, "--http-write-timeout"},
 		{"no sessions at all", []string{"--max-sessions", "0"}, "--max-sessions"},
@@ -241,6 +243,29 @@ func TestShouldParseTrustedProxies(t *testing.T) {
 			}
 			if strings.Join(got, " ") != tt.want {
 				t.Fatalf("trusted proxies = %v, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestShouldParseAnonymousMethods(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		env     string
+		wantSet bool
+		want    string
+	}{
+		{"unset leaves the policy's list", "", false, ""},
+		{"none is the empty list: every request needs a token", "none", true, ""},
+		{"a list, trimmed and without repeats", " initialize, ping ,tools/list,server/discover,ping ", true, "initialize ping tools/list server/discover"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseServe(t, nil, map[string]string{"MCPAUTH_DATA_DIR": "/tmp/x", "MCPAUTH_ANONYMOUS_METHODS": tt.env})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.AnonymousMethodsSet != tt.wantSet || strings.Join(c.AnonymousMethods, " ") != tt.want {
+				t.Fatalf("anonymous methods = %q (set %v), want %q (set %v)", c.AnonymousMethods, c.AnonymousMethodsSet, tt.want, tt.wantSet)
 			}
 		})
 	}

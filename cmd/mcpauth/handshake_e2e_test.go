@@ -1,0 +1,190 @@
+package main
+
+// The handshakes and refusals every MCP client meets first, as raw HTTP: what an
+// initialize or a 2026-07-28 server/discover gets with no token, a good one, an expired one and
+// a foreign one, under the default anonymous methods and under --anonymous-methods. The
+// official SDKs' view of the same is in the client e2e tests.
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bduf/mcpauth/internal/mcptest"
+)
+
+const modern = "2026-07-28"
+
+// modernPost sends a 2026-07-28 request: the version in _meta and in Mcp-Protocol-Version, the
+// method (and tool name) in Mcp-Method / Mcp-Name.
+func modernPost(t *testing.T, srv *httpServer, bearer, method, name string, params map[string]any) mcptest.Response {
+	t.Helper()
+	if params == nil {
+		params = map[string]any{}
+	}
+	params["_meta"] = map[string]any{"io.modelcontextprotocol/protocolVersion": modern,
+		"io.modelcontextprotocol/clientInfo":         map[string]any{"name": "raw", "version": "1"},
+		"io.modelcontextprotocol/clientCapabilities": map[string]any{}}
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
+	headers := []string{"Mcp-Protocol-Version", modern, "Mcp-Method", method}
+	if name != "" {
+		headers = append(headers, "Mcp-Name", name)
+	}
+	return mcptest.Post(t, srv.URL+"/mcp", bearer, string(body), headers...)
+}
+
+// rpcResult decodes a JSON-RPC result from a JSON or SSE response.
+func rpcResult[T any](t *testing.T, r mcptest.Response) T {
+	t.Helper()
+	body := r.Body
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream") {
+		for line := range strings.Lines(string(r.Body)) {
+			if data, ok := strings.CutPrefix(line, "data: "); ok {
+				body = []byte(data)
+			}
+		}
+	}
+	var msg struct {
+		Result T               `json:"result"`
+		Error  json.RawMessage `json:"error"`
+	}
+	if r.Status != http.StatusOK || json.Unmarshal(body, &msg) != nil || msg.Error != nil {
+		t.Fatalf("HTTP %d, want a JSON-RPC result: %s", r.Status, r.Body)
+	}
+	return msg.Result
+}
+
+type discoverResult struct {
+	SupportedVersions []string `json:"supportedVersions"`
+}
+
+func TestShouldAnswerEveryClientsHandshakeTheSameWithOrWithoutAToken(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	srv := startHTTP(t, in, "http", "MCPAUTH_ACCESS_TTL=2s")
+	c := dialHTTP(t, srv)
+	tok := c.Login(t, nil, in.Owner())
+
+	// server/discover (2026-07-28) is let through wherever initialize is: the negotiated
+	// version does not depend on whether a token was sent.
+	anon := rpcResult[discoverResult](t, modernPost(t, srv, "", "server/discover", "", nil))
+	authed := rpcResult[discoverResult](t, modernPost(t, srv, tok.AccessToken, "server/discover", "", nil))
+	if !slices.Contains(anon.SupportedVersions, modern) || !slices.Equal(anon.SupportedVersions, authed.SupportedVersions) {
+		t.Fatalf("server/discover: anonymous %+v, with a token %+v; want the same, with %s", anon, authed, modern)
+	}
+	// A stateless tools/list with the token sees the guarded tools; without, the public ones.
+	type toolList struct{ Tools []struct{ Name string } }
+	names := func(l toolList) (out []string) {
+		for _, tool := range l.Tools {
+			out = append(out, tool.Name)
+		}
+		return out
+	}
+	if got := names(rpcResult[toolList](t, modernPost(t, srv, tok.AccessToken, "tools/list", "", nil))); !slices.Contains(got, "user_list") {
+		t.Errorf("2026-07-28 tools/list with the owner's token: %v, want user_list among them", got)
+	}
+	if got := names(rpcResult[toolList](t, modernPost(t, srv, "", "tools/list", "", nil))); slices.Contains(got, "user_list") || !slices.Contains(got, "auth_login") {
+		t.Errorf("2026-07-28 tools/list without a token: %v, want the public tools only", got)
+	}
+	// 2026-07-28 has no sessions: GET and DELETE are 405, not a stream; before it, a GET
+	// without a session is 400.
+	for _, method := range []string{http.MethodGet, http.MethodDelete} {
+		req, _ := http.NewRequest(method, srv.URL+"/mcp", nil)
+		req.Header.Set("Mcp-Protocol-Version", modern)
+		req.Header.Set("Mcp-Session-Id", "never-issued")
+		resp, err := mcptest.HTTPClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("2026-07-28 %s /mcp: %d, want 405", method, resp.StatusCode)
+		}
+	}
+	if r := mcptest.Get(t, srv.URL+"/mcp"); r.Status != http.StatusBadRequest {
+		t.Errorf("GET /mcp without a session (older protocol): %d, want 400", r.Status)
+	}
+
+	// An expired, a forged and a foreign token are refused on the handshake itself, with the
+	// reason, in both eras; never answered as if no token had been sent.
+	expired := tok.AccessToken
+	deadline := time.Now().Add(30 * time.Second)
+	for mcptest.Post(t, srv.URL+"/mcp", expired, mcptest.InitializeJSON).Status != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("the 2 s access token never expired")
+		}
+		time.Sleep(100 * time.Millisecond) // waiting for the clock: nothing to await
+	}
+	for _, tt := range []struct {
+		name, token, want, why string
+	}{
+		{"an expired token", expired, "TOKEN_EXPIRED", "expired"},
+		{"a forged token", tamperSignature(expired), "TOKEN_INVALID", "signature"},
+		{"an API key that does not exist", "mcpk_" + strings.Repeat("a", 40), "TOKEN_INVALID", "invalid"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for what, r := range map[string]mcptest.Response{
+				"initialize":      mcptest.Post(t, srv.URL+"/mcp", tt.token, mcptest.InitializeJSON),
+				"server/discover": modernPost(t, srv, tt.token, "server/discover", "", nil),
+				"tools/list":      modernPost(t, srv, tt.token, "tools/list", "", nil),
+			} {
+				ch := r.Challenge()
+				ch.Want(t, http.StatusUnauthorized, "invalid_token", srv.URL+"/.well-known/oauth-protected-resource/mcp")
+				rf := ch.WantRefusal(t, mcptest.RPCUnauthorized, tt.want)
+				if id := map[string]string{"initialize": "1"}[what]; id == "" && string(rf.ID) != "7" || id != "" && string(rf.ID) != id {
+					t.Errorf("%s: the refusal's id is %s, want the request's", what, rf.ID)
+				}
+				if !strings.Contains(strings.ToLower(rf.Error.Message), tt.why) {
+					t.Errorf("%s: message %q does not say why (%s)", what, rf.Error.Message, tt.why)
+				}
+			}
+		})
+	}
+	// The one exception: the expired token's own refresh, on the same request path.
+	c.SetBearer(expired)
+	if fresh := c.Refresh(t, nil, tok.RefreshToken); fresh.SessionID != tok.SessionID {
+		t.Fatalf("refresh with an expired bearer: %+v", fresh)
+	}
+}
+
+func TestShouldLetTheOperatorChooseWhatMayComeWithoutAToken(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	for _, tt := range []struct {
+		name, methods         string
+		initialize, toolsList int // HTTP status without a token
+	}{
+		{"none: a 401 at connect, so clients start their login", "none", 401, 401},
+		{"initialize only", "initialize", 200, 401},
+		{"what the conformance suite needs", "initialize,ping,tools/list,server/discover", 200, 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startHTTP(t, in, "http", "MCPAUTH_ANONYMOUS_METHODS="+tt.methods)
+			if r := mcptest.Post(t, srv.URL+"/mcp", "", mcptest.InitializeJSON); r.Status != tt.initialize {
+				t.Errorf("initialize: %d, want %d: %s", r.Status, tt.initialize, r.Body)
+			} else if r.Status == 401 {
+				r.Challenge().WantRefusal(t, mcptest.RPCUnauthorized, "UNAUTHENTICATED")
+			}
+			if r := modernPost(t, srv, "", "server/discover", "", nil); r.Status != tt.initialize {
+				t.Errorf("server/discover goes with initialize: %d, want %d: %s", r.Status, tt.initialize, r.Body)
+			}
+			if r := modernPost(t, srv, "", "tools/list", "", nil); r.Status != tt.toolsList {
+				t.Errorf("tools/list: %d, want %d: %s", r.Status, tt.toolsList, r.Body)
+			}
+			// Logging in is a public tool: it may always come without a token.
+			r := modernPost(t, srv, "", "tools/call", "auth_login", map[string]any{"name": "auth_login", "arguments": in.Owner()})
+			var login struct {
+				StructuredContent tokenResult `json:"structuredContent"`
+			}
+			if login = rpcResult[struct {
+				StructuredContent tokenResult `json:"structuredContent"`
+			}](t, r); login.StructuredContent.AccessToken == "" {
+				t.Fatalf("auth_login without a token: %s", r.Body)
+			}
+			srv.StopCleanly(t)
+		})
+	}
+}
