@@ -67,7 +67,7 @@ func runTSSDK(t *testing.T, env []string, name string) tsRun {
 	t.Helper()
 	nc := mcptest.FindNodeClients(t)
 	r := nc.Run(t, append(env, fmt.Sprintf("E2E_TIMEOUT_MS=%d", callTimeout.Milliseconds())), 3*time.Minute, "ts-sdk-e2e.mjs", name)
-	t.Logf("ts-sdk-e2e.mjs %s: %s", name, r.Took.Round(time.Millisecond))
+	t.Logf("ts-sdk-e2e.mjs %s (%s):\n%s", name, r.Took.Round(time.Millisecond), r.Stdout)
 	run := tsRun{steps: map[string]tsStep{}, out: r.Stdout + r.Stderr}
 	if r.Err != nil {
 		t.Fatalf("ts-sdk-e2e.mjs %s: %v\n%s", name, r.Err, run.out)
@@ -203,7 +203,11 @@ func TestShouldRefuseATypeScriptSDKClientWithAnInvalidTokenSayingWhy(t *testing.
 	for _, label := range []string{"garbage", "tampered"} {
 		t.Run(label, func(t *testing.T) {
 			// Connecting with it is refused: 401 and the reason, not an anonymous session.
-			wantDataCode(t, label+":connect", r.refused(t, label+":connect", 401, -32010, "TOKEN_INVALID"), "TOKEN_INVALID")
+			e := r.refused(t, label+":connect", 401, -32010, "TOKEN_INVALID")
+			wantDataCode(t, label+":connect", e, "TOKEN_INVALID")
+			if e.Body != nil && e.Body.Error.Data.Reason == "" {
+				t.Errorf("%s:connect: TOKEN_INVALID without data.reason (which check failed): %s", label, e.Message)
+			}
 			// On a connection opened without a token: listing and calling with it are refused too,
 			// never answered with the anonymous tool list.
 			r.ok(t, label+":connect_anonymous")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,8 @@ func (nc NodeClients) Run(t testing.TB, env []string, timeout time.Duration, arg
 	cmd.WaitDelay = StopTimeout
 	start := time.Now()
 	err := cmd.Run()
-	r := NodeRun{Stdout: stdout.String(), Stderr: stderr.String(), Err: err, Took: time.Since(start)}
+	r := NodeRun{Stdout: ansiEscape.ReplaceAllString(stdout.String(), ""), Stderr: ansiEscape.ReplaceAllString(stderr.String(), ""),
+		Err: err, Took: time.Since(start)}
 	if ctx.Err() != nil {
 		r.Err = errors.Join(err, ctx.Err())
 	}
@@ -97,6 +99,10 @@ func (nc NodeClients) Run(t testing.TB, env []string, timeout time.Duration, arg
 	}
 	return r
 }
+
+// ansiEscape is a terminal colour sequence (the conformance suite colours its report even with
+// NO_COLOR).
+var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
 // withPath returns env with dir put first on PATH.
 func withPath(env []string, dir string) []string {
