@@ -6,11 +6,15 @@ package main
 // Authorization), and what is asserted is what the SDK hands back: the negotiated protocol,
 // tool lists and results, the error of a refused request and whether the session survives it.
 //
-// The SDK keeps a session after a non-2xx answer only when its body is a JSON-RPC error
-// response (mcp/streamable.go, streamableClientConn.checkResponse: such a body is wrapped in
-// jsonrpc2.ErrRejected; any other one fails the connection and Close no longer reaches the
-// server's session): so the JSON-RPC bodies of the guard's 401 and 403 are what keep a denied
-// call from ending the user's session.
+// Over streamable HTTP the SDK keeps its session after a non-2xx answer only when the body is
+// a JSON-RPC error response with the request's id (mcp/streamable.go, checkResponse: such an
+// error is returned wrapped in jsonrpc2.ErrRejected; anything else, a null id included
+// (internal/jsonrpc2/messages.go, DecodeMessage), fails the connection in Write, and the
+// session is then closed with a DELETE): the JSON-RPC bodies of the guard's 401 and 403 are
+// what keep a denied call from ending the user's session. Over SSE the SDK reads no body: any
+// non-2xx answer to a POST fails the write (mcp/sse.go, sseClientConn.Write) and so the
+// connection (internal/jsonrpc2/conn.go), which is why the SSE test here only connects,
+// lists and calls.
 
 import (
 	"bytes"
@@ -42,7 +46,16 @@ type sentRequest struct {
 	Method    string // HTTP method
 	RPCMethod string // the JSON-RPC method of a POST ("" for a response or a batch)
 	Status    int
-	Body      []byte // the response body of a non-2xx answer
+	// Of a non-2xx answer: its WWW-Authenticate header and body.
+	Challenge string
+	Body      string
+}
+
+// challenge is the refusal the request got: status, challenge and JSON-RPC body.
+func (s sentRequest) challenge() mcptest.Challenge {
+	ch := mcptest.NewChallenge(s.Status, s.Challenge)
+	ch.Body = []byte(s.Body)
+	return ch
 }
 
 // bearerTransport is the RoundTripper a client puts in its http.Client to send a bearer
@@ -87,9 +100,10 @@ func (b *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s.Status = resp.StatusCode
 	if resp.StatusCode >= 300 {
 		// The body is read here and handed on unchanged: a refusal is small and complete.
-		s.Body, _ = io.ReadAll(resp.Body)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(s.Body))
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		s.Challenge, s.Body = resp.Header.Get("WWW-Authenticate"), string(body)
 	}
 	b.mu.Lock()
 	b.sent = append(b.sent, s)
@@ -102,6 +116,19 @@ func (b *bearerTransport) Sent() []sentRequest {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.sent)
+}
+
+// lastRefusal is the refusal of the last POST answered with a non-2xx status.
+func (b *bearerTransport) lastRefusal(t *testing.T, what string) mcptest.Challenge {
+	t.Helper()
+	sent := b.Sent()
+	for i := len(sent) - 1; i >= 0; i-- {
+		if s := sent[i]; s.Method == http.MethodPost && s.Status >= 300 {
+			return s.challenge()
+		}
+	}
+	t.Fatalf("%s: no request was refused; requests %+v", what, sent)
+	return mcptest.Challenge{}
 }
 
 // httpClient is the http.Client of a client transport: b's token on every request, and no
@@ -381,6 +408,11 @@ func TestShouldKeepAGoSDKSessionAliveAfterACallOutsideItsTokensScopes(t *testing
 				t.Errorf("data.required_permissions %v, data.scope %q; want [users:read] and users:read", r.Data.RequiredPermissions, r.Scope)
 			}
 			t.Logf("the SDK's error: %s", r.Text)
+			ch := b.lastRefusal(t, "user_list")
+			ch.Want(t, http.StatusForbidden, "insufficient_scope", srv.URL+"/.well-known/oauth-protected-resource/mcp")
+			if ch.Params["scope"] != "users:read" {
+				t.Errorf("the 403's challenge %s: scope %q, want users:read", ch.Header, ch.Params["scope"])
+			}
 
 			// The session goes on: the key's own calls work, and with a good token (the same
 			// user's session token) so does the call that was denied.
@@ -423,8 +455,9 @@ func TestShouldTellAGoSDKUserWhyItsTokenIsRefused(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			wantReason := func(what string, err error) {
+			wantReason := func(b *bearerTransport, what string, err error) {
 				t.Helper()
+				b.lastRefusal(t, what).Want(t, http.StatusUnauthorized, "invalid_token", srv.URL+"/.well-known/oauth-protected-resource/mcp")
 				r := wantGoSDKRefusal(t, what, err, mcptest.RPCUnauthorized, tt.code, tt.why)
 				if tt.code == "TOKEN_INVALID" && r.Reason == "" {
 					t.Errorf("%s: TOKEN_INVALID without data.reason: %s", what, r.Text)
@@ -433,12 +466,13 @@ func TestShouldTellAGoSDKUserWhyItsTokenIsRefused(t *testing.T) {
 			}
 			if tt.token != "" {
 				// Connecting with it fails, saying why: no anonymous session instead.
-				cs, err := connectGoSDK(t, srv, "http", newBearerTransport(tt.token), "")
+				b := newBearerTransport(tt.token)
+				cs, err := connectGoSDK(t, srv, "http", b, "")
 				if err == nil {
 					names, _ := goSDKTools(t, cs)
 					t.Fatalf("connect: a session (protocol %s, tools %v), want the refusal", cs.InitializeResult().ProtocolVersion, names)
 				}
-				wantReason("connect", err)
+				wantReason(b, "connect", err)
 			}
 
 			// In a session opened without a token, a list and a call with it are refused with
@@ -451,10 +485,10 @@ func TestShouldTellAGoSDKUserWhyItsTokenIsRefused(t *testing.T) {
 				if err == nil {
 					t.Fatalf("tools/list: %v, want the refusal", names)
 				}
-				wantReason("tools/list", err)
+				wantReason(b, "tools/list", err)
 			}
 			_, err := goSDKCall(t, cs, "user_list", nil)
-			wantReason("user_list", err)
+			wantReason(b, "user_list", err)
 			// A 401 does not end the session either.
 			b.SetToken("")
 			wantTools(t, "an anonymous caller after the 401", mustGoSDKTools(t, cs), publicTools, adminTools)

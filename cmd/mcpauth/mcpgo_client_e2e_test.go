@@ -136,21 +136,6 @@ func (c *mcpgoClient) mustCall(t *testing.T, tool string, a args) mcptest.Result
 	return r
 }
 
-// lastRefusal is the challenge of the last non-2xx answer to a POST the client got.
-func (c *mcpgoClient) lastRefusal(t *testing.T, what string) mcptest.Challenge {
-	t.Helper()
-	sent := c.HTTP.Sent()
-	for i := len(sent) - 1; i >= 0; i-- {
-		if s := sent[i]; s.Method == http.MethodPost && s.Status >= 300 {
-			// The header is not recorded: the challenge's parameters are checked by the
-			// handshake tests; here it is the body the client got.
-			return mcptest.Challenge{Status: s.Status, Body: s.Body}
-		}
-	}
-	t.Fatalf("%s: the client got no refusal; requests %+v", what, sent)
-	return mcptest.Challenge{}
-}
-
 func TestShouldKeepAnMcpGoClientWorkingAfterACallOutsideItsTokensScopes(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t)
@@ -191,10 +176,8 @@ func TestShouldKeepAnMcpGoClientWorkingAfterACallOutsideItsTokensScopes(t *testi
 					t.Errorf("the error mcp-go returns does not name %s: %v", w, err)
 				}
 			}
-			ch := c.lastRefusal(t, "user_list")
-			if ch.Status != http.StatusForbidden {
-				t.Errorf("user_list: HTTP %d, want 403", ch.Status)
-			}
+			ch := c.HTTP.lastRefusal(t, "user_list")
+			ch.Want(t, http.StatusForbidden, "insufficient_scope", srv.URL+"/.well-known/oauth-protected-resource/mcp")
 			if e := ch.WantRefusal(t, mcptest.RPCForbidden, "PERMISSION_DENIED").Error.Data; !slices.Equal(e.RequiredPermissions, []string{"users:read"}) {
 				t.Errorf("data.required_permissions %v, want [users:read]", e.RequiredPermissions)
 			}
@@ -249,10 +232,8 @@ func TestShouldTellAnMcpGoClientUserWhyItsTokenIsRefused(t *testing.T) {
 				if authErr.ResourceMetadataURL != metadataURL {
 					t.Errorf("%s: the error points at resource metadata %q, want %q", what, authErr.ResourceMetadataURL, metadataURL)
 				}
-				ch := c.lastRefusal(t, what)
-				if ch.Status != http.StatusUnauthorized {
-					t.Fatalf("%s: HTTP %d, want 401", what, ch.Status)
-				}
+				ch := c.HTTP.lastRefusal(t, what)
+				ch.Want(t, http.StatusUnauthorized, "invalid_token", metadataURL)
 				rf := ch.WantRefusal(t, mcptest.RPCUnauthorized, tt.code)
 				if !strings.Contains(strings.ToLower(rf.Error.Message), tt.why) {
 					t.Errorf("%s: the refusal's message %q does not say why (%s)", what, rf.Error.Message, tt.why)
