@@ -45,12 +45,15 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAPIKey$$' -fuzztime $(FUZZTIME) ./auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzPeekJSONRPC$$' -fuzztime $(FUZZTIME) ./mcp/
 
-# gofmt of the toolchain above (not the one on the PATH), go vet, and govulncheck against the
+# gofmt of the toolchain above (not the one on the PATH), go vet, staticcheck (pinned; built
+# once into the build cache, go.mod untouched), and govulncheck against the
 # pinned offline vulnerability database (.ci/govulncheck.sh: fails on a reachable finding that
 # .ci/govulncheck-accepted.txt does not list; the first run builds the database, ~2 min).
+STATICCHECK ?= v0.8.2
 lint:
 	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 	GO=$(GO) bash .ci/govulncheck.sh
 
 tidy-check:

@@ -547,6 +547,10 @@ func TestShouldUseMCPAUTH_TOKENAsTheStdioCredential(t *testing.T) {
 	bad := dialStdio(t, in, "MCPAUTH_TOKEN=not-a-token")
 	bad.Call(t, "auth_whoami", nil).WantError(t, "TOKEN_INVALID")
 	bad.CloseStdio(t)
+	// The host's log says so at start, with the reason, not only the first call.
+	if log := bad.Stderr.String(); !strings.Contains(log, "stdio credential") || !strings.Contains(log, "code=TOKEN_INVALID") {
+		t.Errorf("a stdio server with an invalid MCPAUTH_TOKEN did not warn at start:\n%s", log)
+	}
 
 	for _, log := range []string{first.Stderr.String(), c.Stderr.String(), bad.Stderr.String()} {
 		sec.CheckNotIn(t, "stdio server stderr", log)

@@ -292,13 +292,21 @@ func TestShouldChallengeHTTPCallsWithoutAValidToken(t *testing.T) {
 		{"a forged JWT", "eyJhbGciOiJFZERTQSJ9.e30.AAAA", mcptest.ToolsCallJSON(6, "user_list", nil)},
 		{"no token, guarded call in a batch", "", `[{"jsonrpc":"2.0","id":7,"method":"tools/list"},` + mcptest.ToolsCallJSON(8, "user_list", nil) + `]`},
 		{"no token, an unmapped tool", "", mcptest.ToolsCallJSON(9, "no_such_tool", nil)},
-		{"no token, another method", "", `{"jsonrpc":"2.0","id":10,"method":"resources/list"}`},
+		{"no token, another method", "", `{"jsonrpc":"2.0","id":10,"method":"logging/setLevel","params":{"level":"debug"}}`},
 	} {
 		r := mcptest.Post(t, mcpURL, tc.bearer, tc.body, sessionHeader...)
 		ch := r.Challenge()
 		t.Run(tc.name, func(t *testing.T) { ch.Want(t, http.StatusUnauthorized, "invalid_token", prm+"/mcp") })
 		if ch.Params["error_description"] == "" {
 			t.Errorf("%s: 401 without error_description: %s", tc.name, ch.Header)
+		}
+	}
+	// What the server does not offer (mcpauth has no resources) is "method not found" for
+	// anyone, token or not: the guard answers before the server, and says nothing of it.
+	for _, bearer := range []string{"", "garbage"} {
+		r := mcptest.Post(t, mcpURL, bearer, `{"jsonrpc":"2.0","id":12,"method":"resources/list"}`, sessionHeader...)
+		if !strings.Contains(string(r.Body), `"code":-32601`) || !strings.Contains(string(r.Body), `"id":12`) {
+			t.Errorf("resources/list with bearer %q: %d %s, want JSON-RPC method not found", bearer, r.Status, r.Body)
 		}
 	}
 	// SSE's message endpoint challenges the same way, pointing at its own metadata URL.

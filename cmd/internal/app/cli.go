@@ -17,6 +17,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
@@ -176,6 +177,12 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 	srv := bench.newServer(p.Name, p.Version, guard, a.tools.Tools(), p.Tools) // mcp.NewServer unless --insecure-no-guard
 	if *transport == "stdio" {
 		logger.Info("serving MCP on stdio")
+		if c.Token != "" { // the host's log is where its user looks: say at once if it cannot work
+			if _, err := a.auth.Validate(ctx, c.Token); err != nil {
+				logger.Warn("the stdio credential (MCPAUTH_TOKEN or MCPAUTH_API_KEY) is not accepted: every guarded call fails until auth_login; 'mcpauth init' makes a long-lived key",
+					"code", apierr.CodeOf(err), "reason", apierr.From(err).Message)
+			}
+		}
 		if err := mcp.ServeStdio(ctx, srv, stdin, stdout, c.Token, logger); err != nil {
 			return Fail(p.Name, stderr, err)
 		}
