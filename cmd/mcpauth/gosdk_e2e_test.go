@@ -308,6 +308,20 @@ func wantGoSDKRefusal(t *testing.T, what string, err error, code int64, dataCode
 	return r
 }
 
+// refusedToken is a credential every client must see refused, with the reason: the data.code
+// of the 401 and a word of its message.
+type refusedToken struct{ name, token, code, why string }
+
+// refusedTokens are no token, an expired one, a forged one and an API key that does not exist.
+func refusedTokens(expired string) []refusedToken {
+	return []refusedToken{
+		{"no token", "", "UNAUTHENTICATED", "required"},
+		{"an expired token", expired, "TOKEN_EXPIRED", "expired"},
+		{"a token with a forged signature", tamperSignature(expired), "TOKEN_INVALID", "signature"},
+		{"an API key that does not exist", "mcpk_" + strings.Repeat("a", 40), "TOKEN_INVALID", "invalid"},
+	}
+}
+
 // expiredAccessToken logs the owner in on a server started with a short MCPAUTH_ACCESS_TTL and
 // returns the tokens once the guard refuses the access token as expired.
 func expiredAccessToken(t *testing.T, in *instance, srv *httpServer, sec *secrets) tokenResult {
@@ -338,41 +352,44 @@ func TestShouldNegotiateTheSameProtocolWithTheGoSDKWithOrWithoutAToken(t *testin
 	srv := startHTTP(t, in, "http")
 	owner := dialHTTP(t, srv).Login(t, sec, in.Owner())
 
-	versions := map[string]string{}
-	for _, tt := range []struct {
-		name        string
-		token       string
-		want, hide  []string // tools the list must and must not show
-		call        string
-		a           args
-		wantInValue string // the call's result names this
-	}{
-		{"without a token", "", publicTools, slices.Concat(authenticatedTools, adminTools),
-			"auth_validate", args{"token": owner.AccessToken}, owner.User.ID},
-		{"with the owner's token", owner.AccessToken, ownerTools, nil, "auth_whoami", nil, in.OwnerEmail},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			b := newBearerTransport(tt.token)
-			cs := mustConnectGoSDK(t, srv, "http", b, "")
-			versions[tt.name] = cs.InitializeResult().ProtocolVersion
-			t.Logf("negotiated protocol %s", versions[tt.name])
-			// The SDK opened with server/discover, which the server answered: no fallback.
-			if sent := b.Sent(); len(sent) == 0 || sent[0].RPCMethod != "server/discover" || sent[0].Status != http.StatusOK {
-				t.Errorf("the SDK's first request: %+v, want server/discover answered 200", sent)
-			}
-			wantTools(t, tt.name, mustGoSDKTools(t, cs), tt.want, tt.hide)
-			if r := mustGoSDKCall(t, cs, tt.call, tt.a); r.IsError || !strings.Contains(string(r.Raw), tt.wantInValue) {
-				t.Errorf("%s: %s, want a result naming %s", tt.call, r.Raw, tt.wantInValue)
-			}
-			for _, s := range b.Sent() {
-				if s.Status >= 300 {
-					t.Errorf("a request of the session was refused: %s %s: %d %s", s.Method, s.RPCMethod, s.Status, s.Body)
+	for _, transport := range []string{"http", "sse"} {
+		versions := map[string]string{}
+		for _, tt := range []struct {
+			name        string
+			token       string
+			want, hide  []string // tools the list must and must not show
+			call        string
+			a           args
+			wantInValue string // the call's result names this
+		}{
+			{"without a token", "", publicTools, slices.Concat(authenticatedTools, adminTools),
+				"auth_validate", args{"token": owner.AccessToken}, owner.User.ID},
+			{"with the owner's token", owner.AccessToken, ownerTools, nil, "auth_whoami", nil, in.OwnerEmail},
+		} {
+			t.Run(transport+", "+tt.name, func(t *testing.T) {
+				b := newBearerTransport(tt.token)
+				cs := mustConnectGoSDK(t, srv, transport, b, "")
+				versions[tt.name] = cs.InitializeResult().ProtocolVersion
+				t.Logf("%s: negotiated protocol %s", transport, versions[tt.name])
+				// Over streamable HTTP the SDK opens with server/discover, which the server
+				// answered: no fallback to initialize.
+				if sent := b.Sent(); transport == "http" && (len(sent) == 0 || sent[0].RPCMethod != "server/discover" || sent[0].Status != http.StatusOK) {
+					t.Errorf("the SDK's first request: %+v, want server/discover answered 200", sent)
 				}
-			}
-		})
-	}
-	if a, b := versions["without a token"], versions["with the owner's token"]; a != sdkModern || b != sdkModern {
-		t.Errorf("negotiated protocol: %q without a token, %q with one; want %s for both", a, b, sdkModern)
+				wantTools(t, tt.name, mustGoSDKTools(t, cs), tt.want, tt.hide)
+				if r := mustGoSDKCall(t, cs, tt.call, tt.a); r.IsError || !strings.Contains(string(r.Raw), tt.wantInValue) {
+					t.Errorf("%s: %s, want a result naming %s", tt.call, r.Raw, tt.wantInValue)
+				}
+				for _, s := range b.Sent() {
+					if s.Status >= 300 {
+						t.Errorf("a request of the session was refused: %s %s: %d %s", s.Method, s.RPCMethod, s.Status, s.Body)
+					}
+				}
+			})
+		}
+		if a, b := versions["without a token"], versions["with the owner's token"]; a != sdkModern || b != sdkModern {
+			t.Errorf("%s: negotiated protocol %q without a token, %q with one; want %s for both", transport, a, b, sdkModern)
+		}
 	}
 	sec.CheckNotIn(t, "server stderr", srv.Stderr.String())
 }
@@ -445,14 +462,7 @@ func TestShouldTellAGoSDKUserWhyItsTokenIsRefused(t *testing.T) {
 	srv := startHTTP(t, in, "http", "MCPAUTH_ACCESS_TTL=2s")
 	expired := expiredAccessToken(t, in, srv, sec).AccessToken
 
-	for _, tt := range []struct {
-		name, token, code, why string
-	}{
-		{"no token", "", "UNAUTHENTICATED", ""},
-		{"an expired token", expired, "TOKEN_EXPIRED", "expired"},
-		{"a token with a forged signature", tamperSignature(expired), "TOKEN_INVALID", "signature"},
-		{"an API key that does not exist", "mcpk_" + strings.Repeat("a", 40), "TOKEN_INVALID", ""},
-	} {
+	for _, tt := range refusedTokens(expired) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			wantReason := func(b *bearerTransport, what string, err error) {
@@ -494,49 +504,6 @@ func TestShouldTellAGoSDKUserWhyItsTokenIsRefused(t *testing.T) {
 			wantTools(t, "an anonymous caller after the 401", mustGoSDKTools(t, cs), publicTools, adminTools)
 		})
 	}
-}
-
-func TestShouldConnectTheGoSDKOverSSEWithOrWithoutAToken(t *testing.T) {
-	t.Parallel()
-	in := newInstance(t)
-	sec := &secrets{}
-	sec.Add(in.OwnerPassword)
-	srv := startHTTP(t, in, "http")
-	owner := dialHTTP(t, srv).Login(t, sec, in.Owner())
-
-	versions := map[string]string{}
-	for _, tt := range []struct {
-		name        string
-		token       string
-		want, hide  []string
-		call        string
-		a           args
-		wantInValue string
-	}{
-		{"without a token", "", publicTools, slices.Concat(authenticatedTools, adminTools),
-			"auth_validate", args{"token": owner.AccessToken}, owner.User.ID},
-		{"with the owner's token", owner.AccessToken, ownerTools, nil, "auth_whoami", nil, in.OwnerEmail},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			b := newBearerTransport(tt.token)
-			cs := mustConnectGoSDK(t, srv, "sse", b, "")
-			versions[tt.name] = cs.InitializeResult().ProtocolVersion
-			t.Logf("SSE: negotiated protocol %s; requests %+v", versions[tt.name], b.Sent())
-			wantTools(t, tt.name, mustGoSDKTools(t, cs), tt.want, tt.hide)
-			if r := mustGoSDKCall(t, cs, tt.call, tt.a); r.IsError || !strings.Contains(string(r.Raw), tt.wantInValue) {
-				t.Errorf("%s: %s, want a result naming %s", tt.call, r.Raw, tt.wantInValue)
-			}
-			for _, s := range b.Sent() {
-				if s.Status >= 300 {
-					t.Errorf("a request of the SSE session was refused: %s %s: %d %s", s.Method, s.RPCMethod, s.Status, s.Body)
-				}
-			}
-		})
-	}
-	if a, b := versions["without a token"], versions["with the owner's token"]; a != sdkModern || b != sdkModern {
-		t.Errorf("SSE: negotiated protocol %q without a token, %q with one; want %s for both", a, b, sdkModern)
-	}
-	sec.CheckNotIn(t, "server stderr", srv.Stderr.String())
 }
 
 func TestShouldAnswer404ToAGoSDKSessionIDReusedAfterTheSessionClosed(t *testing.T) {

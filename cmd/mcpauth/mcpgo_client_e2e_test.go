@@ -209,14 +209,7 @@ func TestShouldTellAnMcpGoClientUserWhyItsTokenIsRefused(t *testing.T) {
 	expired := expiredAccessToken(t, in, srv, sec).AccessToken
 	metadataURL := srv.URL + "/.well-known/oauth-protected-resource/mcp"
 
-	for _, tt := range []struct {
-		name, token, code, why string
-	}{
-		{"no token", "", "UNAUTHENTICATED", "required"},
-		{"an expired token", expired, "TOKEN_EXPIRED", "expired"},
-		{"a token with a forged signature", tamperSignature(expired), "TOKEN_INVALID", "signature"},
-		{"an API key that does not exist", "mcpk_" + strings.Repeat("a", 40), "TOKEN_INVALID", "invalid"},
-	} {
+	for _, tt := range refusedTokens(expired) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			// wantUnauthorized checks what mcp-go's user has of a 401: the error (mcp-go's
