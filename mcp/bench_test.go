@@ -31,7 +31,7 @@ func benchGuard(b *testing.B, mutate func(*mcp.GuardConfig)) (*mcp.Guard, contex
 	mustBench(b, err)
 	rstore, err := rbac.NewMongoStore(ctx, db)
 	mustBench(b, err)
-	authz := rbac.NewAuthorizer(rstore, rbac.NewLocalVersions(), time.Now)
+	authz := rbac.NewAuthorizer(rbac.Config{Store: rstore, Versions: rbac.NewLocalVersions(), Now: time.Now})
 	master := make([]byte, auth.MasterKeySize)
 	_, _ = rand.Read(master)
 	sealer, err := auth.NewSealer(master)

@@ -62,10 +62,10 @@ type Authorizer struct {
 	versions Versions
 	now      func() time.Time
 
-	local    atomic.Uint64 // changes made through this Authorizer
-	recorder atomic.Pointer[audit.Recorder]
-	limit    atomic.Int64
-	logger   atomic.Pointer[slog.Logger]
+	local    atomic.Uint64  // changes made through this Authorizer
+	recorder audit.Recorder // nil: changes are not recorded
+	limit    int            // entries per cache; 0: no caching
+	logger   *slog.Logger
 
 	scopes    versionedCache[scopeKey, *grantSet]
 	decisions versionedCache[decisionKey, Decision]
@@ -95,31 +95,44 @@ type conditionalRole struct {
 	cond     compiledConditions
 }
 
-// NewAuthorizer returns an Authorizer on store whose cache follows versions. now is the clock
-// for time-window conditions and timestamps (nil means time.Now).
-func NewAuthorizer(store Store, versions Versions, now func() time.Time) *Authorizer {
-	if now == nil {
-		now = time.Now
+// Config configures an Authorizer. Store is required; everything else has a default.
+type Config struct {
+	Store Store
+	// Versions tells instances sharing the store of each other's changes (default: this
+	// process's changes only, NewLocalVersions).
+	Versions Versions
+	// Now is the clock of time-window conditions and timestamps (default time.Now).
+	Now func() time.Time
+	// Logger receives the cause of every fail-closed decision (a store error, a panic); the
+	// caller is only told "denied". Default: nowhere.
+	Logger *slog.Logger
+	// Audit records role, assignment and grant changes (default: nowhere).
+	Audit audit.Recorder
+	// CacheLimit is how many entries each cache holds before it is emptied: 0 means
+	// DefaultCacheLimit, a negative value turns caching off.
+	CacheLimit int
+}
+
+// NewAuthorizer returns an Authorizer configured by cfg.
+func NewAuthorizer(cfg Config) *Authorizer {
+	a := &Authorizer{store: cfg.Store, versions: cfg.Versions, now: cfg.Now, recorder: cfg.Audit, logger: cfg.Logger,
+		limit: cfg.CacheLimit}
+	if a.versions == nil {
+		a.versions = NewLocalVersions()
 	}
-	a := &Authorizer{store: store, versions: versions, now: now}
-	a.limit.Store(DefaultCacheLimit)
-	a.logger.Store(slog.New(slog.DiscardHandler))
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.logger == nil {
+		a.logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case a.limit == 0:
+		a.limit = DefaultCacheLimit
+	case a.limit < 0:
+		a.limit = 0
+	}
 	return a
-}
-
-// SetCacheLimit sets how many entries each cache holds before it is emptied (default
-// DefaultCacheLimit); 0 turns caching off. Safe to call at any time.
-func (a *Authorizer) SetCacheLimit(n int) {
-	a.limit.Store(int64(max(n, 0)))
-	a.scopes.reset()
-	a.decisions.reset()
-}
-
-// SetLogger sets where the causes of failed-closed decisions are logged (default: nowhere).
-func (a *Authorizer) SetLogger(l *slog.Logger) {
-	if l != nil {
-		a.logger.Store(l)
-	}
 }
 
 func (a *Authorizer) stamp() stamp {
@@ -133,7 +146,7 @@ func (a *Authorizer) stamp() stamp {
 func (a *Authorizer) Authorize(ctx context.Context, r Request) (d Decision) {
 	defer func() {
 		if p := recover(); p != nil {
-			a.logger.Load().Error("rbac: panic while authorizing; denied", "panic", p, "subject", r.Subject,
+			a.logger.Error("rbac: panic while authorizing; denied", "panic", p, "subject", r.Subject,
 				"stack", string(debug.Stack()))
 			d = systemError(r)
 		}
@@ -163,12 +176,12 @@ func (a *Authorizer) authorizeCold(ctx context.Context, st stamp, key decisionKe
 	}
 	gs, err := a.grantSet(ctx, st, scopeKey{subject: r.Subject, org: r.OrgID, project: r.ProjectID})
 	if err != nil {
-		a.logger.Load().Warn("rbac: store error while authorizing; denied", "error", err, "subject", r.Subject, "org_id", r.OrgID)
+		a.logger.Warn("rbac: store error while authorizing; denied", "error", err, "subject", r.Subject, "org_id", r.OrgID)
 		return systemError(*r)
 	}
 	d, cacheable := a.evaluate(gs, r, required)
 	if cacheable && len(key.subject)+len(key.org)+len(key.project) <= maxCachedKeyLen {
-		a.decisions.put(st, key, d, int(a.limit.Load()))
+		a.decisions.put(st, key, d, a.limit)
 	}
 	return d
 }
@@ -291,7 +304,7 @@ func (a *Authorizer) grantSet(ctx context.Context, st stamp, k scopeKey) (*grant
 	slices.Sort(gs.patterns)
 	gs.patterns = slices.Compact(gs.patterns)
 	if len(k.subject)+len(k.org)+len(k.project) <= maxCachedKeyLen {
-		a.scopes.put(st, k, gs, int(a.limit.Load()))
+		a.scopes.put(st, k, gs, a.limit)
 	}
 	return gs, nil
 }
@@ -538,12 +551,12 @@ func requireUserOrg(userID, orgID string) error {
 func (a *Authorizer) changed(ctx context.Context, events ...audit.Event) error {
 	a.local.Add(1)
 	var auditErr error
-	if rec := a.recorder.Load(); rec != nil {
+	if rec := a.recorder; rec != nil {
 		for _, e := range events {
 			if e.Severity == "" {
 				e.Severity = audit.Info
 			}
-			if err := (*rec).RecordDurable(ctx, audit.Enrich(ctx, e)); err != nil && auditErr == nil {
+			if err := rec.RecordDurable(ctx, audit.Enrich(ctx, e)); err != nil && auditErr == nil {
 				auditErr = apierr.New(apierr.Internal, "the change was saved, but its audit record was not").Wrap(err)
 			}
 		}
@@ -552,11 +565,4 @@ func (a *Authorizer) changed(ctx context.Context, events ...audit.Event) error {
 		return apierr.New(apierr.Internal, "the change was saved, but other instances may not see it yet").Wrap(err)
 	}
 	return auditErr
-}
-
-// SetAuditor sets where role, assignment and grant changes are recorded (default: nowhere).
-func (a *Authorizer) SetAuditor(r audit.Recorder) {
-	if r != nil {
-		a.recorder.Store(&r)
-	}
 }

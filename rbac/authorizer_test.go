@@ -1,8 +1,10 @@
 package rbac_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -23,7 +25,7 @@ func fixedClock() time.Time { return wednesday10 }
 
 func newAuthorizer(t testing.TB) *rbac.Authorizer {
 	t.Helper()
-	return rbac.NewAuthorizer(newMongoStore(t), rbac.NewLocalVersions(), fixedClock)
+	return rbac.NewAuthorizer(rbac.Config{Store: newMongoStore(t), Versions: rbac.NewLocalVersions(), Now: fixedClock})
 }
 
 func mustDo(t testing.TB, what string, err error) {
@@ -297,10 +299,15 @@ func (f failingStore) ListAssignments(context.Context, string, string) ([]rbac.A
 
 func TestShouldDenyWithASystemErrorWhenTheStoreFails(t *testing.T) {
 	for _, panics := range []bool{false, true} {
-		a := rbac.NewAuthorizer(failingStore{panics: panics}, rbac.NewLocalVersions(), fixedClock)
+		var log bytes.Buffer
+		a := rbac.NewAuthorizer(rbac.Config{Store: failingStore{panics: panics}, Now: fixedClock, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 		d := a.Authorize(context.Background(), req("usr_1", "projects:read"))
 		if d.Allowed || d.Reason != rbac.ReasonSystemError || !slices.Equal(d.Required, []string{"projects:read"}) {
 			t.Errorf("panics=%v: decision = %+v, want a deny with %q", panics, d, rbac.ReasonSystemError)
+		}
+		// The caller is told "denied"; the cause goes to the operator's log.
+		if cause := map[bool]string{false: "connection refused", true: "store exploded"}[panics]; !strings.Contains(log.String(), cause) {
+			t.Errorf("panics=%v: the log does not name the cause %q:\n%s", panics, cause, log.String())
 		}
 		if !panics {
 			_, err := a.Permissions(context.Background(), "usr_1", "acme", "")
@@ -342,7 +349,7 @@ func TestShouldDenyOnAnotherInstanceWithinASecondOfAnUnassign(t *testing.T) {
 	newInstance := func() *rbac.Authorizer {
 		store, err := rbac.NewMongoStore(ctx, db)
 		mustDo(t, "store", err)
-		return rbac.NewAuthorizer(store, newRedisVersions(t, addr), fixedClock)
+		return rbac.NewAuthorizer(rbac.Config{Store: store, Versions: newRedisVersions(t, addr), Now: fixedClock})
 	}
 	a, b := newInstance(), newInstance()
 	assign(t, a, "usr_1", "acme", rbac.RoleOwner, "")
@@ -568,7 +575,7 @@ type brokenVersions struct{ rbac.LocalVersions }
 func (*brokenVersions) Bump(context.Context) error { return errors.New("redis: connection refused") }
 
 func TestShouldReportAFailedBumpButKeepThisInstanceFresh(t *testing.T) {
-	a := rbac.NewAuthorizer(newMongoStore(t), &brokenVersions{}, fixedClock)
+	a := rbac.NewAuthorizer(rbac.Config{Store: newMongoStore(t), Versions: &brokenVersions{}, Now: fixedClock})
 	ctx := context.Background()
 	err := a.Assign(ctx, rbac.Assignment{UserID: "usr_1", OrgID: "acme", Role: rbac.RoleOwner})
 	mustCode(t, "assign with a broken version", err, apierr.Internal)
@@ -592,7 +599,7 @@ func (c *countingStore) ListAssignments(ctx context.Context, userID, orgID strin
 
 func TestShouldBoundTheCache(t *testing.T) {
 	store := &countingStore{Store: newMongoStore(t)}
-	a := rbac.NewAuthorizer(store, rbac.NewLocalVersions(), fixedClock)
+	a := rbac.NewAuthorizer(rbac.Config{Store: store, Now: fixedClock})
 	for _, u := range []string{"usr_1", "usr_2"} {
 		assign(t, a, u, "acme", rbac.RoleViewer, "")
 	}
@@ -606,11 +613,11 @@ func TestShouldBoundTheCache(t *testing.T) {
 	if n := reads(func() { mustAllow(t, a, r1); mustAllow(t, a, r1) }); n != 0 {
 		t.Errorf("a warm decision read the store %d times", n)
 	}
-	a.SetCacheLimit(1)
+	a = rbac.NewAuthorizer(rbac.Config{Store: store, Now: fixedClock, CacheLimit: 1})
 	if n := reads(func() { mustAllow(t, a, r1); mustAllow(t, a, r2); mustAllow(t, a, r1) }); n != 3 {
 		t.Errorf("with room for one entry, alternating subjects read the store %d times, want 3", n)
 	}
-	a.SetCacheLimit(0)
+	a = rbac.NewAuthorizer(rbac.Config{Store: store, Now: fixedClock, CacheLimit: -1})
 	if n := reads(func() { mustAllow(t, a, r1); mustAllow(t, a, r1) }); n != 2 {
 		t.Errorf("with caching off, two decisions read the store %d times, want 2", n)
 	}

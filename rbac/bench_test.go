@@ -55,7 +55,7 @@ func benchPolicy(b *testing.B) (*rbac.Authorizer, *rbac.LocalVersions, []rbac.Re
 	ctx := context.Background()
 	store := newMongoStore(b)
 	versions := rbac.NewLocalVersions()
-	a := rbac.NewAuthorizer(store, versions, fixedClock)
+	a := rbac.NewAuthorizer(rbac.Config{Store: store, Versions: versions, Now: fixedClock})
 	for _, r := range benchCustomRoles {
 		if _, err := a.CreateRole(ctx, r); err != nil {
 			b.Fatal(err)

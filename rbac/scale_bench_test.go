@@ -54,8 +54,7 @@ func BenchmarkAuthorizeScale(b *testing.B) {
 			}
 		}
 		rng.Shuffle(len(reqs), func(i, j int) { reqs[i], reqs[j] = reqs[j], reqs[i] })
-		a := rbac.NewAuthorizer(store, rbac.NewLocalVersions(), fixedClock)
-		a.SetCacheLimit(max(len(reqs), rbac.DefaultCacheLimit))
+		a := rbac.NewAuthorizer(rbac.Config{Store: store, Now: fixedClock, CacheLimit: max(len(reqs), rbac.DefaultCacheLimit)})
 		allowed := 0
 		for _, r := range reqs { // warm
 			if a.Authorize(ctx, r).Allowed {

@@ -114,11 +114,10 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
-	a.authz = rbac.NewAuthorizer(rbacStore, versions, time.Now)
 	if err := a.openAudit(ctx, c, db, logger); err != nil {
 		return nil, err
 	}
-	a.authz.SetAuditor(a.audit)
+	a.authz = rbac.NewAuthorizer(rbac.Config{Store: rbacStore, Versions: versions, Logger: logger, Audit: a.audit})
 	keys, err := auth.LoadKeySet(ctx, store, sealer, c.SigningAlg, time.Now())
 	if err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 package audit
 
-// This file fixes audit's public API. Implementations live beside it.
+// audit's types: events, their severities, types and reasons, the Recorder interface, queries
+// and verification results. The writer, the chain and the stores live beside them; godoc is the
+// API's listing.
 
 import (
 	"context"
@@ -134,23 +136,3 @@ type BadLink struct {
 
 // ErrClosed is returned by a writer that has been closed.
 var ErrClosed = errors.New("audit: writer closed")
-
-// Public API to implement (writer.go, chain.go, mongo.go, spill.go):
-//
-//	func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
-//	func NewWriter(ctx context.Context, store *MongoStore, cfg WriterConfig) (*Writer, error)
-//	type WriterConfig struct { Instance string; SpillDir string; QueueSize, BatchSize int; FlushEvery time.Duration; Logger *slog.Logger; Now func() time.Time }
-//	func (w *Writer) Record(ctx, Event) error
-//	func (w *Writer) RecordDurable(ctx, Event) error
-//	func (w *Writer) Close(ctx context.Context) error     // drains the queue
-//	func (w *Writer) Stats() Stats                        // QueueDepth, SpillBytes, Spilling, Written
-//	func (s *MongoStore) Query(ctx, Query) ([]Event, string, error)
-//	func (s *MongoStore) Verify(ctx, since time.Time, progress func(checked int64)) (VerifyResult, error)
-//	func (s *MongoStore) ApplyRetention(ctx, before time.Time) (deleted int64, err error)
-//
-// Added beside it: WriterConfig.WriteTimeout; Stats.Spilled and Stats.Replayed;
-// MongoStore.Append(ctx, []Event) and MongoStore.Last(ctx, instance) (Event, bool, error);
-// SpillFileName(instance); ErrInvalidQuery (a bad cursor, a negative limit), ErrChainConflict,
-// ErrChainBroken; the Problem* constants of BadLink.Problem; the Default* writer and query limits;
-// NewMongoStoreWith(ctx, db, StoreOptions) (StoreOptions.NoQueryIndexes: for the embedded FerretDB
-// on SQLite, which uses no index but _id for queries, so the query indexes only slow inserts).

@@ -1,6 +1,7 @@
 package rbac
 
-// This file fixes rbac's public API (types and signatures). Implementations live beside it.
+// rbac's types: roles, grants, assignments, requests and decisions. Their methods and the
+// Authorizer live beside them; godoc is the API's listing.
 
 import (
 	"context"
@@ -116,31 +117,3 @@ type Decision struct {
 
 // ReasonSystemError is the reason of every deny caused by an error: fail closed.
 const ReasonSystemError = "authorization system error"
-
-// The Authorizer's API (implemented in authorizer.go):
-//
-//	func NewAuthorizer(store Store, versions Versions, now func() time.Time) *Authorizer
-//	func (a *Authorizer) Authorize(ctx context.Context, r Request) Decision
-//	func (a *Authorizer) Permissions(ctx context.Context, userID, orgID, projectID string) ([]string, error)
-//	func (a *Authorizer) Assignments(ctx context.Context, userID, orgID string) ([]Assignment, error)
-//	func (a *Authorizer) GetRole(ctx context.Context, orgID, name string) (Role, error)
-//	func (a *Authorizer) ListRoles(ctx context.Context, orgID string) ([]Role, error)
-//	func (a *Authorizer) CreateRole(ctx context.Context, r Role) (Role, error)
-//	func (a *Authorizer) DeleteRole(ctx context.Context, orgID, name string) error
-//	func (a *Authorizer) Assign(ctx context.Context, as Assignment) error
-//	func (a *Authorizer) Unassign(ctx context.Context, as Assignment) error
-//	func (a *Authorizer) AddGrant(ctx context.Context, g Grant) error
-//	func (a *Authorizer) RemoveGrant(ctx context.Context, g Grant) error
-//
-// and the effective-permission rule (effective.go), which every check of a call goes through:
-//
-//	func (a *Authorizer) Decide(ctx context.Context, c Credential, r Request) Decision
-//	func (a *Authorizer) Excess(ctx context.Context, c Credential, orgID string, perms []string) ([]string, error)
-//	func (a *Authorizer) ExcessOver(ctx context.Context, c Credential, orgID, targetID string) ([]string, error)
-//	func ScopesAllow(scopes []string, resource, action string) bool
-//
-// and the pattern functions (match.go):
-//
-//	func Match(pattern, permission string) bool
-//	func Covers(holder, pattern string) bool
-//	func ValidatePattern(p string) error
