@@ -3,6 +3,7 @@ package mcp_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -462,12 +463,42 @@ func TestShouldServeProtectedResourceMetadata(t *testing.T) {
 	}
 }
 
-func TestShouldRefuseATokenInTheQueryString(t *testing.T) {
+func TestShouldRefuseCredentialsInTheQueryString(t *testing.T) {
 	h, reached := httpGuard(t, "initialize")
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mcp?access_token=owner", strings.NewReader(initialize)))
-	if w.Code != http.StatusBadRequest || reached.Load() != 0 {
-		t.Fatalf("status %d, reached %d", w.Code, reached.Load())
+	for _, tt := range []struct {
+		name, method, target, bearer string
+		wantStatus                   int
+	}{
+		{"an access token on an initialize anyone may send", http.MethodPost, "/mcp?access_token=owner", "", 400},
+		{"a token beside a valid header", http.MethodPost, "/mcp?token=x", "owner", 400},
+		{"an API key", http.MethodPost, "/mcp?api_key=mcpk_x", "", 400},
+		{"a refresh token on the SSE stream", http.MethodGet, "/sse?refresh_token=mcpr_x", "", 400},
+		{"a session id is not a credential", http.MethodPost, "/message?sessionId=abc", "", 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := reached.Load()
+			var body io.Reader
+			if tt.method == http.MethodPost {
+				body = strings.NewReader(initialize)
+			}
+			r := httptest.NewRequest(tt.method, tt.target, body)
+			if tt.bearer != "" {
+				r.Header.Set("Authorization", "Bearer "+tt.bearer)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tt.wantStatus || (reached.Load() > before) != (tt.wantStatus == 200) {
+				t.Fatalf("status %d (reached %v), want %d: %s", w.Code, reached.Load() > before, tt.wantStatus, w.Body)
+			}
+			if tt.wantStatus == 200 {
+				return
+			}
+			var rf refusal
+			if !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="invalid_request"`) ||
+				json.Unmarshal(w.Body.Bytes(), &rf) != nil || rf.Error.Code != -32600 || rf.Error.Data["code"] != "INVALID_ARGUMENT" {
+				t.Errorf("WWW-Authenticate %q, body %s; want invalid_request and a JSON-RPC INVALID_ARGUMENT", w.Header().Get("WWW-Authenticate"), w.Body)
+			}
+		})
 	}
 }
 

@@ -30,32 +30,3 @@ func TestShouldReadOnlyBearerCredentialsFromTheAuthorizationHeader(t *testing.T)
 		})
 	}
 }
-
-func TestShouldRefuseCredentialsInTheQueryString(t *testing.T) {
-	reached := false
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hasQueryCredential(r) {
-			refuseQueryCredential(w)
-			return
-		}
-		reached = true
-	})
-	for _, q := range []string{"access_token=x", "token=x", "api_key=mcpk_x", "refresh_token=mcpr_x"} {
-		t.Run(q, func(t *testing.T) {
-			reached = false
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/mcp?"+q, nil))
-			if w.Code != http.StatusBadRequest || reached {
-				t.Fatalf("status %d, handler reached %v; want 400 and not reached", w.Code, reached)
-			}
-			if w.Header().Get("WWW-Authenticate") == "" {
-				t.Fatal("no WWW-Authenticate challenge")
-			}
-		})
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/message?sessionId=abc", nil))
-	if !reached {
-		t.Fatal("a request without query credentials was refused")
-	}
-}
