@@ -45,15 +45,19 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAPIKey$$' -fuzztime $(FUZZTIME) ./auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzPeekJSONRPC$$' -fuzztime $(FUZZTIME) ./mcp/
 
-# gofmt of the toolchain above (not the one on the PATH), go vet, staticcheck (pinned; built
-# once into the build cache, go.mod untouched), and govulncheck against the
+# gofmt of the toolchain above (not the one on the PATH), go vet, staticcheck and gci's import
+# groups (standard library, others, ours; both pinned, built once into the build cache, go.mod
+# untouched), and govulncheck against the
 # pinned offline vulnerability database (.ci/govulncheck.sh: fails on a reachable finding that
 # .ci/govulncheck-accepted.txt does not list; the first run builds the database, ~2 min).
 STATICCHECK ?= v0.8.2
+GCI         ?= v0.13.7
+GCI_SECTIONS := -s standard -s default -s 'prefix(github.com/bduf/mcpauth)'
 lint:
 	@out=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
+	@out=$$($(GO) run github.com/daixiang0/gci@$(GCI) list $(GCI_SECTIONS) $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "imports not in three groups (standard, others, ours); fix with: go run github.com/daixiang0/gci@$(GCI) write $(GCI_SECTIONS) FILE"; echo "$$out"; exit 1; fi
 	GO=$(GO) bash .ci/govulncheck.sh
 
 tidy-check:

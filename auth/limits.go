@@ -1,14 +1,14 @@
 package auth
 
 import (
+	"context"
+	"math"
 	"net/netip"
 	"strings"
+	"time"
 
-	"context"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"math"
-	"time"
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"

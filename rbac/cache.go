@@ -64,10 +64,3 @@ func (c *versionedCache[K, V]) put(s stamp, k K, v V, limit int) {
 	g.m[k] = v
 	g.mu.Unlock()
 }
-
-// reset drops everything.
-func (c *versionedCache[K, V]) reset() {
-	c.mu.Lock()
-	c.gen.Store(nil)
-	c.mu.Unlock()
-}

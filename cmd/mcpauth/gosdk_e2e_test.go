@@ -30,9 +30,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bduf/mcpauth/internal/mcptest"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/bduf/mcpauth/internal/mcptest"
 )
 
 // The protocol versions of the two eras, as the Go SDK names them.

@@ -24,10 +24,11 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/bduf/mcpauth/internal/mcptest"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/bduf/mcpauth/internal/mcptest"
 )
 
 // mcpgoClient is an mcp-go client connected to a server's /mcp.

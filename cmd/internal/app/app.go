@@ -1,16 +1,13 @@
 package app
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
-
-	"context"
 	"fmt"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/metric"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
