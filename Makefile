@@ -9,7 +9,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 DATA_DIR  ?= $(CURDIR)/.data
 LISTEN    ?= 127.0.0.1:8080
 
-.PHONY: build run test test-deps bench fuzz lint tidy-check clean
+.PHONY: build run test test-deps bench fuzz lint tidy-check cover clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/mcpauth
@@ -27,6 +27,16 @@ test: test-deps lint tidy-check
 
 test-deps:
 	@bash .ci/test-deps.sh
+
+# Statement coverage per package, the end-to-end tests included: the test processes and every
+# binary they start (built with -cover, see mcptest.Build) write their counters into one
+# directory, merged by go tool covdata. Without the race detector; about 8 minutes.
+COVER_DIR ?= $(CURDIR)/.cover
+cover: test-deps
+	rm -rf $(COVER_DIR) && mkdir -p $(COVER_DIR)/data
+	MCPAUTH_TEST_COVERDIR=$(COVER_DIR)/data $(GO) test -count=1 -timeout 30m -cover -coverpkg=github.com/bduf/mcpauth/... ./... -args -test.gocoverdir=$(COVER_DIR)/data > $(COVER_DIR)/test.log 2>&1 || { tail -50 $(COVER_DIR)/test.log; exit 1; }
+	$(GO) tool covdata percent -i=$(COVER_DIR)/data -pkg=$$($(GO) list ./... | grep -v -e /mcpauth/internal/ -e /storetest | paste -sd, -)
+	$(GO) tool covdata textfmt -i=$(COVER_DIR)/data -o $(COVER_DIR)/profile.txt && echo "profile: $(COVER_DIR)/profile.txt (go tool cover -html=$(COVER_DIR)/profile.txt)"
 
 # Benchmarks, each with its baseline in the same run; the "ratio" and "delta" rows are what to
 # compare. Then the load generator against the real bduf-demo, guarded and unguarded, closed
@@ -64,4 +74,4 @@ tidy-check:
 	$(GO) mod tidy -diff
 
 clean:
-	rm -rf bin
+	rm -rf bin .cover

@@ -72,6 +72,12 @@ func Build(pkg, dir string) (string, error) {
 	if RaceEnabled {
 		args = append(args, "-race")
 	}
+	if CoverDir() != "" {
+		// make cover: the binary counts what the end-to-end tests run of every package of ours
+		// and writes it at exit (SIGTERM included) into CoverDir (BaseEnv points GOCOVERDIR
+		// there), beside the test processes' own counters.
+		args = append(args, "-cover", "-coverpkg=github.com/bduf/mcpauth/...")
+	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		return "", fmt.Errorf("the go tool is needed to build the binary under test: %w", err)
@@ -83,6 +89,11 @@ func Build(pkg, dir string) (string, error) {
 	}
 	return out, nil
 }
+
+// CoverDir is where binaries under test write their coverage counters: MCPAUTH_TEST_COVERDIR,
+// set by make cover ("" otherwise: no coverage). go test points a test's own GOCOVERDIR at a
+// directory of its own, so the binaries need a variable of their own.
+func CoverDir() string { return os.Getenv("MCPAUTH_TEST_COVERDIR") }
 
 // RandomHex returns n random bytes, hex-encoded.
 func RandomHex(n int) string {
@@ -164,9 +175,12 @@ func (b *LogBuffer) WaitUntil(match func(string) bool, exited <-chan struct{}, t
 func BaseEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MCPAUTH_") {
+		if !strings.HasPrefix(kv, "MCPAUTH_") && (CoverDir() == "" || !strings.HasPrefix(kv, "GOCOVERDIR=")) {
 			env = append(env, kv)
 		}
+	}
+	if dir := CoverDir(); dir != "" {
+		env = append(env, "GOCOVERDIR="+dir)
 	}
 	if RaceEnabled {
 		env = append(env, "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
