@@ -10,6 +10,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/bduf/mcpauth/internal/mongox"
 )
 
 // MongoStore is the Store on MongoDB (or the embedded FerretDB). It uses no transactions and no
@@ -87,71 +89,29 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 		recovery:    db.Collection("mfa_recovery_spent"),
 		releases:    db.Collection("lockout_releases"),
 	}
-	indexes := []struct {
-		coll  *mongo.Collection
-		name  string
-		model mongo.IndexModel
-	}{
-		{s.users, "email_unique", mongo.IndexModel{Keys: bson.D{{Key: "email", Value: 1}},
-			Options: options.Index().SetName("email_unique").SetUnique(true)}},
+	if err := mongox.CreateIndexes(ctx, []mongox.Index{
+		{Coll: s.users, Name: "email_unique", Keys: bson.D{{Key: "email", Value: 1}}, Unique: true},
 		// Sparse: users without a username do not collide on a missing field.
-		{s.users, "username_unique", mongo.IndexModel{Keys: bson.D{{Key: "username", Value: 1}},
-			Options: options.Index().SetName("username_unique").SetUnique(true).SetSparse(true)}},
-		{s.sessions, "user_id", mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}},
-			Options: options.Index().SetName("user_id")}},
-		{s.revocations, "revoked_at", mongo.IndexModel{Keys: bson.D{{Key: "revoked_at", Value: 1}},
-			Options: options.Index().SetName("revoked_at")}},
-		{s.refresh, "session_id", mongo.IndexModel{Keys: bson.D{{Key: "session_id", Value: 1}},
-			Options: options.Index().SetName("session_id")}},
-		{s.apiKeys, "user_id", mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}},
-			Options: options.Index().SetName("user_id")}},
-		{s.totpSteps, "user_step", mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "step", Value: -1}},
-			Options: options.Index().SetName("user_step")}},
+		{Coll: s.users, Name: "username_unique", Keys: bson.D{{Key: "username", Value: 1}}, Unique: true, Sparse: true},
+		{Coll: s.sessions, Name: "user_id", Keys: bson.D{{Key: "user_id", Value: 1}}},
+		{Coll: s.revocations, Name: "revoked_at", Keys: bson.D{{Key: "revoked_at", Value: 1}}},
+		{Coll: s.refresh, Name: "session_id", Keys: bson.D{{Key: "session_id", Value: 1}}},
+		{Coll: s.apiKeys, Name: "user_id", Keys: bson.D{{Key: "user_id", Value: 1}}},
+		{Coll: s.totpSteps, Name: "user_step", Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "step", Value: -1}}},
 		// Not for queries (releases are read by _id): it makes the collection exist from the
 		// start. The CLI writes releases through an embedded FerretDB of its own, and a running
 		// server's FerretDB never sees a collection another process created after it started.
-		{s.releases, "at", mongo.IndexModel{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetName("at")}},
-	}
-	for _, ix := range indexes {
-		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
-			return nil, fmt.Errorf("create index %s.%s: %w", ix.coll.Name(), ix.name, err)
-		}
+		{Coll: s.releases, Name: "at", Keys: bson.D{{Key: "at", Value: 1}}},
+	}); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-func insertErr(err error, what string) error {
-	if mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("%s: %w", what, ErrAlreadyExists)
-	}
-	if err != nil {
-		return fmt.Errorf("insert %s: %w", what, err)
-	}
-	return nil
-}
+func insertErr(err error, what string) error { return mongox.InsertErr(err, what, ErrAlreadyExists) }
 
 func findOne[T any](ctx context.Context, c *mongo.Collection, filter any, what string) (T, error) {
-	var v T
-	err := c.FindOne(ctx, filter).Decode(&v)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return v, fmt.Errorf("%s: %w", what, ErrNotFound)
-	}
-	if err != nil {
-		return v, fmt.Errorf("find %s: %w", what, err)
-	}
-	return v, nil
-}
-
-func findAll[T any](ctx context.Context, c *mongo.Collection, filter any, opts *options.FindOptionsBuilder, what string) ([]T, error) {
-	cur, err := c.Find(ctx, filter, opts)
-	if err != nil {
-		return nil, fmt.Errorf("find %s: %w", what, err)
-	}
-	var out []T
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("read %s: %w", what, err)
-	}
-	return out, nil
+	return mongox.FindOne[T](ctx, c, filter, what, ErrNotFound)
 }
 
 // CreateUser inserts u; a taken email or username is ErrAlreadyExists.
@@ -203,7 +163,7 @@ func (s *MongoStore) ListUsers(ctx context.Context, q UserQuery) ([]User, error)
 		}})
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit))
-	return findAll[User](ctx, s.users, filter, opts, "users")
+	return mongox.FindAll[User](ctx, s.users, filter, opts, "users")
 }
 
 // CountUsers counts all users.
@@ -271,7 +231,7 @@ func (s *MongoStore) takenByAnother(ctx context.Context, id string, ch UserChang
 // finishes it.
 func (s *MongoStore) EraseUserRecords(ctx context.Context, userID string) error {
 	byUser := bson.D{{Key: "user_id", Value: userID}}
-	sessions, err := findAll[Session](ctx, s.sessions, byUser, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "sessions")
+	sessions, err := mongox.FindAll[Session](ctx, s.sessions, byUser, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "sessions")
 	if err != nil {
 		return err
 	}
@@ -285,7 +245,7 @@ func (s *MongoStore) EraseUserRecords(ctx context.Context, userID string) error 
 			return err
 		}
 	}
-	keys, err := findAll[APIKey](ctx, s.apiKeys, byUser, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "api keys")
+	keys, err := mongox.FindAll[APIKey](ctx, s.apiKeys, byUser, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "api keys")
 	if err != nil {
 		return err
 	}
@@ -320,7 +280,7 @@ func (s *MongoStore) EraseUserRecords(ctx context.Context, userID string) error 
 
 // eraseRefreshTokens deletes the refresh tokens filter selects, their spend records first.
 func (s *MongoStore) eraseRefreshTokens(ctx context.Context, filter bson.D) error {
-	tokens, err := findAll[RefreshToken](ctx, s.refresh, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "refresh tokens")
+	tokens, err := mongox.FindAll[RefreshToken](ctx, s.refresh, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "refresh tokens")
 	if err != nil || len(tokens) == 0 {
 		return err
 	}
@@ -360,7 +320,7 @@ func (s *MongoStore) GetSession(ctx context.Context, id string) (Session, error)
 // ListUserSessions returns all sessions of a user, oldest first.
 func (s *MongoStore) ListUserSessions(ctx context.Context, userID string) ([]Session, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
-	sessions, err := findAll[Session](ctx, s.sessions, bson.D{{Key: "user_id", Value: userID}}, opts, "sessions")
+	sessions, err := mongox.FindAll[Session](ctx, s.sessions, bson.D{{Key: "user_id", Value: userID}}, opts, "sessions")
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +337,7 @@ func (s *MongoStore) withRevocations(ctx context.Context, sessions []Session) ([
 	for i, sess := range sessions {
 		ids[i] = sess.ID
 	}
-	revs, err := findAll[sessionRevocation](ctx, s.revocations,
+	revs, err := mongox.FindAll[sessionRevocation](ctx, s.revocations,
 		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find(), "session revocations")
 	if err != nil {
 		return nil, err
@@ -431,7 +391,7 @@ func (s *MongoStore) RevokeSession(ctx context.Context, id string, at time.Time,
 
 // ListSessionsRevokedSince returns the ids of sessions revoked at or after t.
 func (s *MongoStore) ListSessionsRevokedSince(ctx context.Context, t time.Time) ([]string, error) {
-	revs, err := findAll[sessionRevocation](ctx, s.revocations,
+	revs, err := mongox.FindAll[sessionRevocation](ctx, s.revocations,
 		bson.D{{Key: "revoked_at", Value: bson.D{{Key: "$gte", Value: t}}}}, options.Find(), "revoked sessions")
 	if err != nil {
 		return nil, err
@@ -499,7 +459,7 @@ func (s *MongoStore) CreateSigningKey(ctx context.Context, k SigningKey) error {
 // ListSigningKeys returns all signing keys, oldest first.
 func (s *MongoStore) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
-	return findAll[SigningKey](ctx, s.keys, bson.D{}, opts, "signing keys")
+	return mongox.FindAll[SigningKey](ctx, s.keys, bson.D{}, opts, "signing keys")
 }
 
 // CreateAPIKey stores a key (by the hash of its secret).
@@ -524,7 +484,7 @@ func (s *MongoStore) GetAPIKey(ctx context.Context, id string) (APIKey, error) {
 // ListAPIKeys returns a user's keys, oldest first.
 func (s *MongoStore) ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
-	keys, err := findAll[APIKey](ctx, s.apiKeys, bson.D{{Key: "user_id", Value: userID}}, opts, "api keys")
+	keys, err := mongox.FindAll[APIKey](ctx, s.apiKeys, bson.D{{Key: "user_id", Value: userID}}, opts, "api keys")
 	if err != nil {
 		return nil, err
 	}
@@ -539,7 +499,7 @@ func (s *MongoStore) withKeyRevocations(ctx context.Context, keys []APIKey) ([]A
 	for i, k := range keys {
 		ids[i] = k.ID
 	}
-	revs, err := findAll[apiKeyRevocation](ctx, s.apiRevoked,
+	revs, err := mongox.FindAll[apiKeyRevocation](ctx, s.apiRevoked,
 		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find(), "api key revocations")
 	if err != nil {
 		return nil, err
@@ -616,7 +576,7 @@ func (s *MongoStore) ClaimTOTPStep(ctx context.Context, userID string, step int6
 // LastTOTPStep returns the highest claimed step of a user (0 if none).
 func (s *MongoStore) LastTOTPStep(ctx context.Context, userID string) (int64, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "step", Value: -1}}).SetLimit(1)
-	steps, err := findAll[totpStep](ctx, s.totpSteps, bson.D{{Key: "user_id", Value: userID}}, opts, "totp steps")
+	steps, err := mongox.FindAll[totpStep](ctx, s.totpSteps, bson.D{{Key: "user_id", Value: userID}}, opts, "totp steps")
 	if err != nil || len(steps) == 0 {
 		return 0, err
 	}

@@ -9,6 +9,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/bduf/mcpauth/internal/mongox"
 )
 
 // MongoStore is the Store on MongoDB (or the embedded FerretDB), in three collections:
@@ -51,24 +53,13 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 		assignments: db.Collection("rbac_assignments"),
 		grants:      db.Collection("rbac_grants"),
 	}
-	indexes := []struct {
-		coll  *mongo.Collection
-		name  string
-		model mongo.IndexModel
-	}{
-		{s.roles, "org_name", mongo.IndexModel{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "name", Value: 1}},
-			Options: options.Index().SetName("org_name")}},
-		{s.assignments, "user_org", mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "org_id", Value: 1}},
-			Options: options.Index().SetName("user_org")}},
-		{s.assignments, "org_role", mongo.IndexModel{Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "role", Value: 1}},
-			Options: options.Index().SetName("org_role")}},
-		{s.grants, "user_org", mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "org_id", Value: 1}},
-			Options: options.Index().SetName("user_org")}},
-	}
-	for _, ix := range indexes {
-		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
-			return nil, fmt.Errorf("create index %s.%s: %w", ix.coll.Name(), ix.name, err)
-		}
+	if err := mongox.CreateIndexes(ctx, []mongox.Index{
+		{Coll: s.roles, Name: "org_name", Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "name", Value: 1}}},
+		{Coll: s.assignments, Name: "user_org", Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "org_id", Value: 1}}},
+		{Coll: s.assignments, Name: "org_role", Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "role", Value: 1}}},
+		{Coll: s.grants, Name: "user_org", Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "org_id", Value: 1}}},
+	}); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -89,37 +80,10 @@ func assignmentID(a Assignment) string { return docID(a.OrgID, a.UserID, a.Role,
 
 func grantID(g Grant) string { return docID(g.OrgID, g.UserID, g.Permission) }
 
-func insertErr(err error, what string) error {
-	if mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("%s: %w", what, ErrAlreadyExists)
-	}
-	if err != nil {
-		return fmt.Errorf("insert %s: %w", what, err)
-	}
-	return nil
-}
+func insertErr(err error, what string) error { return mongox.InsertErr(err, what, ErrAlreadyExists) }
 
 func deleteByID(ctx context.Context, c *mongo.Collection, id, what string) error {
-	res, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
-	if err != nil {
-		return fmt.Errorf("delete %s: %w", what, err)
-	}
-	if res.DeletedCount == 0 {
-		return fmt.Errorf("%s: %w", what, ErrNotFound)
-	}
-	return nil
-}
-
-func findAll[T any](ctx context.Context, c *mongo.Collection, filter any, sort bson.D, what string) ([]T, error) {
-	cur, err := c.Find(ctx, filter, options.Find().SetSort(sort))
-	if err != nil {
-		return nil, fmt.Errorf("find %s: %w", what, err)
-	}
-	var out []T
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("read %s: %w", what, err)
-	}
-	return out, nil
+	return mongox.DeleteByID(ctx, c, id, what, ErrNotFound)
 }
 
 // CreateRole inserts a custom role; a role of that name in the organization is ErrAlreadyExists.
@@ -144,7 +108,7 @@ func (s *MongoStore) GetRole(ctx context.Context, orgID, name string) (Role, err
 
 // ListRoles returns the custom roles of an organization by name.
 func (s *MongoStore) ListRoles(ctx context.Context, orgID string) ([]Role, error) {
-	docs, err := findAll[roleDoc](ctx, s.roles, bson.D{{Key: "org_id", Value: orgID}}, bson.D{{Key: "name", Value: 1}}, "roles")
+	docs, err := mongox.FindAll[roleDoc](ctx, s.roles, bson.D{{Key: "org_id", Value: orgID}}, options.Find().SetSort(bson.D{{Key: "name", Value: 1}}), "roles")
 	if err != nil {
 		return nil, err
 	}
@@ -173,9 +137,9 @@ func (s *MongoStore) Unassign(ctx context.Context, a Assignment) error {
 
 // ListAssignments returns a user's assignments in an organization, by role then project.
 func (s *MongoStore) ListAssignments(ctx context.Context, userID, orgID string) ([]Assignment, error) {
-	docs, err := findAll[assignmentDoc](ctx, s.assignments,
+	docs, err := mongox.FindAll[assignmentDoc](ctx, s.assignments,
 		bson.D{{Key: "user_id", Value: userID}, {Key: "org_id", Value: orgID}},
-		bson.D{{Key: "role", Value: 1}, {Key: "project_id", Value: 1}}, "assignments")
+		options.Find().SetSort(bson.D{{Key: "role", Value: 1}, {Key: "project_id", Value: 1}}), "assignments")
 	if err != nil {
 		return nil, err
 	}
@@ -208,9 +172,9 @@ func (s *MongoStore) RemoveGrant(ctx context.Context, g Grant) error {
 
 // ListGrants returns a user's direct grants in an organization, by permission.
 func (s *MongoStore) ListGrants(ctx context.Context, userID, orgID string) ([]Grant, error) {
-	docs, err := findAll[grantDoc](ctx, s.grants,
+	docs, err := mongox.FindAll[grantDoc](ctx, s.grants,
 		bson.D{{Key: "user_id", Value: userID}, {Key: "org_id", Value: orgID}},
-		bson.D{{Key: "permission", Value: 1}}, "grants")
+		options.Find().SetSort(bson.D{{Key: "permission", Value: 1}}), "grants")
 	if err != nil {
 		return nil, err
 	}

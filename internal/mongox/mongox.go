@@ -1,0 +1,90 @@
+// Package mongox holds the MongoDB helpers the stores of auth and rbac share: the one way an
+// insert's duplicate key becomes the store's "already exists", a missing document its "not
+// found", a read its slice, and an index is created. Each store passes its own sentinels, so
+// callers keep matching them with errors.Is. (audit imports nothing of ours and has its own.)
+package mongox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// InsertErr maps an insert's error: a duplicate key is exists (wrapped, naming what), any other
+// failure is wrapped; nil stays nil.
+func InsertErr(err error, what string, exists error) error {
+	if mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("%s: %w", what, exists)
+	}
+	if err != nil {
+		return fmt.Errorf("insert %s: %w", what, err)
+	}
+	return nil
+}
+
+// FindOne decodes the document filter selects; none is notFound.
+func FindOne[T any](ctx context.Context, c *mongo.Collection, filter any, what string, notFound error) (T, error) {
+	var v T
+	err := c.FindOne(ctx, filter).Decode(&v)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return v, fmt.Errorf("%s: %w", what, notFound)
+	}
+	if err != nil {
+		return v, fmt.Errorf("find %s: %w", what, err)
+	}
+	return v, nil
+}
+
+// FindAll decodes every document filter selects (opts may be nil).
+func FindAll[T any](ctx context.Context, c *mongo.Collection, filter any, opts *options.FindOptionsBuilder, what string) ([]T, error) {
+	cur, err := c.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, fmt.Errorf("find %s: %w", what, err)
+	}
+	var out []T
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// DeleteByID deletes the document with _id id; none is notFound.
+func DeleteByID(ctx context.Context, c *mongo.Collection, id, what string, notFound error) error {
+	res, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", what, err)
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("%s: %w", what, notFound)
+	}
+	return nil
+}
+
+// Index is an index of a collection, by name.
+type Index struct {
+	Coll           *mongo.Collection
+	Name           string
+	Keys           bson.D
+	Unique, Sparse bool
+}
+
+// CreateIndexes creates each index (idempotently: an index that exists as declared is kept).
+func CreateIndexes(ctx context.Context, indexes []Index) error {
+	for _, ix := range indexes {
+		opts := options.Index().SetName(ix.Name)
+		if ix.Unique {
+			opts.SetUnique(true)
+		}
+		if ix.Sparse {
+			opts.SetSparse(true)
+		}
+		if _, err := ix.Coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.Keys, Options: opts}); err != nil {
+			return fmt.Errorf("create index %s.%s: %w", ix.Coll.Name(), ix.Name, err)
+		}
+	}
+	return nil
+}
