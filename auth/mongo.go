@@ -411,7 +411,7 @@ func (s *MongoStore) AddRefreshToken(ctx context.Context, t RefreshToken) error 
 
 // SpendRefreshToken spends a token by inserting its spend record: the insert is the atomic
 // step, so of any number of concurrent presentations exactly one gets the token back without
-// error. The token's own spent field is then set by that one winner, for readers only.
+// error. The spend record is the only record of it: the token's Spent is read from it.
 func (s *MongoStore) SpendRefreshToken(ctx context.Context, hash string, at time.Time) (RefreshToken, error) {
 	t, err := findOne[RefreshToken](ctx, s.refresh, bson.D{{Key: "_id", Value: hash}}, "refresh token")
 	if err != nil {
@@ -428,10 +428,6 @@ func (s *MongoStore) SpendRefreshToken(ctx context.Context, hash string, at time
 	}
 	if err != nil {
 		return t, fmt.Errorf("spend refresh token: %w", err)
-	}
-	if _, err := s.refresh.UpdateOne(ctx, bson.D{{Key: "_id", Value: hash}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "spent", Value: true}, {Key: "spent_at", Value: at}}}}); err != nil {
-		return t, fmt.Errorf("mark refresh token spent: %w", err)
 	}
 	return t, nil
 }

@@ -122,17 +122,19 @@ type KeyStore interface {
 
 // Session is one login: a family of refresh tokens. Its id is the access tokens' sid claim.
 type Session struct {
-	ID           string    `bson:"_id"`
-	UserID       string    `bson:"user_id"`
-	OrgID        string    `bson:"org_id"`
-	RememberMe   bool      `bson:"remember_me"`
-	Client       string    `bson:"client,omitempty"`
-	CreatedAt    time.Time `bson:"created_at"`
-	LastUsedAt   time.Time `bson:"last_used_at"`
-	ExpiresAt    time.Time `bson:"expires_at"`
-	Revoked      bool      `bson:"revoked"`
-	RevokedAt    time.Time `bson:"revoked_at,omitempty"`
-	RevokeReason string    `bson:"revoke_reason,omitempty"`
+	ID         string    `bson:"_id"`
+	UserID     string    `bson:"user_id"`
+	OrgID      string    `bson:"org_id"`
+	RememberMe bool      `bson:"remember_me"`
+	Client     string    `bson:"client,omitempty"`
+	CreatedAt  time.Time `bson:"created_at"`
+	LastUsedAt time.Time `bson:"last_used_at"`
+	ExpiresAt  time.Time `bson:"expires_at"`
+	// Revoked, RevokedAt and RevokeReason come from the session's revocation record (see
+	// MongoStore): never stored with the session, so no reader meets a stale copy.
+	Revoked      bool      `bson:"-"`
+	RevokedAt    time.Time `bson:"-"`
+	RevokeReason string    `bson:"-"`
 }
 
 // Active reports whether the session can still be used at now. Expiry is checked here, at read
@@ -148,10 +150,11 @@ type RefreshToken struct {
 	UserID    string    `bson:"user_id"`
 	IssuedAt  time.Time `bson:"issued_at"`
 	ExpiresAt time.Time `bson:"expires_at"`
-	Spent     bool      `bson:"spent"`
-	SpentAt   time.Time `bson:"spent_at,omitempty"`
-	// Rotated: the spender issued the replacement (see CompleteRotation).
-	Rotated bool `bson:"rotated"`
+	// Spent, SpentAt and Rotated (the spender issued the replacement, see CompleteRotation)
+	// come from the token's spend record: never stored with the token.
+	Spent   bool      `bson:"-"`
+	SpentAt time.Time `bson:"-"`
+	Rotated bool      `bson:"-"`
 }
 
 // SigningKey is a persisted JWT signing key. PrivateSealed is the private key (PKCS #8)
