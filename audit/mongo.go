@@ -143,22 +143,10 @@ func (s *MongoStore) dropQueryIndexes(ctx context.Context) error {
 	return nil
 }
 
-// Append inserts events, in order. It stops at the first event that cannot be inserted; an
-// event whose position (instance, seq) is taken is a duplicate-key error.
+// Append stores events at their positions, in order, treating an event that is already stored
+// (same position, same id and hash) as written: replaying a spill file is safe however often it
+// is retried. A different event at one of the positions is ErrChainConflict.
 func (s *MongoStore) Append(ctx context.Context, events []Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	if _, err := s.events.InsertMany(ctx, events, options.InsertMany().SetOrdered(true)); err != nil {
-		return fmt.Errorf("insert audit events: %w", err)
-	}
-	return nil
-}
-
-// appendIdempotent inserts events in order, treating an event that is already stored (same
-// position, same hash) as written: replaying a spill file is safe however often it is retried.
-// A different event at one of the positions is ErrChainConflict.
-func (s *MongoStore) appendIdempotent(ctx context.Context, events []Event) error {
 	for len(events) > 0 {
 		_, err := s.events.InsertMany(ctx, events, options.InsertMany().SetOrdered(true))
 		if err == nil {
@@ -631,3 +619,5 @@ func (s *MongoStore) retainChain(ctx context.Context, instance string, before ti
 	}
 	return res.DeletedCount, nil
 }
+
+var _ Store = (*MongoStore)(nil)

@@ -105,6 +105,19 @@ type Recorder interface {
 	RecordDurable(ctx context.Context, e Event) error
 }
 
+// Store keeps the hash chains: all the writer needs of where events go. MongoStore is the one
+// on MongoDB (and the embedded FerretDB); storetest is the suite every Store passes.
+type Store interface {
+	// Append stores events at their positions (Instance, Seq), in order. An event already
+	// stored exactly as given (same position, ID and Hash: a replay after a lost acknowledgement)
+	// counts as stored; a different event at a taken position is ErrChainConflict, and nothing
+	// after it is stored.
+	Append(ctx context.Context, events []Event) error
+	// Last is where an instance's chain stands: its last event (or the RetentionAnchor standing
+	// for events retention deleted); ok is false for a chain never written.
+	Last(ctx context.Context, instance string) (last Event, ok bool, err error)
+}
+
 // Query selects events for audit_query: newest first, cursor-paged.
 type Query struct {
 	Type    string

@@ -67,7 +67,7 @@ type Stats struct {
 // take goes to the spill file, which is replayed, in order, once MongoDB is back. It is safe for
 // concurrent use.
 type Writer struct {
-	store *MongoStore
+	store Store
 	cfg   WriterConfig
 	log   *slog.Logger
 	spill *spillFile // nil without SpillDir
@@ -106,7 +106,7 @@ var _ Recorder = (*Writer)(nil)
 // last event of cfg.Instance, or from a spill file left by an earlier run if that goes further
 // (the spill file is then replayed first). If MongoDB cannot be reached, it resumes from the
 // spill file's last event; with no spill file to resume from, it fails.
-func NewWriter(ctx context.Context, store *MongoStore, cfg WriterConfig) (*Writer, error) {
+func NewWriter(ctx context.Context, store Store, cfg WriterConfig) (*Writer, error) {
 	if store == nil {
 		return nil, errors.New("audit: writer needs a store")
 	}
@@ -500,7 +500,7 @@ func (w *Writer) persist(events []Event) error {
 func (w *Writer) toMongo(events []Event) error {
 	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.WriteTimeout)
 	defer cancel()
-	if err := w.store.appendIdempotent(ctx, events); err != nil {
+	if err := w.store.Append(ctx, events); err != nil {
 		return err
 	}
 	w.written.Add(int64(len(events)))
@@ -588,7 +588,7 @@ func (w *Writer) replayOnce(ctx context.Context) error {
 				if len(events) > 0 {
 					ictx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
 					defer cancel()
-					if err := w.store.appendIdempotent(ictx, events); err != nil {
+					if err := w.store.Append(ictx, events); err != nil {
 						return err
 					}
 				}
