@@ -1,8 +1,11 @@
 package throttle_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -527,4 +530,86 @@ func TestShouldFailClosedWhenRedisIsDown(t *testing.T) {
 	if _, err := throttle.NewRedisLockout(c, fast).Begin(ctx, "usr_1", owner); err == nil {
 		t.Fatal("the lockout allowed an attempt with Redis down")
 	}
+}
+
+// The degraded limiter and lockout (MCPAUTH_DEGRADE_LIMITS), over a real Redis that goes away
+// and comes back: Redis decides while it answers, the in-process ones while it does not (said
+// once at ERROR), and Redis again once it is back (said at WARN), with no restart.
+func TestShouldFallBackToInProcessLimitsOnlyWhileRedisIsDown(t *testing.T) {
+	srv := redistest.StartServer(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
+		DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
+	t.Cleanup(func() { _ = c.Close() })
+	var log syncBuffer
+	d := throttle.NewDegraded(slog.New(slog.NewTextHandler(&log, nil)))
+	lim := d.Limiter(throttle.NewRedisLimiter(c), throttle.NewLocalLimiter(nil))
+	lock := d.Lockout(throttle.NewRedisLockout(c, slow), throttle.NewLocalLockout(slow, nil))
+	ctx := context.Background()
+	one := throttle.Limit{Rate: 1, Period: time.Hour, Burst: 1}
+	allowed := func(what string, f func(context.Context, string, throttle.Limit) (throttle.Decision, error), key string) bool {
+		t.Helper()
+		dec, err := f(ctx, key, one)
+		if err != nil {
+			t.Fatalf("%s %s: %v (the degraded limiter must answer)", what, key, err)
+		}
+		return dec.Allowed
+	}
+	if !strings.Contains(lim.Name(), "redis") || !strings.Contains(lim.Name(), "local") || !strings.Contains(lock.Name(), "degrades to") {
+		t.Errorf("names %q, %q: want both limiters named", lim.Name(), lock.Name())
+	}
+
+	// Redis decides: the burst of one is spent in Redis.
+	if !allowed("check", lim.Check, "k") || !allowed("allow", lim.Allow, "k") || allowed("allow", lim.Allow, "k") || allowed("check", lim.Check, "k") {
+		t.Fatal("with Redis up: want one event allowed, then none")
+	}
+	failN(t, lock, "usr_1", owner, slow.Attempts)
+	refused(t, lock, "usr_1", owner)
+
+	// Redis gone: the in-process limiter answers (its own, fresh counts), said once.
+	srv.Kill()
+	if !allowed("check", lim.Check, "k") || !allowed("allow", lim.Allow, "k") || allowed("allow", lim.Allow, "k") {
+		t.Fatal("with Redis down: want the in-process limiter's one event, then none")
+	}
+	if a, err := lock.Begin(ctx, "usr_1", owner); err != nil || !a.Allowed {
+		t.Fatalf("with Redis down, the in-process lockout (no failures of its own): %+v, %v", a, err)
+	}
+	if err := lock.Unlock(ctx, "usr_1"); err == nil {
+		t.Error("an unlock with Redis down reported success: the shared lock stays, and the admin must know")
+	}
+	failN(t, lock, "usr_2", owner, slow.Attempts) // counted in process
+	refused(t, lock, "usr_2", owner)
+	if n := strings.Count(log.String(), "level=ERROR msg=\"REDIS UNREACHABLE"); n != 1 {
+		t.Errorf("%d ERRORs for one outage, want one (limits and lockouts share the switch):\n%s", n, log.String())
+	}
+
+	// Redis back (a new, empty one): it decides again, said at WARN. The in-process counts
+	// would refuse both of these.
+	srv.Restart(t)
+	if !allowed("allow", lim.Allow, "k") || allowed("allow", lim.Allow, "k") {
+		t.Error("with Redis back: want Redis's fresh burst of one, then none")
+	}
+	if a, err := lock.Begin(ctx, "usr_2", owner); err != nil || !a.Allowed {
+		t.Errorf("with Redis back, the in-process lock still answered: %+v, %v", a, err)
+	}
+	if !strings.Contains(log.String(), "use Redis again") {
+		t.Errorf("no notice of Redis answering again:\n%s", log.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
