@@ -154,3 +154,35 @@ func TestShouldSealTheTOTPSecretAtRest(t *testing.T) {
 		t.Fatal("the stored TOTP secret is readable")
 	}
 }
+
+// A code is accepted once, even when it races itself: of concurrent logins presenting one valid
+// code, exactly one gets in (the step is claimed by a unique insert); a code of the wrong length
+// is refused before any compare.
+func TestShouldAcceptATOTPCodeOnceEvenUnderConcurrentReplays(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	u := e.createUser(t, "ada@example.com", "ada")
+	secret, _ := e.enableMFA(t, u)
+	code := e.totpCode(t, secret, e.clock.Now())
+	const replays = 4
+	errs := make(chan error, replays)
+	for range replays {
+		go func() { errs <- e.loginWith(u, code) }()
+	}
+	in := 0
+	for range replays {
+		if err := <-errs; err == nil {
+			in++
+		} else if c := apierr.CodeOf(err); c != apierr.InvalidMFACode && c != apierr.InvalidCredentials && c != apierr.RateLimited {
+			t.Errorf("a replay failed with %v, want a refusal", err)
+		}
+	}
+	if in != 1 {
+		t.Fatalf("%d of %d concurrent logins with one code got in, want exactly 1", in, replays)
+	}
+	e.clock.Advance(30 * time.Second)
+	code = e.totpCode(t, secret, e.clock.Now())
+	for _, bad := range []auth.Secret{code[:5], code + "0", "      "} {
+		wantCode(t, "a code of the wrong length", e.loginWith(u, bad), apierr.InvalidMFACode)
+	}
+}
