@@ -61,7 +61,8 @@ func RequestFrom(ctx context.Context) Request {
 	return r
 }
 
-// Enrich fills e's request fields from ctx where they are empty.
+// Enrich fills e's request fields from ctx where they are empty. The Writer does it to every
+// event it is given, so recorders need not.
 func Enrich(ctx context.Context, e Event) Event {
 	r := RequestFrom(ctx)
 	if e.ClientAddr == "" {

@@ -212,7 +212,7 @@ func (w *Writer) enqueue(ctx context.Context, e Event, durable bool) (chan error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	it := item{ev: capEvent(prepare(e, w.cfg.Now))}
+	it := item{ev: capEvent(prepare(Enrich(ctx, e), w.cfg.Now))}
 	if durable {
 		it.done = make(chan error, 1)
 	}

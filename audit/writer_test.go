@@ -425,3 +425,26 @@ func TestShouldNeverLetTwoWritersWithOneInstanceOverwriteEachOther(t *testing.T)
 	}
 	mustVerify(t, s, 1, 1)
 }
+
+// The writer fills what an event leaves empty from the request in its context, and severity
+// Info: recorders set only what is theirs to say, and what they set stands.
+func TestShouldFillAnEventsRequestFieldsFromItsContext(t *testing.T) {
+	s, db := newStore(t)
+	w := newWriter(t, s, audit.WriterConfig{Instance: "inst-a"})
+	ctx := audit.WithRequest(ctxFor(t), audit.Request{ClientAddr: "203.0.113.7", Transport: "http",
+		RequestID: "req-1", Actor: "usr_actor", SessionID: "ses_1"})
+	mustOK(t, "record", w.RecordDurable(ctx, audit.Event{Type: audit.AuthSuccess, Subject: "usr_1"}))
+	mustOK(t, "record", w.RecordDurable(ctx, audit.Event{Type: audit.AuthFailed, Severity: audit.Warning, Subject: "usr_2",
+		ClientAddr: "198.51.100.1", Actor: "usr_other"}))
+	got := stored(t, db, "inst-a")
+	if len(got) != 2 {
+		t.Fatalf("%d events stored, want 2", len(got))
+	}
+	if e := got[0]; e.ClientAddr != "203.0.113.7" || e.Transport != "http" || e.RequestID != "req-1" || e.Actor != "usr_actor" ||
+		e.SessionID != "ses_1" || e.Severity != audit.Info {
+		t.Errorf("an event without request fields: %+v, want them from the context and severity info", e)
+	}
+	if e := got[1]; e.ClientAddr != "198.51.100.1" || e.Actor != "usr_other" || e.Severity != audit.Warning || e.RequestID != "req-1" {
+		t.Errorf("an event with its own fields: %+v, want its own kept and the rest filled", e)
+	}
+}

@@ -13,14 +13,11 @@ import (
 // never drops it). A failure to enqueue (the caller's context ended) is logged, not returned:
 // the operation itself has already happened.
 func (s *Service) record(ctx context.Context, e audit.Event) {
-	if e.Severity == "" {
-		e.Severity = audit.Info
-	}
 	if e.Type == audit.AuthFailed {
 		reason, _ := e.Details["reason"].(string)
 		authFailures.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
 	}
-	if err := s.cfg.Audit.Record(ctx, audit.Enrich(ctx, e)); err != nil {
+	if err := s.cfg.Audit.Record(ctx, e); err != nil {
 		s.log.ErrorContext(ctx, "audit event not recorded", "type", e.Type, "error", err)
 	}
 }
@@ -28,10 +25,7 @@ func (s *Service) record(ctx context.Context, e audit.Event) {
 // recordDurable adds an event and waits until it is durable: for operations whose correctness
 // depends on their record (account and credential administration).
 func (s *Service) recordDurable(ctx context.Context, e audit.Event) error {
-	if e.Severity == "" {
-		e.Severity = audit.Info
-	}
-	return s.cfg.Audit.RecordDurable(ctx, audit.Enrich(ctx, e))
+	return s.cfg.Audit.RecordDurable(ctx, e)
 }
 
 // authFailed is a failed check of u's credentials (u is the zero User for an unknown

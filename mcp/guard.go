@@ -400,7 +400,7 @@ func (g *Guard) recordDecision(callCtx, ctx context.Context, tool string, who ca
 			e.Details["required_permissions"] = req
 		}
 	}
-	if err := g.cfg.Audit.Record(ctx, audit.Enrich(ctx, e)); err != nil {
+	if err := g.cfg.Audit.Record(ctx, e); err != nil {
 		g.log.ErrorContext(ctx, "audit event not recorded", "type", e.Type, "error", err)
 	}
 }

@@ -553,10 +553,7 @@ func (a *Authorizer) changed(ctx context.Context, events ...audit.Event) error {
 	var auditErr error
 	if rec := a.recorder; rec != nil {
 		for _, e := range events {
-			if e.Severity == "" {
-				e.Severity = audit.Info
-			}
-			if err := rec.RecordDurable(ctx, audit.Enrich(ctx, e)); err != nil && auditErr == nil {
+			if err := rec.RecordDurable(ctx, e); err != nil && auditErr == nil {
 				auditErr = apierr.New(apierr.Internal, "the change was saved, but its audit record was not").Wrap(err)
 			}
 		}
