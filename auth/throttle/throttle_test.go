@@ -1,7 +1,6 @@
 package throttle_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/internal/mcptest"
 	"github.com/bduf/mcpauth/internal/redistest"
 )
 
@@ -540,8 +540,8 @@ func TestShouldFallBackToInProcessLimitsOnlyWhileRedisIsDown(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
 		DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
 	t.Cleanup(func() { _ = c.Close() })
-	var log syncBuffer
-	d := throttle.NewDegraded(slog.New(slog.NewTextHandler(&log, nil)))
+	log := mcptest.NewLogBuffer()
+	d := throttle.NewDegraded(slog.New(slog.NewTextHandler(log, nil)))
 	lim := d.Limiter(throttle.NewRedisLimiter(c), throttle.NewLocalLimiter(nil))
 	lock := d.Lockout(throttle.NewRedisLockout(c, slow), throttle.NewLocalLockout(slow, nil))
 	ctx := context.Background()
@@ -594,22 +594,4 @@ func TestShouldFallBackToInProcessLimitsOnlyWhileRedisIsDown(t *testing.T) {
 	if !strings.Contains(log.String(), "use Redis again") {
 		t.Errorf("no notice of Redis answering again:\n%s", log.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
