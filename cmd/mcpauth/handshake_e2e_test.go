@@ -23,18 +23,24 @@ const modern = "2026-07-28"
 // method (and tool name) in Mcp-Method / Mcp-Name.
 func modernPost(t *testing.T, srv *httpServer, bearer, method, name string, params map[string]any) mcptest.Response {
 	t.Helper()
+	body, headers := modernRequest(method, name, params)
+	return mcptest.Post(t, srv.URL+"/mcp", bearer, body, headers...)
+}
+
+// modernRequest is the body and header pairs of a 2026-07-28 request (see modernPost).
+func modernRequest(method, name string, params map[string]any) (body string, headerPairs []string) {
 	if params == nil {
 		params = map[string]any{}
 	}
 	params["_meta"] = map[string]any{"io.modelcontextprotocol/protocolVersion": modern,
 		"io.modelcontextprotocol/clientInfo":         map[string]any{"name": "raw", "version": "1"},
 		"io.modelcontextprotocol/clientCapabilities": map[string]any{}}
-	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
-	headers := []string{"Mcp-Protocol-Version", modern, "Mcp-Method", method}
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
+	headerPairs = []string{"Mcp-Protocol-Version", modern, "Mcp-Method", method}
 	if name != "" {
-		headers = append(headers, "Mcp-Name", name)
+		headerPairs = append(headerPairs, "Mcp-Name", name)
 	}
-	return mcptest.Post(t, srv.URL+"/mcp", bearer, string(body), headers...)
+	return string(b), headerPairs
 }
 
 // rpcResult decodes a JSON-RPC result from a JSON or SSE response.

@@ -3,7 +3,7 @@ package main
 // End-to-end attacks on transport sessions and on what one client may hold: a session id is
 // not a credential (another principal's requests into it are refused before they reach it),
 // anonymous initialize floods keep memory bounded, one address holds a bounded number of
-// connections, and a client that stops reading its stream is dropped.
+// sessions, listen streams and connections, and a client that stops reading its stream is dropped.
 
 import (
 	"bufio"
@@ -323,6 +323,74 @@ func TestShouldKeepMemoryBoundedUnderAnAnonymousInitializeFlood(t *testing.T) {
 	}
 	if r := mcptest.Post(t, srv.URL+"/mcp", "", mcptest.InitializeJSON); r.Status != http.StatusOK {
 		t.Errorf("initialize after a DELETE freed a place: status %d: %s", r.Status, r.Body)
+	}
+}
+
+// openListen opens an anonymous 2026-07-28 subscriptions/listen stream and returns the
+// response with its body unread (an accepted stream stays open until closed).
+func openListen(t *testing.T, srv *httpServer) *http.Response {
+	t.Helper()
+	body, headers := modernRequest("subscriptions/listen", "", map[string]any{"notifications": map[string]any{"toolsListChanged": true}})
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req) // no timeout: the stream lasts
+	if err != nil {
+		t.Fatalf("subscriptions/listen: %v", err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// A subscriptions/listen stream lasts like a session, so a stranger who opens them by the
+// thousand is held to the per-address session cap: the streams past it are refused 429 with a
+// JSON-RPC error, another address is not, and a closed stream frees its place.
+func TestShouldCapTheAnonymousListenStreamsOfOneAddress(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	const perAddress = 8
+	srv := startHTTP(t, in, "http", "MCPAUTH_MAX_SESSIONS_PER_ADDRESS="+strconv.Itoa(perAddress))
+	var held []*http.Response
+	for i := range perAddress {
+		resp := openListen(t, srv)
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			t.Fatalf("listen stream %d of %d: status %d, Content-Type %q", i+1, perAddress, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		held = append(held, resp)
+	}
+	for i := range 200 {
+		resp := openListen(t, srv)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("listen stream %d past the cap: status %d, want 429: %s", i+1, resp.StatusCode, b)
+		}
+		if i == 0 {
+			mcptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}.Challenge().WantRefusal(t, mcptest.RPCSessionLimit, "RATE_LIMITED")
+		}
+	}
+	// A session of the same address is held to the same cap; another address is not.
+	if r := mcptest.Post(t, srv.URL+"/mcp", "", mcptest.InitializeJSON); r.Status != http.StatusTooManyRequests {
+		t.Errorf("initialize beside %d listen streams: status %d, want 429", perAddress, r.Status)
+	}
+	mcptest.DialHTTPFrom(t, srv, "127.0.0.2").ListTools(t)
+
+	held[0].Body.Close()
+	deadline := time.Now().Add(callTimeout)
+	for {
+		resp := openListen(t, srv)
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("no listen stream admitted after one of the %d closed: status %d", perAddress, resp.StatusCode)
+		}
 	}
 }
 

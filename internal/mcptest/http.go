@@ -35,6 +35,7 @@ type Refusal struct {
 const (
 	RPCUnauthorized    = -32010
 	RPCForbidden       = -32011
+	RPCSessionLimit    = -32000
 	RPCSessionNotFound = -32001
 )
 
