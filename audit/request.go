@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 )
 
-// Request is what the transport knows about the call an event belongs to; the layers that
-// record events take it from the context, so every event carries it without plumbing.
+// Request is what the trail keeps of the call an event belongs to: the transport's facts and,
+// once the guard knows it, the caller. The Writer takes it from the event's context
+// (WriterConfig.Request), so every event carries it without plumbing; audit knows no context
+// key of its own, since the per-call context belongs to the transport (package call).
 type Request struct {
 	ClientAddr string
 	Transport  string
@@ -48,23 +50,10 @@ func plainRequestID(s string) bool {
 	return true
 }
 
-type requestKey struct{}
-
-// WithRequest returns ctx carrying r.
-func WithRequest(ctx context.Context, r Request) context.Context {
-	return context.WithValue(ctx, requestKey{}, r)
-}
-
-// RequestFrom returns the request ctx carries (zero if none).
-func RequestFrom(ctx context.Context) Request {
-	r, _ := ctx.Value(requestKey{}).(Request)
-	return r
-}
-
-// Enrich fills e's request fields from ctx where they are empty. The Writer does it to every
-// event it is given, so recorders need not.
-func Enrich(ctx context.Context, e Event) Event {
-	r := RequestFrom(ctx)
+// Enrich fills e's request fields from r where they are empty. The Writer does it to every
+// event it is given, with the request its WriterConfig.Request finds in the event's context, so
+// recorders need not.
+func Enrich(e Event, r Request) Event {
 	if e.ClientAddr == "" {
 		e.ClientAddr = r.ClientAddr
 	}

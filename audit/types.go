@@ -100,7 +100,7 @@ type Event struct {
 // Recorder is what the rest of mcpauth needs of the audit trail. Record never drops an event:
 // it blocks (back-pressure) while the queue is full, until ctx ends. RecordDurable returns only
 // once the event is in MongoDB or fsynced to the spill file. An event takes the request fields it
-// leaves empty (client address, transport, request id, actor, session) from ctx (WithRequest),
+// leaves empty (client address, transport, request id, actor, session) from ctx (WriterConfig.Request),
 // and severity Info when it names none: callers set only what is theirs to say.
 type Recorder interface {
 	Record(ctx context.Context, e Event) error

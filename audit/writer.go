@@ -50,6 +50,9 @@ type WriterConfig struct {
 	Logger       *slog.Logger
 	// Now stamps events recorded with a zero Time (default time.Now).
 	Now func() time.Time
+	// Request returns what ctx knows of the call an event is recorded in (mcp.AuditRequest
+	// in mcpauth); an event takes the request fields it leaves empty from it. Nil: none.
+	Request func(ctx context.Context) Request
 }
 
 // Stats is a writer's state, for metrics and readiness.
@@ -212,7 +215,10 @@ func (w *Writer) enqueue(ctx context.Context, e Event, durable bool) (chan error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	it := item{ev: capEvent(prepare(Enrich(ctx, e), w.cfg.Now))}
+	if w.cfg.Request != nil {
+		e = Enrich(e, w.cfg.Request(ctx))
+	}
+	it := item{ev: capEvent(prepare(e, w.cfg.Now))}
 	if durable {
 		it.done = make(chan error, 1)
 	}

@@ -433,8 +433,12 @@ func TestShouldNeverLetTwoWritersWithOneInstanceOverwriteEachOther(t *testing.T)
 // Info: recorders set only what is theirs to say, and what they set stands.
 func TestShouldFillAnEventsRequestFieldsFromItsContext(t *testing.T) {
 	s, db := newStore(t)
-	w := newWriter(t, s, audit.WriterConfig{Instance: "inst-a"})
-	ctx := audit.WithRequest(ctxFor(t), audit.Request{ClientAddr: "203.0.113.7", Transport: "http",
+	type requestKey struct{}
+	w := newWriter(t, s, audit.WriterConfig{Instance: "inst-a", Request: func(ctx context.Context) audit.Request {
+		r, _ := ctx.Value(requestKey{}).(audit.Request)
+		return r
+	}})
+	ctx := context.WithValue(ctxFor(t), requestKey{}, audit.Request{ClientAddr: "203.0.113.7", Transport: "http",
 		RequestID: "req-1", Actor: "usr_actor", SessionID: "ses_1"})
 	mustOK(t, "record", w.RecordDurable(ctx, audit.Event{Type: audit.AuthSuccess, Subject: "usr_1"}))
 	mustOK(t, "record", w.RecordDurable(ctx, audit.Event{Type: audit.AuthFailed, Severity: audit.Warning, Subject: "usr_2",

@@ -1,7 +1,6 @@
 package auth_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -30,7 +29,7 @@ func TestShouldRecordMalformedAPIKeysOfOneAddressOnlyWithinTheFailureLimit(t *te
 			limits.APIKeyFailures = throttle.Limit{Rate: 1, Period: time.Hour, Burst: burst}
 			e, rec := adminEnv(t, func(c *auth.Config) { c.Limits, c.Limiter = limits, tt.limiter() })
 			svc := e.svc
-			attacker := auth.WithClientAddr(context.Background(), "203.0.113.7")
+			attacker := fromAddr("203.0.113.7")
 			for range 50 {
 				_, err := svc.Validate(attacker, auth.Secret("mcpk_x"))
 				wantCode(t, "a malformed key", err, apierr.TokenInvalid) // a typo is not a guess: never RATE_LIMITED
@@ -40,7 +39,7 @@ func TestShouldRecordMalformedAPIKeysOfOneAddressOnlyWithinTheFailureLimit(t *te
 				t.Fatalf("50 malformed keys from one address recorded %d API_KEY_USED_FAILED events, want %d to %d", len(got), tt.atLeast, tt.atMost)
 			}
 			// Another address is not silenced by the first one's flood.
-			_, err := svc.Validate(auth.WithClientAddr(context.Background(), "198.51.100.1"), auth.Secret("mcpk_x"))
+			_, err := svc.Validate(fromAddr("198.51.100.1"), auth.Secret("mcpk_x"))
 			wantCode(t, "a malformed key from another address", err, apierr.TokenInvalid)
 			if again, _ := rec.of(audit.APIKeyUsedFailed, ""); len(again) != len(got)+1 {
 				t.Fatalf("a malformed key from another address: %d events, want %d", len(again), len(got)+1)

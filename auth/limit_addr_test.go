@@ -1,7 +1,6 @@
 package auth_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -31,7 +30,7 @@ func TestShouldLimitLoginsPerAddressByIPv6Slash64(t *testing.T) {
 				c.Limits, c.Limiter = limits, throttle.NewLocalLimiter(e.clock.Now)
 			})
 			login := func(addr string) error {
-				_, _, err := svc.Login(auth.WithClientAddr(context.Background(), addr),
+				_, _, err := svc.Login(fromAddr(addr),
 					auth.LoginRequest{Identifier: "ghost@example.com", Password: "whatever it is"})
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/call"
 )
 
 // Limits are the rate limits auth applies (GCRA, per key).
@@ -31,36 +32,20 @@ var DefaultLimits = Limits{
 	APIKeyFailures:     throttle.Limit{Rate: 20, Period: time.Minute, Burst: 10},
 }
 
-type clientAddrKey struct{}
-
-// WithClientAddr returns ctx carrying the caller's network address (the transports set it), so
-// per-address limits apply. Without one (stdio), "local" is the address.
-func WithClientAddr(ctx context.Context, addr string) context.Context {
-	return context.WithValue(ctx, clientAddrKey{}, addr)
-}
-
-func clientAddr(ctx context.Context) string {
-	if a, _ := ctx.Value(clientAddrKey{}).(string); a != "" {
-		return a
-	}
-	return "local"
-}
-
-// limitAddr is the client address the per-address limits and the lockout count by: an IPv4
-// address as is, an IPv6 address as its /64 ("2001:db8:1:2::/64": a host is given a whole /64,
-// so counting per /128 would hand it 2^64 budgets), an IPv4-mapped IPv6 address as its IPv4
-// address, and "local" without an address (stdio). What is not an address is used as it is.
-// The audit trail keeps the full address.
+// limitAddr is the client address the per-address limits and the lockout count by, from the
+// transport's request in ctx (package call): an IPv4 address as is, an IPv6 address as its /64
+// ("2001:db8:1:2::/64": a host is given a whole /64, so counting per /128 would hand it 2^64
+// budgets), an IPv4-mapped IPv6 address as its IPv4 address, and "local" without an address
+// (stdio). The audit trail keeps the full address.
 func limitAddr(ctx context.Context) string {
-	a := clientAddr(ctx)
-	ip, err := netip.ParseAddr(a)
-	if err != nil {
-		return a
+	r := call.From(ctx)
+	if r == nil || !r.ClientAddr.IsValid() {
+		return "local"
 	}
-	if g := AddrGroup(ip); g.Addr().Is6() {
+	if g := AddrGroup(r.ClientAddr); g.Addr().Is6() {
 		return g.String()
 	}
-	return ip.Unmap().String()
+	return r.ClientAddr.Unmap().String()
 }
 
 // AddrGroup is the group of client addresses every per-address limit counts together: an IPv4

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/call"
 )
 
 // countingLockout counts the password checks the lockout lets through.
@@ -142,7 +144,7 @@ func TestShouldRateLimitAnAddressPresentingBadAPIKeys(t *testing.T) {
 		c.Limits, c.Limiter = limits, throttle.NewLocalLimiter(e.clock.Now)
 	})
 	_, good := e.newKey(t, e.createUser(t, "ada@example.com", "ada"), "projects:read")
-	attacker := auth.WithClientAddr(context.Background(), "203.0.113.7")
+	attacker := fromAddr("203.0.113.7")
 	for range 5 { // typos fail their checksum before any look-up, and do not count
 		_, err := svc.Validate(attacker, auth.Secret("mcpk_guess"))
 		wantCode(t, "a malformed key", err, apierr.TokenInvalid)
@@ -156,7 +158,7 @@ func TestShouldRateLimitAnAddressPresentingBadAPIKeys(t *testing.T) {
 	}
 	_, err := svc.Validate(attacker, auth.Secret(good))
 	wantCode(t, "even a good key from that address now", err, apierr.RateLimited)
-	if _, err := svc.Validate(auth.WithClientAddr(context.Background(), "198.51.100.1"), auth.Secret(good)); err != nil {
+	if _, err := svc.Validate(fromAddr("198.51.100.1"), auth.Secret(good)); err != nil {
 		t.Fatalf("another address: %v", err)
 	}
 }
@@ -203,4 +205,9 @@ func TestShouldCountLoginsWithoutTheSecondFactorAndLetTheLockRunOut(t *testing.T
 	if err := login(e.totpCode(t, secret, e.clock.Now())); err != nil {
 		t.Fatalf("login once the lock ran out: %v", err)
 	}
+}
+
+// fromAddr is a context whose transport saw the client at addr.
+func fromAddr(addr string) context.Context {
+	return call.With(context.Background(), &call.Request{Transport: call.HTTP, ClientAddr: netip.MustParseAddr(addr)})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/call"
 	"github.com/bduf/mcpauth/internal/benchratio"
 	"github.com/bduf/mcpauth/internal/mongotest"
 	"github.com/bduf/mcpauth/mcp"
@@ -60,7 +61,7 @@ func benchGuard(b *testing.B, mutate func(*mcp.GuardConfig)) (*mcp.Guard, contex
 	}
 	g, err := mcp.NewGuard(cfg)
 	mustBench(b, err)
-	return g, tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: auth.Secret(tokens.AccessToken), Transport: "http"})
+	return g, call.With(ctx, &call.Request{Bearer: tokens.AccessToken, Transport: call.HTTP})
 }
 
 func mustBench(b *testing.B, err error) {

@@ -29,9 +29,9 @@ import (
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/call"
 	"github.com/bduf/mcpauth/internal/tracing"
 	"github.com/bduf/mcpauth/rbac"
-	"github.com/bduf/mcpauth/tools"
 )
 
 // Authenticator is what the guard needs of auth.
@@ -51,9 +51,9 @@ type GuardConfig struct {
 	Auth   Authenticator
 	Authz  Authorizer
 	Policy Policy
-	// Credentials returns a call's credential and how it was presented. Default: the bearer
-	// token the transport put in the context (tools.WithRequestInfo). mcpauth passes its tool
-	// set's, which also knows stdio logins.
+	// Credentials returns a call's credential and how it was presented. Default:
+	// BearerCredential, the one the transport carried. mcpauth passes its tool set's, which
+	// also knows stdio logins.
 	Credentials func(ctx context.Context) (auth.Secret, string)
 	// ResourceURI is this server's resource identifier (the tokens' audience), published in
 	// the protected-resource metadata.
@@ -116,7 +116,7 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 		return nil, err
 	}
 	if cfg.Credentials == nil {
-		cfg.Credentials = tools.BearerCredential
+		cfg.Credentials = BearerCredential
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -154,14 +154,27 @@ func (g *Guard) CheckTools(s *server.MCPServer) []string {
 	return unmapped
 }
 
-// Identity is who a guarded call runs as, and the decision that let it through.
+// Identity is who a guarded call runs as, and the decision that let it through: the one value
+// the guard adds to a call's context, beside the transport's (package call).
 type Identity struct {
-	UserID     string
-	OrgID      string
-	SessionID  string
-	Scopes     []string
+	UserID    string
+	OrgID     string // the organization the call acts in: its token's, else its user's
+	SessionID string
+	Scopes    []string
+	// AuthMethod is how the credential came: "bearer" (HTTP), "env_token" (stdio's
+	// MCPAUTH_TOKEN), "session_login" (a stdio auth_login), "api_key".
 	AuthMethod string
 	Decision   rbac.Decision
+	// User and Claims are the records the identity was read from, for handlers that act on
+	// them (mcpauth's own tools).
+	User   auth.User
+	Claims auth.Claims
+}
+
+// Credential is the identity's authority for rbac's effective-permission rule: its user,
+// narrowed to its token's scopes or its API key's permissions.
+func (id *Identity) Credential() rbac.Credential {
+	return rbac.Credential{Subject: id.UserID, Scopes: id.Scopes}
 }
 
 type identityKey struct{}
@@ -169,8 +182,37 @@ type identityKey struct{}
 // IdentityFrom returns the identity the guard put in a wrapped handler's context. ok is false
 // for a public tool called anonymously.
 func IdentityFrom(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(Identity)
-	return id, ok
+	if id, ok := ctx.Value(identityKey{}).(*Identity); ok {
+		return *id, true
+	}
+	return Identity{}, false
+}
+
+// BearerCredential is the credential the transport carried (package call): the HTTP bearer
+// token, or over stdio MCPAUTH_TOKEN. It knows nothing of stdio logins (tools.Set.Credential
+// does).
+func BearerCredential(ctx context.Context) (auth.Secret, string) {
+	switch r := call.From(ctx); {
+	case r == nil || r.Bearer == "":
+		return "", ""
+	case r.Transport == call.Stdio:
+		return auth.Secret(r.Bearer), "env_token"
+	default:
+		return auth.Secret(r.Bearer), "bearer"
+	}
+}
+
+// AuditRequest is what the audit trail keeps of the call ctx belongs to: the transport's facts
+// and, once the guard has decided, the caller (audit.WriterConfig.Request).
+func AuditRequest(ctx context.Context) audit.Request {
+	var r audit.Request
+	if req := call.From(ctx); req != nil {
+		r = audit.Request{ClientAddr: req.Addr(), Transport: req.Transport, RequestID: req.RequestID}
+	}
+	if id, ok := ctx.Value(identityKey{}).(*Identity); ok {
+		r.Actor, r.SessionID = id.UserID, id.SessionID
+	}
+	return r
 }
 
 var (
@@ -181,7 +223,6 @@ var (
 // caller is the outcome of authenticating a call once: the identity, or why there is none.
 type caller struct {
 	id     Identity
-	tc     tools.Caller
 	err    error // nil: authenticated
 	absent bool  // no credential at all
 }
@@ -244,11 +285,8 @@ func (g *Guard) authenticate(ctx context.Context) caller {
 	if claims.APIKeyID != "" {
 		method = "api_key"
 	}
-	return caller{
-		id: Identity{UserID: user.ID, OrgID: orgOf(user, claims), SessionID: claims.SessionID,
-			Scopes: claims.Scopes, AuthMethod: method},
-		tc: tools.Caller{User: user, Claims: claims, Method: method},
-	}
+	return caller{id: Identity{UserID: user.ID, OrgID: orgOf(user, claims), SessionID: claims.SessionID,
+		Scopes: claims.Scopes, AuthMethod: method, User: user, Claims: claims}}
 }
 
 // decide authorizes one call of tool. On success it returns the context for the handler; it
@@ -272,7 +310,7 @@ func (g *Guard) check(ctx context.Context, tool string, c caller, isCall bool) (
 		}
 		return nil, c.err
 	}
-	id := c.id
+	id := &c.id
 	if isCall && g.cfg.Limiter != nil {
 		d, err := g.cfg.Limiter.Allow(ctx, "calls:"+id.UserID, g.cfg.CallLimit)
 		if err != nil {
@@ -283,16 +321,12 @@ func (g *Guard) check(ctx context.Context, tool string, c caller, isCall bool) (
 		}
 	}
 	if !rule.Public && !rule.Authenticated {
-		d, err := g.authorize(ctx, rule, id.UserID, id.OrgID, id.Scopes)
+		d, err := g.authorize(ctx, rule, id)
 		if err != nil {
 			return nil, err
 		}
 		id.Decision = d
 	}
-	ctx = tools.WithCaller(ctx, c.tc)
-	r := audit.RequestFrom(ctx)
-	r.Actor, r.SessionID = id.UserID, id.SessionID
-	ctx = audit.WithRequest(ctx, r)
 	return context.WithValue(ctx, identityKey{}, id), nil
 }
 
@@ -305,13 +339,13 @@ func orgOf(u auth.User, c auth.Claims) string {
 
 // authorize grants the call if the credential may do any permission of the rule (rbac's
 // effective-permission rule: a token may be narrower than its user, never wider).
-func (g *Guard) authorize(ctx context.Context, rule Rule, subject, org string, scopes []string) (rbac.Decision, error) {
+func (g *Guard) authorize(ctx context.Context, rule Rule, id *Identity) (rbac.Decision, error) {
 	var last rbac.Decision
-	cred := rbac.Credential{Subject: subject, Scopes: scopes}
+	cred, ip := id.Credential(), call.ClientAddr(ctx)
 	for _, perm := range rule.AnyOf {
 		res, act, _ := strings.Cut(perm, ":")
-		d := g.cfg.Authz.Decide(ctx, cred, rbac.Request{Resource: res, Action: act, OrgID: org,
-			Attributes: rbac.Attributes{SourceIP: tools.SourceIP(ctx)}})
+		d := g.cfg.Authz.Decide(ctx, cred, rbac.Request{Resource: res, Action: act, OrgID: id.OrgID,
+			Attributes: rbac.Attributes{SourceIP: ip}})
 		if d.Allowed {
 			return d, nil
 		}
@@ -337,7 +371,7 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 			defer func() {
 				if r := recover(); r != nil {
 					g.log.ErrorContext(ctx, "guard panicked: call denied", "tool", req.Params.Name, "panic", fmt.Sprint(r))
-					res, err = tools.ErrorResult(errSystemError), nil
+					res, err = ErrorResult(errSystemError), nil
 				}
 			}()
 			start := time.Now()
@@ -362,7 +396,7 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 				if apierr.CodeOf(derr) == apierr.Internal {
 					g.log.ErrorContext(ctx, "guard error: call denied", "tool", req.Params.Name, "error", derr)
 				}
-				return tools.ErrorResult(derr), nil
+				return ErrorResult(derr), nil
 			}
 			return next(callCtx, req)
 		}
@@ -438,11 +472,7 @@ func (g *Guard) refusalRecordAllowed(ctx context.Context) bool {
 	if g.cfg.Limiter == nil || g.cfg.Audit == nil {
 		return true
 	}
-	addr := audit.RequestFrom(ctx).ClientAddr
-	if addr == "" {
-		addr = "local"
-	}
-	d, err := g.cfg.Limiter.Allow(ctx, "refused:addr:"+addr, g.cfg.CallLimit)
+	d, err := g.cfg.Limiter.Allow(ctx, "refused:addr:"+call.From(ctx).Addr(), g.cfg.CallLimit)
 	if err != nil {
 		g.log.WarnContext(ctx, "rate limiter unavailable: refusal recorded without limit", "limiter", g.cfg.Limiter.Name(), "error", err)
 		return true
@@ -507,11 +537,13 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			refuseQueryCredential(w)
 			return
 		}
-		ip := sourceAddr(r.RemoteAddr)
 		ctx := r.Context()
-		if audit.RequestFrom(ctx).Transport == "" {
-			ctx = withClient(ctx, r, ip, transport)
+		req := call.From(ctx)
+		if req == nil {
+			req = newRequest(r, transport)
+			ctx = call.With(ctx, req)
 		}
+		ip := req.ClientAddr
 		token := bearer(r)
 		// The credential first: how much body is read depends on it.
 		claims, authErr := auth.Claims{}, error(ErrMissingToken)

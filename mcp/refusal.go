@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/bduf/mcpauth/apierr"
 )
 
@@ -90,4 +92,15 @@ func challengeFor(status int, e *apierr.Error) string {
 func insufficientScope(what string, perms []string) *apierr.Error {
 	return apierr.New(apierr.PermissionDenied, "the token's scopes do not include "+strings.Join(perms, " or ")+", which "+what+" needs").
 		With("required_permissions", perms).With("scope", strings.Join(perms, " "))
+}
+
+// ErrorResult renders err as the design's tool error (an isError result) whose structured
+// content is {"error": {"code", "message", ...details}}: the same object an HTTP refusal's data
+// holds. Only the public code, message and details are shown; an internal cause never is.
+func ErrorResult(err error) *mcpgo.CallToolResult {
+	body := map[string]any{"error": apierr.From(err).Public()}
+	b, _ := json.Marshal(body)
+	r := mcpgo.NewToolResultStructured(body, string(b))
+	r.IsError = true
+	return r
 }

@@ -1,6 +1,12 @@
 package mcp
 
-import "testing"
+import (
+	"testing"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/bduf/mcpauth/apierr"
+)
 
 func TestShouldEchoOnlyTheIdOfASingleRequest(t *testing.T) {
 	for _, tt := range []struct {
@@ -21,5 +27,20 @@ func TestShouldEchoOnlyTheIdOfASingleRequest(t *testing.T) {
 				t.Fatalf("requestID(%s) = %s, want %s", tt.body, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestShouldRenderErrorsWithoutInternalCauses(t *testing.T) {
+	res := ErrorResult(apierr.Internalf("mongo at 10.1.2.3 refused"))
+	if !res.IsError {
+		t.Fatal("not an error result")
+	}
+	body := res.StructuredContent.(map[string]any)["error"].(map[string]any)
+	if body["code"] != "INTERNAL" || body["message"] != "internal error" {
+		t.Fatalf("body = %v", body)
+	}
+	text := res.Content[0].(mcpgo.TextContent).Text
+	if want := `{"error":{"code":"INTERNAL","message":"internal error"}}`; text != want {
+		t.Fatalf("text = %s, want %s", text, want)
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
-	"github.com/bduf/mcpauth/tools"
+	"github.com/bduf/mcpauth/call"
 )
 
 // ServerName is the name mcpauth reports in initialize.
@@ -91,10 +91,8 @@ func AuthToolsPolicy() Policy {
 func ServeStdio(ctx context.Context, s *server.MCPServer, in io.Reader, out io.Writer, envToken auth.Secret, logger *slog.Logger) error {
 	stdio := server.NewStdioServer(s)
 	stdio.SetErrorLogger(slog.NewLogLogger(logger.Handler(), slog.LevelError))
-	stdio.SetContextFunc(func(ctx context.Context) context.Context {
-		ctx = audit.WithRequest(ctx, audit.Request{ClientAddr: "local", Transport: "stdio"})
-		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: envToken, Transport: "stdio", BindSession: true})
-	})
+	req := &call.Request{Transport: call.Stdio, Bearer: envToken.Reveal(), BindSession: true}
+	stdio.SetContextFunc(func(ctx context.Context) context.Context { return call.With(ctx, req) })
 	err := stdio.Listen(ctx, in, out)
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("stdio: %w", err)
@@ -112,27 +110,24 @@ func bearer(r *http.Request) auth.Secret {
 	return auth.Secret(strings.TrimSpace(token))
 }
 
-func httpContext(transport string) func(ctx context.Context, r *http.Request) context.Context {
+// HTTPContext is the context function of an mcp-go HTTP transport (server.WithHTTPContextFunc,
+// WithSSEContextFunc) naming transport: it gives a request the transport's facts (package call)
+// unless the HTTP guard, before it, already has.
+func HTTPContext(transport string) func(ctx context.Context, r *http.Request) context.Context {
 	return func(ctx context.Context, r *http.Request) context.Context {
-		ip := sourceAddr(r.RemoteAddr)
-		if audit.RequestFrom(ctx).Transport == "" { // the HTTP guard has put both in already
-			ctx = withClient(ctx, r, ip, transport)
+		if call.From(ctx) != nil {
+			return ctx
 		}
-		return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: bearer(r), Transport: transport, SourceIP: ip})
+		return call.With(ctx, newRequest(r, transport))
 	}
 }
 
-// withClient puts in ctx what the audit trail keeps of an HTTP request, and the client address
-// the per-address limits count by.
-func withClient(ctx context.Context, r *http.Request, ip netip.Addr, transport string) context.Context {
-	addr := ""
-	if ip.IsValid() {
-		addr = ip.String()
-		ctx = auth.WithClientAddr(ctx, addr)
-	}
-	// The client's X-Request-Id only if short and plain; otherwise one of the server's.
-	return audit.WithRequest(ctx, audit.Request{ClientAddr: addr, Transport: transport,
-		RequestID: audit.RequestIDFrom(r.Header.Get("X-Request-Id"))})
+// newRequest is what the transport knows of an HTTP request: its client address (behind
+// trusted proxies, what the client-address resolver put in RemoteAddr), the client's
+// X-Request-Id only if short and plain (otherwise one of the server's), and the bearer token.
+func newRequest(r *http.Request, transport string) *call.Request {
+	return &call.Request{Transport: transport, ClientAddr: sourceAddr(r.RemoteAddr),
+		RequestID: audit.RequestIDFrom(r.Header.Get("X-Request-Id")), Bearer: bearer(r).Reveal()}
 }
 
 // queryCredentialParams are query parameters that would carry a credential. Tokens in URLs end
@@ -212,7 +207,7 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logg
 	table := newSessions(opts.Sessions, SessionIdleTTL)
 	streamable := server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath("/mcp"),
-		server.WithHTTPContextFunc(httpContext("http")),
+		server.WithHTTPContextFunc(HTTPContext(call.HTTP)),
 		server.WithStreamableHTTPLogger(logger),
 		server.WithSessionIdManager(table),
 		// A client that goes away without DELETE must not leave its session's state behind
@@ -223,7 +218,7 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logg
 	sse := server.NewSSEServer(s,
 		server.WithSSEEndpoint("/sse"),
 		server.WithMessageEndpoint("/message"),
-		server.WithSSEContextFunc(httpContext("sse")),
+		server.WithSSEContextFunc(HTTPContext(call.SSE)),
 		server.WithSessionIDGenerator(table.sseSessionID),
 		server.WithKeepAlive(true),
 		sseCORS,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/call"
 	"github.com/bduf/mcpauth/rbac"
 )
 
@@ -33,7 +34,7 @@ func (s *Set) auditScope(ctx context.Context) (string, error) {
 	}
 	org, _ := callerOrg(caller, "")
 	d := s.authz.Decide(ctx, caller.Credential(), rbac.Request{Resource: "audit", Action: "read_all", OrgID: org,
-		Attributes: rbac.Attributes{SourceIP: SourceIP(ctx)}})
+		Attributes: rbac.Attributes{SourceIP: call.ClientAddr(ctx)}})
 	if d.Allowed {
 		return "", nil
 	}

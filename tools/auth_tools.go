@@ -9,6 +9,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/call"
 )
 
 func (s *Set) authTools() []server.ServerTool {
@@ -109,7 +110,10 @@ func (s *Set) login(ctx context.Context, a loginArgs) (any, error) {
 }
 
 func clientName(ctx context.Context) string {
-	name := requestInfo(ctx).Transport
+	var name string
+	if r := call.From(ctx); r != nil {
+		name = r.Transport
+	}
 	if cs, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
 		if ci := cs.GetClientInfo(); ci.Name != "" {
 			name = truncate(ci.Name+" "+ci.Version, 128) + " via " + name
@@ -231,7 +235,7 @@ func (s *Set) whoami(ctx context.Context, _ noArgs) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := whoamiResult{User: view, OrgID: c.Claims.OrgID, Scopes: c.Claims.Scopes, AuthMethod: c.Method,
+	r := whoamiResult{User: view, OrgID: c.Claims.OrgID, Scopes: c.Claims.Scopes, AuthMethod: c.AuthMethod,
 		SessionID: c.Claims.SessionID}
 	if !c.Claims.ExpiresAt.IsZero() {
 		r.ExpiresAt = &c.Claims.ExpiresAt

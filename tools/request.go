@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"strings"
 	"sync"
 
@@ -16,79 +15,28 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
-	"github.com/bduf/mcpauth/rbac"
+	"github.com/bduf/mcpauth/call"
+	mcpauth "github.com/bduf/mcpauth/mcp"
 )
 
-// RequestInfo is what the transport knows about a call: the bearer credential it carried (the
-// HTTP Authorization header, or the process's MCPAUTH_TOKEN on stdio) and whether the
-// transport is one process's own session (stdio), where auth_login binds the identity to the
-// session for the calls that follow.
-type RequestInfo struct {
-	Bearer      auth.Secret
-	Transport   string
-	BindSession bool
-	// SourceIP is the client's address (HTTP), for policy conditions.
-	SourceIP netip.Addr
-}
-
-type requestInfoKey struct{}
-
-// WithRequestInfo returns ctx carrying info. The mcp package calls it from each transport's
-// context function.
-func WithRequestInfo(ctx context.Context, info RequestInfo) context.Context {
-	return context.WithValue(ctx, requestInfoKey{}, info)
-}
-
-func requestInfo(ctx context.Context) RequestInfo {
-	info, _ := ctx.Value(requestInfoKey{}).(RequestInfo)
-	return info
-}
-
-// SourceIP is the client address the transport saw (zero if unknown, e.g. stdio).
-func SourceIP(ctx context.Context) netip.Addr { return requestInfo(ctx).SourceIP }
-
-// BearerCredential is the transport's credential of a call: the HTTP bearer token, or on stdio
-// MCPAUTH_TOKEN. It knows nothing of stdio logins (Set.Credential does).
-func BearerCredential(ctx context.Context) (auth.Secret, string) {
-	info := requestInfo(ctx)
-	switch {
-	case info.Bearer == "":
-		return "", ""
-	case info.Transport == "stdio":
-		return info.Bearer, "env_token"
-	default:
-		return info.Bearer, "bearer"
-	}
-}
-
-// Caller is the authenticated identity of a call, put in the context by the guard.
-type Caller struct {
-	User   auth.User
-	Claims auth.Claims
-	Method string
-}
-
-// Credential is the caller's authority for rbac's effective-permission rule: its user, narrowed
-// to its token's scopes or its API key's permissions.
-func (c Caller) Credential() rbac.Credential {
-	return rbac.Credential{Subject: c.User.ID, Scopes: c.Claims.Scopes}
-}
-
-type callerKey struct{}
-
-// WithCaller returns ctx carrying the guard's verdict on who is calling.
-func WithCaller(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
+// Caller is the authenticated identity of a call, as the guard put it in the context.
+type Caller = mcpauth.Identity
 
 // callerFrom returns the guard's caller. A tool that needs a caller and finds none was reached
 // without the guard: it refuses (fail closed) rather than authenticate on its own.
 func callerFrom(ctx context.Context) (Caller, error) {
-	c, ok := ctx.Value(callerKey{}).(Caller)
+	c, ok := mcpauth.IdentityFrom(ctx)
 	if !ok {
 		return Caller{}, auth.ErrUnauthenticated
 	}
 	return c, nil
+}
+
+// bindsSession reports whether the call's transport is one process's own session (stdio),
+// where auth_login binds the identity to the session.
+func bindsSession(ctx context.Context) bool {
+	r := call.From(ctx)
+	return r != nil && r.BindSession
 }
 
 // bindings holds the access token bound to each stdio MCP session by auth_login/auth_refresh.
@@ -105,7 +53,7 @@ func sessionID(ctx context.Context) string {
 }
 
 func (b *bindings) bind(ctx context.Context, token string) {
-	if !requestInfo(ctx).BindSession {
+	if !bindsSession(ctx) {
 		return
 	}
 	if id := sessionID(ctx); id != "" {
@@ -141,7 +89,7 @@ func toolsChanged(ctx context.Context) {
 // credential is the token a call is made with: the session's login binding first (an explicit
 // login in this process wins), then the transport's bearer.
 func (b *bindings) credential(ctx context.Context) (auth.Secret, string) {
-	if requestInfo(ctx).BindSession {
+	if bindsSession(ctx) {
 		if id := sessionID(ctx); id != "" {
 			b.mu.RLock()
 			t, ok := b.tokens[id]
@@ -151,7 +99,7 @@ func (b *bindings) credential(ctx context.Context) (auth.Secret, string) {
 			}
 		}
 	}
-	return BearerCredential(ctx)
+	return mcpauth.BearerCredential(ctx)
 }
 
 // decodeArgs strictly decodes a call's arguments into T: unknown arguments and wrong types are
@@ -233,24 +181,11 @@ func maxString(field, v string, maxLen int) error {
 func ok(v any) *mcp.CallToolResult {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return ErrorResult(apierr.Internalf("marshal result: %w", err))
+		return mcpauth.ErrorResult(apierr.Internalf("marshal result: %w", err))
 	}
 	var structured map[string]any
 	_ = json.Unmarshal(b, &structured)
 	return mcp.NewToolResultStructured(structured, string(b))
-}
-
-// errorBody is the isError payload: {"error": {"code", "message", ...details}}.
-func errorBody(e *apierr.Error) map[string]any { return map[string]any{"error": e.Public()} }
-
-// ErrorResult renders err as the design's tool error (an isError result). Only the public
-// code, message and details are shown; an internal cause never is.
-func ErrorResult(err error) *mcp.CallToolResult {
-	body := errorBody(apierr.From(err))
-	b, _ := json.Marshal(body)
-	r := mcp.NewToolResultStructured(body, string(b))
-	r.IsError = true
-	return r
 }
 
 // fail logs an internal cause (never shown to the caller) and renders the error.
@@ -258,7 +193,7 @@ func (s *Set) fail(ctx context.Context, tool string, err error) *mcp.CallToolRes
 	if apierr.CodeOf(err) == apierr.Internal {
 		s.log.ErrorContext(ctx, "tool failed", "tool", tool, "error", err)
 	}
-	return ErrorResult(err)
+	return mcpauth.ErrorResult(err)
 }
 
 // handler adapts a typed handler: strict argument decoding, error rendering, and panic
@@ -272,7 +207,7 @@ func handler[A any](s *Set, tool string, h func(ctx context.Context, args A) (an
 		}()
 		args, derr := decodeArgs[A](req)
 		if derr != nil {
-			return ErrorResult(derr), nil
+			return mcpauth.ErrorResult(derr), nil
 		}
 		out, herr := h(ctx, args)
 		if herr != nil {

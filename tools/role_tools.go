@@ -7,6 +7,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/call"
 	"github.com/bduf/mcpauth/rbac"
 )
 
@@ -287,7 +288,7 @@ func (s *Set) permissionCheck(ctx context.Context, a permissionCheckArgs) (any, 
 		return nil, err
 	}
 	r := rbac.Request{Subject: subject, Resource: a.Resource, Action: a.Action, OrgID: org,
-		ProjectID: a.ProjectID, Attributes: rbac.Attributes{SourceIP: SourceIP(ctx)}}
+		ProjectID: a.ProjectID, Attributes: rbac.Attributes{SourceIP: call.ClientAddr(ctx)}}
 	var d rbac.Decision
 	if caller, _ := callerFrom(ctx); subject == caller.User.ID {
 		d = s.authz.Decide(ctx, caller.Credential(), r) // what this very credential may do

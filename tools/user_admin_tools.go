@@ -16,6 +16,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/call"
 	"github.com/bduf/mcpauth/rbac"
 )
 
@@ -246,7 +247,7 @@ func (s *Set) passwordSet(ctx context.Context, userID string, sessions int, revo
 func (s *Set) requirePermission(ctx context.Context, caller Caller, org, perm, why string) error {
 	res, act, _ := strings.Cut(perm, ":")
 	d := s.authz.Decide(ctx, caller.Credential(), rbac.Request{Resource: res, Action: act, OrgID: org,
-		Attributes: rbac.Attributes{SourceIP: SourceIP(ctx)}})
+		Attributes: rbac.Attributes{SourceIP: call.ClientAddr(ctx)}})
 	if !d.Allowed {
 		return apierr.New(apierr.PermissionDenied, why).With("required_permissions", []string{perm})
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/mcp"
-	"github.com/bduf/mcpauth/tools"
 )
 
 // orchestrator is the in-memory BDUF state: projects with their requirements and tasks.
@@ -66,11 +65,11 @@ func result(v any) (*mcpgo.CallToolResult, error) {
 
 // invalid is the error model's INVALID_ARGUMENT naming the argument (as mcpauth's tools answer).
 func invalid(field string) (*mcpgo.CallToolResult, error) {
-	return tools.ErrorResult(apierr.Field(field, "is required and must be a non-empty string")), nil
+	return mcp.ErrorResult(apierr.Field(field, "is required and must be a non-empty string")), nil
 }
 
 func notFound(what string) (*mcpgo.CallToolResult, error) {
-	return tools.ErrorResult(apierr.New(apierr.NotFound, what+" not found")), nil
+	return mcp.ErrorResult(apierr.New(apierr.NotFound, what+" not found")), nil
 }
 
 func (o *orchestrator) list(ctx context.Context, _ mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {

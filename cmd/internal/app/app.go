@@ -193,7 +193,7 @@ func (a *app) openAudit(ctx context.Context, c config, db *mongo.Database, logge
 		instance += "-cli-" + hex.EncodeToString(b)
 	}
 	w, err := audit.NewWriter(ctx, store, audit.WriterConfig{Instance: instance,
-		SpillDir: filepath.Join(c.DataDir, "audit-spill"), Logger: logger})
+		SpillDir: filepath.Join(c.DataDir, "audit-spill"), Logger: logger, Request: mcp.AuditRequest})
 	if err != nil {
 		return fmt.Errorf("audit writer: %w", err)
 	}

@@ -23,10 +23,8 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/bduf/mcpauth/audit"
-	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/call"
 	"github.com/bduf/mcpauth/mcp"
-	"github.com/bduf/mcpauth/tools"
 )
 
 // benchFlags are the serve command's benchmark-only options.
@@ -196,7 +194,7 @@ func (bc benchConfig) handler(guarded http.Handler, s *server.MCPServer, logger 
 	if bc.NoGuard {
 		mux.Handle("/mcp", server.NewStreamableHTTPServer(s,
 			server.WithEndpointPath("/mcp"),
-			server.WithHTTPContextFunc(unguardedHTTPContext),
+			server.WithHTTPContextFunc(mcp.HTTPContext(call.HTTP)),
 			server.WithStreamableHTTPLogger(logger)))
 	}
 	if bc.Pprof {
@@ -207,25 +205,4 @@ func (bc benchConfig) handler(guarded http.Handler, s *server.MCPServer, logger 
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
-}
-
-// unguardedHTTPContext gives a request the context mcp's own streamable HTTP handler gives it
-// (client address, audit request, bearer token), so that mcpauth's tools, still guarded by
-// the middleware, work on the unguarded /mcp too.
-func unguardedHTTPContext(ctx context.Context, r *http.Request) context.Context {
-	var ip netip.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		ip = ap.Addr().Unmap()
-		ctx = auth.WithClientAddr(ctx, ip.String())
-	}
-	addr := ""
-	if ip.IsValid() {
-		addr = ip.String()
-	}
-	ctx = audit.WithRequest(ctx, audit.Request{ClientAddr: addr, Transport: "http", RequestID: audit.RequestIDFrom(r.Header.Get("X-Request-Id"))})
-	var token auth.Secret
-	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
-		token = auth.Secret(strings.TrimSpace(tok))
-	}
-	return tools.WithRequestInfo(ctx, tools.RequestInfo{Bearer: token, Transport: "http", SourceIP: ip})
 }
