@@ -2,8 +2,15 @@ package auth_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
@@ -142,5 +149,81 @@ func TestShouldShowACallerTheChangesMadeHereAtOnce(t *testing.T) {
 	caller, _, err := svc.Caller(ctx, auth.Secret(tokens.AccessToken))
 	if err != nil || caller.Email != email {
 		t.Fatalf("caller %+v, %v after the change; want email %s", caller, err, email)
+	}
+}
+
+// countingUserReads counts the store's reads of user records by id.
+type countingUserReads struct {
+	*auth.MongoStore
+	one     atomic.Int32
+	mu      sync.Mutex
+	batches [][]string
+}
+
+func (c *countingUserReads) GetUser(ctx context.Context, id string) (auth.User, error) {
+	c.one.Add(1)
+	return c.MongoStore.GetUser(ctx, id)
+}
+
+func (c *countingUserReads) GetUsers(ctx context.Context, ids []string) ([]auth.User, error) {
+	c.mu.Lock()
+	c.batches = append(c.batches, slices.Clone(ids))
+	c.mu.Unlock()
+	return c.MongoStore.GetUsers(ctx, ids)
+}
+
+func (c *countingUserReads) batchesSoFar() [][]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.batches)
+}
+
+// Many active users whose cached records age together are read again in one store round trip,
+// not one each: the calls that find their record stale go on with it meanwhile.
+func TestShouldRefreshTheCachedUsersInOneStoreRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	store := &countingUserReads{MongoStore: e.store}
+	const ttl, users = 4 * time.Second, 20
+	svc, err := auth.NewService(ctx, store, e.keys, auth.Config{Issuer: testIssuer, Audience: testAudience,
+		BcryptCost: bcrypt.MinCost, Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler), UserCacheTTL: ttl, Limits: unthrottled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tokens []auth.Secret
+	var ids []string
+	for i := range users {
+		u := e.createUser(t, fmt.Sprintf("user%d@example.com", i), fmt.Sprintf("user%d", i))
+		tok, _, err := svc.Login(ctx, auth.LoginRequest{Identifier: u.Email, Password: testPassword})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := svc.Caller(ctx, auth.Secret(tok.AccessToken)); err != nil { // cached now
+			t.Fatal(err)
+		}
+		tokens, ids = append(tokens, auth.Secret(tok.AccessToken)), append(ids, u.ID)
+	}
+	before := store.one.Load()
+	e.clock.Advance(ttl * 3 / 4) // older than half the TTL: due for a read, still served
+	for _, tok := range tokens {
+		if _, _, err := svc.Caller(ctx, tok); err != nil {
+			t.Fatalf("a call with a record due for a read: %v", err)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(store.batchesSoFar()) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no background read of the cached records")
+		}
+		time.Sleep(5 * time.Millisecond) // polling for the background read, bounded by the deadline
+	}
+	first := store.batchesSoFar()[0]
+	slices.Sort(first)
+	slices.Sort(ids)
+	if !slices.Equal(first, ids) {
+		t.Errorf("the first background read asked for %d records, want all %d users' at once", len(first), users)
+	}
+	if n := store.one.Load() - before; n != 0 {
+		t.Errorf("%d single-record reads during the refresh, want none", n)
 	}
 }

@@ -125,6 +125,14 @@ func (s *MongoStore) GetUser(ctx context.Context, id string) (User, error) {
 	return findOne[User](ctx, s.users, bson.D{{Key: "_id", Value: id}}, "user")
 }
 
+// GetUsers returns the users of ids that exist.
+func (s *MongoStore) GetUsers(ctx context.Context, ids []string) ([]User, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return mongox.FindAll[User](ctx, s.users, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find(), "users")
+}
+
 // DeleteUser removes a user by id.
 func (s *MongoStore) DeleteUser(ctx context.Context, id string) error {
 	res, err := s.users.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})

@@ -52,6 +52,9 @@ type APIKeyStore interface {
 type UserStore interface {
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)
+	// GetUsers returns the users of ids that exist, in no particular order (one round trip:
+	// the user cache refreshes its records with it).
+	GetUsers(ctx context.Context, ids []string) ([]User, error)
 	// DeleteUser removes a user; ErrNotFound if there is none.
 	DeleteUser(ctx context.Context, id string) error
 	GetUserByEmail(ctx context.Context, email string) (User, error)

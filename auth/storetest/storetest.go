@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"ShouldRejectDuplicateUserID", testDuplicateUserID},
 		{"ShouldAllowManyUsersWithoutUsername", testUsersWithoutUsername},
 		{"ShouldReportUnknownUsersAsNotFound", testUnknownUser},
+		{"ShouldGetManyUsersAtOnceLeavingOutUnknownOnes", testGetUsers},
 		{"ShouldPageUsersInIDOrder", testListUsersPaging},
 		{"ShouldFilterUsersByEmailOrUsernamePrefix", testListUsersPrefix},
 		{"ShouldTreatThePrefixAsLiteralText", testListUsersPrefixLiteral},
@@ -433,6 +435,25 @@ func testUnknownUser(t *testing.T, s auth.Store) {
 	mustErr(t, "get unknown email", err, auth.ErrNotFound)
 	_, err = s.GetUserByUsername(ctx, "nobody")
 	mustErr(t, "get unknown username", err, auth.ErrNotFound)
+}
+
+func testGetUsers(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	ada, bob := newUser("usr_1", "ada@example.com", "ada", "acme", now()), newUser("usr_2", "bob@example.com", "", "other", now())
+	createUsers(t, s, ada, bob, newUser("usr_3", "eve@example.com", "eve", "acme", now()))
+	got, err := s.GetUsers(ctx, []string{"usr_2", "usr_nope", "usr_1"})
+	mustOK(t, "get users", err)
+	slices.SortFunc(got, func(a, b auth.User) int { return strings.Compare(a.ID, b.ID) })
+	if len(got) != 2 {
+		t.Fatalf("got %d users, want usr_1 and usr_2 only", len(got))
+	}
+	checkUser(t, got[0], ada)
+	checkUser(t, got[1], bob)
+	none, err := s.GetUsers(ctx, nil)
+	mustOK(t, "get no users", err)
+	if len(none) != 0 {
+		t.Errorf("no ids: got %d users", len(none))
+	}
 }
 
 func testListUsersPaging(t *testing.T, s auth.Store) {
