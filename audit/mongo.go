@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"iter"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -56,6 +56,10 @@ type anchorDoc struct {
 	Hash     string    `bson:"hash"`
 	Time     time.Time `bson:"time"`   // the time of that last deleted event
 	Before   time.Time `bson:"before"` // the retention cut-off that deleted it
+}
+
+func (a anchorDoc) anchor() Anchor {
+	return Anchor{Instance: a.Instance, Seq: a.Seq, Hash: a.Hash, Time: a.Time, Before: a.Before}
 }
 
 // StoreOptions tunes NewMongoStoreWith.
@@ -286,29 +290,46 @@ func (s *MongoStore) Query(ctx context.Context, q Query) ([]Event, string, error
 	return events, next, nil
 }
 
-// Chains lists the chains that have events or anchors, sorted.
-func (s *MongoStore) Chains(ctx context.Context) ([]string, error) {
-	var names []string
-	for _, coll := range []*mongo.Collection{s.events, s.anchors} {
-		// (An aggregation rather than distinct: FerretDB v1's distinct reply does not decode.)
-		cur, err := coll.Aggregate(ctx, mongo.Pipeline{
-			{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$instance"}}}},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list the instances of %s: %w", coll.Name(), err)
-		}
-		var groups []struct {
-			Instance string `bson:"_id"`
-		}
-		if err := cur.All(ctx, &groups); err != nil {
-			return nil, fmt.Errorf("list the instances of %s: %w", coll.Name(), err)
-		}
-		for _, g := range groups {
-			names = append(names, g.Instance)
+// Instances lists the chains that have events, sorted.
+func (s *MongoStore) Instances(ctx context.Context) ([]string, error) {
+	// (An aggregation rather than distinct: FerretDB v1's distinct reply does not decode.)
+	cur, err := s.events.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$instance"}}}},
+		{{Key: "$sort", Value: bson.D{{Key: "_id", Value: 1}}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list audit chains: %w", err)
+	}
+	var groups []struct {
+		Instance string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &groups); err != nil {
+		return nil, fmt.Errorf("list audit chains: %w", err)
+	}
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		names[i] = g.Instance
+	}
+	return names, nil
+}
+
+// Anchors returns the highest anchor of every chain that has one.
+func (s *MongoStore) Anchors(ctx context.Context) (map[string]Anchor, error) {
+	cur, err := s.anchors.Find(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("read audit anchors: %w", err)
+	}
+	var all []anchorDoc
+	if err := cur.All(ctx, &all); err != nil {
+		return nil, fmt.Errorf("read audit anchors: %w", err)
+	}
+	m := make(map[string]Anchor, len(all))
+	for _, a := range all {
+		if a.Seq > m[a.Instance].Seq {
+			m[a.Instance] = a.anchor()
 		}
 	}
-	slices.Sort(names)
-	return slices.Compact(names), nil
+	return m, nil
 }
 
 // Anchor returns the highest anchor of instance's chain.
@@ -322,22 +343,45 @@ func (s *MongoStore) Anchor(ctx context.Context, instance string) (Anchor, bool,
 	if err != nil {
 		return Anchor{}, false, fmt.Errorf("read audit anchor: %w", err)
 	}
-	return Anchor{Instance: a.Instance, Seq: a.Seq, Hash: a.Hash, Time: a.Time, Before: a.Before}, true, nil
+	return a.anchor(), true, nil
 }
 
-// ReadChain returns at most limit events of instance's chain at positions from on, in Seq order.
-func (s *MongoStore) ReadChain(ctx context.Context, instance string, from int64, limit int) ([]Event, error) {
-	cur, err := s.events.Find(ctx,
-		bson.D{{Key: "instance", Value: instance}, {Key: "seq", Value: bson.D{{Key: "$gte", Value: from}}}},
-		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("find audit events: %w", err)
+// Events yields the events of every chain in (instance, seq) order (the unique index's order),
+// through one cursor.
+func (s *MongoStore) Events(ctx context.Context) iter.Seq2[Event, error] {
+	return s.scan(ctx, bson.D{}, bson.D{{Key: "instance", Value: 1}, {Key: "seq", Value: 1}})
+}
+
+// ChainEvents yields the events of instance's chain at positions from on, in Seq order, through
+// one cursor.
+func (s *MongoStore) ChainEvents(ctx context.Context, instance string, from int64) iter.Seq2[Event, error] {
+	return s.scan(ctx, bson.D{{Key: "instance", Value: instance}, {Key: "seq", Value: bson.D{{Key: "$gte", Value: from}}}},
+		bson.D{{Key: "seq", Value: 1}})
+}
+
+// scan yields the events filter selects in sort order, until the loop over it stops.
+func (s *MongoStore) scan(ctx context.Context, filter, sort bson.D) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		cur, err := s.events.Find(ctx, filter, options.Find().SetSort(sort).SetBatchSize(1000))
+		if err != nil {
+			yield(Event{}, fmt.Errorf("find audit events: %w", err))
+			return
+		}
+		defer cur.Close(context.WithoutCancel(ctx))
+		for cur.Next(ctx) {
+			var e Event
+			if err := cur.Decode(&e); err != nil {
+				yield(Event{}, fmt.Errorf("decode audit event: %w", err))
+				return
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+		if err := cur.Err(); err != nil {
+			yield(Event{}, fmt.Errorf("read audit events: %w", err))
+		}
 	}
-	var events []Event
-	if err := cur.All(ctx, &events); err != nil {
-		return nil, fmt.Errorf("read audit events: %w", err)
-	}
-	return events, nil
 }
 
 // FirstSince returns the first event of instance's chain at position from or later whose Time is
@@ -401,5 +445,6 @@ func (s *MongoStore) ApplyRetention(ctx context.Context, before time.Time) (int6
 
 var (
 	_ Store       = (*MongoStore)(nil)
+	_ ChainReader = (*MongoStore)(nil)
 	_ ChainPruner = (*MongoStore)(nil)
 )

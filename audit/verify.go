@@ -4,21 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"slices"
 	"time"
 )
 
 // Verification and retention of the hash chains (see doc.go), plain Go over the two small
-// interfaces below: any store that lists its chains, reads a chain in Seq order a page at a time,
-// and keeps retention anchors can be verified and pruned. MongoStore is one; storetest checks the
+// interfaces below: any store that lists its chains, yields their events in Seq order and keeps
+// retention anchors can be verified and pruned. MongoStore is one; storetest checks the
 // methods' contracts.
 
 // ErrChainBroken is returned by ApplyRetention when the part of a chain it would delete does not
 // verify: retention never deletes the evidence of tampering.
 var ErrChainBroken = errors.New("audit: chain does not verify")
 
-// chainPageSize is how many events the verifier and retention read from a store at a time, and
-// how often (in events checked) Verify reports progress.
-const chainPageSize = 1000
+// verifyProgressEvery is how often (in events checked) Verify reports progress.
+const verifyProgressEvery = 1000
 
 // Anchor is a retention anchor: the position and hash of the last event retention deleted from
 // a chain. The chain of what remains starts after its highest anchor: its first event must be at
@@ -31,25 +32,33 @@ type Anchor struct {
 	Before   time.Time // the retention cut-off that deleted it
 }
 
-// ChainReader is what Verify needs of a store: its chains and their events in Seq order.
+// ChainReader is what Verify needs of a store. The events come as iterators, not pages: a store
+// may read them in one pass (MongoStore reads each sequence through one cursor; on FerretDB v1,
+// which pushes no filter or sort down to SQLite, every page read by a query of its own would
+// scan the whole collection again). An iterator that fails yields its error once and stops.
 type ChainReader interface {
-	// Chains lists the chains of the store, sorted: every instance with an event or an anchor.
-	Chains(ctx context.Context) ([]string, error)
-	// Anchor returns the highest retention anchor of instance's chain; ok is false for a chain
-	// that has none.
-	Anchor(ctx context.Context, instance string) (a Anchor, ok bool, err error)
-	// ReadChain returns at most limit (≥ 1) events of instance's chain at positions from on, in
-	// Seq order; fewer than limit only when the chain holds no more.
-	ReadChain(ctx context.Context, instance string, from int64, limit int) ([]Event, error)
+	// Instances lists the chains that have events, sorted.
+	Instances(ctx context.Context) ([]string, error)
+	// Anchors returns the highest retention anchor of every chain that has one, by instance.
+	Anchors(ctx context.Context) (map[string]Anchor, error)
+	// Events yields the events of every chain, in (Instance, Seq) order.
+	Events(ctx context.Context) iter.Seq2[Event, error]
+	// ChainEvents yields the events of instance's chain at positions from on, in Seq order.
+	ChainEvents(ctx context.Context, instance string, from int64) iter.Seq2[Event, error]
 	// FirstSince returns the first event of instance's chain, in Seq order, at position from or
 	// later whose Time is at or after since; ok is false when there is none.
 	FirstSince(ctx context.Context, instance string, from int64, since time.Time) (e Event, ok bool, err error)
 }
 
-// ChainPruner is what ApplyRetention needs of a store: reading its chains, adding an anchor,
-// deleting the head of a chain.
+// ChainPruner is what ApplyRetention needs of a store.
 type ChainPruner interface {
-	ChainReader
+	// Instances lists the chains that have events, sorted.
+	Instances(ctx context.Context) ([]string, error)
+	// Anchor returns the highest retention anchor of instance's chain; ok is false for a chain
+	// that has none.
+	Anchor(ctx context.Context, instance string) (a Anchor, ok bool, err error)
+	// ChainEvents yields the events of instance's chain at positions from on, in Seq order.
+	ChainEvents(ctx context.Context, instance string, from int64) iter.Seq2[Event, error]
 	// AddAnchor stores a. Anchors are only added, never changed, so concurrent retention runs
 	// cannot move one backwards; adding an anchor already stored (same instance and Seq) is not
 	// an error.
@@ -77,25 +86,24 @@ type VerifyOptions struct {
 // link, and reports the first broken link: an edited event (its hash does not match its
 // content), a missing one (a gap in Seq), or one out of order (it does not link to the event
 // before it). Chains are walked in instance order; a chain starts after its highest retention
-// anchor, if any. Chains counts every chain of r.
+// anchor, if any.
 //
 // What a chain cannot show: events cut from its very end (nothing links to them), or from its
 // head by someone who also forges an anchor. Edits, deletions and reorderings in between are
 // found.
 func Verify(ctx context.Context, r ChainReader, opts VerifyOptions) (VerifyResult, error) {
-	chains, err := r.Chains(ctx)
+	anchors, err := r.Anchors(ctx)
 	if err != nil {
-		return VerifyResult{}, fmt.Errorf("list audit chains: %w", err)
+		return VerifyResult{}, fmt.Errorf("read audit anchors: %w", err)
 	}
-	v := verification{opts: opts}
-	v.res.Chains = len(chains)
-	for _, instance := range chains {
-		if err := v.chain(ctx, r, instance); err != nil {
-			return VerifyResult{}, err
-		}
-		if v.res.FirstBad != nil {
-			break
-		}
+	v := verification{opts: opts, anchors: anchors}
+	if opts.Since.IsZero() {
+		err = v.all(ctx, r)
+	} else {
+		err = v.since(ctx, r)
+	}
+	if err != nil {
+		return VerifyResult{}, err
 	}
 	v.res.OK = v.res.FirstBad == nil
 	if opts.Progress != nil {
@@ -106,29 +114,74 @@ func Verify(ctx context.Context, r ChainReader, opts VerifyOptions) (VerifyResul
 
 // verification is one run of Verify.
 type verification struct {
-	res  VerifyResult
-	opts VerifyOptions
+	res     VerifyResult
+	opts    VerifyOptions
+	anchors map[string]Anchor // the highest anchor of each chain
 }
 
-// chain verifies one chain, from its start or from the first event since opts.Since.
-func (v *verification) chain(ctx context.Context, r ChainReader, instance string) error {
-	a, _, err := r.Anchor(ctx, instance)
+// all verifies every chain from its start in one pass over the events in (instance, seq) order.
+// Chains counts the anchored chains and those the pass reached.
+func (v *verification) all(ctx context.Context, r ChainReader) error {
+	chains := map[string]bool{}
+	for instance := range v.anchors {
+		chains[instance] = true
+	}
+	defer func() { v.res.Chains = len(chains) }()
+	var c *chainChecker
+	for e, err := range r.Events(ctx) {
+		if err != nil {
+			return fmt.Errorf("read audit chains: %w", err)
+		}
+		if c == nil || e.Instance != c.instance {
+			a := v.anchors[e.Instance]
+			c = &chainChecker{instance: e.Instance, next: chainHead{Seq: a.Seq + 1, Hash: a.Hash}}
+			chains[e.Instance] = true
+		}
+		if e.Seq <= v.anchors[e.Instance].Seq {
+			continue // anchored by a retention run that was cut short before deleting it
+		}
+		if !v.check(c, e) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// since verifies each chain from its first event at or after opts.Since.
+func (v *verification) since(ctx context.Context, r ChainReader) error {
+	instances, err := r.Instances(ctx)
 	if err != nil {
-		return fmt.Errorf("read audit anchor of chain %q: %w", instance, err)
+		return fmt.Errorf("list audit chains: %w", err)
 	}
-	start, err := chainStart(ctx, r, instance, a, v.opts.Since)
-	if err != nil {
-		return err
+	for instance := range v.anchors {
+		instances = append(instances, instance)
 	}
-	if start.bad != nil {
-		v.res.FirstBad = start.bad
-		return nil
+	slices.Sort(instances)
+	instances = slices.Compact(instances)
+	v.res.Chains = len(instances)
+	for _, instance := range instances {
+		start, err := chainStart(ctx, r, instance, v.anchors[instance], v.opts.Since)
+		if err != nil {
+			return err
+		}
+		if start.bad != nil {
+			v.res.FirstBad = start.bad
+			return nil
+		}
+		if start.empty {
+			continue
+		}
+		c := chainChecker{instance: instance, next: start.head}
+		for e, err := range r.ChainEvents(ctx, instance, start.head.Seq) {
+			if err != nil {
+				return fmt.Errorf("read audit chain %q: %w", instance, err)
+			}
+			if !v.check(&c, e) {
+				return nil
+			}
+		}
 	}
-	if start.empty {
-		return nil
-	}
-	c := chainChecker{instance: instance, next: start.head}
-	return walk(ctx, r, instance, start.head.Seq, func(e Event) bool { return v.check(&c, e) })
+	return nil
 }
 
 // check checks the next event of a chain and reports whether to go on.
@@ -136,7 +189,7 @@ func (v *verification) check(c *chainChecker, e Event) bool {
 	org := v.opts.OrgID
 	if org == "" || e.OrgID == org {
 		v.res.Checked++
-		if v.opts.Progress != nil && v.res.Checked%chainPageSize == 0 {
+		if v.opts.Progress != nil && v.res.Checked%verifyProgressEvery == 0 {
 			v.opts.Progress(v.res.Checked)
 		}
 	}
@@ -154,13 +207,10 @@ type verifyStart struct {
 	bad   *BadLink  // the link into the checked part is already broken
 }
 
-// chainStart finds where to start checking instance's chain: after its anchor a, or, with a
-// non-zero since, at its first event since then, which must link to the event just before it.
+// chainStart finds where to start checking instance's chain since a time: at its first event
+// since then (after its anchor a), which must link to the event just before it.
 func chainStart(ctx context.Context, r ChainReader, instance string, a Anchor, since time.Time) (verifyStart, error) {
 	start := verifyStart{head: chainHead{Seq: a.Seq + 1, Hash: a.Hash}}
-	if since.IsZero() {
-		return start, nil
-	}
 	first, ok, err := r.FirstSince(ctx, instance, start.head.Seq, since)
 	if err != nil {
 		return verifyStart{}, fmt.Errorf("read audit chain %q: %w", instance, err)
@@ -172,36 +222,24 @@ func chainStart(ctx context.Context, r ChainReader, instance string, a Anchor, s
 	if first.Seq == start.head.Seq {
 		return start, nil
 	}
-	prev, err := r.ReadChain(ctx, instance, first.Seq-1, 1)
+	prev, ok, err := firstOf(r.ChainEvents(ctx, instance, first.Seq-1))
 	if err != nil {
 		return verifyStart{}, fmt.Errorf("read audit chain %q: %w", instance, err)
 	}
-	if len(prev) == 0 || prev[0].Seq != first.Seq-1 {
+	if !ok || prev.Seq != first.Seq-1 {
 		start.bad = &BadLink{Instance: instance, Seq: first.Seq - 1, Problem: ProblemMissing}
 		return start, nil
 	}
-	start.head = chainHead{Seq: first.Seq, Hash: prev[0].Hash}
+	start.head = chainHead{Seq: first.Seq, Hash: prev.Hash}
 	return start, nil
 }
 
-// walk calls f with the events of instance's chain from position from on, in Seq order, reading
-// them a page at a time, until f returns false or the chain ends.
-func walk(ctx context.Context, r ChainReader, instance string, from int64, f func(Event) bool) error {
-	for {
-		page, err := r.ReadChain(ctx, instance, from, chainPageSize)
-		if err != nil {
-			return fmt.Errorf("read audit chain %q: %w", instance, err)
-		}
-		for _, e := range page {
-			if !f(e) {
-				return nil
-			}
-		}
-		if len(page) < chainPageSize {
-			return nil
-		}
-		from = page[len(page)-1].Seq + 1
+// firstOf returns the first event events yields.
+func firstOf(events iter.Seq2[Event, error]) (Event, bool, error) {
+	for e, err := range events {
+		return e, err == nil, err
 	}
+	return Event{}, false, nil
 }
 
 // ApplyRetention deletes, from every chain of p, the events older than before that start the
@@ -212,7 +250,7 @@ func walk(ctx context.Context, r ChainReader, instance string, from int64, f fun
 // start the chain from that anchor. A chain that fails does not stop the others; their errors
 // are joined.
 func ApplyRetention(ctx context.Context, p ChainPruner, before time.Time) (deleted int64, err error) {
-	chains, err := p.Chains(ctx)
+	chains, err := p.Instances(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("list audit chains: %w", err)
 	}
@@ -239,18 +277,17 @@ func retainChain(ctx context.Context, p ChainPruner, instance string, before tim
 	c := chainChecker{instance: instance, next: chainHead{Seq: a.Seq + 1, Hash: a.Hash}}
 	var last Event
 	var bad *BadLink
-	err = walk(ctx, p, instance, c.next.Seq, func(e Event) bool {
+	for e, err := range p.ChainEvents(ctx, instance, c.next.Seq) {
+		if err != nil {
+			return 0, fmt.Errorf("read audit chain %q: %w", instance, err)
+		}
 		if !e.Time.Before(before) {
-			return false
+			break
 		}
 		if bad = c.check(e); bad != nil {
-			return false
+			break
 		}
 		last = e
-		return true
-	})
-	if err != nil {
-		return 0, err
 	}
 	if bad != nil {
 		return 0, fmt.Errorf("retention of chain %q stopped: %s at seq %d: %w", instance, bad.Problem, bad.Seq, ErrChainBroken)

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"iter"
 	"log/slog"
 	"slices"
 	"testing"
@@ -17,9 +18,10 @@ var chainCases = []struct {
 	name string
 	run  func(t *testing.T, s chainStore, newStore func() audit.Store)
 }{
-	{"ShouldListEveryChainWithAnEventOrAnAnchorSorted", testChains},
-	{"ShouldReadAChainInSeqOrderAPageAtATime", testReadChain},
-	{"ShouldReadPastAGapToTheNextStoredPosition", testReadChainGap},
+	{"ShouldListEveryChainWithAnEventOnceSorted", testInstances},
+	{"ShouldYieldEveryChainsEventsInInstanceAndSeqOrder", testEvents},
+	{"ShouldYieldAChainFromAPositionInSeqOrderUntilTheLoopStops", testChainEvents},
+	{"ShouldYieldPastAGapTheNextStoredPosition", testChainEventsGap},
 	{"ShouldFindTheFirstEventOfAChainSinceATime", testFirstSince},
 	{"ShouldKeepTheHighestAnchorOfAChainAndTakeAnAnchorAddedTwiceAsAdded", testAnchors},
 	{"ShouldDeleteTheHeadOfOneChainThroughAPosition", testDeleteThrough},
@@ -31,6 +33,7 @@ var chainCases = []struct {
 // chainStore is a store with the capabilities of verification and retention.
 type chainStore interface {
 	audit.Store
+	audit.ChainReader
 	audit.ChainPruner
 }
 
@@ -39,7 +42,7 @@ func runChainCases(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, ok := newStore(t).(chainStore)
 			if !ok {
-				t.Skip("the store does not implement audit.ChainPruner")
+				t.Skip("the store does not implement audit.ChainReader and audit.ChainPruner")
 			}
 			tt.run(t, s, func() audit.Store { return newStore(t) })
 		})
@@ -69,59 +72,90 @@ func anchorAt(instance string, seq int64) audit.Anchor {
 	}
 }
 
-func testChains(t *testing.T, s chainStore, _ func() audit.Store) {
+// collect returns the events events yields, at most max of them (0: all).
+func collect(t *testing.T, events iter.Seq2[audit.Event, error], max int) []audit.Event {
+	t.Helper()
+	var out []audit.Event
+	for e, err := range events {
+		mustOK(t, "read events", err)
+		out = append(out, e)
+		if len(out) == max {
+			break
+		}
+	}
+	return out
+}
+
+// wantAsAppended checks that every event read is the one appended at its position.
+func wantAsAppended(t *testing.T, got []audit.Event) {
+	t.Helper()
+	for _, e := range got {
+		if want := ev(e.Instance, e.Seq, ""); e.ID != want.ID || e.Hash != want.Hash || e.PrevHash != want.PrevHash ||
+			!e.Time.Equal(want.Time) || e.Subject != want.Subject || e.Type != want.Type {
+			t.Errorf("read %+v, want it as appended: %+v", e, want)
+		}
+	}
+}
+
+func testInstances(t *testing.T, s chainStore, _ func() audit.Store) {
 	ctx := context.Background()
-	got, err := s.Chains(ctx)
-	mustOK(t, "chains of an empty store", err)
+	got, err := s.Instances(ctx)
+	mustOK(t, "instances of an empty store", err)
 	if len(got) != 0 {
-		t.Fatalf("chains of an empty store = %v, want none", got)
+		t.Fatalf("instances of an empty store = %v, want none", got)
 	}
 	mustAppend(t, s, chain("inst-b", 1, 2))
 	mustAppend(t, s, chain("inst-a", 1, 3))
-	mustOK(t, "add anchor", s.AddAnchor(ctx, anchorAt("inst-a", 1)))
-	mustOK(t, "add anchor", s.AddAnchor(ctx, anchorAt("inst-c", 4))) // a chain retention emptied
-	got, err = s.Chains(ctx)
-	mustOK(t, "chains", err)
-	if want := []string{"inst-a", "inst-b", "inst-c"}; !slices.Equal(got, want) {
-		t.Fatalf("chains = %v, want %v (each once, sorted)", got, want)
+	got, err = s.Instances(ctx)
+	mustOK(t, "instances", err)
+	if want := []string{"inst-a", "inst-b"}; !slices.Equal(got, want) {
+		t.Fatalf("instances = %v, want %v (each once, sorted)", got, want)
 	}
 }
 
-func testReadChain(t *testing.T, s chainStore, _ func() audit.Store) {
+func testEvents(t *testing.T, s chainStore, _ func() audit.Store) {
+	mustAppend(t, s, chain("inst-b", 1, 2))
+	mustAppend(t, s, chain("inst-a", 1, 3))
+	got := collect(t, s.Events(context.Background()), 0)
+	var positions []string
+	for _, e := range got {
+		positions = append(positions, fmt.Sprintf("%s/%d", e.Instance, e.Seq))
+	}
+	if want := []string{"inst-a/1", "inst-a/2", "inst-a/3", "inst-b/1", "inst-b/2"}; !slices.Equal(positions, want) {
+		t.Fatalf("events = %v, want %v", positions, want)
+	}
+	wantAsAppended(t, got)
+	if got := collect(t, s.Events(context.Background()), 2); len(got) != 2 {
+		t.Fatalf("a loop stopped after 2 events got %d", len(got))
+	}
+}
+
+func testChainEvents(t *testing.T, s chainStore, _ func() audit.Store) {
 	mustAppend(t, s, chain("inst-a", 1, 5))
 	mustAppend(t, s, chain("inst-b", 1, 3))
 	for _, tc := range []struct {
-		name        string
-		from        int64
-		limit       int
-		want        []int64
-		description string
+		name string
+		from int64
+		max  int
+		want []int64
 	}{
-		{"a first page", 1, 2, []int64{1, 2}, "stops at the limit"},
-		{"a middle page", 3, 2, []int64{3, 4}, "starts at from"},
-		{"the last page", 5, 2, []int64{5}, "is short: the chain holds no more"},
-		{"past the end", 6, 2, nil, "is empty"},
-		{"the whole chain", 1, 100, []int64{1, 2, 3, 4, 5}, "holds only this chain's events"},
+		{"the whole chain, only its own events", 1, 0, []int64{1, 2, 3, 4, 5}},
+		{"from a middle position", 3, 0, []int64{3, 4, 5}},
+		{"a loop that stops after two", 2, 2, []int64{2, 3}},
+		{"past the end, nothing", 6, 0, nil},
 	} {
-		got, err := s.ReadChain(context.Background(), "inst-a", tc.from, tc.limit)
-		mustOK(t, "read chain", err)
+		got := collect(t, s.ChainEvents(context.Background(), "inst-a", tc.from), tc.max)
 		if !slices.Equal(seqs(got), tc.want) {
-			t.Errorf("%s (from %d, limit %d) = %v, want %v: it %s", tc.name, tc.from, tc.limit, seqs(got), tc.want, tc.description)
+			t.Errorf("%s (from %d) = %v, want %v", tc.name, tc.from, seqs(got), tc.want)
 		}
-		for _, e := range got {
-			if want := ev("inst-a", e.Seq, ""); e.ID != want.ID || e.Instance != want.Instance || e.Hash != want.Hash ||
-				e.PrevHash != want.PrevHash || !e.Time.Equal(want.Time) || e.Subject != want.Subject {
-				t.Errorf("read %+v, want it as appended: %+v", e, want)
-			}
-		}
+		wantAsAppended(t, got)
 	}
 }
 
-func testReadChainGap(t *testing.T, s chainStore, _ func() audit.Store) {
+func testChainEventsGap(t *testing.T, s chainStore, _ func() audit.Store) {
 	mustAppend(t, s, chain("inst-a", 1, 2))
 	mustAppend(t, s, chain("inst-a", 4, 5)) // position 3 never stored
-	got, err := s.ReadChain(context.Background(), "inst-a", 3, 10)
-	mustOK(t, "read chain", err)
+	got := collect(t, s.ChainEvents(context.Background(), "inst-a", 3), 0)
 	if want := []int64{4, 5}; !slices.Equal(seqs(got), want) {
 		t.Fatalf("read from the gap = %v, want %v: the verifier finds the gap by the position it gets", seqs(got), want)
 	}
@@ -166,9 +200,17 @@ func testAnchors(t *testing.T, s chainStore, _ func() audit.Store) {
 	got, ok, err := s.Anchor(ctx, "inst-a")
 	mustOK(t, "anchor", err)
 	want := anchorAt("inst-a", 5)
-	if !ok || got.Instance != want.Instance || got.Seq != want.Seq || got.Hash != want.Hash ||
-		!got.Time.Equal(want.Time) || !got.Before.Equal(want.Before) {
+	sameAnchor := func(got, want audit.Anchor) bool {
+		return got.Instance == want.Instance && got.Seq == want.Seq && got.Hash == want.Hash &&
+			got.Time.Equal(want.Time) && got.Before.Equal(want.Before)
+	}
+	if !ok || !sameAnchor(got, want) {
 		t.Fatalf("anchor = %+v (ok %v), want the highest, %+v: an anchor never moves backwards", got, ok, want)
+	}
+	all, err := s.Anchors(ctx)
+	mustOK(t, "anchors", err)
+	if len(all) != 2 || !sameAnchor(all["inst-a"], want) || !sameAnchor(all["inst-b"], anchorAt("inst-b", 9)) {
+		t.Fatalf("anchors = %+v, want the highest of inst-a and of inst-b", all)
 	}
 }
 
@@ -190,8 +232,7 @@ func testDeleteThrough(t *testing.T, s chainStore, _ func() audit.Store) {
 		instance string
 		want     []int64
 	}{{"inst-a", []int64{4, 5}}, {"inst-b", []int64{1, 2, 3, 4, 5}}} {
-		got, err := s.ReadChain(ctx, tc.instance, 1, 10)
-		mustOK(t, "read chain", err)
+		got := collect(t, s.ChainEvents(ctx, tc.instance, 1), 0)
 		if !slices.Equal(seqs(got), tc.want) {
 			t.Errorf("%s holds %v, want %v", tc.instance, seqs(got), tc.want)
 		}
@@ -207,8 +248,7 @@ func mint(t *testing.T, newStore func() audit.Store, instance string, times ...t
 	t.Helper()
 	scratch := newStore()
 	record(t, scratch, instance, times...)
-	events, err := scratch.(audit.ChainReader).ReadChain(context.Background(), instance, 1, len(times)+1)
-	mustOK(t, "read the minted chain", err)
+	events := collect(t, scratch.(audit.ChainReader).ChainEvents(context.Background(), instance, 1), 0)
 	if len(events) != len(times) {
 		t.Fatalf("minted %d events, want %d", len(events), len(times))
 	}
@@ -283,8 +323,7 @@ func testRetention(t *testing.T, s chainStore, _ func() audit.Store) {
 	if deleted != 4 {
 		t.Fatalf("retention deleted %d events, want the 4 old ones", deleted)
 	}
-	left, err := s.ReadChain(ctx, "inst-a", 1, 10)
-	mustOK(t, "read chain", err)
+	left := collect(t, s.ChainEvents(ctx, "inst-a", 1), 0)
 	if want := []int64{5, 6, 7}; !slices.Equal(seqs(left), want) {
 		t.Fatalf("inst-a holds %v after retention, want %v", seqs(left), want)
 	}
@@ -320,8 +359,7 @@ func testRetentionOfAWholeChain(t *testing.T, s chainStore, _ func() audit.Store
 		t.Fatalf("verify of an emptied chain = %+v, %v; want ok, 1 chain, 0 checked", res, err)
 	}
 	record(t, s, "inst-a", minutes(base.Add(2*time.Hour), 2)...)
-	next, err := s.ReadChain(ctx, "inst-a", 1, 10)
-	mustOK(t, "read chain", err)
+	next := collect(t, s.ChainEvents(ctx, "inst-a", 1), 0)
 	if len(next) != 2 || next[0].Seq != 4 || next[0].PrevHash != anchor.Hash {
 		t.Fatalf("resumed chain = %v, want seq 4 and 5, the first linked to the anchor", seqs(next))
 	}
