@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		{"ShouldReportAChainNeverWrittenAsNotThere", testLastOfUnknownChain},
 		{"ShouldTakeAReplayOfStoredEventsAsStored", testReplay},
 		{"ShouldRefuseAnotherEventAtATakenPositionAndStopThere", testConflict},
+		{"ShouldRefuseAStoredEventReplayedAtAnotherPosition", testConflictElsewhere},
 		{"ShouldKeepTheChainsOfInstancesApart", testChainsApart},
 		{"ShouldLetExactlyOneOfManyConcurrentClaimsOfAPositionWin", testConcurrentClaims},
 	} {
@@ -137,4 +138,14 @@ func testConcurrentClaims(t *testing.T, s audit.Store) {
 		t.Fatal("no claimant stored its event")
 	}
 	wantLast(t, s, "inst-a", ev("inst-a", 1, fmt.Sprintf("-%d", winner)))
+}
+
+func testConflictElsewhere(t *testing.T, s audit.Store) {
+	mustAppend(t, s, chain("inst-a", 1, 2))
+	moved := ev("inst-a", 2, "")
+	moved.Seq = 3 // the stored event 2, claimed again at position 3
+	if err := s.Append(context.Background(), []audit.Event{moved}); !errors.Is(err, audit.ErrChainConflict) {
+		t.Fatalf("a stored event at another position: %v, want ErrChainConflict", err)
+	}
+	wantLast(t, s, "inst-a", ev("inst-a", 2, ""))
 }
