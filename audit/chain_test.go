@@ -314,3 +314,58 @@ func TestShouldVerifyTheWholeChainButCountAndNameOnlyOneOrganizationsEvents(t *t
 		}
 	}
 }
+
+func TestShouldVerifyEachChainFromTheFirstEventSinceATime(t *testing.T) {
+	tests := []struct {
+		name    string
+		since   func(cutoff time.Time) time.Time
+		retain  bool
+		tamper  func(t *testing.T, db *mongo.Database)
+		checked int64
+		bad     *audit.BadLink
+	}{
+		{"a time before every event checks every chain from its start",
+			func(c time.Time) time.Time { return c.Add(-72 * time.Hour) }, false, nil, 25, nil},
+		{"a chain with no event since is counted but not checked",
+			func(c time.Time) time.Time { return c }, false, nil, 10, nil},
+		{"after retention a time before every event checks from the anchors; an emptied chain still counts",
+			func(c time.Time) time.Time { return c.Add(-72 * time.Hour) }, true, nil, 10, nil},
+		{"an event edited after the time is reported edited at its position",
+			func(c time.Time) time.Time { return c }, false, set(15, bson.D{{Key: "subject", Value: "usr_mallory"}}), 5,
+			&audit.BadLink{Instance: "inst-a", Seq: 15, Problem: audit.ProblemEdited}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, db := newStore(t)
+			cutoff := oldAndNewChain(t, s, 10, 10) // inst-a: 10 old, 10 recent
+			writeOldAndNew(t, s, "inst-b", cutoff, 5, 0)
+			if tc.retain {
+				_, err := s.ApplyRetention(ctxFor(t), cutoff)
+				mustOK(t, "retention", err)
+			}
+			if tc.tamper != nil {
+				tc.tamper(t, db)
+			}
+			res, err := s.Verify(ctxFor(t), tc.since(cutoff), nil)
+			mustOK(t, "verify", err)
+			if res.Chains != 2 || res.Checked != tc.checked || res.OK != (tc.bad == nil) {
+				t.Fatalf("verify = %+v (first bad %+v), want 2 chains, %d checked, ok %v", res, res.FirstBad, tc.checked, tc.bad == nil)
+			}
+			if tc.bad != nil && (res.FirstBad.Instance != tc.bad.Instance || res.FirstBad.Seq != tc.bad.Seq || res.FirstBad.Problem != tc.bad.Problem) {
+				t.Fatalf("first bad = %+v, want %+v", res.FirstBad, tc.bad)
+			}
+		})
+	}
+}
+
+func TestShouldFailAVerificationOfAnEventEditedSoItNoLongerDecodes(t *testing.T) {
+	s, db := newStore(t)
+	writeChain(t, s, "inst-a", 5)
+	set(3, bson.D{{Key: "time", Value: "not a time"}})(t, db)
+	for _, since := range []time.Time{{}, time.Now().Add(-time.Hour)} {
+		res, err := s.Verify(ctxFor(t), since, nil)
+		if err == nil || res.OK {
+			t.Fatalf("verify (since %v) = %+v, %v; want an error, not a verdict", since, res, err)
+		}
+	}
+}

@@ -38,13 +38,18 @@
 //
 // ApplyRetention deletes the oldest events of each chain, always a prefix in Seq order, so what
 // remains is still one unbroken chain. Before deleting, it checks that prefix (it never deletes
-// the evidence of tampering) and inserts an anchor (collection audit_anchors, _id
+// the evidence of tampering) and adds an anchor (on MongoDB: collection audit_anchors, _id
 // "<instance>/<seq>", Type RETENTION_ANCHOR) holding the Seq and Hash of the last event it
 // deletes. Verify starts each chain after its highest anchor: the first remaining event must be
 // at anchor Seq+1 and carry the anchor's Hash as PrevHash. The anchor is a separate document, not
 // an event appended to the chain, because retention may run in any instance while another
 // instance is appending to that chain, and only a chain's own writer may append to it. Anchors
 // are only inserted, never updated, so concurrent retention runs cannot move one backwards.
+//
+// Verify and ApplyRetention are plain Go over two small interfaces (verify.go): ChainReader (list
+// the chains, read a chain in Seq order a page at a time, its highest anchor) and ChainPruner
+// (add an anchor, delete the head of a chain). MongoStore implements both; audit/storetest is
+// the suite of their contracts, beside Store's.
 //
 // # What a chain shows
 //

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"iter"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -22,9 +22,6 @@ var (
 	// ErrChainConflict means two different events claim one position of a chain: two live
 	// writers were given the same Instance. The second one's events stay in its spill file.
 	ErrChainConflict = errors.New("audit: two events claim one position of a chain")
-	// ErrChainBroken is returned by ApplyRetention when the part of a chain it would delete does
-	// not verify: retention never deletes the evidence of tampering.
-	ErrChainBroken = errors.New("audit: chain does not verify")
 )
 
 // Query limits.
@@ -32,9 +29,6 @@ const (
 	DefaultQueryLimit = 50
 	MaxQueryLimit     = 500
 )
-
-// verifyProgressEvery is how often (in events) Verify reports progress.
-const verifyProgressEvery = 1000
 
 // MongoStore keeps audit events in MongoDB (or the embedded FerretDB).
 //
@@ -53,8 +47,8 @@ type MongoStore struct {
 	anchors *mongo.Collection
 }
 
-// anchor is a retention anchor: the position and hash of the last event deleted from a chain.
-type anchor struct {
+// anchorDoc is an Anchor as audit_anchors stores it.
+type anchorDoc struct {
 	ID       string    `bson:"_id"` // instance + "/" + seq (zero-padded)
 	Type     string    `bson:"type"`
 	Instance string    `bson:"instance"`
@@ -62,6 +56,10 @@ type anchor struct {
 	Hash     string    `bson:"hash"`
 	Time     time.Time `bson:"time"`   // the time of that last deleted event
 	Before   time.Time `bson:"before"` // the retention cut-off that deleted it
+}
+
+func (a anchorDoc) anchor() Anchor {
+	return Anchor{Instance: a.Instance, Seq: a.Seq, Hash: a.Hash, Time: a.Time, Before: a.Before}
 }
 
 // StoreOptions tunes NewMongoStoreWith.
@@ -197,7 +195,7 @@ func (s *MongoStore) Last(ctx context.Context, instance string) (last Event, ok 
 	case !errors.Is(err, mongo.ErrNoDocuments):
 		return Event{}, false, fmt.Errorf("read last audit event: %w", err)
 	}
-	a, hasAnchor, err := s.lastAnchor(ctx, instance)
+	a, hasAnchor, err := s.Anchor(ctx, instance)
 	if err != nil {
 		return Event{}, false, err
 	}
@@ -205,19 +203,6 @@ func (s *MongoStore) Last(ctx context.Context, instance string) (last Event, ok 
 		return Event{Type: RetentionAnchor, Instance: a.Instance, Seq: a.Seq, Hash: a.Hash, Time: a.Time}, true, nil
 	}
 	return last, ok, nil
-}
-
-func (s *MongoStore) lastAnchor(ctx context.Context, instance string) (anchor, bool, error) {
-	var a anchor
-	err := s.anchors.FindOne(ctx, bson.D{{Key: "instance", Value: instance}},
-		options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}})).Decode(&a)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return anchor{}, false, nil
-	}
-	if err != nil {
-		return anchor{}, false, fmt.Errorf("read audit anchor: %w", err)
-	}
-	return a, true, nil
 }
 
 // queryCursor is the position after the last event of a page.
@@ -305,8 +290,8 @@ func (s *MongoStore) Query(ctx context.Context, q Query) ([]Event, string, error
 	return events, next, nil
 }
 
-// instances lists the chains that have events, sorted.
-func (s *MongoStore) instances(ctx context.Context) ([]string, error) {
+// Instances lists the chains that have events, sorted.
+func (s *MongoStore) Instances(ctx context.Context) ([]string, error) {
 	// (An aggregation rather than distinct: FerretDB v1's distinct reply does not decode.)
 	cur, err := s.events.Aggregate(ctx, mongo.Pipeline{
 		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$instance"}}}},
@@ -328,296 +313,138 @@ func (s *MongoStore) instances(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// walk calls f with the events of a chain from position from on, in Seq order, until f returns
-// false or an error.
-func (s *MongoStore) walk(ctx context.Context, instance string, from int64, f func(Event) (bool, error)) error {
-	cur, err := s.events.Find(ctx,
-		bson.D{{Key: "instance", Value: instance}, {Key: "seq", Value: bson.D{{Key: "$gte", Value: from}}}},
-		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}).SetBatchSize(1000))
-	if err != nil {
-		return fmt.Errorf("read audit chain %q: %w", instance, err)
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	for cur.Next(ctx) {
-		var e Event
-		if err := cur.Decode(&e); err != nil {
-			return fmt.Errorf("decode audit event: %w", err)
-		}
-		more, err := f(e)
-		if err != nil || !more {
-			return err
-		}
-	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("read audit chain %q: %w", instance, err)
-	}
-	return nil
-}
-
-// Verify walks every chain in Seq order, recomputing each event's hash and checking each link,
-// and reports the first broken link: an edited event (its hash does not match its content), a
-// missing one (a gap in Seq), or one out of order (it does not link to the event before it).
-// Chains are walked in instance order; a chain starts after its retention anchor, if any. With
-// a non-zero since, each chain is checked from its first event at or after since (linked to the
-// event just before it). progress, if not nil, is called every 1,000 events and once at the end
-// with the number checked so far.
-//
-// What a chain cannot show: events cut from its very end (nothing links to them), or from its
-// head by someone who also forges an anchor. Edits, deletions and reorderings in between are found.
-func (s *MongoStore) Verify(ctx context.Context, since time.Time, progress func(checked int64)) (VerifyResult, error) {
-	return s.VerifyOrg(ctx, since, "", progress)
-}
-
-// VerifyOrg is Verify as one organization's auditor sees it (orgID "" is the whole trail): the
-// chains are walked whole (a link joins events of every organization), but Checked counts only
-// orgID's events, and a broken link at another organization's event is reported without its id.
-func (s *MongoStore) VerifyOrg(ctx context.Context, since time.Time, orgID string, progress func(checked int64)) (VerifyResult, error) {
-	anchors, err := s.allAnchors(ctx)
-	if err != nil {
-		return VerifyResult{}, err
-	}
-	v := verification{progress: progress, anchors: anchors, org: orgID}
-	if since.IsZero() {
-		err = v.all(ctx, s)
-	} else {
-		err = v.since(ctx, s, since)
-	}
-	if err != nil {
-		return VerifyResult{}, err
-	}
-	v.res.OK = v.res.FirstBad == nil
-	if progress != nil {
-		progress(v.res.Checked)
-	}
-	return v.res, nil
-}
-
-// verification is one run of Verify.
-type verification struct {
-	res      VerifyResult
-	progress func(int64)
-	anchors  map[string]anchor // the highest anchor of each chain
-	org      string            // count (and name) only this organization's events; "" all
-}
-
-// check checks the next event of a chain and reports whether to go on.
-func (v *verification) check(c *chainChecker, e Event) bool {
-	if v.org == "" || e.OrgID == v.org {
-		v.res.Checked++
-		if v.progress != nil && v.res.Checked%verifyProgressEvery == 0 {
-			v.progress(v.res.Checked)
-		}
-	}
-	v.res.FirstBad = c.check(e)
-	if v.res.FirstBad != nil && v.org != "" && e.OrgID != v.org {
-		v.res.FirstBad.EventID = "" // another organization's event
-	}
-	return v.res.FirstBad == nil
-}
-
-// all verifies every chain from its start in one pass over the events in (instance, seq) order
-// (the unique index's order).
-func (v *verification) all(ctx context.Context, s *MongoStore) error {
-	chains := map[string]bool{}
-	for instance := range v.anchors {
-		chains[instance] = true
-	}
-	defer func() { v.res.Chains = len(chains) }()
-	cur, err := s.events.Find(ctx, bson.D{},
-		options.Find().SetSort(bson.D{{Key: "instance", Value: 1}, {Key: "seq", Value: 1}}).SetBatchSize(1000))
-	if err != nil {
-		return fmt.Errorf("read audit chains: %w", err)
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	var c *chainChecker
-	for cur.Next(ctx) {
-		var e Event
-		if err := cur.Decode(&e); err != nil {
-			return fmt.Errorf("decode audit event: %w", err)
-		}
-		if c == nil || e.Instance != c.instance {
-			a := v.anchors[e.Instance]
-			c = &chainChecker{instance: e.Instance, next: chainHead{Seq: a.Seq + 1, Hash: a.Hash}}
-			chains[e.Instance] = true
-		}
-		if e.Seq <= v.anchors[e.Instance].Seq {
-			continue // anchored by a retention run that was cut short before deleting it
-		}
-		if !v.check(c, e) {
-			return nil
-		}
-	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("read audit chains: %w", err)
-	}
-	return nil
-}
-
-// since verifies each chain from its first event at or after since.
-func (v *verification) since(ctx context.Context, s *MongoStore, since time.Time) error {
-	instances, err := s.instances(ctx)
-	if err != nil {
-		return err
-	}
-	for instance := range v.anchors {
-		instances = append(instances, instance)
-	}
-	slices.Sort(instances)
-	instances = slices.Compact(instances)
-	v.res.Chains = len(instances)
-	for _, instance := range instances {
-		start, err := s.chainStart(ctx, instance, v.anchors[instance], since)
-		if err != nil {
-			return err
-		}
-		if start.bad != nil {
-			v.res.FirstBad = start.bad
-			return nil
-		}
-		if start.empty {
-			continue
-		}
-		c := chainChecker{instance: instance, next: start.head}
-		err = s.walk(ctx, instance, start.head.Seq, func(e Event) (bool, error) { return v.check(&c, e), nil })
-		if err != nil || v.res.FirstBad != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// allAnchors returns the highest anchor of every chain.
-func (s *MongoStore) allAnchors(ctx context.Context) (map[string]anchor, error) {
+// Anchors returns the highest anchor of every chain that has one.
+func (s *MongoStore) Anchors(ctx context.Context) (map[string]Anchor, error) {
 	cur, err := s.anchors.Find(ctx, bson.D{})
 	if err != nil {
 		return nil, fmt.Errorf("read audit anchors: %w", err)
 	}
-	var all []anchor
+	var all []anchorDoc
 	if err := cur.All(ctx, &all); err != nil {
 		return nil, fmt.Errorf("read audit anchors: %w", err)
 	}
-	m := make(map[string]anchor, len(all))
+	m := make(map[string]Anchor, len(all))
 	for _, a := range all {
 		if a.Seq > m[a.Instance].Seq {
-			m[a.Instance] = a
+			m[a.Instance] = a.anchor()
 		}
 	}
 	return m, nil
 }
 
-// verifyStart is where the verification of a chain starts.
-type verifyStart struct {
-	head  chainHead // the first position to check and the PrevHash it must carry
-	empty bool      // nothing to check (no event since the cut-off)
-	bad   *BadLink  // the link into the checked part is already broken
+// Anchor returns the highest anchor of instance's chain.
+func (s *MongoStore) Anchor(ctx context.Context, instance string) (Anchor, bool, error) {
+	var a anchorDoc
+	err := s.anchors.FindOne(ctx, bson.D{{Key: "instance", Value: instance}},
+		options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}})).Decode(&a)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return Anchor{}, false, nil
+	}
+	if err != nil {
+		return Anchor{}, false, fmt.Errorf("read audit anchor: %w", err)
+	}
+	return a.anchor(), true, nil
 }
 
-func (s *MongoStore) chainStart(ctx context.Context, instance string, a anchor, since time.Time) (verifyStart, error) {
-	start := verifyStart{head: chainHead{Seq: a.Seq + 1, Hash: a.Hash}}
-	if since.IsZero() {
-		return start, nil
+// Events yields the events of every chain in (instance, seq) order (the unique index's order),
+// through one cursor.
+func (s *MongoStore) Events(ctx context.Context) iter.Seq2[Event, error] {
+	return s.scan(ctx, bson.D{}, bson.D{{Key: "instance", Value: 1}, {Key: "seq", Value: 1}})
+}
+
+// ChainEvents yields the events of instance's chain at positions from on, in Seq order, through
+// one cursor.
+func (s *MongoStore) ChainEvents(ctx context.Context, instance string, from int64) iter.Seq2[Event, error] {
+	return s.scan(ctx, bson.D{{Key: "instance", Value: instance}, {Key: "seq", Value: bson.D{{Key: "$gte", Value: from}}}},
+		bson.D{{Key: "seq", Value: 1}})
+}
+
+// scan yields the events filter selects in sort order, until the loop over it stops.
+func (s *MongoStore) scan(ctx context.Context, filter, sort bson.D) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		cur, err := s.events.Find(ctx, filter, options.Find().SetSort(sort).SetBatchSize(1000))
+		if err != nil {
+			yield(Event{}, fmt.Errorf("find audit events: %w", err))
+			return
+		}
+		defer cur.Close(context.WithoutCancel(ctx))
+		for cur.Next(ctx) {
+			var e Event
+			if err := cur.Decode(&e); err != nil {
+				yield(Event{}, fmt.Errorf("decode audit event: %w", err))
+				return
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+		if err := cur.Err(); err != nil {
+			yield(Event{}, fmt.Errorf("read audit events: %w", err))
+		}
 	}
+}
+
+// FirstSince returns the first event of instance's chain at position from or later whose Time is
+// at or after since.
+func (s *MongoStore) FirstSince(ctx context.Context, instance string, from int64, since time.Time) (Event, bool, error) {
 	var first Event
 	err := s.events.FindOne(ctx, bson.D{
 		{Key: "instance", Value: instance},
-		{Key: "seq", Value: bson.D{{Key: "$gte", Value: start.head.Seq}}},
+		{Key: "seq", Value: bson.D{{Key: "$gte", Value: from}}},
 		{Key: "time", Value: bson.D{{Key: "$gte", Value: since}}},
 	}, options.FindOne().SetSort(bson.D{{Key: "seq", Value: 1}})).Decode(&first)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		start.empty = true
-		return start, nil
+		return Event{}, false, nil
 	}
 	if err != nil {
-		return verifyStart{}, fmt.Errorf("read audit chain %q: %w", instance, err)
+		return Event{}, false, fmt.Errorf("read audit event: %w", err)
 	}
-	if first.Seq == start.head.Seq {
-		return start, nil
-	}
-	var prev Event
-	err = s.events.FindOne(ctx, bson.D{{Key: "instance", Value: instance}, {Key: "seq", Value: first.Seq - 1}}).Decode(&prev)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		start.bad = &BadLink{Instance: instance, Seq: first.Seq - 1, Problem: ProblemMissing}
-		return start, nil
-	}
-	if err != nil {
-		return verifyStart{}, fmt.Errorf("read audit chain %q: %w", instance, err)
-	}
-	start.head = chainHead{Seq: first.Seq, Hash: prev.Hash}
-	return start, nil
+	return first, true, nil
 }
 
-// ApplyRetention deletes, from every chain, the events older than before that start the chain
-// (the longest prefix, in Seq order, of events older than before), so that what remains is still
-// a chain. Before deleting, it checks the part it deletes (retention never deletes the evidence
-// of tampering: a broken part is left in place and reported as ErrChainBroken) and inserts an
-// anchor with the Seq and Hash of the last event it deletes; Verify and a resuming writer start
-// the chain from that anchor.
-func (s *MongoStore) ApplyRetention(ctx context.Context, before time.Time) (deleted int64, err error) {
-	instances, err := s.instances(ctx)
-	if err != nil {
-		return 0, err
+// AddAnchor inserts a (its _id is its instance and zero-padded Seq, so adding it again is a
+// duplicate key, taken as stored).
+func (s *MongoStore) AddAnchor(ctx context.Context, a Anchor) error {
+	doc := anchorDoc{
+		ID: fmt.Sprintf("%s/%020d", a.Instance, a.Seq), Type: RetentionAnchor, Instance: a.Instance,
+		Seq: a.Seq, Hash: a.Hash, Time: a.Time, Before: a.Before,
 	}
-	var errs []error
-	for _, instance := range instances {
-		n, err := s.retainChain(ctx, instance, before)
-		deleted += n
-		if err != nil {
-			if ctx.Err() != nil {
-				return deleted, err
-			}
-			errs = append(errs, err)
-		}
+	if _, err := s.anchors.InsertOne(ctx, doc); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("insert audit anchor: %w", err)
 	}
-	return deleted, errors.Join(errs...)
+	return nil
 }
 
-func (s *MongoStore) retainChain(ctx context.Context, instance string, before time.Time) (int64, error) {
-	a, _, err := s.lastAnchor(ctx, instance)
-	if err != nil {
-		return 0, err
-	}
-	c := chainChecker{instance: instance, next: chainHead{Seq: a.Seq + 1, Hash: a.Hash}}
-	var last Event
-	var bad *BadLink
-	err = s.walk(ctx, instance, c.next.Seq, func(e Event) (bool, error) {
-		if !e.Time.Before(before) {
-			return false, nil
-		}
-		if bad = c.check(e); bad != nil {
-			return false, nil
-		}
-		last = e
-		return true, nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	if bad != nil {
-		return 0, fmt.Errorf("retention of chain %q stopped: %s at seq %d: %w", instance, bad.Problem, bad.Seq, ErrChainBroken)
-	}
-	cut := a.Seq
-	if last.Seq > cut {
-		next := anchor{
-			ID: fmt.Sprintf("%s/%020d", instance, last.Seq), Type: RetentionAnchor, Instance: instance,
-			Seq: last.Seq, Hash: last.Hash, Time: last.Time, Before: before,
-		}
-		if _, err := s.anchors.InsertOne(ctx, next); err != nil && !mongo.IsDuplicateKeyError(err) {
-			return 0, fmt.Errorf("insert audit anchor: %w", err)
-		}
-		cut = last.Seq
-	}
-	if cut == 0 {
-		return 0, nil
-	}
-	// Also removes what an interrupted earlier run anchored but did not delete.
-	res, err := s.events.DeleteMany(ctx, bson.D{{Key: "instance", Value: instance}, {Key: "seq", Value: bson.D{{Key: "$lte", Value: cut}}}})
+// DeleteThrough deletes instance's events at positions up to seq and its anchors below seq.
+func (s *MongoStore) DeleteThrough(ctx context.Context, instance string, seq int64) (int64, error) {
+	res, err := s.events.DeleteMany(ctx, bson.D{{Key: "instance", Value: instance}, {Key: "seq", Value: bson.D{{Key: "$lte", Value: seq}}}})
 	if err != nil {
 		return 0, fmt.Errorf("delete old audit events: %w", err)
 	}
-	if _, err := s.anchors.DeleteMany(ctx, bson.D{{Key: "instance", Value: instance}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: cut}}}}); err != nil {
+	if _, err := s.anchors.DeleteMany(ctx, bson.D{{Key: "instance", Value: instance}, {Key: "seq", Value: bson.D{{Key: "$lt", Value: seq}}}}); err != nil {
 		return res.DeletedCount, fmt.Errorf("delete superseded audit anchors: %w", err)
 	}
 	return res.DeletedCount, nil
 }
 
-var _ Store = (*MongoStore)(nil)
+// Verify is Verify (the function) over s: every chain, from since if not zero.
+func (s *MongoStore) Verify(ctx context.Context, since time.Time, progress func(checked int64)) (VerifyResult, error) {
+	return Verify(ctx, s, VerifyOptions{Since: since, Progress: progress})
+}
+
+// VerifyOrg is Verify as one organization's auditor sees it (orgID "" is the whole trail; see
+// VerifyOptions.OrgID).
+func (s *MongoStore) VerifyOrg(ctx context.Context, since time.Time, orgID string, progress func(checked int64)) (VerifyResult, error) {
+	return Verify(ctx, s, VerifyOptions{Since: since, OrgID: orgID, Progress: progress})
+}
+
+// ApplyRetention is ApplyRetention (the function) over s.
+func (s *MongoStore) ApplyRetention(ctx context.Context, before time.Time) (int64, error) {
+	return ApplyRetention(ctx, s, before)
+}
+
+var (
+	_ Store       = (*MongoStore)(nil)
+	_ ChainReader = (*MongoStore)(nil)
+	_ ChainPruner = (*MongoStore)(nil)
+)

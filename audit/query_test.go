@@ -174,3 +174,13 @@ func TestShouldAnswerTheSameQueriesWithoutTheQueryIndexes(t *testing.T) {
 		t.Fatal("a second event at one position was accepted")
 	}
 }
+
+func TestShouldCutAQueryLimitAboveTheMaximumToTheMaximum(t *testing.T) {
+	s, _ := newStore(t)
+	writeChain(t, s, "inst-a", audit.MaxQueryLimit+1)
+	page, next, err := s.Query(ctxFor(t), audit.Query{Limit: audit.MaxQueryLimit + 100})
+	mustOK(t, "query", err)
+	if len(page) != audit.MaxQueryLimit || next == "" {
+		t.Fatalf("a limit of %d gave %d events (next %q), want %d and a next page", audit.MaxQueryLimit+100, len(page), next, audit.MaxQueryLimit)
+	}
+}

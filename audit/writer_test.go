@@ -298,6 +298,58 @@ func TestShouldRejectAWriterWithoutAnInstance(t *testing.T) {
 	}
 }
 
+func TestShouldRefuseToStartAWriterThatCouldNotKeepItsEvents(t *testing.T) {
+	s, _ := newStore(t)
+	notADir := filepath.Join(t.TempDir(), "file")
+	mustOK(t, "write file", os.WriteFile(notADir, []byte("x"), 0o600))
+	tests := []struct {
+		name  string
+		store audit.Store
+		cfg   audit.WriterConfig
+	}{
+		{"no store", nil, audit.WriterConfig{Instance: "inst-a"}},
+		{"a spill dir that cannot be made", s, audit.WriterConfig{Instance: "inst-a", SpillDir: filepath.Join(notADir, "spill")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if w, err := audit.NewWriter(ctxFor(t), tc.store, tc.cfg); err == nil {
+				_ = w.Close(ctxFor(t))
+				t.Fatal("the writer started")
+			}
+		})
+	}
+}
+
+func TestShouldNotRecordAnEventWhoseContextHasEnded(t *testing.T) {
+	s, db := newStore(t)
+	w := newWriter(t, s, audit.WriterConfig{Instance: "inst-a"})
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	cancel()
+	for name, record := range map[string]func(context.Context, audit.Event) error{"Record": w.Record, "RecordDurable": w.RecordDurable} {
+		if err := record(ctx, event(1)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("%s with an ended context = %v, want context.Canceled", name, err)
+		}
+	}
+	mustOK(t, "close", w.Close(ctxFor(t)))
+	if n := countEvents(t, db, bson.D{}); n != 0 {
+		t.Fatalf("%d events stored, want none: a caller told no is not recorded", n)
+	}
+}
+
+func TestShouldKeepAnEventWhoseDetailsAreNotJSONAndSayWhy(t *testing.T) {
+	s, db := newStore(t)
+	w := newWriter(t, s, audit.WriterConfig{Instance: "inst-a"})
+	e := event(1)
+	e.Details = map[string]any{"callback": func() {}}
+	mustOK(t, "record durable", w.RecordDurable(ctxFor(t), e))
+	mustOK(t, "close", w.Close(ctxFor(t)))
+	got := stored(t, db, "inst-a")
+	if len(got) != 1 || got[0].Details["details_error"] != "details not serializable as JSON" || got[0].Details["callback"] != nil {
+		t.Fatalf("stored %+v, want the event kept with details_error in place of its details", got)
+	}
+	mustVerify(t, s, 1, 1)
+}
+
 // redacting stands for a secret type that redacts itself when marshalled (auth.Secret does).
 type redacting string
 

@@ -1,4 +1,5 @@
-// Package storetest is the conformance suite of audit.Store, as auth/storetest is of auth.Store:
+// Package storetest is the conformance suite of audit.Store and of the capabilities Verify and
+// retention need (audit.ChainReader, audit.ChainPruner), as auth/storetest is of auth.Store:
 // every backend runs Run against a fresh store per test and must pass it unchanged. It is a
 // non-test file so that other backends' tests can import it.
 package storetest
@@ -15,7 +16,9 @@ import (
 )
 
 // Run runs the whole suite. newStore must return a fresh, empty store for each call; it is
-// called once per subtest with that subtest's t.
+// called once per subtest with that subtest's t (twice by the cases that mint a chain on a
+// scratch store). The cases of audit.ChainReader and audit.ChainPruner run when the store
+// implements them (Verify and ApplyRetention need them) and are skipped otherwise.
 func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 	for _, tt := range []struct {
 		name string
@@ -25,11 +28,13 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		{"ShouldReportAChainNeverWrittenAsNotThere", testLastOfUnknownChain},
 		{"ShouldTakeAReplayOfStoredEventsAsStored", testReplay},
 		{"ShouldRefuseAnotherEventAtATakenPositionAndStopThere", testConflict},
+		{"ShouldRefuseAStoredEventReplayedAtAnotherPosition", testConflictElsewhere},
 		{"ShouldKeepTheChainsOfInstancesApart", testChainsApart},
 		{"ShouldLetExactlyOneOfManyConcurrentClaimsOfAPositionWin", testConcurrentClaims},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore(t)) })
 	}
+	runChainCases(t, newStore)
 }
 
 var base = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
@@ -133,4 +138,14 @@ func testConcurrentClaims(t *testing.T, s audit.Store) {
 		t.Fatal("no claimant stored its event")
 	}
 	wantLast(t, s, "inst-a", ev("inst-a", 1, fmt.Sprintf("-%d", winner)))
+}
+
+func testConflictElsewhere(t *testing.T, s audit.Store) {
+	mustAppend(t, s, chain("inst-a", 1, 2))
+	moved := ev("inst-a", 2, "")
+	moved.Seq = 3 // the stored event 2, claimed again at position 3
+	if err := s.Append(context.Background(), []audit.Event{moved}); !errors.Is(err, audit.ErrChainConflict) {
+		t.Fatalf("a stored event at another position: %v, want ErrChainConflict", err)
+	}
+	wantLast(t, s, "inst-a", ev("inst-a", 2, ""))
 }

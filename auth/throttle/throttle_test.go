@@ -595,3 +595,58 @@ func TestShouldFallBackToInProcessLimitsOnlyWhileRedisIsDown(t *testing.T) {
 		t.Errorf("no notice of Redis answering again:\n%s", log.String())
 	}
 }
+
+func TestShouldForgetASourcesFailuresOnceTheyAreOlderThanTheWindow(t *testing.T) {
+	p := throttle.Policy{Attempts: 3, Window: 300 * time.Millisecond, Backoff: time.Hour, MaxBackoff: time.Hour, PermanentAfter: 100}
+	for _, im := range impls {
+		t.Run(im.name, func(t *testing.T) {
+			t.Parallel()
+			clock := newFakeClock()
+			l := im.lockout(t, p, clock.Now)
+			failN(t, l, "usr_1", guesser, p.Attempts-1) // one short of the lock
+			// Past the window: the in-process lockout's clock is told; Redis keeps its own, and
+			// nothing shows the window's end but trying, which would count.
+			clock.Advance(p.Window + time.Millisecond)
+			if im.name == "redis" {
+				time.Sleep(p.Window + 100*time.Millisecond)
+			}
+			failN(t, l, "usr_1", guesser, p.Attempts) // a fresh window: the full count again
+			if a := refused(t, l, "usr_1", guesser); a.Permanent || a.LockedFor <= 0 {
+				t.Fatalf("attempt after a full window of failures = %+v, want a soft lock", a)
+			}
+		})
+	}
+}
+
+func TestShouldCountChecksStillInFlightAgainstTheLimits(t *testing.T) {
+	p := throttle.Policy{Attempts: 3, Window: time.Hour, Backoff: time.Hour, MaxBackoff: time.Hour, PermanentAfter: 5}
+	tests := []struct {
+		name      string
+		sources   func(i int) string // the source of the i-th check begun
+		begun     int                // checks begun and not finished, all allowed
+		permanent bool               // the next is refused permanently, else softly
+	}{
+		{"a source with as many checks running as its attempts is refused the next",
+			func(int) string { return guesser }, p.Attempts, false},
+		{"an account with as many checks running as its permanent limit is locked permanently",
+			func(i int) string { return fmt.Sprintf("10.0.0.%d", i) }, p.PermanentAfter, true},
+	}
+	for _, im := range impls {
+		for _, tc := range tests {
+			t.Run(im.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				l := im.lockout(t, p, nil)
+				ctx := context.Background()
+				for i := range tc.begun {
+					if a, err := l.Begin(ctx, "usr_1", tc.sources(i)); err != nil || !a.Allowed {
+						t.Fatalf("check %d = %+v, %v; want allowed", i+1, a, err)
+					}
+				}
+				a := refused(t, l, "usr_1", tc.sources(tc.begun))
+				if a.Permanent != tc.permanent || (!tc.permanent && a.LockedFor <= 0) {
+					t.Fatalf("the check past the limit = %+v, want permanent %v", a, tc.permanent)
+				}
+			})
+		}
+	}
+}
