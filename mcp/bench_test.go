@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 	"go.opentelemetry.io/otel"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
@@ -102,4 +106,61 @@ func BenchmarkGuardOverhead(b *testing.B) {
 	bare := benchratio.Run(b, "unguarded", call(handler))
 	ours := benchratio.Run(b, "guarded", call(guarded))
 	benchratio.ReportDelta(b, map[string][2]*benchratio.Samples{"ns-added/call": {ours, bare}})
+}
+
+// BenchmarkGuardHTTP: one tools/call of an initialized streamable-HTTP session through the whole
+// HTTP stack in process (client address, browser check, HTTP guard, session table, mcp-go, the
+// guard's middleware and filter), against mcp-go's streamable handler with the same tool and
+// no guard (what `serve --insecure-no-guard` serves). The difference is what the guard adds to
+// a call over HTTP, without the load test's client, kernel and noise.
+func BenchmarkGuardHTTP(b *testing.B) {
+	g, ctx := benchGuard(b, func(c *mcp.GuardConfig) {
+		c.Policy.AnonymousMethods = []string{"initialize", "notifications/initialized"}
+	})
+	token := call.From(ctx).Bearer
+	handler := func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) { return benchResult, nil }
+	// Two tools: a server of one tool makes the filter take the call for a listing (see Filter).
+	tools := []server.ServerTool{{Tool: mcpgo.NewTool("projects_list"), Handler: handler},
+		{Tool: mcpgo.NewTool("projects_get"), Handler: handler}}
+	guarded := mcp.NewHTTP(mcp.NewServer("bench", "1", g, tools...), g, nil, slog.New(slog.DiscardHandler), mcp.HTTPOptions{}).Handler
+	bare := server.NewMCPServer("bench", "1", server.WithToolCapabilities(true))
+	bare.AddTools(tools...)
+	unguarded := server.NewStreamableHTTPServer(bare, server.WithEndpointPath("/mcp"),
+		server.WithHTTPContextFunc(mcp.HTTPContext(call.HTTP)))
+	post := func(h http.Handler, sid, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+		r.RemoteAddr = "127.0.0.1:40000"
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		r.Header.Set("Authorization", "Bearer "+token)
+		r.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		if sid != "" {
+			r.Header.Set("Mcp-Session-Id", sid)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	const callJSON = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"projects_list","arguments":{}}}`
+	calls := func(h http.Handler) func(b *testing.B) {
+		init := post(h, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`)
+		sid := init.Header().Get("Mcp-Session-Id")
+		if init.Code != http.StatusOK || sid == "" {
+			b.Fatalf("initialize: %d %s", init.Code, init.Body)
+		}
+		post(h, sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+		if w := post(h, sid, callJSON); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"[]"`) || strings.Contains(w.Body.String(), `"isError":true`) {
+			b.Fatalf("tools/call: %d %s", w.Code, w.Body)
+		}
+		return func(b *testing.B) {
+			for b.Loop() {
+				if w := post(h, sid, callJSON); w.Code != http.StatusOK {
+					b.Fatalf("tools/call: %d %s", w.Code, w.Body)
+				}
+			}
+		}
+	}
+	base := benchratio.Run(b, "unguarded", calls(unguarded))
+	ours := benchratio.Run(b, "guarded", calls(guarded))
+	benchratio.ReportDelta(b, map[string][2]*benchratio.Samples{"ns-added/call": {ours, base}})
 }
