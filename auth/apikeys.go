@@ -132,7 +132,7 @@ func ParseAPIKey(key string) (id, secret string, ok bool) {
 
 // Limits on API keys.
 const (
-	maxAPIKeyName        = 100
+	MaxAPIKeyName        = 100 // characters (code points, as JSON Schema's maxLength counts)
 	MaxAPIKeyPermissions = 64
 	maxAPIKeysPerUser    = 100
 )
@@ -151,8 +151,8 @@ type NewAPIKey struct {
 // CreateAPIKey stores a new key and returns it with the key string, which is shown only here.
 func (s *Service) CreateAPIKey(ctx context.Context, nk NewAPIKey) (APIKey, Secret, error) {
 	name := strings.TrimSpace(nk.Name)
-	if name == "" || utf8.RuneCountInString(name) > maxAPIKeyName || !utf8.ValidString(name) {
-		return APIKey{}, "", apierr.Field("name", "must be 1-%d characters", maxAPIKeyName)
+	if name == "" || utf8.RuneCountInString(name) > MaxAPIKeyName || !utf8.ValidString(name) {
+		return APIKey{}, "", apierr.Field("name", "must be 1-%d characters", MaxAPIKeyName)
 	}
 	if len(nk.Permissions) == 0 || len(nk.Permissions) > MaxAPIKeyPermissions {
 		return APIKey{}, "", apierr.Field("permissions", "give 1 to %d permissions", MaxAPIKeyPermissions)

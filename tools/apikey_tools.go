@@ -17,7 +17,7 @@ func (s *Set) apiKeyTools() []server.ServerTool {
 		{Tool: mcp.NewTool("apikey_create",
 			mcp.WithDescription("Create an API key for yourself. The key is shown only in this result: store it now. It carries the permissions you give it (a subset of yours) and, on every call, is also held to your own live permissions. Send it as 'Authorization: Bearer mcpk_...' or MCPAUTH_API_KEY. "+
 				"A key is a lasting credential: unless you logged in within the last few minutes, pass your password (and mfa_code if MFA is on)."),
-			str("name", "What the key is for.", mcp.Required(), mcp.MaxLength(100)),
+			str("name", "What the key is for.", mcp.Required(), mcp.MaxLength(auth.MaxAPIKeyName)),
 			mcp.WithArray("permissions", mcp.Required(), mcp.Description("Permission patterns (resource:action), each within your own permissions."),
 				mcp.WithStringItems(mcp.MaxLength(128)), mcp.MinItems(1), mcp.MaxItems(auth.MaxAPIKeyPermissions)),
 			str("expires_at", `When the key stops working (RFC 3339), or "never"; default: 90 days from now (the server's --apikey-ttl).`, mcp.MaxLength(64)),
@@ -62,7 +62,7 @@ type apiKeyCreated struct {
 }
 
 func (s *Set) apiKeyCreate(ctx context.Context, a apiKeyCreateArgs) (any, error) {
-	if err := requireString("name", a.Name, 100); err != nil {
+	if err := requireString("name", a.Name, auth.MaxAPIKeyName); err != nil {
 		return nil, err
 	}
 	if len(a.Permissions) == 0 || len(a.Permissions) > auth.MaxAPIKeyPermissions {

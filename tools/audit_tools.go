@@ -48,9 +48,6 @@ func scopeName(org string) string {
 	return "organization"
 }
 
-// SetAuditReader gives the audit tools their trail.
-func (s *Set) SetAuditReader(r AuditReader) { s.audit = r }
-
 func (s *Set) auditTools() []server.ServerTool {
 	return []server.ServerTool{
 		{Tool: mcp.NewTool("audit_query",

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -162,7 +163,9 @@ func jsonType(kind string) string {
 	return kind
 }
 
-// requireString checks a required string argument's presence and length.
+// requireString checks a required string argument's presence and length. Lengths are counted
+// in characters (code points), as the schema's maxLength is: a limit in bytes would refuse
+// what the published schema allows.
 func requireString(field, v string, maxLen int) error {
 	if v == "" {
 		return apierr.Field(field, "is required")
@@ -171,8 +174,8 @@ func requireString(field, v string, maxLen int) error {
 }
 
 func maxString(field, v string, maxLen int) error {
-	if len(v) > maxLen {
-		return apierr.Field(field, "must be at most %d bytes", maxLen)
+	if utf8.RuneCountInString(v) > maxLen {
+		return apierr.Field(field, "must be at most %d characters", maxLen)
 	}
 	return nil
 }

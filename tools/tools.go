@@ -39,12 +39,13 @@ type Set struct {
 	audit AuditReader
 }
 
-// New returns the tool set over the auth service and the authorizer.
-func New(a *auth.Service, z Authorizer, logger *slog.Logger) *Set {
+// New returns the tool set over the auth service, the authorizer and the audit trail (nil: the
+// audit tools answer that there is none).
+func New(a *auth.Service, z Authorizer, trail AuditReader, logger *slog.Logger) *Set {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Set{auth: a, authz: z, log: logger, bind: &bindings{tokens: map[string]auth.Secret{}}}
+	return &Set{auth: a, authz: z, audit: trail, log: logger, bind: &bindings{tokens: map[string]auth.Secret{}}}
 }
 
 // Credential is the credential of a call: the stdio session's login first, then the

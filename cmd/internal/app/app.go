@@ -139,8 +139,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
-	a.tools = tools.New(a.auth, a.authz, logger)
-	a.tools.SetAuditReader(a.auditDB)
+	a.tools = tools.New(a.auth, a.authz, a.auditDB, logger)
 	return a, nil
 }
 
