@@ -141,6 +141,27 @@ func (s *Service) checkPassword(ctx context.Context, u User, password Secret, du
 	return nil
 }
 
+// secondFactorIfEnabled is the second step of a proof whose password matched, with the
+// reservation still open: when u has MFA on, code must be a right TOTP or recovery code. A
+// missing code is MFA_REQUIRED and counted as a failed attempt (never as a success: whoever
+// holds the password must not be able to reset the count of wrong codes; the next proof with
+// a code clears it); a wrong one is audited and counted. It reports whether MFA is on.
+func (s *Service) secondFactorIfEnabled(ctx context.Context, u User, code Secret, during string) (bool, error) {
+	m, enabled, err := s.mfaEnabled(ctx, u.ID)
+	if err != nil || !enabled {
+		return enabled, err
+	}
+	if code == "" {
+		details := map[string]any{"method": "totp"}
+		if during != "" {
+			details["during"] = during
+		}
+		s.record(ctx, audit.Event{Type: audit.MFAChallengeSent, Subject: u.ID, OrgID: u.OrgID, Details: details})
+		return true, s.failed(ctx, u.ID, ErrMFARequired)
+	}
+	return true, s.secondFactor(ctx, u, m, code, during)
+}
+
 // secondFactor checks a TOTP or recovery code of an enabled factor, with a reservation open; a
 // wrong code is audited and counted.
 func (s *Service) secondFactor(ctx context.Context, u User, m MFA, code Secret, during string) error {
@@ -209,19 +230,8 @@ func (s *Service) StepUp(ctx context.Context, u User, c Claims, p Proof, during 
 	if err := s.checkPassword(ctx, full, p.Password, during, release); err != nil {
 		return err
 	}
-	m, enabled, err := s.mfaEnabled(ctx, u.ID)
-	if err != nil {
+	if _, err := s.secondFactorIfEnabled(ctx, full, p.MFACode, during); err != nil {
 		return err
-	}
-	if enabled {
-		if p.MFACode == "" {
-			s.record(ctx, audit.Event{Type: audit.MFAChallengeSent, Subject: u.ID, OrgID: u.OrgID,
-				Details: map[string]any{"method": "totp", "during": during}})
-			return s.failed(ctx, u.ID, ErrMFARequired)
-		}
-		if err := s.secondFactor(ctx, full, m, p.MFACode, during); err != nil {
-			return err
-		}
 	}
 	return s.succeeded(ctx, u.ID)
 }

@@ -281,21 +281,9 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 		s.record(ctx, authFailed(u, audit.ReasonAccountInactive, "", nil))
 		return Tokens{}, User{}, s.failed(ctx, u.ID, ErrAccountDisabled)
 	}
-	m, enabled, err := s.mfaEnabled(ctx, u.ID)
+	enabled, err := s.secondFactorIfEnabled(ctx, u, req.MFACode, "")
 	if err != nil {
 		return Tokens{}, User{}, err
-	}
-	if enabled {
-		if req.MFACode == "" {
-			// Counted as a failed attempt (never as a success: whoever holds the password must
-			// not be able to reset the count of wrong codes); the next login with a code clears it.
-			s.record(ctx, audit.Event{Type: audit.MFAChallengeSent, Subject: u.ID, OrgID: u.OrgID,
-				Details: map[string]any{"method": "totp"}})
-			return Tokens{}, User{}, s.failed(ctx, u.ID, ErrMFARequired)
-		}
-		if err := s.secondFactor(ctx, u, m, req.MFACode, ""); err != nil {
-			return Tokens{}, User{}, err
-		}
 	}
 	if err := s.succeeded(ctx, u.ID); err != nil {
 		return Tokens{}, User{}, err
