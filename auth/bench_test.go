@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/internal/benchratio"
 	"github.com/bduf/mcpauth/internal/mongotest"
@@ -42,7 +43,7 @@ func benchService(b *testing.B, cost int, mutate ...func(*auth.Config)) (*auth.S
 		b.Fatal(err)
 	}
 	cfg := auth.Config{
-		Issuer: "urn:bench", Audience: "urn:bench:mcp", BcryptCost: cost, Logger: slog.New(slog.DiscardHandler),
+		Issuer: "urn:bench", Audience: "urn:bench:mcp", Password: password.Config{Cost: cost}, Logger: slog.New(slog.DiscardHandler),
 		// Throttles out of the way: these measure the work, not the limits.
 		Limits: unthrottled,
 		Lockout: throttle.NewLocalLockout(throttle.Policy{Attempts: 1 << 30, Window: time.Hour, Backoff: time.Second,
@@ -73,8 +74,8 @@ func loginOnce(b *testing.B, svc *auth.Service, identifier string, wantErr bool)
 // token, signed access token) against one raw bcrypt compare at the same cost; and an unknown
 // user's failed login against a known user's failed and successful ones.
 func BenchmarkLoginVsBcrypt(b *testing.B) {
-	svc, _ := benchService(b, auth.DefaultBcryptCost)
-	hash, _ := bcrypt.GenerateFromPassword([]byte(benchPassword.Reveal()), auth.DefaultBcryptCost)
+	svc, _ := benchService(b, password.DefaultCost)
+	hash, _ := bcrypt.GenerateFromPassword([]byte(benchPassword.Reveal()), password.DefaultCost)
 	raw := benchratio.Run(b, "raw-bcrypt", func(b *testing.B) {
 		for b.Loop() {
 			_ = bcrypt.CompareHashAndPassword(hash, []byte(benchPassword.Reveal()))
@@ -106,8 +107,8 @@ func BenchmarkLoginVsBcrypt(b *testing.B) {
 // pool's default size) against raw bcrypt compares on every core at the same cost: the share of
 // the machine's bcrypt throughput a login gets (the rest is the store and token signing).
 func BenchmarkLoginThroughput(b *testing.B) {
-	svc, _ := benchService(b, auth.DefaultBcryptCost)
-	hash, _ := bcrypt.GenerateFromPassword([]byte(benchPassword.Reveal()), auth.DefaultBcryptCost)
+	svc, _ := benchService(b, password.DefaultCost)
+	hash, _ := bcrypt.GenerateFromPassword([]byte(benchPassword.Reveal()), password.DefaultCost)
 	raw := benchratio.Run(b, "raw-bcrypt-parallel", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {

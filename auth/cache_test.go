@@ -14,6 +14,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 )
 
 // The verified-token and user caches must never change an answer, only its cost: every case
@@ -187,7 +188,7 @@ func TestShouldRefreshTheCachedUsersInOneStoreRead(t *testing.T) {
 	store := &countingUserReads{MongoStore: e.store}
 	const ttl, users = 4 * time.Second, 20
 	svc, err := auth.NewService(ctx, store, e.keys, auth.Config{Issuer: testIssuer, Audience: testAudience,
-		BcryptCost: bcrypt.MinCost, Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler), UserCacheTTL: ttl, Limits: unthrottled})
+		Password: password.Config{Cost: bcrypt.MinCost}, Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler), UserCacheTTL: ttl, Limits: unthrottled})
 	if err != nil {
 		t.Fatal(err)
 	}

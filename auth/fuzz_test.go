@@ -13,6 +13,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/internal/mongotest"
 )
 
@@ -44,7 +45,7 @@ func FuzzValidateAccessToken(f *testing.F) {
 		f.Fatal(err)
 	}
 	svc, err := auth.NewService(ctx, store, keys, auth.Config{
-		Issuer: testIssuer, Audience: testAudience, BcryptCost: bcrypt.MinCost,
+		Issuer: testIssuer, Audience: testAudience, Password: password.Config{Cost: bcrypt.MinCost},
 		Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler),
 		Scopes: func(context.Context, auth.User) ([]string, error) { return []string{"users:read"}, nil },
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 )
 
@@ -27,8 +28,7 @@ func TestShouldQueueALoginFloodAndRefuseTheOverflowAlikeForEveryAccount(t *testi
 	never.Attempts, never.PermanentAfter = 3*perKind+1, 3*perKind+1
 	counting := &countingLockout{Lockout: throttle.NewLocalLockout(never, e.clock.Now)}
 	svc := e.newService(t, e.keys, func(c *auth.Config) {
-		c.HashWorkers, c.HashQueue, c.HashWait = workers, queue, time.Minute
-		c.BcryptCost = 11 // slow enough that the flood arrives while the first logins hash
+		c.Password = password.Config{Workers: workers, Queue: queue, Wait: time.Minute, Cost: 11} // slow enough that the flood arrives while the first logins hash
 		c.Lockout = counting
 	})
 	kinds := []struct {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 )
 
@@ -48,9 +49,9 @@ func errLocked(a throttle.Attempt) error {
 // hashWorker takes a bcrypt worker (see hashPool); a flood is answered RATE_LIMITED, recorded
 // with identifier (what was typed; "" for an authenticated caller).
 func (s *Service) hashWorker(ctx context.Context, identifier string) (release func(), err error) {
-	acquired, err := s.hashing.acquire(ctx)
+	acquired, err := s.passwords.Acquire(ctx)
 	if err != nil {
-		if apierr.CodeOf(err) == apierr.RateLimited {
+		if errors.Is(err, password.ErrBusy) {
 			rateLimitHits.Add(ctx, 1, metric.WithAttributes(attribute.String("limit", "password_hashing")))
 			details := map[string]any{"limit": "password_hashing"}
 			if identifier != "" {
@@ -58,9 +59,30 @@ func (s *Service) hashWorker(ctx context.Context, identifier string) (release fu
 			}
 			s.record(ctx, audit.Event{Type: audit.AuthRateLimited, Severity: audit.Warning, Details: details})
 		}
-		return nil, err
+		return nil, hashingError(err)
 	}
 	return sync.OnceFunc(acquired), nil
+}
+
+// hashingError is the answer when no password worker could be had: RATE_LIMITED under a
+// flood, INTERNAL when the request ended while it waited.
+func hashingError(err error) error {
+	if errors.Is(err, password.ErrBusy) {
+		return RateLimited(time.Second).With("reason", "too many logins in progress")
+	}
+	return apierr.New(apierr.Internal, "request ended while waiting to check the password").Wrap(err)
+}
+
+// hash bcrypts a new password on a worker of the pool.
+func (s *Service) hash(ctx context.Context, p Secret) ([]byte, error) {
+	h, err := s.passwords.Hash(ctx, p.Reveal())
+	switch {
+	case errors.Is(err, password.ErrBusy) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return nil, hashingError(err)
+	case err != nil:
+		return nil, apierr.Internalf("%w", err)
+	}
+	return h, nil
 }
 
 // beginCheck reserves a check of u's credentials from the caller's address. A lock is ACCOUNT_LOCKED
@@ -122,14 +144,14 @@ func (s *Service) releasedSince(ctx context.Context, userID string, since time.T
 // hash) and answers ACCOUNT_LOCKED; a wrong password is audited, counted and answers
 // INVALID_CREDENTIALS. When the password matches, the reservation stays open: the caller ends
 // it with succeeded (after any second factor) or failed.
-func (s *Service) checkPassword(ctx context.Context, u User, password Secret, during string, release func()) error {
+func (s *Service) checkPassword(ctx context.Context, u User, pw Secret, during string, release func()) error {
 	if err := s.beginCheck(ctx, u, during); err != nil {
 		if apierr.CodeOf(err) == apierr.AccountLocked {
-			_, _ = passwordMatches(s.dummyHash, password)
+			s.passwords.CompareDummy(pw.Reveal())
 		}
 		return err
 	}
-	ok, err := passwordMatches(u.PasswordHash, password)
+	ok, err := password.Matches(u.PasswordHash, pw.Reveal())
 	release() // the rest is cheap: free the worker for the next check
 	if err != nil {
 		return apierr.Internalf("user %s: %w", u.ID, err)
@@ -215,7 +237,7 @@ func (s *Service) StepUp(ctx context.Context, u User, c Claims, p Proof, during 
 		}
 		return ErrStepUpRequired
 	}
-	if err := checkLoginPassword(p.Password); err != nil {
+	if err := password.CheckPresented("password", p.Password.Reveal()); err != nil {
 		return err
 	}
 	full, err := s.GetUser(ctx, u.ID) // with its password hash

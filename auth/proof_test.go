@@ -12,6 +12,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 )
 
@@ -147,7 +148,7 @@ func TestShouldNameTheIdentifierOfALoginThatFailedOnASystemError(t *testing.T) {
 	t.Parallel()
 	e, rec := adminEnv(t, nil)
 	svc, err := auth.NewService(context.Background(), unreachableUsers{e.store}, e.keys, auth.Config{
-		Issuer: testIssuer, Audience: testAudience, BcryptCost: bcrypt.MinCost, Now: e.clock.Now,
+		Issuer: testIssuer, Audience: testAudience, Password: password.Config{Cost: bcrypt.MinCost}, Now: e.clock.Now,
 		Logger: slog.New(slog.DiscardHandler), Audit: rec, Limits: unthrottled})
 	if err != nil {
 		t.Fatal(err)

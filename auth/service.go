@@ -14,6 +14,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/internal/tracing"
 )
@@ -39,9 +40,11 @@ type Config struct {
 	Audience   string
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
-	BcryptCost int
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// Password configures bcrypt's cost and the pool of hashing workers: beyond its queue or
+	// its wait, a login is answered RATE_LIMITED.
+	Password password.Config
+	Now      func() time.Time
+	Logger   *slog.Logger
 	// Sealer encrypts TOTP secrets at rest (the master key). Without it MFA is unavailable.
 	Sealer *Sealer
 	// MFAIssuer names this service in authenticator apps (default "mcpauth").
@@ -62,12 +65,6 @@ type Config struct {
 	// again in the background (default DefaultUserCacheTTL; negative: off); see liveUsers.
 	TokenCacheSize int
 	UserCacheTTL   time.Duration
-	// HashWorkers bounds concurrent bcrypt work (default GOMAXPROCS); HashQueue bounds the
-	// logins waiting for a worker (default 64 per worker) and HashWait how long one waits
-	// (default DefaultHashWait). Beyond either, a login is answered RATE_LIMITED.
-	HashWorkers int
-	HashQueue   int
-	HashWait    time.Duration
 	// StepUpMaxAge is how long after a login its session's tokens are proof enough of the user
 	// for a credential change (default DefaultStepUpMaxAge; negative: never, the password is
 	// always asked). APIKeyTTL is the lifetime of a key created without an expiry (default
@@ -83,13 +80,12 @@ type Service struct {
 	codec     tokenCodec
 	cfg       Config
 	log       *slog.Logger
-	dummyHash []byte
+	passwords *password.Hasher
 	revoked   Revocations
 	lastUse   lastUse
 	keyCache  keyCache
 	tokens    verifiedTokens
 	users     *liveUsers
-	hashing   *hashPool
 }
 
 // Errors callers see. Login failures are deliberately one error: the same code, message and
@@ -112,9 +108,6 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	}
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = DefaultRefreshTTL
-	}
-	if cfg.BcryptCost == 0 {
-		cfg.BcryptCost = DefaultBcryptCost
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -149,8 +142,7 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	if cfg.Scopes == nil {
 		cfg.Scopes = func(context.Context, User) ([]string, error) { return nil, nil }
 	}
-	// The dummy hash has the configured cost, so an unknown user costs one real bcrypt compare.
-	dummy, err := hashPassword(Secret("dummy password for unknown users "+randomString(8)), cfg.BcryptCost)
+	passwords, err := password.NewHasher(cfg.Password)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
@@ -158,12 +150,11 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	// takes over: every token it signed has expired by then.
 	keys.setOverlap(cfg.AccessTTL + clockSkew)
 	s := &Service{
-		store: store, keys: keys, cfg: cfg, log: cfg.Logger, dummyHash: dummy,
+		store: store, keys: keys, cfg: cfg, log: cfg.Logger, passwords: passwords,
 		codec:   tokenCodec{keys: keys, issuer: cfg.Issuer, audience: cfg.Audience},
 		revoked: cfg.Revocations,
 		tokens:  newVerifiedTokens(cfg.TokenCacheSize),
 		users:   newLiveUsers(cfg.UserCacheTTL),
-		hashing: newHashPool(cfg.HashWorkers, cfg.HashQueue, cfg.HashWait),
 	}
 	if s.revoked == nil {
 		s.revoked = localRevocations{list: newRevocationList(), now: cfg.Now}
@@ -237,7 +228,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (_ Tokens, _ User
 }
 
 func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, error) {
-	if err := checkLoginPassword(req.Password); err != nil {
+	if err := password.CheckPresented("password", req.Password.Reveal()); err != nil {
 		return Tokens{}, User{}, err
 	}
 	identifier, err := normalizeIdentifier(req.Identifier)
@@ -267,7 +258,7 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 	}
 	defer release()
 	if u.ID == "" { // not found
-		_, _ = passwordMatches(s.dummyHash, req.Password) // same cost as a known user
+		s.passwords.CompareDummy(req.Password.Reveal()) // same cost as a known user
 		s.record(ctx, authFailed(User{}, audit.ReasonUserNotFound, "", map[string]any{"identifier": identifier}))
 		return Tokens{}, User{}, ErrInvalidCredentials
 	}

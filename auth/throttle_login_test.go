@@ -31,7 +31,7 @@ func (c *countingLockout) Begin(ctx context.Context, account, source string) (th
 func lockoutService(t *testing.T, e *env, lockout throttle.Lockout, limits auth.Limits) *auth.Service {
 	return e.newService(t, e.keys, func(c *auth.Config) {
 		c.Lockout, c.Limits = lockout, limits
-		c.HashQueue, c.HashWait = 1000, time.Minute // these tests flood one account: the lockout must answer, not the pool
+		c.Password.Queue, c.Password.Wait = 1000, time.Minute // these tests flood one account: the lockout must answer, not the pool
 	})
 }
 

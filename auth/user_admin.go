@@ -6,6 +6,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/auth/password"
 )
 
 // Account administration: changing, disabling and deleting users, and passwords. Each operation
@@ -272,14 +273,10 @@ func (s *Service) DeleteUser(ctx context.Context, id string, opts DeleteUserOpti
 // session of the user is revoked; c's session (if any) stays. It returns how many sessions it
 // revoked.
 func (s *Service) ChangePassword(ctx context.Context, c Claims, p Proof, next Secret) (int, error) {
-	cur := p.Password.Reveal()
-	if cur == "" {
-		return 0, apierr.Field("current_password", "is required")
+	if err := password.CheckPresented("current_password", p.Password.Reveal()); err != nil {
+		return 0, err
 	}
-	if len(cur) > maxPasswordInput || len(normalizePassword(cur)) > MaxPasswordBytes {
-		return 0, apierr.Field("current_password", "must be at most %d bytes", MaxPasswordBytes)
-	}
-	if err := CheckPasswordPolicy("new_password", next); err != nil {
+	if err := password.CheckPolicy("new_password", next.Reveal()); err != nil {
 		return 0, err
 	}
 	u, err := s.GetUser(ctx, c.Subject)
@@ -299,7 +296,7 @@ func (s *Service) ChangePassword(ctx context.Context, c Claims, p Proof, next Se
 // must pass the password policy, and every session of the user is revoked. It returns how many
 // sessions it revoked.
 func (s *Service) ResetPassword(ctx context.Context, userID string, next Secret) (int, error) {
-	if err := CheckPasswordPolicy("new_password", next); err != nil {
+	if err := password.CheckPolicy("new_password", next.Reveal()); err != nil {
 		return 0, err
 	}
 	u, err := s.GetUser(ctx, userID)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/auth/password"
 )
 
 // NewUser is a request to create an account.
@@ -42,7 +43,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err := ValidateOrgID("org_id", org); err != nil {
 		return User{}, err
 	}
-	if err := CheckPasswordPolicy("password", nu.Password); err != nil {
+	if err := password.CheckPolicy("password", nu.Password.Reveal()); err != nil {
 		return User{}, err
 	}
 	hash, err := s.hash(ctx, nu.Password)

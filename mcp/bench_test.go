@@ -16,6 +16,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/call"
 	"github.com/bduf/mcpauth/internal/benchratio"
@@ -44,7 +45,7 @@ func benchGuard(b *testing.B, mutate func(*mcp.GuardConfig)) (*mcp.Guard, contex
 	keys, err := auth.LoadKeySet(ctx, store, sealer, auth.AlgEdDSA, time.Now())
 	mustBench(b, err)
 	svc, err := auth.NewService(ctx, store, keys, auth.Config{Issuer: "urn:bench", Audience: "urn:bench:mcp",
-		BcryptCost: 4, Logger: slog.New(slog.DiscardHandler),
+		Password: password.Config{Cost: 4}, Logger: slog.New(slog.DiscardHandler),
 		Scopes: func(ctx context.Context, u auth.User) ([]string, error) {
 			return authz.Permissions(ctx, u.ID, u.OrgID, "")
 		},

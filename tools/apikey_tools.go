@@ -9,6 +9,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/rbac"
 )
 
@@ -146,7 +147,7 @@ type stepUpArgs struct {
 
 var (
 	stepUpPassword = str("password", "Your current password: needed unless you logged in within the last few minutes.",
-		mcp.MaxLength(auth.MaxPasswordBytes))
+		mcp.MaxLength(password.MaxBytes))
 	stepUpMFACode = str("mfa_code", "With password, when MFA is on: a TOTP code or a recovery code.", mcp.MaxLength(maxMFACode))
 )
 

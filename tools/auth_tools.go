@@ -9,6 +9,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/call"
 )
 
@@ -18,7 +19,7 @@ func (s *Set) authTools() []server.ServerTool {
 			mcp.WithDescription("Log in with a password. Give email or username. Returns an access token (JWT, send as 'Authorization: Bearer'), a refresh token for auth_refresh, and the user. Over stdio the session stays logged in for later calls."),
 			str("email", "Account email (or give username).", mcp.MaxLength(maxIdentifier)),
 			str("username", "Account username (or give email).", mcp.MaxLength(maxIdentifier)),
-			str("password", "Account password.", mcp.Required(), mcp.MaxLength(auth.MaxPasswordBytes)),
+			str("password", "Account password.", mcp.Required(), mcp.MaxLength(password.MaxBytes)),
 			str("mfa_code", "TOTP code or recovery code, for accounts with MFA.", mcp.MaxLength(maxMFACode)),
 			mcp.WithBoolean("remember_me", mcp.Description("Keep the session for the full refresh lifetime (default: at most 24 hours).")),
 			strict, closed,

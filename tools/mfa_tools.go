@@ -10,6 +10,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 )
 
 func (s *Set) mfaTools() []server.ServerTool {
@@ -32,7 +33,7 @@ func (s *Set) mfaTools() []server.ServerTool {
 		), Handler: handler(s, "mfa_verify", s.mfaVerify)},
 		{Tool: mcp.NewTool("mfa_disable",
 			mcp.WithDescription("Turn MFA off; needs your current password and a valid code or recovery code."),
-			code, str("password", "Your current password.", mcp.Required(), mcp.MaxLength(auth.MaxPasswordBytes)),
+			code, str("password", "Your current password.", mcp.Required(), mcp.MaxLength(password.MaxBytes)),
 			strict, mcp.WithDestructiveHintAnnotation(true), closed,
 		), Handler: handler(s, "mfa_disable", s.mfaDisable)},
 	}

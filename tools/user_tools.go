@@ -10,6 +10,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/rbac"
 )
 
@@ -19,7 +20,7 @@ func (s *Set) userTools() []server.ServerTool {
 			mcp.WithDescription("Create a user in the caller's organization, with roles the caller may grant (no role can carry a permission the caller lacks). The password must be at least 8 characters, at most 72 bytes, and not a common password."),
 			str("email", "Email address (unique, case-insensitive).", mcp.Required(), mcp.MaxLength(maxIdentifier)),
 			str("username", "Optional username: 3-64 of a-z 0-9 . _ - (unique).", mcp.MaxLength(64)),
-			str("password", "Initial password.", mcp.Required(), mcp.MaxLength(auth.MaxPasswordBytes)),
+			str("password", "Initial password.", mcp.Required(), mcp.MaxLength(password.MaxBytes)),
 			str("org_id", "Organization; defaults to the caller's.", mcp.MaxLength(maxIDArg)),
 			mcp.WithArray("roles", mcp.Description("Roles in the organization: owner, admin, contributor, viewer, or a custom role."),
 				mcp.WithStringItems(mcp.MaxLength(maxIDArg)), mcp.MaxItems(maxListArg)),
@@ -56,7 +57,7 @@ func (s *Set) userTools() []server.ServerTool {
 				}),
 				mcp.AdditionalProperties(false), mcp.MinProperties(1)),
 			str("password", "Changing your own email: your current password, unless you logged in within the last few minutes.",
-				mcp.MaxLength(auth.MaxPasswordBytes)),
+				mcp.MaxLength(password.MaxBytes)),
 			stepUpMFACode,
 			strict, closed,
 		), Handler: handler(s, "user_update", s.userUpdate)},
@@ -72,8 +73,8 @@ func (s *Set) userTools() []server.ServerTool {
 			mcp.WithDescription("Change the caller's own password (current_password and new_password; the caller's other sessions are revoked), "+
 				"or, with users:admin, set another user's (id and new_password; all of its sessions are revoked). "+
 				"The new password must be at least 8 characters, at most 72 bytes, and not a common password."),
-			str("current_password", "The caller's current password (to change its own).", mcp.MaxLength(auth.MaxPasswordBytes)),
-			str("new_password", "The new password.", mcp.Required(), mcp.MaxLength(auth.MaxPasswordBytes)),
+			str("current_password", "The caller's current password (to change its own).", mcp.MaxLength(password.MaxBytes)),
+			str("new_password", "The new password.", mcp.Required(), mcp.MaxLength(password.MaxBytes)),
 			str("mfa_code", "Changing your own password with MFA on: a TOTP code or a recovery code.", mcp.MaxLength(maxMFACode)),
 			str("id", "Another user's id (usr_...), for an administrator's reset.", mcp.MaxLength(maxIDArg)),
 			mcp.WithBoolean("revoke_api_keys", mcp.Description("Also revoke every API key of the user whose password is set.")),

@@ -21,6 +21,7 @@ import (
 
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/internal/embedmongo"
 	"github.com/bduf/mcpauth/mcp"
@@ -121,12 +122,12 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
-	if c.BcryptCost < auth.DefaultBcryptCost {
+	if c.BcryptCost < password.DefaultCost {
 		logger.Warn("bcrypt cost below 10: for tests only", "cost", c.BcryptCost)
 	}
 	a.auth, err = auth.NewService(ctx, store, keys, auth.Config{
 		Issuer: c.Issuer, Audience: c.Audience, AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL,
-		BcryptCost: c.BcryptCost, Logger: logger, Sealer: sealer,
+		Password: password.Config{Cost: c.BcryptCost}, Logger: logger, Sealer: sealer,
 		TokenCacheSize: offIfZero(c.TokenCacheSize), UserCacheTTL: offIfZero(c.UserCacheTTL),
 		StepUpMaxAge: offIfZero(c.StepUpMaxAge), APIKeyTTL: c.APIKeyTTL,
 		Limiter: limiter, Lockout: lockout, Limits: c.Limits, Revocations: revocations, Audit: a.audit,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
 	"github.com/bduf/mcpauth/tools"
@@ -294,11 +295,11 @@ func UserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return ExitUsage
 	}
 	c.cli = true
-	password, err := readPassword(stdin)
+	pw, err := readPassword(stdin)
 	if err != nil {
 		return Fail(prog, stderr, err)
 	}
-	if err := auth.CheckPasswordPolicy("password", password); err != nil {
+	if err := password.CheckPolicy("password", pw.Reveal()); err != nil {
 		return Fail(prog, stderr, err)
 	}
 	a, err := openApp(ctx, c, newLogger(stderr, "warn"))
@@ -306,7 +307,7 @@ func UserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return Fail(prog, stderr, err)
 	}
 	defer a.Close()
-	u, err := a.auth.CreateUser(ctx, auth.NewUser{Email: *email, Username: *username, Password: password,
+	u, err := a.auth.CreateUser(ctx, auth.NewUser{Email: *email, Username: *username, Password: pw,
 		OrgID: *org, Provision: tools.AssignRoles(a.authz, []string{*role})})
 	if err != nil {
 		return Fail(prog, stderr, err)

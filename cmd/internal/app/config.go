@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/mcp"
 )
@@ -268,7 +269,7 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	if c.AnonymousMethods, c.AnonymousMethodsSet, err = parseAnonymousMethods(vals["anonymous-methods"]); err != nil {
 		return c, err
 	}
-	c.BcryptCost = auth.DefaultBcryptCost
+	c.BcryptCost = password.DefaultCost
 	if s := vals["bcrypt-cost"]; s != "" {
 		if c.BcryptCost, err = strconv.Atoi(s); err != nil || c.BcryptCost < 4 || c.BcryptCost > 31 {
 			return c, fmt.Errorf("--bcrypt-cost: want an integer from 4 to 31, got %q", s)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/rbac"
 )
 
@@ -176,12 +177,12 @@ func askOwner(stdin io.Reader, prompt io.Writer, email string) (string, auth.Sec
 	return email, password, checkOwner(email, password)
 }
 
-func checkOwner(email string, password auth.Secret) error {
+func checkOwner(email string, pw auth.Secret) error {
 	if email == "" {
 		return errors.New("no owner email (give --email, or type it)")
 	}
-	if password == "" {
+	if pw == "" {
 		return errors.New("no password (type it, or pipe the email and password as two lines)")
 	}
-	return auth.CheckPasswordPolicy("password", password)
+	return password.CheckPolicy("password", pw.Reveal())
 }
