@@ -16,6 +16,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/auth/token"
 )
 
 // API keys look like mcpk_<id>_<secret><checksum>: a fixed prefix secret scanners know, a
@@ -214,7 +215,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, userID, id string) (bool, er
 	}
 	s.keyCache.drop(id)
 	// Instances holding the key's record in their cache learn of the revocation at once.
-	if err := s.revoked.Revoke(ctx, revocationID(id), apiKeyCacheTTL+clockSkew); err != nil {
+	if err := s.revoked.Revoke(ctx, revocationID(id), apiKeyCacheTTL+token.ClockSkew); err != nil {
 		return done, apierr.New(apierr.Internal, "key revoked, but the revocation could not be shared with other instances").Wrap(err)
 	}
 	s.log.InfoContext(ctx, "api key revoked", "user_id", userID, "key_id", id)
@@ -317,14 +318,14 @@ func (l *lastUse) due(id string, now time.Time) bool {
 	return true
 }
 
-var errKeyInvalid = ErrTokenInvalid.With("reason", "API key is invalid, expired or revoked")
+var errKeyInvalid = token.ErrInvalid.With("reason", "API key is invalid, expired or revoked")
 
 // lookUpAPIKey checks a key: shape and checksum first (no I/O), then the stored hash in constant
 // time, expiry and revocation. Every failure is the same TOKEN_INVALID.
 func (s *Service) lookUpAPIKey(ctx context.Context, key string) (APIKey, error) {
 	id, secret, ok := ParseAPIKey(key)
 	if !ok {
-		return APIKey{}, ErrTokenInvalid.With("reason", "malformed API key")
+		return APIKey{}, token.ErrInvalid.With("reason", "malformed API key")
 	}
 	now := s.cfg.Now()
 	k, cached := s.keyCache.get(id, now)
@@ -359,7 +360,7 @@ func (s *Service) lookUpAPIKey(ctx context.Context, key string) (APIKey, error) 
 }
 
 // validateAPIKey authenticates with a key, rate-limiting the failures of each client address.
-func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claims, error) {
+func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, token.Claims, error) {
 	// A key whose checksum does not hold is a typo or garbage, never a guess at a real key's
 	// secret: refused before any look-up, always as TOKEN_INVALID, and it does not count against
 	// the address's guesses. Its record does: anyone can send garbage, so an address's
@@ -370,16 +371,16 @@ func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claim
 		if err := s.allow(ctx, "apikey_malformed:addr:"+limitAddr(ctx), s.cfg.Limits.APIKeyFailures); apierr.CodeOf(err) != apierr.RateLimited {
 			s.record(ctx, audit.Event{Type: audit.APIKeyUsedFailed, Severity: audit.Warning, Details: map[string]any{"reason": "malformed"}})
 		}
-		return APIKey{}, Claims{}, ErrTokenInvalid.With("reason", "malformed API key")
+		return APIKey{}, token.Claims{}, token.ErrInvalid.With("reason", "malformed API key")
 	}
 	// An address that keeps presenting bad keys is refused before any look-up.
 	failKey := "apikey_fail:addr:" + limitAddr(ctx)
 	d, err := s.cfg.Limiter.Check(ctx, failKey, s.cfg.Limits.APIKeyFailures)
 	if err != nil {
-		return APIKey{}, Claims{}, limiterDown(s.cfg.Limiter.Name(), err)
+		return APIKey{}, token.Claims{}, limiterDown(s.cfg.Limiter.Name(), err)
 	}
 	if !d.Allowed {
-		return APIKey{}, Claims{}, RateLimited(d.RetryAfter)
+		return APIKey{}, token.Claims{}, RateLimited(d.RetryAfter)
 	}
 	k, err := s.lookUpAPIKey(ctx, key)
 	if err != nil {
@@ -387,10 +388,10 @@ func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claim
 			keyID, _, _ := ParseAPIKey(key) // the id only, never the secret
 			s.record(ctx, audit.Event{Type: audit.APIKeyUsedFailed, Severity: audit.Warning, Details: map[string]any{"key_id": keyID}})
 			if _, lerr := s.cfg.Limiter.Allow(ctx, failKey, s.cfg.Limits.APIKeyFailures); lerr != nil {
-				return APIKey{}, Claims{}, limiterDown(s.cfg.Limiter.Name(), lerr)
+				return APIKey{}, token.Claims{}, limiterDown(s.cfg.Limiter.Name(), lerr)
 			}
 		}
-		return APIKey{}, Claims{}, err
+		return APIKey{}, token.Claims{}, err
 	}
 	now := s.cfg.Now()
 	if s.lastUse.due(k.ID, now) {
@@ -398,7 +399,7 @@ func (s *Service) validateAPIKey(ctx context.Context, key string) (APIKey, Claim
 			s.log.WarnContext(ctx, "could not record api key use", "key_id", k.ID, "error", err)
 		}
 	}
-	c := Claims{Subject: k.UserID, OrgID: k.OrgID, Scopes: k.Permissions, TokenID: k.ID, APIKeyID: k.ID,
+	c := token.Claims{Subject: k.UserID, OrgID: k.OrgID, Scopes: k.Permissions, TokenID: k.ID, APIKeyID: k.ID,
 		IssuedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt}
 	return k, c, nil
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/token"
 )
 
 // The JWT attack suite: forged and malformed access tokens presented to Validate and to Caller
@@ -110,7 +111,7 @@ func newAttackEnv(t *testing.T) *attackEnv {
 
 // head is the header of our own tokens.
 func (a *attackEnv) head() map[string]any {
-	return map[string]any{"alg": auth.AlgEdDSA, "typ": auth.AccessTokenType, "kid": a.kid}
+	return map[string]any{"alg": token.AlgEdDSA, "typ": token.AccessTokenType, "kid": a.kid}
 }
 
 // claims is a copy of the genuine payload.
@@ -203,11 +204,11 @@ func hs256(t *testing.T, h, c map[string]any, secret []byte) string {
 	return input + "." + b64(mac.Sum(nil))
 }
 
-func segments(t *testing.T, token string) []string {
+func segments(t *testing.T, tok string) []string {
 	t.Helper()
-	parts := strings.Split(token, ".")
+	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
-		t.Fatalf("not a compact JWS: %q", token)
+		t.Fatalf("not a compact JWS: %q", tok)
 	}
 	return parts
 }
@@ -528,7 +529,7 @@ func attackCases() []attackCase {
 			token: func(t *testing.T, a *attackEnv) string { return a.ours(t, a.headWith("typ", "rt+jwt"), a.claims()) }},
 		{name: "typ at+jwt in a list", code: invalid, reason: reasonRejected,
 			token: func(t *testing.T, a *attackEnv) string {
-				return a.ours(t, a.headWith("typ", []string{auth.AccessTokenType}), a.claims())
+				return a.ours(t, a.headWith("typ", []string{token.AccessTokenType}), a.claims())
 			}},
 		{name: "a nested JWT (cty JWT) wrapping a genuine token", code: invalid, reason: reasonRejected,
 			token: func(t *testing.T, a *attackEnv) string {
@@ -842,16 +843,16 @@ func TestShouldRejectEveryForgedOrMalformedToken(t *testing.T) {
 			if tc.own {
 				a = newAttackEnv(t)
 			}
-			token := auth.Secret(tc.token(t, a))
+			tok := auth.Secret(tc.token(t, a))
 
-			c, err := a.svc.Validate(ctx, token)
+			c, err := a.svc.Validate(ctx, tok)
 			switch {
 			case tc.validateAccepts:
 				if err != nil {
 					t.Fatalf("Validate: %v; want it accepted (it does not look at the account)", err)
 				}
 			case err == nil:
-				u, _, cerr := a.svc.Caller(ctx, token)
+				u, _, cerr := a.svc.Caller(ctx, tok)
 				t.Fatalf("Validate ACCEPTED the token: claims %+v; Caller: user %q, %v", c, u.Email, cerr)
 			default:
 				wantCode(t, "Validate", err, tc.code)
@@ -869,7 +870,7 @@ func TestShouldRejectEveryForgedOrMalformedToken(t *testing.T) {
 			if want == "" {
 				want = tc.code
 			}
-			u, c, err := a.svc.Caller(ctx, token)
+			u, c, err := a.svc.Caller(ctx, tok)
 			if err == nil {
 				t.Fatalf("Caller ACCEPTED the token: user %s, claims %+v", u.ID, c)
 			}

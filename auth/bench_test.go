@@ -15,6 +15,7 @@ import (
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/internal/benchratio"
 	"github.com/bduf/mcpauth/internal/mongotest"
 )
@@ -25,20 +26,20 @@ import (
 
 const benchPassword = auth.Secret("correct horse battery staple")
 
-func benchService(b *testing.B, cost int, mutate ...func(*auth.Config)) (*auth.Service, *auth.KeySet) {
+func benchService(b *testing.B, cost int, mutate ...func(*auth.Config)) (*auth.Service, *token.KeySet) {
 	b.Helper()
 	ctx := context.Background()
 	store, err := auth.NewMongoStore(ctx, mongotest.Database(b))
 	if err != nil {
 		b.Fatal(err)
 	}
-	master := make([]byte, auth.MasterKeySize)
+	master := make([]byte, token.MasterKeySize)
 	_, _ = rand.Read(master)
-	sealer, err := auth.NewSealer(master)
+	sealer, err := token.NewSealer(master)
 	if err != nil {
 		b.Fatal(err)
 	}
-	keys, err := auth.LoadKeySet(ctx, store, sealer, auth.AlgEdDSA, time.Now())
+	keys, err := token.LoadKeySet(ctx, store, sealer, token.AlgEdDSA, time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"slices"
 	"sync/atomic"
@@ -11,71 +10,11 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
-// Defaults for the hot-path caches (Config.TokenCacheSize, Config.UserCacheTTL).
+// Defaults for the user cache (Config.UserCacheTTL).
 const (
-	DefaultTokenCacheSize = 10_000
-	DefaultUserCacheTTL   = time.Second
-	userCacheSize         = 10_000
+	DefaultUserCacheTTL = time.Second
+	userCacheSize       = 10_000
 )
-
-// verifiedTokens remembers access tokens whose signature and claims checked out, keyed by the
-// SHA-256 of the token (the token itself is never kept), until they expire: an MCP session
-// sends the same bearer token on every call, and a look-up is ~70× cheaper than a signature
-// check. Only the signature and claims are remembered. Revocation is checked on every call
-// (so it wins at once), and so is the signing key, so a key retired past its overlap stops its
-// tokens even when they are cached. Bounded: least recently used entries go first.
-type verifiedTokens struct {
-	lru *lru.Cache[[sha256.Size]byte, verifiedToken] // nil: caching off
-}
-
-type verifiedToken struct {
-	claims Claims // Scopes is shared by every hit: read-only
-	key    *loadedKey
-}
-
-func newVerifiedTokens(size int) verifiedTokens {
-	if size < 0 {
-		return verifiedTokens{}
-	}
-	if size == 0 {
-		size = DefaultTokenCacheSize
-	}
-	c, _ := lru.New[[sha256.Size]byte, verifiedToken](size) // size > 0: no error
-	return verifiedTokens{lru: c}
-}
-
-// tokenKey hashes a token without allocating (a string converted for sha256 would be).
-func tokenKey(token string) [sha256.Size]byte {
-	var buf [2048]byte
-	if len(token) <= len(buf) {
-		return sha256.Sum256(buf[:copy(buf[:], token)])
-	}
-	return sha256.Sum256([]byte(token))
-}
-
-// verifyAccess verifies a JWT access token, from the cache when it has been verified before.
-func (s *Service) verifyAccess(ctx context.Context, token string, now time.Time) (Claims, error) {
-	if s.tokens.lru == nil {
-		c, _, err := s.codec.verifyWithKey(ctx, token, now)
-		return c, err
-	}
-	key := tokenKey(token)
-	if v, ok := s.tokens.lru.Get(key); ok {
-		if !now.Before(v.claims.ExpiresAt) {
-			s.tokens.lru.Remove(key)
-			return v.claims, ErrTokenExpired
-		}
-		if s.keys.stillUsable(v.key, now) {
-			return v.claims, nil
-		}
-		s.tokens.lru.Remove(key) // its key has been retired past the overlap: verify afresh (and fail)
-	}
-	c, k, err := s.codec.verifyWithKey(ctx, token, now)
-	if err == nil {
-		s.tokens.lru.Add(key, verifiedToken{claims: c, key: k})
-	}
-	return c, err
-}
 
 // liveUsers remembers user records for Caller for a short time (Config.UserCacheTTL): a guarded
 // call needs the live record (a disabled user is refused while its token is unexpired), and a

@@ -14,6 +14,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/password"
+	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/internal/mongotest"
 )
 
@@ -32,15 +33,15 @@ func FuzzValidateAccessToken(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	master := make([]byte, auth.MasterKeySize)
+	master := make([]byte, token.MasterKeySize)
 	if _, err := rand.Read(master); err != nil {
 		f.Fatal(err)
 	}
-	sealer, err := auth.NewSealer(master)
+	sealer, err := token.NewSealer(master)
 	if err != nil {
 		f.Fatal(err)
 	}
-	keys, err := auth.LoadKeySet(ctx, store, sealer, auth.AlgEdDSA, now)
+	keys, err := token.LoadKeySet(ctx, store, sealer, token.AlgEdDSA, now)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/token"
 )
 
 func TestShouldOpenOnlyWhatTheSameMasterKeySealedForTheSameRecord(t *testing.T) {
@@ -42,7 +43,7 @@ func TestShouldOpenOnlyWhatTheSameMasterKeySealedForTheSameRecord(t *testing.T) 
 	tampered[len(tampered)-1] ^= 1
 	tests := []struct {
 		name   string
-		sealer *auth.Sealer
+		sealer *token.Sealer
 		id     string
 		blob   []byte
 	}{
@@ -63,7 +64,7 @@ func TestShouldOpenOnlyWhatTheSameMasterKeySealedForTheSameRecord(t *testing.T) 
 
 func TestShouldRejectAMasterKeyOfTheWrongSize(t *testing.T) {
 	for _, n := range []int{0, 16, 31, 33, 64} {
-		if _, err := auth.NewSealer(make([]byte, n)); err == nil {
+		if _, err := token.NewSealer(make([]byte, n)); err == nil {
 			t.Errorf("accepted a %d-byte master key", n)
 		}
 	}
@@ -91,19 +92,19 @@ func TestShouldGenerateAndPublishAKeyOfEachAlgorithm(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		alg   string
-		check func(t *testing.T, k auth.JWK)
+		check func(t *testing.T, k token.JWK)
 	}{
-		{auth.AlgEdDSA, func(t *testing.T, k auth.JWK) {
+		{token.AlgEdDSA, func(t *testing.T, k token.JWK) {
 			if k.Kty != "OKP" || k.Crv != "Ed25519" || b64Len(t, "x", k.X) != 32 || k.Y != "" || k.N != "" {
 				t.Errorf("EdDSA JWK = %+v", k)
 			}
 		}},
-		{auth.AlgES256, func(t *testing.T, k auth.JWK) {
+		{token.AlgES256, func(t *testing.T, k token.JWK) {
 			if k.Kty != "EC" || k.Crv != "P-256" || b64Len(t, "x", k.X) != 32 || b64Len(t, "y", k.Y) != 32 || k.N != "" {
 				t.Errorf("ES256 JWK = %+v", k)
 			}
 		}},
-		{auth.AlgRS256, func(t *testing.T, k auth.JWK) {
+		{token.AlgRS256, func(t *testing.T, k token.JWK) {
 			if k.Kty != "RSA" || k.Crv != "" || k.E != "AQAB" || b64Len(t, "n", k.N) < 256 || k.X != "" {
 				t.Errorf("RS256 JWK = %+v", k)
 			}
@@ -140,7 +141,7 @@ func TestShouldGenerateAndPublishAKeyOfEachAlgorithm(t *testing.T) {
 			e.createUser(t, "ada@example.com", "ada")
 			tokens := e.login(t, "ada")
 			h := header(t, tokens.AccessToken)
-			if h["alg"] != tc.alg || h["kid"] != k.Kid || h["typ"] != auth.AccessTokenType {
+			if h["alg"] != tc.alg || h["kid"] != k.Kid || h["typ"] != token.AccessTokenType {
 				t.Errorf("token header = %v", h)
 			}
 			e.validate(t, e.svc, tokens.AccessToken)
@@ -160,7 +161,7 @@ func TestShouldGenerateAndPublishAKeyOfEachAlgorithm(t *testing.T) {
 func TestShouldRefuseToLoadKeysWithAnotherMasterKey(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	_, err := auth.LoadKeySet(context.Background(), e.store, newSealer(t, newMasterKey(t)), auth.AlgEdDSA, e.clock.Now())
+	_, err := token.LoadKeySet(context.Background(), e.store, newSealer(t, newMasterKey(t)), token.AlgEdDSA, e.clock.Now())
 	if err == nil {
 		t.Fatalf("keys sealed with one master key were loaded with another")
 	}
@@ -170,7 +171,7 @@ func TestShouldRejectAnUnsupportedAlgorithm(t *testing.T) {
 	t.Parallel()
 	store := newMongoStore(t)
 	for _, alg := range []string{"HS256", "none", "", "eddsa"} {
-		if _, err := auth.LoadKeySet(context.Background(), store, newSealer(t, newMasterKey(t)), alg, time.Now()); err == nil {
+		if _, err := token.LoadKeySet(context.Background(), store, newSealer(t, newMasterKey(t)), alg, time.Now()); err == nil {
 			t.Errorf("LoadKeySet accepted algorithm %q", alg)
 		}
 	}
@@ -185,7 +186,7 @@ func TestShouldKeepVerifyingOldKeysWhenTheSigningAlgorithmChanges(t *testing.T) 
 	e.createUser(t, "ada@example.com", "ada")
 	old := e.login(t, "ada")
 
-	es256 := loadKeySet(t, e.store, e.master, auth.AlgES256, e.clock.Now())
+	es256 := loadKeySet(t, e.store, e.master, token.AlgES256, e.clock.Now())
 	if n := len(es256.JWKS().Keys); n != 2 {
 		t.Fatalf("JWKS has %d keys after adding ES256, want 2", n)
 	}
@@ -196,7 +197,7 @@ func TestShouldKeepVerifyingOldKeysWhenTheSigningAlgorithmChanges(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if alg := header(t, tokens.AccessToken)["alg"]; alg != auth.AlgES256 {
+	if alg := header(t, tokens.AccessToken)["alg"]; alg != token.AlgES256 {
 		t.Errorf("new tokens are signed with %v, want ES256", alg)
 	}
 	// Another instance that started before the ES256 key existed finds it by kid in the store
@@ -206,7 +207,7 @@ func TestShouldKeepVerifyingOldKeysWhenTheSigningAlgorithmChanges(t *testing.T) 
 
 func TestShouldRejectATokenMACedWithThePublicKey(t *testing.T) {
 	t.Parallel()
-	e := newEnvWithAlg(t, auth.AlgRS256)
+	e := newEnvWithAlg(t, token.AlgRS256)
 	e.createUser(t, "ada@example.com", "ada")
 	genuine := e.validate(t, e.svc, e.login(t, "ada").AccessToken)
 
@@ -224,7 +225,7 @@ func TestShouldRejectATokenMACedWithThePublicKey(t *testing.T) {
 		"scope": "*", "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": "forged",
 	})
 	forged.Header["kid"] = k.Kid
-	forged.Header["typ"] = auth.AccessTokenType
+	forged.Header["typ"] = token.AccessTokenType
 	for _, secret := range [][]byte{pemKey, der} {
 		signed, err := forged.SignedString(secret)
 		if err != nil {
@@ -267,7 +268,7 @@ func TestShouldRotateSigningKeysWithAnOverlap(t *testing.T) {
 	}
 
 	// Another instance loading the same store agrees on the retirement without any write.
-	other := loadKeySet(t, e.store, e.master, auth.AlgEdDSA, e.clock.Now())
+	other := loadKeySet(t, e.store, e.master, token.AlgEdDSA, e.clock.Now())
 	_, err = e.newService(t, other, nil).Validate(ctx, auth.Secret(oldToken.AccessToken))
 	wantCode(t, "the retired key on a freshly loaded instance", err, apierr.TokenInvalid)
 }
@@ -277,7 +278,7 @@ func TestShouldPickUpAKeyRotatedByAnotherInstance(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.createUser(t, "ada@example.com", "ada")
-	other := loadKeySet(t, e.store, e.master, auth.AlgEdDSA, e.clock.Now())
+	other := loadKeySet(t, e.store, e.master, token.AlgEdDSA, e.clock.Now())
 	otherSvc := e.newService(t, other, nil)
 	if _, err := otherSvc.RotateSigningKey(ctx); err != nil {
 		t.Fatal(err)

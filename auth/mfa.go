@@ -14,6 +14,8 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/auth/token"
+	"github.com/bduf/mcpauth/internal/random"
 )
 
 // MFA is a user's second factor: a TOTP secret (sealed with the master key) and the hashes of
@@ -117,7 +119,7 @@ func (s *Service) ConfirmMFA(ctx context.Context, u User, code Secret) ([]Secret
 	codes := make([]Secret, recoveryCodeCount)
 	m.RecoveryHashes = make([]string, recoveryCodeCount)
 	for i := range codes {
-		c := randomString(10) // 80 bits, 16 characters
+		c := random.String(10) // 80 bits, 16 characters
 		codes[i] = Secret(c[:8] + "-" + c[8:])
 		m.RecoveryHashes[i] = hashSecret(normalizeRecoveryCode(codes[i].Reveal()))
 	}
@@ -162,7 +164,7 @@ func (s *Service) enabledMFA(ctx context.Context, userID string) (MFA, error) {
 
 // DisableMFA turns the second factor off. It takes the whole proof of the user, whatever the
 // session's age: the current password and a valid code or recovery code (StepUp).
-func (s *Service) DisableMFA(ctx context.Context, u User, c Claims, password, code Secret) error {
+func (s *Service) DisableMFA(ctx context.Context, u User, c token.Claims, password, code Secret) error {
 	if _, err := s.enabledMFA(ctx, u.ID); err != nil {
 		return err
 	}

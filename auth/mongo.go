@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/internal/mongox"
 )
 
@@ -455,15 +456,15 @@ func (s *MongoStore) CompleteRotation(ctx context.Context, hash string) error {
 }
 
 // CreateSigningKey stores a signing key.
-func (s *MongoStore) CreateSigningKey(ctx context.Context, k SigningKey) error {
+func (s *MongoStore) CreateSigningKey(ctx context.Context, k token.SigningKey) error {
 	_, err := s.keys.InsertOne(ctx, k)
 	return insertErr(err, "signing key")
 }
 
 // ListSigningKeys returns all signing keys, oldest first.
-func (s *MongoStore) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
+func (s *MongoStore) ListSigningKeys(ctx context.Context) ([]token.SigningKey, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
-	return mongox.FindAll[SigningKey](ctx, s.keys, bson.D{}, opts, "signing keys")
+	return mongox.FindAll[token.SigningKey](ctx, s.keys, bson.D{}, opts, "signing keys")
 }
 
 // CreateAPIKey stores a key (by the hash of its secret).

@@ -21,6 +21,7 @@ import (
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
 )
 
 // DefaultStepUpMaxAge is how long after a login its session's tokens count as a fresh proof of
@@ -224,7 +225,7 @@ type Proof struct {
 // whose login is at most Config.StepUpMaxAge old (an API key never is), or p proves the user
 // (password, and the second factor when MFA is on; each failure counted by the lockout and
 // audited). With requirePassword the proof is needed whatever the token's age.
-func (s *Service) StepUp(ctx context.Context, u User, c Claims, p Proof, during string, requirePassword bool) error {
+func (s *Service) StepUp(ctx context.Context, u User, c token.Claims, p Proof, during string, requirePassword bool) error {
 	if c.Subject != u.ID {
 		return apierr.New(apierr.PermissionDenied, "a user's credentials are changed only by that user")
 	}
@@ -259,7 +260,7 @@ func (s *Service) StepUp(ctx context.Context, u User, c Claims, p Proof, during 
 }
 
 // fresh reports whether c comes from a session whose login is recent enough for a step-up.
-func (s *Service) fresh(c Claims) bool {
+func (s *Service) fresh(c token.Claims) bool {
 	if c.SessionID == "" || c.AuthTime.IsZero() || s.cfg.StepUpMaxAge <= 0 {
 		return false
 	}

@@ -14,12 +14,13 @@ import (
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
 )
 
 // sessionClaims are the claims of a session of u logged in now (as Validate returns them).
-func (e *env) sessionClaims(t *testing.T, u auth.User) auth.Claims {
+func (e *env) sessionClaims(t *testing.T, u auth.User) token.Claims {
 	t.Helper()
-	return auth.Claims{Subject: u.ID, SessionID: "ses_test", OrgID: u.OrgID, AuthTime: e.clock.Now()}
+	return token.Claims{Subject: u.ID, SessionID: "ses_test", OrgID: u.OrgID, AuthTime: e.clock.Now()}
 }
 
 // withLockout is newEnv with a service under a real lockout policy.
@@ -56,7 +57,7 @@ func TestShouldAskForAFreshProofBeforeACredentialChange(t *testing.T) {
 	ctx := context.Background()
 	u := e.createUser(t, "ada@example.com", "ada")
 	fresh := e.sessionClaims(t, u)
-	step := func(c auth.Claims, p auth.Proof) error { return e.svc.StepUp(ctx, u, c, p, "apikey_create", false) }
+	step := func(c token.Claims, p auth.Proof) error { return e.svc.StepUp(ctx, u, c, p, "apikey_create", false) }
 
 	if err := step(fresh, auth.Proof{}); err != nil {
 		t.Fatalf("a token of a login just made: %v", err)
@@ -71,12 +72,12 @@ func TestShouldAskForAFreshProofBeforeACredentialChange(t *testing.T) {
 	if err := step(fresh, auth.Proof{Password: testPassword}); err != nil {
 		t.Fatalf("the password: %v", err)
 	}
-	key := auth.Claims{Subject: u.ID, APIKeyID: "key_1", Scopes: []string{"*"}}
+	key := token.Claims{Subject: u.ID, APIKeyID: "key_1", Scopes: []string{"*"}}
 	wantCode(t, "an API key, without the password", step(key, auth.Proof{}), apierr.PermissionDenied)
 	someoneElse := fresh
 	someoneElse.Subject = "usr_other"
 	wantCode(t, "another user's token", step(someoneElse, auth.Proof{Password: testPassword}), apierr.PermissionDenied)
-	noSession := auth.Claims{Subject: u.ID, AuthTime: e.clock.Now()}
+	noSession := token.Claims{Subject: u.ID, AuthTime: e.clock.Now()}
 	wantCode(t, "a token without a session", step(noSession, auth.Proof{}), apierr.PermissionDenied)
 
 	secret, _ := e.enableMFA(t, u)

@@ -1,11 +1,6 @@
 package auth
 
-import (
-	"crypto/rand"
-	"encoding/base32"
-	"log/slog"
-	"strings"
-)
+import "log/slog"
 
 // Secret is a password, token or key in transit. It redacts itself in fmt and slog, so a
 // secret can only reach a log by an explicit Reveal.
@@ -27,16 +22,3 @@ func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
 // Reveal returns the secret itself. Call it only where the value is used.
 func (s Secret) Reveal() string { return string(s) }
-
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// newID returns prefix_ followed by 128 random bits in lower-case base32.
-func newID(prefix string) string {
-	return prefix + "_" + randomString(16)
-}
-
-func randomString(nbytes int) string {
-	b := make([]byte, nbytes)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms (Go 1.24+)
-	return strings.ToLower(idEncoding.EncodeToString(b))
-}

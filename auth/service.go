@@ -16,6 +16,8 @@ import (
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
+	"github.com/bduf/mcpauth/internal/random"
 	"github.com/bduf/mcpauth/internal/tracing"
 )
 
@@ -46,7 +48,7 @@ type Config struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 	// Sealer encrypts TOTP secrets at rest (the master key). Without it MFA is unavailable.
-	Sealer *Sealer
+	Sealer *token.Sealer
 	// MFAIssuer names this service in authenticator apps (default "mcpauth").
 	MFAIssuer string
 	// Limiter and Lockout throttle logins, refreshes and API-key failures (default: in process).
@@ -76,15 +78,14 @@ type Config struct {
 // Service runs the authentication flows. It is safe for concurrent use.
 type Service struct {
 	store     Store
-	keys      *KeySet
-	codec     tokenCodec
+	keys      *token.KeySet
+	codec     *token.Codec
 	cfg       Config
 	log       *slog.Logger
 	passwords *password.Hasher
 	revoked   Revocations
 	lastUse   lastUse
 	keyCache  keyCache
-	tokens    verifiedTokens
 	users     *liveUsers
 }
 
@@ -99,7 +100,7 @@ var (
 )
 
 // NewService wires a Service and reloads recently revoked sessions into the revocation list.
-func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Service, error) {
+func NewService(ctx context.Context, store Store, keys *token.KeySet, cfg Config) (*Service, error) {
 	if cfg.Issuer == "" || cfg.Audience == "" {
 		return nil, errors.New("auth: issuer and audience are required")
 	}
@@ -146,14 +147,11 @@ func NewService(ctx context.Context, store Store, keys *KeySet, cfg Config) (*Se
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	// A retired key verifies for one access-token lifetime (and the skew) after its successor
-	// takes over: every token it signed has expired by then.
-	keys.setOverlap(cfg.AccessTTL + clockSkew)
 	s := &Service{
 		store: store, keys: keys, cfg: cfg, log: cfg.Logger, passwords: passwords,
-		codec:   tokenCodec{keys: keys, issuer: cfg.Issuer, audience: cfg.Audience},
+		codec: token.NewCodec(token.CodecConfig{Keys: keys, Issuer: cfg.Issuer, Audience: cfg.Audience,
+			TTL: cfg.AccessTTL, CacheSize: cfg.TokenCacheSize}),
 		revoked: cfg.Revocations,
-		tokens:  newVerifiedTokens(cfg.TokenCacheSize),
 		users:   newLiveUsers(cfg.UserCacheTTL),
 	}
 	if s.revoked == nil {
@@ -187,7 +185,7 @@ func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
 }
 
 // Keys returns the key set (for the JWKS endpoint).
-func (s *Service) Keys() *KeySet { return s.keys }
+func (s *Service) Keys() *token.KeySet { return s.keys }
 
 // AccessTTL is the configured access-token lifetime.
 func (s *Service) AccessTTL() time.Duration { return s.cfg.AccessTTL }
@@ -323,7 +321,7 @@ func (s *Service) refreshTTL(rememberMe bool) time.Duration {
 func (s *Service) openSession(ctx context.Context, u User, rememberMe bool, client string) (Tokens, error) {
 	now := s.cfg.Now()
 	sess := Session{
-		ID: newID("ses"), UserID: u.ID, OrgID: u.OrgID, RememberMe: rememberMe, Client: client,
+		ID: random.ID("ses"), UserID: u.ID, OrgID: u.OrgID, RememberMe: rememberMe, Client: client,
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.refreshTTL(rememberMe)),
 	}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
@@ -344,7 +342,7 @@ func (s *Service) issue(ctx context.Context, u User, sess Session, now time.Time
 	if err != nil {
 		return Tokens{}, apierr.Internalf("scopes of %s: %w", u.ID, err)
 	}
-	access, claims, err := s.codec.sign(u.ID, sess.ID, u.OrgID, scopes, sess.CreatedAt, now, s.cfg.AccessTTL)
+	access, claims, err := s.codec.Sign(u.ID, sess.ID, u.OrgID, scopes, sess.CreatedAt, now)
 	if err != nil {
 		return Tokens{}, apierr.Internalf("%w", err)
 	}
@@ -352,15 +350,15 @@ func (s *Service) issue(ctx context.Context, u User, sess Session, now time.Time
 		ExpiresAt: claims.ExpiresAt, SessionID: sess.ID}, nil
 }
 
-func newRefreshToken() (token, hash string) {
+func newRefreshToken() (tok, hash string) {
 	b := make([]byte, 32) // 256 bits
 	_, _ = rand.Read(b)
-	token = RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return token, hashToken(token)
+	tok = RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	return tok, hashToken(tok)
 }
 
-func hashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
+func hashToken(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -383,48 +381,48 @@ func (s *Service) refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 		return Tokens{}, err
 	}
 	if !looksLikeRefreshToken(presented) {
-		return Tokens{}, ErrTokenInvalid.With("reason", "not a refresh token")
+		return Tokens{}, token.ErrInvalid.With("reason", "not a refresh token")
 	}
 	now := s.cfg.Now()
 	rt, err := s.store.SpendRefreshToken(ctx, hashToken(presented), now)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return Tokens{}, ErrTokenInvalid.With("reason", "unknown refresh token")
+		return Tokens{}, token.ErrInvalid.With("reason", "unknown refresh token")
 	case errors.Is(err, ErrAlreadySpent):
 		sess, serr := s.store.GetSession(ctx, rt.SessionID)
 		if serr != nil && !errors.Is(serr, ErrNotFound) {
 			return Tokens{}, apierr.Internalf("session of refresh token: %w", serr)
 		}
 		if serr != nil || sess.Revoked { // spent by a logout or revocation: nothing more to end
-			return Tokens{}, ErrTokenRevoked
+			return Tokens{}, token.ErrRevoked
 		}
 		if !rt.Rotated && now.Sub(rt.SpentAt) < rotationInFlight {
 			// Another request is rotating this very token right now (two calls racing, not a
 			// thief replaying an old token): refuse without ending the session.
-			return Tokens{}, ErrTokenInvalid.With("reason", "refresh token is being rotated by a concurrent request")
+			return Tokens{}, token.ErrInvalid.With("reason", "refresh token is being rotated by a concurrent request")
 		}
 		if _, rerr := s.revokeSession(ctx, rt.SessionID, "refresh token reuse"); rerr != nil {
 			return Tokens{}, rerr
 		}
 		s.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", rt.UserID, "session_id", rt.SessionID)
 		s.record(ctx, audit.Event{Type: audit.TokenReuseDetected, Severity: audit.Critical, Subject: rt.UserID, OrgID: sess.OrgID, SessionID: rt.SessionID})
-		return Tokens{}, ErrTokenRevoked.With("reason", "refresh token reuse detected; the session has been revoked")
+		return Tokens{}, token.ErrRevoked.With("reason", "refresh token reuse detected; the session has been revoked")
 	case err != nil:
 		return Tokens{}, apierr.Internalf("spend refresh token: %w", err)
 	}
 	if !now.Before(rt.ExpiresAt) {
-		return Tokens{}, ErrTokenExpired
+		return Tokens{}, token.ErrExpired
 	}
 	sess, err := s.store.GetSession(ctx, rt.SessionID)
 	if err != nil {
 		return Tokens{}, apierr.Internalf("session of refresh token: %w", err)
 	}
 	if sess.Revoked {
-		return Tokens{}, ErrTokenRevoked
+		return Tokens{}, token.ErrRevoked
 	}
 	u, err := s.store.GetUser(ctx, rt.UserID)
 	if errors.Is(err, ErrNotFound) {
-		return Tokens{}, ErrTokenRevoked
+		return Tokens{}, token.ErrRevoked
 	}
 	if err != nil {
 		return Tokens{}, apierr.Internalf("user of refresh token: %w", err)
@@ -434,7 +432,7 @@ func (s *Service) refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 	}
 	if err := s.store.TouchSession(ctx, sess.ID, now, now.Add(s.refreshTTL(sess.RememberMe))); err != nil {
 		if errors.Is(err, ErrNotFound) { // revoked between our read and now
-			return Tokens{}, ErrTokenRevoked
+			return Tokens{}, token.ErrRevoked
 		}
 		return Tokens{}, apierr.Internalf("touch session: %w", err)
 	}
@@ -451,28 +449,28 @@ func (s *Service) refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 }
 
 // Validate verifies an access token (and checks that its session is not revoked) or an API key.
-func (s *Service) Validate(ctx context.Context, token Secret) (_ Claims, err error) {
+func (s *Service) Validate(ctx context.Context, tok Secret) (_ token.Claims, err error) {
 	ctx, span := tracing.Start(ctx, tracer, "auth.Validate")
 	defer func(start time.Time) { observe(ctx, span, start, err, validateDuration, validateCount) }(time.Now())
-	return s.validate(ctx, token)
+	return s.validate(ctx, tok)
 }
 
-func (s *Service) validate(ctx context.Context, token Secret) (Claims, error) {
-	if strings.HasPrefix(token.Reveal(), APIKeyPrefix) {
-		_, c, err := s.validateAPIKey(ctx, token.Reveal())
+func (s *Service) validate(ctx context.Context, tok Secret) (token.Claims, error) {
+	if strings.HasPrefix(tok.Reveal(), APIKeyPrefix) {
+		_, c, err := s.validateAPIKey(ctx, tok.Reveal())
 		return c, err
 	}
-	c, err := s.verifyAccess(ctx, token.Reveal(), s.cfg.Now())
+	c, err := s.codec.Verify(ctx, tok.Reveal(), s.cfg.Now())
 	if err != nil {
-		return Claims{}, err
+		return token.Claims{}, err
 	}
 	if c.SessionID != "" {
 		revoked, err := s.revoked.IsRevoked(ctx, c.SessionID)
 		if err != nil {
-			return Claims{}, apierr.New(apierr.Internal, "revocation list unavailable; refusing the token").Wrap(err)
+			return token.Claims{}, apierr.New(apierr.Internal, "revocation list unavailable; refusing the token").Wrap(err)
 		}
 		if revoked {
-			return Claims{}, ErrTokenRevoked
+			return token.Claims{}, token.ErrRevoked
 		}
 	}
 	return c, nil
@@ -481,9 +479,9 @@ func (s *Service) validate(ctx context.Context, token Secret) (Claims, error) {
 // ExpiredSubject is the user of a genuine access token that has expired ("" for any other
 // token). The HTTP guard binds transport sessions to users: a client whose token expired is
 // still that session's user while it refreshes, though the token authorizes nothing.
-func (s *Service) ExpiredSubject(ctx context.Context, token Secret) string {
-	c, err := s.codec.verify(ctx, token.Reveal(), s.cfg.Now())
-	if errors.Is(err, ErrTokenExpired) {
+func (s *Service) ExpiredSubject(ctx context.Context, tok Secret) string {
+	c, err := s.codec.Verify(ctx, tok.Reveal(), s.cfg.Now())
+	if errors.Is(err, token.ErrExpired) {
 		return c.Subject
 	}
 	return ""
@@ -496,13 +494,13 @@ func (s *Service) ExpiredSubject(ctx context.Context, token Secret) string {
 // Caller is the guard's per-call check: it records no validation metrics or span of its own
 // (the guard records its decision, which includes this; the HTTP guard's Validate has already
 // counted the credential once).
-func (s *Service) Caller(ctx context.Context, token Secret) (User, Claims, error) {
-	if token.Reveal() == "" {
-		return User{}, Claims{}, ErrUnauthenticated
+func (s *Service) Caller(ctx context.Context, tok Secret) (User, token.Claims, error) {
+	if tok.Reveal() == "" {
+		return User{}, token.Claims{}, ErrUnauthenticated
 	}
-	c, err := s.validate(ctx, token)
+	c, err := s.validate(ctx, tok)
 	if err != nil {
-		return User{}, Claims{}, err
+		return User{}, token.Claims{}, err
 	}
 	return s.callerOf(ctx, c)
 }
@@ -510,26 +508,26 @@ func (s *Service) Caller(ctx context.Context, token Secret) (User, Claims, error
 // VerifiedCaller is Caller for claims this Service's Validate returned earlier in the same
 // request (the HTTP guard validates a request's token before the MCP server sees it; the tool
 // middleware then needs only the live user). Claims from anywhere else must go through Caller.
-func (s *Service) VerifiedCaller(ctx context.Context, c Claims) (User, Claims, error) {
+func (s *Service) VerifiedCaller(ctx context.Context, c token.Claims) (User, token.Claims, error) {
 	return s.callerOf(ctx, c)
 }
 
-func (s *Service) callerOf(ctx context.Context, c Claims) (User, Claims, error) {
+func (s *Service) callerOf(ctx context.Context, c token.Claims) (User, token.Claims, error) {
 	u, err := s.liveUser(ctx, c.Subject)
 	if errors.Is(err, ErrNotFound) {
 		if c.APIKeyID != "" {
-			return User{}, Claims{}, errKeyInvalid
+			return User{}, token.Claims{}, errKeyInvalid
 		}
-		return User{}, Claims{}, ErrTokenRevoked
+		return User{}, token.Claims{}, token.ErrRevoked
 	}
 	if err != nil {
-		return User{}, Claims{}, apierr.Internalf("load caller: %w", err)
+		return User{}, token.Claims{}, apierr.Internalf("load caller: %w", err)
 	}
 	if u.Disabled {
 		if c.APIKeyID != "" { // a disabled owner's keys are simply invalid
-			return User{}, Claims{}, errKeyInvalid
+			return User{}, token.Claims{}, errKeyInvalid
 		}
-		return User{}, Claims{}, ErrAccountDisabled
+		return User{}, token.Claims{}, ErrAccountDisabled
 	}
 	return u, c, nil
 }
@@ -549,7 +547,7 @@ func (s *Service) revokeSession(ctx context.Context, sid, reason string) (bool, 
 		}
 		s.record(ctx, e)
 	}
-	if err := s.revoked.Revoke(ctx, sid, s.cfg.AccessTTL+clockSkew); err != nil {
+	if err := s.revoked.Revoke(ctx, sid, s.cfg.AccessTTL+token.ClockSkew); err != nil {
 		// The store has it: this and every instance will refuse the session's refresh tokens;
 		// its access tokens may live on elsewhere until they expire. Say so.
 		return done, apierr.New(apierr.Internal, "session revoked, but the revocation could not be shared with other instances").Wrap(err)
@@ -560,17 +558,17 @@ func (s *Service) revokeSession(ctx context.Context, sid, reason string) (bool, 
 // Revoke revokes the session behind a refresh token or an access token (RFC 7009: holding the
 // token is the authority to revoke it). An access token's whole session ends with it, refresh
 // family included; an expired but genuine access token still ends its session.
-func (s *Service) Revoke(ctx context.Context, token Secret) (bool, error) {
-	t := token.Reveal()
+func (s *Service) Revoke(ctx context.Context, tok Secret) (bool, error) {
+	t := tok.Reveal()
 	if strings.HasPrefix(t, RefreshTokenPrefix) {
-		return s.revokeByRefreshToken(ctx, token)
+		return s.revokeByRefreshToken(ctx, tok)
 	}
-	c, err := s.codec.verify(ctx, t, s.cfg.Now())
-	if err != nil && !errors.Is(err, ErrTokenExpired) {
+	c, err := s.codec.Verify(ctx, t, s.cfg.Now())
+	if err != nil && !errors.Is(err, token.ErrExpired) {
 		return false, err
 	}
 	if c.SessionID == "" {
-		return false, ErrTokenInvalid.With("reason", "token has no session")
+		return false, token.ErrInvalid.With("reason", "token has no session")
 	}
 	done, err := s.revokeSession(ctx, c.SessionID, "revoked by token holder")
 	if err == nil {
@@ -580,14 +578,14 @@ func (s *Service) Revoke(ctx context.Context, token Secret) (bool, error) {
 	return done, err
 }
 
-func (s *Service) revokeByRefreshToken(ctx context.Context, token Secret) (bool, error) {
-	t := token.Reveal()
+func (s *Service) revokeByRefreshToken(ctx context.Context, tok Secret) (bool, error) {
+	t := tok.Reveal()
 	if !looksLikeRefreshToken(t) {
-		return false, ErrTokenInvalid.With("reason", "not a refresh token")
+		return false, token.ErrInvalid.With("reason", "not a refresh token")
 	}
 	rt, err := s.store.SpendRefreshToken(ctx, hashToken(t), s.cfg.Now())
 	if errors.Is(err, ErrNotFound) {
-		return false, ErrTokenInvalid.With("reason", "unknown refresh token")
+		return false, token.ErrInvalid.With("reason", "unknown refresh token")
 	}
 	if err != nil && !errors.Is(err, ErrAlreadySpent) {
 		return false, apierr.Internalf("spend refresh token: %w", err)
@@ -602,7 +600,7 @@ func (s *Service) revokeByRefreshToken(ctx context.Context, token Secret) (bool,
 
 // Logout ends sessions: the one of refreshToken if given, else every session of the caller
 // (all), else the caller's current session. It returns how many sessions it revoked.
-func (s *Service) Logout(ctx context.Context, caller *Claims, refreshToken Secret, all bool) (int, error) {
+func (s *Service) Logout(ctx context.Context, caller *token.Claims, refreshToken Secret, all bool) (int, error) {
 	count := 0
 	if refreshToken != "" {
 		done, err := s.revokeByRefreshToken(ctx, refreshToken)
@@ -648,7 +646,7 @@ type SessionInfo struct {
 }
 
 // Sessions lists the caller's active sessions.
-func (s *Service) Sessions(ctx context.Context, caller Claims) ([]SessionInfo, error) {
+func (s *Service) Sessions(ctx context.Context, caller token.Claims) ([]SessionInfo, error) {
 	all, err := s.store.ListUserSessions(ctx, caller.Subject)
 	if err != nil {
 		return nil, apierr.Internalf("list sessions: %w", err)

@@ -23,6 +23,7 @@ import (
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
 )
 
 const (
@@ -69,7 +70,7 @@ func (c *testClock) Advance(d time.Duration) {
 type env struct {
 	store  *auth.MongoStore
 	master []byte
-	keys   *auth.KeySet
+	keys   *token.KeySet
 	clock  *testClock
 	svc    *auth.Service
 }
@@ -77,32 +78,32 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{store: newMongoStore(t), master: newMasterKey(t), clock: newTestClock()}
-	e.keys = loadKeySet(t, e.store, e.master, auth.AlgEdDSA, e.clock.Now())
+	e.keys = loadKeySet(t, e.store, e.master, token.AlgEdDSA, e.clock.Now())
 	e.svc = e.newService(t, e.keys, nil)
 	return e
 }
 
 func newMasterKey(t *testing.T) []byte {
 	t.Helper()
-	key := make([]byte, auth.MasterKeySize)
+	key := make([]byte, token.MasterKeySize)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
 	}
 	return key
 }
 
-func newSealer(t *testing.T, master []byte) *auth.Sealer {
+func newSealer(t *testing.T, master []byte) *token.Sealer {
 	t.Helper()
-	s, err := auth.NewSealer(master)
+	s, err := token.NewSealer(master)
 	if err != nil {
 		t.Fatalf("new sealer: %v", err)
 	}
 	return s
 }
 
-func loadKeySet(t *testing.T, store auth.KeyStore, master []byte, alg string, now time.Time) *auth.KeySet {
+func loadKeySet(t *testing.T, store token.KeyStore, master []byte, alg string, now time.Time) *token.KeySet {
 	t.Helper()
-	ks, err := auth.LoadKeySet(context.Background(), store, newSealer(t, master), alg, now)
+	ks, err := token.LoadKeySet(context.Background(), store, newSealer(t, master), alg, now)
 	if err != nil {
 		t.Fatalf("load key set (%s): %v", alg, err)
 	}
@@ -111,7 +112,7 @@ func loadKeySet(t *testing.T, store auth.KeyStore, master []byte, alg string, no
 
 // newService builds a Service on e's store and clock with keys; mutate, if given, edits the
 // config first.
-func (e *env) newService(t *testing.T, keys *auth.KeySet, mutate func(*auth.Config)) *auth.Service {
+func (e *env) newService(t *testing.T, keys *token.KeySet, mutate func(*auth.Config)) *auth.Service {
 	t.Helper()
 	cfg := auth.Config{
 		Issuer:   testIssuer,
@@ -141,7 +142,7 @@ func (e *env) newService(t *testing.T, keys *auth.KeySet, mutate func(*auth.Conf
 // the same master key.
 func (e *env) restart(t *testing.T) *auth.Service {
 	t.Helper()
-	return e.newService(t, loadKeySet(t, e.store, e.master, auth.AlgEdDSA, e.clock.Now()), nil)
+	return e.newService(t, loadKeySet(t, e.store, e.master, token.AlgEdDSA, e.clock.Now()), nil)
 }
 
 func (e *env) createUser(t *testing.T, email, username string) auth.User {
@@ -164,9 +165,9 @@ func (e *env) login(t *testing.T, identifier string) auth.Tokens {
 	return tokens
 }
 
-func (e *env) validate(t *testing.T, svc *auth.Service, token string) auth.Claims {
+func (e *env) validate(t *testing.T, svc *auth.Service, tok string) token.Claims {
 	t.Helper()
-	c, err := svc.Validate(context.Background(), auth.Secret(token))
+	c, err := svc.Validate(context.Background(), auth.Secret(tok))
 	if err != nil {
 		t.Fatalf("validate: %v", err)
 	}
@@ -436,9 +437,9 @@ func TestShouldRotateRefreshTokensAndRevokeTheFamilyOnReuse(t *testing.T) {
 func TestShouldRejectMalformedAndUnknownRefreshTokens(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	for _, token := range []string{"", "garbage", auth.RefreshTokenPrefix + "short", auth.RefreshTokenPrefix + strings.Repeat("A", 43)} {
-		_, err := e.svc.Refresh(context.Background(), auth.Secret(token))
-		wantCode(t, fmt.Sprintf("refresh %q", token), err, apierr.TokenInvalid)
+	for _, tok := range []string{"", "garbage", auth.RefreshTokenPrefix + "short", auth.RefreshTokenPrefix + strings.Repeat("A", 43)} {
+		_, err := e.svc.Refresh(context.Background(), auth.Secret(tok))
+		wantCode(t, fmt.Sprintf("refresh %q", tok), err, apierr.TokenInvalid)
 	}
 }
 
@@ -530,9 +531,9 @@ func forge(t *testing.T, token, header, sig string) string {
 }
 
 // header decodes a token's JOSE header.
-func header(t *testing.T, token string) map[string]any {
+func header(t *testing.T, tok string) map[string]any {
 	t.Helper()
-	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
 	if err != nil {
 		t.Fatalf("header: %v", err)
 	}
@@ -548,12 +549,12 @@ func TestShouldRejectAccessTokensThatAreNotValid(t *testing.T) {
 	tests := []struct {
 		name string
 		// token returns the token to validate with e.svc, after any change to e.
-		token func(t *testing.T, e *env) string
-		code  apierr.Code
+		tok  func(t *testing.T, e *env) string
+		code apierr.Code
 	}{
 		{
 			name: "a token one access TTL old",
-			token: func(t *testing.T, e *env) string {
+			tok: func(t *testing.T, e *env) string {
 				tokens := e.login(t, "ada")
 				e.clock.Advance(auth.DefaultAccessTTL - time.Second)
 				e.validate(t, e.svc, tokens.AccessToken) // still valid a second before
@@ -569,7 +570,7 @@ func TestShouldRejectAccessTokensThatAreNotValid(t *testing.T) {
 		{"a refresh token", func(t *testing.T, e *env) string { return e.login(t, "ada").RefreshToken }, apierr.TokenInvalid},
 		{
 			name: "a token signed by another key set",
-			token: func(t *testing.T, e *env) string {
+			tok: func(t *testing.T, e *env) string {
 				other := newEnv(t) // another database, master key and key set; same issuer and audience
 				other.createUser(t, "ada@example.com", "ada")
 				return other.login(t, "ada").AccessToken
@@ -578,7 +579,7 @@ func TestShouldRejectAccessTokensThatAreNotValid(t *testing.T) {
 		},
 		{
 			name: "a token for another audience signed with our keys",
-			token: func(t *testing.T, e *env) string {
+			tok: func(t *testing.T, e *env) string {
 				svc := e.newService(t, e.keys, func(c *auth.Config) { c.Audience = "https://other.example.test/mcp" })
 				tokens, _, err := svc.Login(context.Background(), auth.LoginRequest{Identifier: "ada", Password: testPassword})
 				if err != nil {
@@ -590,7 +591,7 @@ func TestShouldRejectAccessTokensThatAreNotValid(t *testing.T) {
 		},
 		{
 			name: "a token from another issuer signed with our keys",
-			token: func(t *testing.T, e *env) string {
+			tok: func(t *testing.T, e *env) string {
 				svc := e.newService(t, e.keys, func(c *auth.Config) { c.Issuer = "https://evil.example.test" })
 				tokens, _, err := svc.Login(context.Background(), auth.LoginRequest{Identifier: "ada", Password: testPassword})
 				if err != nil {
@@ -602,7 +603,7 @@ func TestShouldRejectAccessTokensThatAreNotValid(t *testing.T) {
 		},
 		{
 			name: "a token with alg none",
-			token: func(t *testing.T, e *env) string {
+			tok: func(t *testing.T, e *env) string {
 				tok := e.login(t, "ada").AccessToken
 				kid := header(t, tok)["kid"]
 				return forge(t, tok, fmt.Sprintf(`{"alg":"none","typ":"at+jwt","kid":%q}`, kid), "")
@@ -611,7 +612,7 @@ func TestShouldRejectAccessTokensThatAreNotValid(t *testing.T) {
 		},
 		{
 			name: "a token with an edited payload",
-			token: func(t *testing.T, e *env) string {
+			tok: func(t *testing.T, e *env) string {
 				tok := e.login(t, "ada").AccessToken
 				parts := strings.Split(tok, ".")
 				payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
@@ -627,7 +628,7 @@ func TestShouldRejectAccessTokensThatAreNotValid(t *testing.T) {
 		},
 		{
 			name: "a token naming its own key in the header",
-			token: func(t *testing.T, e *env) string {
+			tok: func(t *testing.T, e *env) string {
 				tok := e.login(t, "ada").AccessToken
 				h := header(t, tok)
 				h["jku"] = "https://evil.example.test/jwks.json"
@@ -642,8 +643,8 @@ func TestShouldRejectAccessTokensThatAreNotValid(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			e.createUser(t, "ada@example.com", "ada")
-			token := tc.token(t, e)
-			_, err := e.svc.Validate(context.Background(), auth.Secret(token))
+			tok := tc.tok(t, e)
+			_, err := e.svc.Validate(context.Background(), auth.Secret(tok))
 			wantCode(t, "validate", err, tc.code)
 		})
 	}
@@ -735,7 +736,7 @@ func TestShouldRevokeTheSessionOfAnAccessOrRefreshToken(t *testing.T) {
 	tests := []struct {
 		name string
 		// token picks the token to revoke, after any change to e.
-		token func(t *testing.T, e *env, tokens auth.Tokens) string
+		tok func(t *testing.T, e *env, tokens auth.Tokens) string
 	}{
 		{"an access token", func(_ *testing.T, _ *env, tokens auth.Tokens) string { return tokens.AccessToken }},
 		{"a refresh token", func(_ *testing.T, _ *env, tokens auth.Tokens) string { return tokens.RefreshToken }},
@@ -756,9 +757,9 @@ func TestShouldRevokeTheSessionOfAnAccessOrRefreshToken(t *testing.T) {
 			e := newEnv(t)
 			e.createUser(t, "ada@example.com", "ada")
 			tokens, other := e.login(t, "ada"), e.login(t, "ada")
-			token := auth.Secret(tc.token(t, e, tokens))
+			tok := auth.Secret(tc.tok(t, e, tokens))
 
-			revoked, err := e.svc.Revoke(ctx, token)
+			revoked, err := e.svc.Revoke(ctx, tok)
 			if err != nil || !revoked {
 				t.Fatalf("revoke = %v, %v; want true", revoked, err)
 			}
@@ -776,7 +777,7 @@ func TestShouldRevokeTheSessionOfAnAccessOrRefreshToken(t *testing.T) {
 				t.Errorf("another session was hit: %v", err)
 			}
 
-			revoked, err = e.svc.Revoke(ctx, token)
+			revoked, err = e.svc.Revoke(ctx, tok)
 			if err != nil || revoked {
 				t.Errorf("second revoke = %v, %v; want false", revoked, err)
 			}
@@ -786,9 +787,9 @@ func TestShouldRevokeTheSessionOfAnAccessOrRefreshToken(t *testing.T) {
 	t.Run("garbage", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		for _, token := range []string{"", "garbage", "mcpr_garbage", auth.RefreshTokenPrefix + strings.Repeat("A", 43)} {
-			_, err := e.svc.Revoke(ctx, auth.Secret(token))
-			wantCode(t, fmt.Sprintf("revoke %q", token), err, apierr.TokenInvalid)
+		for _, tok := range []string{"", "garbage", "mcpr_garbage", auth.RefreshTokenPrefix + strings.Repeat("A", 43)} {
+			_, err := e.svc.Revoke(ctx, auth.Secret(tok))
+			wantCode(t, fmt.Sprintf("revoke %q", tok), err, apierr.TokenInvalid)
 		}
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/bduf/mcpauth/auth/token"
 )
 
 // Store sentinels. Implementations wrap them with %w; callers test with errors.Is.
@@ -20,7 +22,7 @@ var (
 type Store interface {
 	UserStore
 	SessionStore
-	KeyStore
+	token.KeyStore
 	APIKeyStore
 	MFAStore
 	LockReleaseStore
@@ -117,12 +119,6 @@ type SessionStore interface {
 	CompleteRotation(ctx context.Context, hash string) error
 }
 
-// KeyStore persists signing keys (private halves encrypted by the caller).
-type KeyStore interface {
-	CreateSigningKey(ctx context.Context, k SigningKey) error
-	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
-}
-
 // Session is one login: a family of refresh tokens. Its id is the access tokens' sid claim.
 type Session struct {
 	ID         string    `bson:"_id"`
@@ -158,14 +154,4 @@ type RefreshToken struct {
 	Spent   bool      `bson:"-"`
 	SpentAt time.Time `bson:"-"`
 	Rotated bool      `bson:"-"`
-}
-
-// SigningKey is a persisted JWT signing key. PrivateSealed is the private key (PKCS #8)
-// encrypted with the master key; PublicDER is PKIX.
-type SigningKey struct {
-	ID            string    `bson:"_id"`
-	Alg           string    `bson:"alg"`
-	PublicDER     []byte    `bson:"public_der"`
-	PrivateSealed []byte    `bson:"private_sealed"`
-	CreatedAt     time.Time `bson:"created_at"`
 }

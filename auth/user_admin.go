@@ -7,6 +7,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth/password"
+	"github.com/bduf/mcpauth/auth/token"
 )
 
 // Account administration: changing, disabling and deleting users, and passwords. Each operation
@@ -272,7 +273,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string, opts DeleteUserOpti
 // account answers the same, as at login), and next must pass the password policy. Every other
 // session of the user is revoked; c's session (if any) stays. It returns how many sessions it
 // revoked.
-func (s *Service) ChangePassword(ctx context.Context, c Claims, p Proof, next Secret) (int, error) {
+func (s *Service) ChangePassword(ctx context.Context, c token.Claims, p Proof, next Secret) (int, error) {
 	if err := password.CheckPresented("current_password", p.Password.Reveal()); err != nil {
 		return 0, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
 )
 
 // events is an audit.Recorder that keeps what it is given, and remembers which events were
@@ -60,7 +61,7 @@ func (r *events) of(typ, subject string) ([]audit.Event, []bool) {
 func adminEnv(t *testing.T, mutate func(*auth.Config)) (*env, *events) {
 	t.Helper()
 	e := &env{store: newMongoStore(t), master: newMasterKey(t), clock: newTestClock()}
-	e.keys = loadKeySet(t, e.store, e.master, auth.AlgEdDSA, e.clock.Now())
+	e.keys = loadKeySet(t, e.store, e.master, token.AlgEdDSA, e.clock.Now())
 	rec := &events{}
 	e.svc = e.newService(t, e.keys, func(c *auth.Config) {
 		c.Audit = rec
@@ -313,8 +314,8 @@ func TestShouldChangeAPasswordOnlyWithTheCurrentOne(t *testing.T) {
 	current, other := e.login(t, "ada"), e.login(t, "ada")
 	next := auth.Secret("a brand new passphrase")
 
-	self := auth.Claims{Subject: u.ID, SessionID: current.SessionID}
-	change := func(c auth.Claims, cur, next auth.Secret) (int, error) {
+	self := token.Claims{Subject: u.ID, SessionID: current.SessionID}
+	change := func(c token.Claims, cur, next auth.Secret) (int, error) {
 		return e.svc.ChangePassword(ctx, c, auth.Proof{Password: cur}, next)
 	}
 	_, err := change(self, "wrong password!", next)
@@ -368,10 +369,10 @@ func TestShouldChangeAPasswordOnlyWithTheCurrentOne(t *testing.T) {
 	// Wrong current passwords count as failed logins: the third locks the account, after which
 	// even the right one is refused, at login too.
 	for range 3 {
-		_, err := change(auth.Claims{Subject: u.ID}, "wrong password!", "yet another passphrase")
+		_, err := change(token.Claims{Subject: u.ID}, "wrong password!", "yet another passphrase")
 		wantCode(t, "a wrong current password", err, apierr.InvalidCredentials)
 	}
-	_, err = change(auth.Claims{Subject: u.ID}, next, "yet another passphrase")
+	_, err = change(token.Claims{Subject: u.ID}, next, "yet another passphrase")
 	wantCode(t, "the right current password of a locked account", err, apierr.InvalidCredentials)
 	_, _, err = e.svc.Login(ctx, auth.LoginRequest{Identifier: "ada", Password: next})
 	wantCode(t, "login of the locked account", err, apierr.InvalidCredentials)

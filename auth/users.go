@@ -10,6 +10,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth/password"
+	"github.com/bduf/mcpauth/internal/random"
 )
 
 // NewUser is a request to create an account.
@@ -51,7 +52,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		return User{}, err
 	}
 	now := s.cfg.Now()
-	u := User{ID: newID("usr"), Email: email, Username: username, PasswordHash: hash, OrgID: org,
+	u := User{ID: random.ID("usr"), Email: email, Username: username, PasswordHash: hash, OrgID: org,
 		CreatedAt: now, UpdatedAt: now}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, ErrAlreadyExists) {
@@ -183,7 +184,7 @@ func (s *Service) Bootstrap(ctx context.Context, email string, password Secret, 
 		email = BootstrapAdminEmail
 	}
 	if password == "" {
-		generated = Secret(randomString(20)) // 160 bits
+		generated = Secret(random.String(20)) // 160 bits
 		password = generated
 	}
 	_, err = s.CreateUser(ctx, NewUser{Email: email, Password: password, OrgID: DefaultOrgID, Provision: provision})

@@ -18,6 +18,7 @@ import (
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/call"
 	"github.com/bduf/mcpauth/internal/benchratio"
 	"github.com/bduf/mcpauth/internal/mongotest"
@@ -38,11 +39,11 @@ func benchGuard(b *testing.B, mutate func(*mcp.GuardConfig)) (*mcp.Guard, contex
 	rstore, err := rbac.NewMongoStore(ctx, db)
 	mustBench(b, err)
 	authz := rbac.NewAuthorizer(rbac.Config{Store: rstore, Versions: rbac.NewLocalVersions(), Now: time.Now})
-	master := make([]byte, auth.MasterKeySize)
+	master := make([]byte, token.MasterKeySize)
 	_, _ = rand.Read(master)
-	sealer, err := auth.NewSealer(master)
+	sealer, err := token.NewSealer(master)
 	mustBench(b, err)
-	keys, err := auth.LoadKeySet(ctx, store, sealer, auth.AlgEdDSA, time.Now())
+	keys, err := token.LoadKeySet(ctx, store, sealer, token.AlgEdDSA, time.Now())
 	mustBench(b, err)
 	svc, err := auth.NewService(ctx, store, keys, auth.Config{Issuer: "urn:bench", Audience: "urn:bench:mcp",
 		Password: password.Config{Cost: 4}, Logger: slog.New(slog.DiscardHandler),
@@ -118,7 +119,7 @@ func BenchmarkGuardHTTP(b *testing.B) {
 	g, ctx := benchGuard(b, func(c *mcp.GuardConfig) {
 		c.Policy.AnonymousMethods = []string{"initialize", "notifications/initialized"}
 	})
-	token := call.From(ctx).Bearer
+	tok := call.From(ctx).Bearer
 	handler := func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) { return benchResult, nil }
 	// Two tools: a server of one tool makes the filter take the call for a listing (see Filter).
 	tools := []server.ServerTool{{Tool: mcpgo.NewTool("projects_list"), Handler: handler},
@@ -133,7 +134,7 @@ func BenchmarkGuardHTTP(b *testing.B) {
 		r.RemoteAddr = "127.0.0.1:40000"
 		r.Header.Set("Content-Type", "application/json")
 		r.Header.Set("Accept", "application/json, text/event-stream")
-		r.Header.Set("Authorization", "Bearer "+token)
+		r.Header.Set("Authorization", "Bearer "+tok)
 		r.Header.Set("Mcp-Protocol-Version", "2025-06-18")
 		if sid != "" {
 			r.Header.Set("Mcp-Session-Id", sid)

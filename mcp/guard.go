@@ -29,6 +29,7 @@ import (
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/call"
 	"github.com/bduf/mcpauth/internal/tracing"
 	"github.com/bduf/mcpauth/rbac"
@@ -36,8 +37,8 @@ import (
 
 // Authenticator is what the guard needs of auth.
 type Authenticator interface {
-	Validate(ctx context.Context, token auth.Secret) (auth.Claims, error)
-	Caller(ctx context.Context, token auth.Secret) (auth.User, auth.Claims, error)
+	Validate(ctx context.Context, token auth.Secret) (token.Claims, error)
+	Caller(ctx context.Context, token auth.Secret) (auth.User, token.Claims, error)
 }
 
 // Authorizer is what the guard needs of rbac: the effective-permission rule (the credential's
@@ -168,7 +169,7 @@ type Identity struct {
 	// User and Claims are the records the identity was read from, for handlers that act on
 	// them (mcpauth's own tools).
 	User   auth.User
-	Claims auth.Claims
+	Claims token.Claims
 }
 
 // Credential is the identity's authority for rbac's effective-permission rule: its user,
@@ -230,7 +231,7 @@ type caller struct {
 // verifiedCaller is what an Authenticator may offer so that a token the HTTP guard validated
 // is not validated again by the middleware in the same request (auth.Service does).
 type verifiedCaller interface {
-	VerifiedCaller(ctx context.Context, c auth.Claims) (auth.User, auth.Claims, error)
+	VerifiedCaller(ctx context.Context, c token.Claims) (auth.User, token.Claims, error)
 }
 
 // expiredSubjecter is what an Authenticator may offer so that a request with an expired token
@@ -245,7 +246,7 @@ type verifiedKey struct{}
 // guardedRequest is what the HTTP guard learnt about a request, for the handlers after it.
 type guardedRequest struct {
 	token    auth.Secret
-	claims   auth.Claims // what Validate returned: meaningful only when verified
+	claims   token.Claims // what Validate returned: meaningful only when verified
 	verified bool
 	// principal is the user the request speaks for, to bind transport sessions: the verified
 	// token's subject, or an expired token's (its signature is ours, so its holder was that
@@ -265,19 +266,19 @@ func guardedFrom(ctx context.Context) *guardedRequest {
 
 // authenticate resolves the call's credential into an identity.
 func (g *Guard) authenticate(ctx context.Context) caller {
-	token, method := g.cfg.Credentials(ctx)
-	if token == "" {
+	tok, method := g.cfg.Credentials(ctx)
+	if tok == "" {
 		return caller{absent: true, err: auth.ErrUnauthenticated}
 	}
 	var (
 		user   auth.User
-		claims auth.Claims
+		claims token.Claims
 		err    error
 	)
-	if v := guardedFrom(ctx); v != nil && v.verified && v.token == token && g.verified != nil {
+	if v := guardedFrom(ctx); v != nil && v.verified && v.token == tok && g.verified != nil {
 		user, claims, err = g.verified.VerifiedCaller(ctx, v.claims)
 	} else {
-		user, claims, err = g.cfg.Auth.Caller(ctx, token)
+		user, claims, err = g.cfg.Auth.Caller(ctx, tok)
 	}
 	if err != nil {
 		return caller{err: err}
@@ -330,7 +331,7 @@ func (g *Guard) check(ctx context.Context, tool string, c caller, isCall bool) (
 	return context.WithValue(ctx, identityKey{}, id), nil
 }
 
-func orgOf(u auth.User, c auth.Claims) string {
+func orgOf(u auth.User, c token.Claims) string {
 	if c.OrgID != "" {
 		return c.OrgID
 	}
@@ -449,7 +450,7 @@ var ErrMissingToken = apierr.New(apierr.Unauthenticated, "a bearer token is requ
 // recorded. Anyone can be refused without a valid credential (401), so those refusals are
 // recorded only within the Limiter's CallLimit per client address ("refused:addr:"; a limiter
 // error records); a refused authenticated caller (403) is always recorded.
-func (g *Guard) recordRefusal(ctx context.Context, calls []string, c auth.Claims, cause error) {
+func (g *Guard) recordRefusal(ctx context.Context, calls []string, c token.Claims, cause error) {
 	for _, tool := range calls {
 		if c.Subject == "" && !g.refusalRecordAllowed(ctx) {
 			return // past the address's limit: the rest of the request's calls are not recorded either
@@ -544,15 +545,15 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			ctx = call.With(ctx, req)
 		}
 		ip := req.ClientAddr
-		token := bearer(r)
+		tok := bearer(r)
 		// The credential first: how much body is read depends on it.
-		claims, authErr := auth.Claims{}, error(ErrMissingToken)
-		if token != "" {
-			claims, authErr = g.cfg.Auth.Validate(ctx, token)
+		claims, authErr := token.Claims{}, error(ErrMissingToken)
+		if tok != "" {
+			claims, authErr = g.cfg.Auth.Validate(ctx, tok)
 		}
 		// Without a token, a GET or DELETE (the stream itself) passes wherever anything does;
 		// the session table then knows whose stream it is.
-		passAnonymous := token == "" && len(g.cfg.Policy.AnonymousMethods) > 0
+		passAnonymous := tok == "" && len(g.cfg.Policy.AnonymousMethods) > 0
 		var body, methods, calls = []byte(nil), []string(nil), []string(nil)
 		initialize, listen := false, false
 		if r.Method == http.MethodPost {
@@ -586,18 +587,18 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 				methodNotFound(w, body, m, modern)
 				return
 			}
-			passAnonymous = g.anonymous(methods, calls, token != "")
+			passAnonymous = g.anonymous(methods, calls, tok != "")
 		}
 		if authErr != nil {
 			if passAnonymous { // the tool decides (e.g. auth_refresh with an expired access token)
 				v := &guardedRequest{initialize: initialize, listen: listen, body: body}
-				if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, auth.ErrTokenExpired) {
-					v.principal = e.ExpiredSubject(ctx, token)
+				if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, token.ErrExpired) {
+					v.principal = e.ExpiredSubject(ctx, tok)
 				}
 				next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{}, v)))
 				return
 			}
-			g.recordRefusal(ctx, calls, auth.Claims{}, authErr)
+			g.recordRefusal(ctx, calls, token.Claims{}, authErr)
 			g.refuse(w, r, body, authErr)
 			return
 		}
@@ -625,7 +626,7 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 		}
 		// The middleware will need this token's claims again, in this request: hand them over.
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{},
-			&guardedRequest{token: token, claims: claims, verified: true, principal: claims.Subject,
+			&guardedRequest{token: tok, claims: claims, verified: true, principal: claims.Subject,
 				initialize: initialize, listen: listen, body: body})))
 	})
 }
@@ -657,7 +658,7 @@ func GuardedMethod(m string) bool {
 }
 
 // authorizeMethod applies Policy.Methods to a guarded method called with valid claims.
-func (g *Guard) authorizeMethod(ctx context.Context, m string, claims auth.Claims, ip netip.Addr) error {
+func (g *Guard) authorizeMethod(ctx context.Context, m string, claims token.Claims, ip netip.Addr) error {
 	rule, ok := g.cfg.Policy.Methods[m]
 	switch {
 	case !ok:

@@ -19,6 +19,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
 )
@@ -39,27 +40,27 @@ var users = map[string]struct {
 	"narrow": {auth.User{ID: "usr_owner", OrgID: "acme"}, []string{"projects:read"}},
 }
 
-func (fakeAuth) Validate(_ context.Context, token auth.Secret) (auth.Claims, error) {
-	switch token.Reveal() {
+func (fakeAuth) Validate(_ context.Context, tok auth.Secret) (token.Claims, error) {
+	switch tok.Reveal() {
 	case "limited":
-		return auth.Claims{}, auth.RateLimited(7 * time.Second)
+		return token.Claims{}, auth.RateLimited(7 * time.Second)
 	case "outage":
-		return auth.Claims{}, apierr.New(apierr.Internal, "revocation list unavailable; refusing the token")
+		return token.Claims{}, apierr.New(apierr.Internal, "revocation list unavailable; refusing the token")
 	case "expired":
-		return auth.Claims{}, auth.ErrTokenExpired
+		return token.Claims{}, token.ErrExpired
 	case "foreign":
-		return auth.Claims{}, auth.ErrTokenInvalid.With("reason", "wrong audience")
+		return token.Claims{}, token.ErrInvalid.With("reason", "wrong audience")
 	}
-	u, ok := users[token.Reveal()]
+	u, ok := users[tok.Reveal()]
 	if !ok {
-		return auth.Claims{}, auth.ErrTokenInvalid
+		return token.Claims{}, token.ErrInvalid
 	}
-	return auth.Claims{Subject: u.user.ID, OrgID: u.user.OrgID, Scopes: u.scopes, SessionID: "ses_1"}, nil
+	return token.Claims{Subject: u.user.ID, OrgID: u.user.OrgID, Scopes: u.scopes, SessionID: "ses_1"}, nil
 }
 
-func (f fakeAuth) Caller(ctx context.Context, token auth.Secret) (auth.User, auth.Claims, error) {
-	c, err := f.Validate(ctx, token)
-	return users[token.Reveal()].user, c, err
+func (f fakeAuth) Caller(ctx context.Context, tok auth.Secret) (auth.User, token.Claims, error) {
+	c, err := f.Validate(ctx, tok)
+	return users[tok.Reveal()].user, c, err
 }
 
 // fakeAuthz: the viewer may read projects; the owner may do anything with projects.

@@ -19,6 +19,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/call"
 )
 
@@ -103,11 +104,11 @@ func ServeStdio(ctx context.Context, s *server.MCPServer, in io.Reader, out io.W
 // bearer extracts the token of an "Authorization: Bearer <token>" header ("" if absent).
 func bearer(r *http.Request) auth.Secret {
 	h := r.Header.Get("Authorization")
-	scheme, token, found := strings.Cut(h, " ")
+	scheme, tok, found := strings.Cut(h, " ")
 	if !found || !strings.EqualFold(scheme, "Bearer") {
 		return ""
 	}
-	return auth.Secret(strings.TrimSpace(token))
+	return auth.Secret(strings.TrimSpace(tok))
 }
 
 // HTTPContext is the context function of an mcp-go HTTP transport (server.WithHTTPContextFunc,
@@ -202,7 +203,7 @@ const (
 )
 
 // NewHTTP builds the HTTP handlers around s, each behind g.HTTP.
-func NewHTTP(s *server.MCPServer, g *Guard, keys *auth.KeySet, logger *slog.Logger, opts HTTPOptions) *HTTP {
+func NewHTTP(s *server.MCPServer, g *Guard, keys *token.KeySet, logger *slog.Logger, opts HTTPOptions) *HTTP {
 	sseCORS, streamableCORS := corsOptions(opts.AllowedOrigins)
 	table := newSessions(opts.Sessions, SessionIdleTTL)
 	streamable := server.NewStreamableHTTPServer(s,

@@ -10,6 +10,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/password"
+	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/call"
 )
 
@@ -159,7 +160,7 @@ func (s *Set) logout(ctx context.Context, a logoutArgs) (any, error) {
 	if a.RevokeAPIKeys && !a.AllSessions {
 		return nil, apierr.Field("revoke_api_keys", "goes with all_sessions: logging out everywhere")
 	}
-	var caller *auth.Claims
+	var caller *token.Claims
 	if a.RefreshToken == "" || a.AllSessions { // holding the refresh token is enough on its own
 		c, err := callerFrom(ctx)
 		if err != nil {
@@ -202,7 +203,7 @@ func (s *Set) revoke(ctx context.Context, a tokenArgs) (any, error) {
 
 type validateResult struct {
 	Valid bool `json:"valid"`
-	auth.Claims
+	token.Claims
 }
 
 func (s *Set) validate(ctx context.Context, a tokenArgs) (any, error) {

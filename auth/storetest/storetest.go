@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/token"
 )
 
 // concurrency is how many goroutines race in the concurrency cases.
@@ -914,8 +915,8 @@ func testSpendRefreshTokenConcurrent(t *testing.T, s auth.Store) {
 	}
 }
 
-func newSigningKey(id string, created time.Time) auth.SigningKey {
-	return auth.SigningKey{ID: id, Alg: auth.AlgEdDSA, PublicDER: []byte("public " + id),
+func newSigningKey(id string, created time.Time) token.SigningKey {
+	return token.SigningKey{ID: id, Alg: token.AlgEdDSA, PublicDER: []byte("public " + id),
 		PrivateSealed: []byte{0, 1, 2, 0xff, byte(len(id))}, CreatedAt: created}
 }
 
@@ -927,8 +928,8 @@ func testSigningKeys(t *testing.T, s auth.Store) {
 		t.Fatalf("empty store lists keys: %+v", keys)
 	}
 	t0 := now()
-	want := []auth.SigningKey{newSigningKey("k_a", t0), newSigningKey("k_b", t0.Add(time.Hour)), newSigningKey("k_c", t0.Add(2*time.Hour))}
-	want[1].Alg = auth.AlgES256
+	want := []token.SigningKey{newSigningKey("k_a", t0), newSigningKey("k_b", t0.Add(time.Hour)), newSigningKey("k_c", t0.Add(2*time.Hour))}
+	want[1].Alg = token.AlgES256
 	for _, i := range []int{2, 0, 1} { // out of order: the store must sort by creation
 		mustOK(t, "create key", s.CreateSigningKey(ctx, want[i]))
 	}

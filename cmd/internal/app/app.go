@@ -23,6 +23,7 @@ import (
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/internal/embedmongo"
 	"github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
@@ -77,7 +78,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
-	sealer, err := auth.NewSealer(master)
+	sealer, err := token.NewSealer(master)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +119,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 		return nil, err
 	}
 	a.authz = rbac.NewAuthorizer(rbac.Config{Store: rbacStore, Versions: versions, Logger: logger, Audit: a.audit})
-	keys, err := auth.LoadKeySet(ctx, store, sealer, c.SigningAlg, time.Now())
+	keys, err := token.LoadKeySet(ctx, store, sealer, c.SigningAlg, time.Now())
 	if err != nil {
 		return nil, err
 	}

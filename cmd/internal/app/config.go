@@ -18,6 +18,7 @@ import (
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/mcp"
 )
 
@@ -87,7 +88,7 @@ const (
 	defaultMongoDB  = "mcpauth"
 	defaultIssuer   = "urn:mcpauth"
 	defaultAudience = "urn:mcpauth:mcp"
-	defaultAlg      = auth.AlgEdDSA
+	defaultAlg      = token.AlgEdDSA
 	// defaultMetricsListen is loopback on the port OpenTelemetry's Prometheus exporter uses.
 	defaultMetricsListen = "127.0.0.1:9464"
 )
@@ -187,7 +188,7 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 			return c, fmt.Errorf("--audit-retention: want a duration of at least 1h, got %q", v)
 		}
 	}
-	c.TokenCacheSize = auth.DefaultTokenCacheSize
+	c.TokenCacheSize = token.DefaultCacheSize
 	if v := vals["token-cache-size"]; v != "" {
 		if c.TokenCacheSize, err = strconv.Atoi(v); err != nil || c.TokenCacheSize < 0 || c.TokenCacheSize > 10_000_000 {
 			return c, fmt.Errorf("--token-cache-size: want an integer from 0 to 10000000, got %q", v)
@@ -276,7 +277,7 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 		}
 	}
 	switch c.SigningAlg {
-	case auth.AlgEdDSA, auth.AlgES256, auth.AlgRS256:
+	case token.AlgEdDSA, token.AlgES256, token.AlgRS256:
 	default:
 		return c, fmt.Errorf("--signing-alg: want EdDSA, ES256 or RS256, got %q", c.SigningAlg)
 	}
@@ -418,7 +419,7 @@ func loadMasterKey(c config) ([]byte, error) {
 	path := filepath.Join(c.DataDir, masterKeyFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		key := make([]byte, auth.MasterKeySize)
+		key := make([]byte, token.MasterKeySize)
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
@@ -446,11 +447,11 @@ func loadMasterKey(c config) ([]byte, error) {
 
 func decodeMasterKey(source, s string) ([]byte, error) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil && len(b) == auth.MasterKeySize {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == token.MasterKeySize {
 			return b, nil
 		}
 	}
-	return nil, fmt.Errorf("%s: master key must be %d bytes, base64-encoded (generate one with: openssl rand -base64 32)", source, auth.MasterKeySize)
+	return nil, fmt.Errorf("%s: master key must be %d bytes, base64-encoded (generate one with: openssl rand -base64 32)", source, token.MasterKeySize)
 }
 
 // redactURI hides the password of a MongoDB URI for messages.

@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
 )
@@ -80,12 +81,12 @@ func TestShouldAllowTheInsecureBenchmarkOptionsOnlyOnLoopback(t *testing.T) {
 // denyAll authenticates no one and authorizes nothing: whatever it guards is refused.
 type denyAll struct{}
 
-func (denyAll) Validate(context.Context, auth.Secret) (auth.Claims, error) {
-	return auth.Claims{}, auth.ErrTokenInvalid
+func (denyAll) Validate(context.Context, auth.Secret) (token.Claims, error) {
+	return token.Claims{}, token.ErrInvalid
 }
 
-func (denyAll) Caller(context.Context, auth.Secret) (auth.User, auth.Claims, error) {
-	return auth.User{}, auth.Claims{}, auth.ErrTokenInvalid
+func (denyAll) Caller(context.Context, auth.Secret) (auth.User, token.Claims, error) {
+	return auth.User{}, token.Claims{}, token.ErrInvalid
 }
 
 func (denyAll) Decide(context.Context, rbac.Credential, rbac.Request) rbac.Decision {

@@ -1,4 +1,11 @@
-package auth
+// Package token issues and verifies mcpauth's access tokens: the signing key set (rotation,
+// sealing at rest with the master key, JWKS), the JWT codec (RFC 9068 access tokens, every
+// header and claim checked, nothing a token says about its own key trusted) and the cache of
+// verified tokens that makes a repeated bearer token cost a hash and a look-up.
+//
+// Revocation is not decided here: a verified token still has to pass the session's
+// revocation check (auth), on every call.
+package token
 
 import (
 	"context"
@@ -21,6 +28,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/bduf/mcpauth/internal/random"
 )
 
 // Supported signing algorithms. EdDSA (Ed25519) is the default: small keys, fast, no nonce
@@ -190,7 +199,8 @@ func (ks *KeySet) Rotate(ctx context.Context, now time.Time) (string, error) {
 	return k.id, nil
 }
 
-// setOverlap sets how long retired keys keep verifying (the service sets its access TTL).
+// setOverlap sets how long retired keys keep verifying (the codec sets it to its access
+// tokens' lifetime and the clock skew).
 func (ks *KeySet) setOverlap(d time.Duration) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
@@ -236,7 +246,7 @@ func generateKey(sealer *Sealer, alg string, now time.Time) (SigningKey, *loaded
 	if err != nil {
 		return SigningKey{}, nil, fmt.Errorf("encode public key: %w", err)
 	}
-	id := "k_" + randomString(12)
+	id := "k_" + random.String(12)
 	sk := SigningKey{ID: id, Alg: alg, PublicDER: pub, PrivateSealed: sealer.Seal(id, priv), CreatedAt: now}
 	return sk, &loadedKey{id: id, alg: alg, method: methodFor(alg), public: signer.Public(), signer: signer, createdAt: now}, nil
 }

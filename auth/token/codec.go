@@ -1,4 +1,4 @@
-package auth
+package token
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/internal/random"
 )
 
 // AccessTokenType is the JOSE typ of our access tokens (RFC 9068). A JWT of any other type (an
@@ -22,8 +23,8 @@ const AccessTokenType = "at+jwt"
 // maxTokenBytes bounds what we parse; our tokens are well under 2 KiB.
 const maxTokenBytes = 8 << 10
 
-// clockSkew is tolerated on iat and nbf only (instances' clocks differ a little); exp is exact.
-const clockSkew = 30 * time.Second
+// ClockSkew is tolerated on iat and nbf only (instances' clocks differ a little); exp is exact.
+const ClockSkew = 30 * time.Second
 
 // ClientID is the client_id claim (RFC 9068) of tokens this server issues to its own tools.
 const ClientID = "mcpauth"
@@ -58,32 +59,59 @@ type Claims struct {
 
 // Token errors. Their messages are what a caller sees.
 var (
-	ErrTokenInvalid = apierr.New(apierr.TokenInvalid, "token is invalid")
-	ErrTokenExpired = apierr.New(apierr.TokenExpired, "token has expired")
-	ErrTokenRevoked = apierr.New(apierr.TokenRevoked, "token has been revoked")
+	ErrInvalid = apierr.New(apierr.TokenInvalid, "token is invalid")
+	ErrExpired = apierr.New(apierr.TokenExpired, "token has expired")
+	ErrRevoked = apierr.New(apierr.TokenRevoked, "token has been revoked")
 )
 
-// tokenCodec signs and verifies access tokens with the key set.
-type tokenCodec struct {
+// CodecConfig configures a Codec.
+type CodecConfig struct {
+	Keys     *KeySet
+	Issuer   string
+	Audience string
+	// TTL is the access tokens' lifetime. A key retired by a rotation keeps verifying for one
+	// TTL (and the clock skew) after its successor takes over: every token it signed has
+	// expired by then.
+	TTL time.Duration
+	// CacheSize bounds the verified-token cache (default DefaultCacheSize; negative: off).
+	CacheSize int
+}
+
+// Codec signs and verifies access tokens with the key set. It is safe for concurrent use.
+type Codec struct {
 	keys     *KeySet
 	issuer   string
 	audience string
+	ttl      time.Duration
+	verified verifiedTokens
 }
+
+// NewCodec returns a codec; it sets the key set's overlap to the tokens' lifetime.
+func NewCodec(cfg CodecConfig) *Codec {
+	cfg.Keys.setOverlap(cfg.TTL + ClockSkew)
+	return &Codec{keys: cfg.Keys, issuer: cfg.Issuer, audience: cfg.Audience, ttl: cfg.TTL,
+		verified: newVerifiedTokens(cfg.CacheSize)}
+}
+
+// TTL is the access tokens' lifetime.
+func (c *Codec) TTL() time.Duration { return c.ttl }
 
 // parser is shared by every verification (a jwt.Parser is read-only once built). Every
 // supported algorithm is listed; the key function then pins each token to its key's own
 // algorithm, so listing them all admits nothing a key does not.
 var parser = jwt.NewParser(jwt.WithValidMethods(SupportedAlgs), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
 
-func (c *tokenCodec) sign(sub, sid, org string, scopes []string, authTime, now time.Time, ttl time.Duration) (string, Claims, error) {
+// Sign issues an access token for sub in session sid and organization org, with the scopes;
+// authTime is when the user last proved who they are (the session's login).
+func (c *Codec) Sign(sub, sid, org string, scopes []string, authTime, now time.Time) (string, Claims, error) {
 	k := c.keys.signingKey()
-	jti := randomString(16)
+	jti := random.String(16)
 	claims := accessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    c.issuer,
 			Subject:   sub,
 			Audience:  jwt.ClaimStrings{c.audience},
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			ExpiresAt: jwt.NewNumericDate(now.Add(c.ttl)),
 			NotBefore: jwt.NewNumericDate(now),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        jti,
@@ -125,17 +153,10 @@ func claimsOf(c accessClaims) Claims {
 // rejected outright rather than having the request silently ignored.
 var forbiddenHeaders = []string{"jku", "x5u", "jwk", "x5c", "crit"}
 
-// verify checks signature, header and claims. It answers only ErrTokenInvalid or ErrTokenExpired
-// (with a reason in the details); revocation is the caller's business.
-func (c *tokenCodec) verify(ctx context.Context, token string, now time.Time) (Claims, error) {
-	claims, _, err := c.verifyWithKey(ctx, token, now)
-	return claims, err
-}
-
-// verifyWithKey is verify, also returning the key that verified the token.
-func (c *tokenCodec) verifyWithKey(ctx context.Context, token string, now time.Time) (Claims, *loadedKey, error) {
+// verifyWithKey verifies a token without the cache, also returning the key that verified it.
+func (c *Codec) verifyWithKey(ctx context.Context, token string, now time.Time) (Claims, *loadedKey, error) {
 	if token == "" || len(token) > maxTokenBytes || !compactJWS(token) {
-		return Claims{}, nil, ErrTokenInvalid.With("reason", "malformed")
+		return Claims{}, nil, ErrInvalid.With("reason", "malformed")
 	}
 	var key *loadedKey
 	var claims accessClaims
@@ -160,36 +181,36 @@ func (c *tokenCodec) verifyWithKey(ctx context.Context, token string, now time.T
 		return k.public, nil
 	})
 	if err != nil {
-		return Claims{}, nil, ErrTokenInvalid.With("reason", "signature or header rejected").Wrap(err)
+		return Claims{}, nil, ErrInvalid.With("reason", "signature or header rejected").Wrap(err)
 	}
 	// encoding/json keeps the last of duplicate members; another reader of the same token may
 	// keep the first. RFC 7515 section 5.2 lets us reject them instead.
 	head, rest, _ := strings.Cut(token, ".")
 	payload, _, _ := strings.Cut(rest, ".")
 	if !uniqueMembers(head) || !uniqueMembers(payload) {
-		return Claims{}, nil, ErrTokenInvalid.With("reason", "duplicate member")
+		return Claims{}, nil, ErrInvalid.With("reason", "duplicate member")
 	}
 	cl, err := c.checkClaims(claims, now)
 	return cl, key, err
 }
 
-func (c *tokenCodec) checkClaims(claims accessClaims, now time.Time) (Claims, error) {
+func (c *Codec) checkClaims(claims accessClaims, now time.Time) (Claims, error) {
 	switch {
 	case claims.Issuer != c.issuer:
-		return Claims{}, ErrTokenInvalid.With("reason", "wrong issuer")
+		return Claims{}, ErrInvalid.With("reason", "wrong issuer")
 	case !containsString(claims.Audience, c.audience):
-		return Claims{}, ErrTokenInvalid.With("reason", "wrong audience")
+		return Claims{}, ErrInvalid.With("reason", "wrong audience")
 	case claims.Subject == "":
-		return Claims{}, ErrTokenInvalid.With("reason", "no subject")
+		return Claims{}, ErrInvalid.With("reason", "no subject")
 	case claims.ExpiresAt == nil || claims.IssuedAt == nil:
-		return Claims{}, ErrTokenInvalid.With("reason", "missing exp or iat")
-	case claims.IssuedAt.After(now.Add(clockSkew)):
-		return Claims{}, ErrTokenInvalid.With("reason", "issued in the future")
-	case claims.NotBefore != nil && claims.NotBefore.After(now.Add(clockSkew)):
-		return Claims{}, ErrTokenInvalid.With("reason", "not yet valid")
+		return Claims{}, ErrInvalid.With("reason", "missing exp or iat")
+	case claims.IssuedAt.After(now.Add(ClockSkew)):
+		return Claims{}, ErrInvalid.With("reason", "issued in the future")
+	case claims.NotBefore != nil && claims.NotBefore.After(now.Add(ClockSkew)):
+		return Claims{}, ErrInvalid.With("reason", "not yet valid")
 	case !now.Before(claims.ExpiresAt.Time):
 		// The claims come back with the error: revoking an expired token still ends its session.
-		return claimsOf(claims), ErrTokenExpired
+		return claimsOf(claims), ErrExpired
 	}
 	return claimsOf(claims), nil
 }
