@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/apikey"
 )
 
 // FuzzParseAPIKey: the parser never panics, and whatever it accepts is exactly a well-formed
@@ -18,11 +18,11 @@ func FuzzParseAPIKey(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
-		id, secret, ok := auth.ParseAPIKey(key)
+		id, secret, ok := apikey.Parse(key)
 		if !ok {
 			return
 		}
-		if !strings.HasPrefix(key, auth.APIKeyPrefix+id+"_"+secret) || len(id) != 16 || len(secret) != 52 {
+		if !strings.HasPrefix(key, apikey.Prefix+id+"_"+secret) || len(id) != 16 || len(secret) != 52 {
 			t.Fatalf("accepted %q as id %q secret %q", key, id, secret)
 		}
 		for _, r := range id + secret {

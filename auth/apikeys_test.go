@@ -9,11 +9,12 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/apikey"
 )
 
-func (e *env) newKey(t *testing.T, u auth.User, perms ...string) (auth.APIKey, string) {
+func (e *env) newKey(t *testing.T, u auth.User, perms ...string) (apikey.Key, string) {
 	t.Helper()
-	k, key, err := e.svc.CreateAPIKey(context.Background(), auth.NewAPIKey{UserID: u.ID, OrgID: u.OrgID, Name: "ci", Permissions: perms})
+	k, key, err := e.svc.CreateAPIKey(context.Background(), apikey.Request{UserID: u.ID, OrgID: u.OrgID, Name: "ci", Permissions: perms})
 	if err != nil {
 		t.Fatalf("create api key: %v", err)
 	}
@@ -26,10 +27,10 @@ func TestShouldAuthenticateWithAnAPIKey(t *testing.T) {
 	ctx := context.Background()
 	u := e.createUser(t, "ada@example.com", "ada")
 	k, key := e.newKey(t, u, "projects:read", "tasks:*")
-	if !strings.HasPrefix(key, auth.APIKeyPrefix) || strings.Contains(k.SecretHash, key[len(auth.APIKeyPrefix)+17:]) {
+	if !strings.HasPrefix(key, apikey.Prefix) || strings.Contains(k.SecretHash, key[len(apikey.Prefix)+17:]) {
 		t.Fatalf("key %q / stored hash %q", key, k.SecretHash)
 	}
-	id, _, ok := auth.ParseAPIKey(key)
+	id, _, ok := apikey.Parse(key)
 	if !ok || id != k.ID {
 		t.Fatalf("ParseAPIKey(%q) = %q, %v; want the key's id %s", key, id, ok, k.ID)
 	}
@@ -56,15 +57,15 @@ func TestShouldRejectAMistypedKeyWithoutALookUp(t *testing.T) {
 		return string(b)
 	}
 	for name, bad := range map[string]string{
-		"one character of the id changed":     flip(len(auth.APIKeyPrefix) + 2),
+		"one character of the id changed":     flip(len(apikey.Prefix) + 2),
 		"one character of the secret changed": flip(len(key) - 20),
 		"the checksum changed":                flip(len(key) - 1),
 		"truncated":                           key[:len(key)-1],
 		"one character too many":              key + "a",
 		"upper case":                          strings.ToUpper(key),
-		"another prefix":                      "mcpx_" + key[len(auth.APIKeyPrefix):],
+		"another prefix":                      "mcpx_" + key[len(apikey.Prefix):],
 	} {
-		if _, _, ok := auth.ParseAPIKey(bad); ok {
+		if _, _, ok := apikey.Parse(bad); ok {
 			t.Errorf("%s: ParseAPIKey accepted %q", name, bad)
 		}
 		_, err := e.svc.Validate(context.Background(), auth.Secret(bad))
@@ -93,7 +94,7 @@ func TestShouldRefuseRevokedExpiredAndOrphanedKeys(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
 		u := e.createUser(t, "ada@example.com", "ada")
-		_, key, err := e.svc.CreateAPIKey(ctx, auth.NewAPIKey{UserID: u.ID, OrgID: u.OrgID, Name: "short",
+		_, key, err := e.svc.CreateAPIKey(ctx, apikey.Request{UserID: u.ID, OrgID: u.OrgID, Name: "short",
 			Permissions: []string{"projects:read"}, ExpiresAt: e.clock.Now().Add(time.Hour)})
 		if err != nil {
 			t.Fatal(err)
@@ -124,13 +125,13 @@ func TestShouldValidateNewKeyRequests(t *testing.T) {
 	u := e.createUser(t, "ada@example.com", "ada")
 	for _, tc := range []struct {
 		name  string
-		nk    auth.NewAPIKey
+		nk    apikey.Request
 		field string
 	}{
-		{"no name", auth.NewAPIKey{Permissions: []string{"projects:read"}}, "name"},
-		{"a name of 101 characters", auth.NewAPIKey{Name: strings.Repeat("n", 101), Permissions: []string{"projects:read"}}, "name"},
-		{"no permissions", auth.NewAPIKey{Name: "ci"}, "permissions"},
-		{"an expiry in the past", auth.NewAPIKey{Name: "ci", Permissions: []string{"projects:read"}, ExpiresAt: e.clock.Now().Add(-time.Second)}, "expires_at"},
+		{"no name", apikey.Request{Permissions: []string{"projects:read"}}, "name"},
+		{"a name of 101 characters", apikey.Request{Name: strings.Repeat("n", 101), Permissions: []string{"projects:read"}}, "name"},
+		{"no permissions", apikey.Request{Name: "ci"}, "permissions"},
+		{"an expiry in the past", apikey.Request{Name: "ci", Permissions: []string{"projects:read"}, ExpiresAt: e.clock.Now().Add(-time.Second)}, "expires_at"},
 	} {
 		tc.nk.UserID, tc.nk.OrgID = u.ID, u.OrgID
 		_, _, err := e.svc.CreateAPIKey(context.Background(), tc.nk)
@@ -178,7 +179,7 @@ func TestShouldNeverShowAKeysSecretInItsView(t *testing.T) {
 	e := newEnv(t)
 	k, key := e.newKey(t, e.createUser(t, "ada@example.com", "ada"), "projects:read")
 	b, _ := json.Marshal(k.View(e.clock.Now()))
-	if strings.Contains(string(b), key[len(auth.APIKeyPrefix)+17:len(key)-7]) || strings.Contains(string(b), k.SecretHash) {
+	if strings.Contains(string(b), key[len(apikey.Prefix)+17:len(key)-7]) || strings.Contains(string(b), k.SecretHash) {
 		t.Fatalf("view shows the secret or its hash: %s", b)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/apikey"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/auth/token"
@@ -187,7 +188,7 @@ func BenchmarkAPIKeyVsJWT(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	_, key, err := svc.CreateAPIKey(ctx, auth.NewAPIKey{UserID: u.ID, OrgID: u.OrgID, Name: "bench", Permissions: []string{"users:read"}})
+	_, key, err := svc.CreateAPIKey(ctx, apikey.Request{UserID: u.ID, OrgID: u.OrgID, Name: "bench", Permissions: []string{"users:read"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func BenchmarkAPIKeyVsJWT(b *testing.B) {
 	apiKey := benchratio.Run(b, "api-key", caller(key))
 	parse := benchratio.Run(b, "api-key-parse-only", func(b *testing.B) {
 		for b.Loop() {
-			if _, _, ok := auth.ParseAPIKey(key.Reveal()); !ok {
+			if _, _, ok := apikey.Parse(key.Reveal()); !ok {
 				b.Fatal("parse")
 			}
 		}

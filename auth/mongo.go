@@ -11,6 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/bduf/mcpauth/auth/apikey"
+	"github.com/bduf/mcpauth/auth/mfa"
 	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/internal/mongox"
 )
@@ -254,7 +256,7 @@ func (s *MongoStore) EraseUserRecords(ctx context.Context, userID string) error 
 			return err
 		}
 	}
-	keys, err := mongox.FindAll[APIKey](ctx, s.apiKeys, byUser, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "api keys")
+	keys, err := mongox.FindAll[apikey.Key](ctx, s.apiKeys, byUser, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "api keys")
 	if err != nil {
 		return err
 	}
@@ -468,35 +470,35 @@ func (s *MongoStore) ListSigningKeys(ctx context.Context) ([]token.SigningKey, e
 }
 
 // CreateAPIKey stores a key (by the hash of its secret).
-func (s *MongoStore) CreateAPIKey(ctx context.Context, k APIKey) error {
+func (s *MongoStore) CreateAPIKey(ctx context.Context, k apikey.Key) error {
 	_, err := s.apiKeys.InsertOne(ctx, k)
 	return insertErr(err, "api key")
 }
 
 // GetAPIKey finds a key by id, with its revocation.
-func (s *MongoStore) GetAPIKey(ctx context.Context, id string) (APIKey, error) {
-	k, err := findOne[APIKey](ctx, s.apiKeys, bson.D{{Key: "_id", Value: id}}, "api key")
+func (s *MongoStore) GetAPIKey(ctx context.Context, id string) (apikey.Key, error) {
+	k, err := findOne[apikey.Key](ctx, s.apiKeys, bson.D{{Key: "_id", Value: id}}, "api key")
 	if err != nil {
 		return k, err
 	}
-	keys, err := s.withKeyRevocations(ctx, []APIKey{k})
+	keys, err := s.withKeyRevocations(ctx, []apikey.Key{k})
 	if err != nil {
-		return APIKey{}, err
+		return apikey.Key{}, err
 	}
 	return keys[0], nil
 }
 
 // ListAPIKeys returns a user's keys, oldest first.
-func (s *MongoStore) ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error) {
+func (s *MongoStore) ListAPIKeys(ctx context.Context, userID string) ([]apikey.Key, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
-	keys, err := mongox.FindAll[APIKey](ctx, s.apiKeys, bson.D{{Key: "user_id", Value: userID}}, opts, "api keys")
+	keys, err := mongox.FindAll[apikey.Key](ctx, s.apiKeys, bson.D{{Key: "user_id", Value: userID}}, opts, "api keys")
 	if err != nil {
 		return nil, err
 	}
 	return s.withKeyRevocations(ctx, keys)
 }
 
-func (s *MongoStore) withKeyRevocations(ctx context.Context, keys []APIKey) ([]APIKey, error) {
+func (s *MongoStore) withKeyRevocations(ctx context.Context, keys []apikey.Key) ([]apikey.Key, error) {
 	if len(keys) == 0 {
 		return keys, nil
 	}
@@ -547,12 +549,12 @@ func (s *MongoStore) TouchAPIKey(ctx context.Context, id string, at time.Time) e
 }
 
 // GetMFA finds a user's second factor.
-func (s *MongoStore) GetMFA(ctx context.Context, userID string) (MFA, error) {
-	return findOne[MFA](ctx, s.mfa, bson.D{{Key: "_id", Value: userID}}, "mfa")
+func (s *MongoStore) GetMFA(ctx context.Context, userID string) (mfa.Factor, error) {
+	return findOne[mfa.Factor](ctx, s.mfa, bson.D{{Key: "_id", Value: userID}}, "mfa")
 }
 
 // PutMFA creates or replaces a user's second factor (only that user's own flows write it).
-func (s *MongoStore) PutMFA(ctx context.Context, m MFA) error {
+func (s *MongoStore) PutMFA(ctx context.Context, m mfa.Factor) error {
 	_, err := s.mfa.ReplaceOne(ctx, bson.D{{Key: "_id", Value: m.UserID}}, m, options.Replace().SetUpsert(true))
 	if err != nil {
 		return fmt.Errorf("put mfa: %w", err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/auth/mfa"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/auth/token"
@@ -170,7 +171,7 @@ func (s *Service) checkPassword(ctx context.Context, u User, pw Secret, during s
 // holds the password must not be able to reset the count of wrong codes; the next proof with
 // a code clears it); a wrong one is audited and counted. It reports whether MFA is on.
 func (s *Service) secondFactorIfEnabled(ctx context.Context, u User, code Secret, during string) (bool, error) {
-	m, enabled, err := s.mfaEnabled(ctx, u.ID)
+	m, enabled, err := s.factors.Enabled(ctx, u.ID)
 	if err != nil || !enabled {
 		return enabled, err
 	}
@@ -180,20 +181,9 @@ func (s *Service) secondFactorIfEnabled(ctx context.Context, u User, code Secret
 			details["during"] = during
 		}
 		s.record(ctx, audit.Event{Type: audit.MFAChallengeSent, Subject: u.ID, OrgID: u.OrgID, Details: details})
-		return true, s.failed(ctx, u.ID, ErrMFARequired)
+		return true, s.failed(ctx, u.ID, mfa.ErrRequired)
 	}
 	return true, s.secondFactor(ctx, u, m, code, during)
-}
-
-// secondFactor checks a TOTP or recovery code of an enabled factor, with a reservation open; a
-// wrong code is audited and counted.
-func (s *Service) secondFactor(ctx context.Context, u User, m MFA, code Secret, during string) error {
-	err := s.checkSecondFactor(ctx, m, code)
-	if apierr.CodeOf(err) == apierr.InvalidMFACode {
-		s.record(ctx, authFailed(u, audit.ReasonInvalidMFA, during, nil))
-		return s.failed(ctx, u.ID, err)
-	}
-	return err
 }
 
 // failed records a failed check with the lockout and returns answer.

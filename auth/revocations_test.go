@@ -10,6 +10,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/apikey"
 	"github.com/bduf/mcpauth/internal/redistest"
 )
 
@@ -88,7 +89,7 @@ func TestShouldRefuseAKeyRevokedOnAnotherInstanceWithinASecond(t *testing.T) {
 	a := e.newService(t, e.keys, func(c *auth.Config) { c.Revocations = redisRevocations(t, addr) })
 	b := e.newService(t, e.keys, func(c *auth.Config) { c.Revocations = redisRevocations(t, addr) })
 	u := e.createUser(t, "ada@example.com", "ada")
-	k, key, err := a.CreateAPIKey(ctx, auth.NewAPIKey{UserID: u.ID, OrgID: u.OrgID, Name: "ci", Permissions: []string{"projects:read"}})
+	k, key, err := a.CreateAPIKey(ctx, apikey.Request{UserID: u.ID, OrgID: u.OrgID, Name: "ci", Permissions: []string{"projects:read"}})
 	if err != nil {
 		t.Fatal(err)
 	}

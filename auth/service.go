@@ -14,6 +14,8 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/auth/apikey"
+	"github.com/bduf/mcpauth/auth/mfa"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/auth/token"
@@ -84,8 +86,8 @@ type Service struct {
 	log       *slog.Logger
 	passwords *password.Hasher
 	revoked   Revocations
-	lastUse   lastUse
-	keyCache  keyCache
+	apiKeys   *apikey.Keys
+	factors   *mfa.Factors
 	users     *liveUsers
 }
 
@@ -157,6 +159,12 @@ func NewService(ctx context.Context, store Store, keys *token.KeySet, cfg Config
 	if s.revoked == nil {
 		s.revoked = localRevocations{list: newRevocationList(), now: cfg.Now}
 	}
+	s.apiKeys = apikey.NewKeys(store, s.revoked, cfg.Now, cfg.APIKeyTTL)
+	var sealer mfa.Sealer // a nil *token.Sealer would be a non-nil interface
+	if cfg.Sealer != nil {
+		sealer = cfg.Sealer
+	}
+	s.factors = mfa.NewFactors(store, sealer, cfg.MFAIssuer, cfg.Now)
 	now := cfg.Now()
 	ids, err := store.ListSessionsRevokedSince(ctx, now.Add(-cfg.AccessTTL))
 	if err != nil {
@@ -456,7 +464,7 @@ func (s *Service) Validate(ctx context.Context, tok Secret) (_ token.Claims, err
 }
 
 func (s *Service) validate(ctx context.Context, tok Secret) (token.Claims, error) {
-	if strings.HasPrefix(tok.Reveal(), APIKeyPrefix) {
+	if strings.HasPrefix(tok.Reveal(), apikey.Prefix) {
 		_, c, err := s.validateAPIKey(ctx, tok.Reveal())
 		return c, err
 	}
@@ -516,7 +524,7 @@ func (s *Service) callerOf(ctx context.Context, c token.Claims) (User, token.Cla
 	u, err := s.liveUser(ctx, c.Subject)
 	if errors.Is(err, ErrNotFound) {
 		if c.APIKeyID != "" {
-			return User{}, token.Claims{}, errKeyInvalid
+			return User{}, token.Claims{}, apikey.ErrInvalid
 		}
 		return User{}, token.Claims{}, token.ErrRevoked
 	}
@@ -525,7 +533,7 @@ func (s *Service) callerOf(ctx context.Context, c token.Claims) (User, token.Cla
 	}
 	if u.Disabled {
 		if c.APIKeyID != "" { // a disabled owner's keys are simply invalid
-			return User{}, token.Claims{}, errKeyInvalid
+			return User{}, token.Claims{}, apikey.ErrInvalid
 		}
 		return User{}, token.Claims{}, ErrAccountDisabled
 	}

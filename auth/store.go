@@ -5,13 +5,17 @@ import (
 	"errors"
 	"time"
 
+	"github.com/bduf/mcpauth/auth/apikey"
+	"github.com/bduf/mcpauth/auth/mfa"
+	"github.com/bduf/mcpauth/auth/storeerr"
 	"github.com/bduf/mcpauth/auth/token"
 )
 
-// Store sentinels. Implementations wrap them with %w; callers test with errors.Is.
+// Store sentinels (the same values as storeerr's, which the capability packages' stores
+// answer with). Implementations wrap them with %w; callers test with errors.Is.
 var (
-	ErrNotFound      = errors.New("not found")
-	ErrAlreadyExists = errors.New("already exists")
+	ErrNotFound      = storeerr.ErrNotFound
+	ErrAlreadyExists = storeerr.ErrAlreadyExists
 	// ErrAlreadySpent is returned by SpendRefreshToken for a token that exists but was already
 	// rotated: the caller must treat it as reuse.
 	ErrAlreadySpent = errors.New("refresh token already spent")
@@ -23,8 +27,8 @@ type Store interface {
 	UserStore
 	SessionStore
 	token.KeyStore
-	APIKeyStore
-	MFAStore
+	apikey.Store
+	mfa.Store
 	LockReleaseStore
 }
 
@@ -36,18 +40,6 @@ type LockReleaseStore interface {
 	ReleaseLock(ctx context.Context, userID string, at time.Time) error
 	// LockReleasedAt is the time of userID's latest release; ErrNotFound if there is none.
 	LockReleasedAt(ctx context.Context, userID string) (time.Time, error)
-}
-
-// APIKeyStore persists API keys (by the hash of their secret). Revocation is its own record, so
-// no concurrent write can undo it.
-type APIKeyStore interface {
-	CreateAPIKey(ctx context.Context, k APIKey) error         // ErrAlreadyExists
-	GetAPIKey(ctx context.Context, id string) (APIKey, error) // ErrNotFound; Revoked filled in
-	ListAPIKeys(ctx context.Context, userID string) ([]APIKey, error)
-	// RevokeAPIKey reports false if the key was already revoked.
-	RevokeAPIKey(ctx context.Context, id string, at time.Time) (bool, error)
-	// TouchAPIKey records a use (callers coalesce: not on every call).
-	TouchAPIKey(ctx context.Context, id string, at time.Time) error
 }
 
 // UserStore persists accounts. Emails and usernames are unique (already normalized by callers).

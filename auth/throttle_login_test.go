@@ -10,6 +10,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/apikey"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/call"
 )
@@ -153,7 +154,7 @@ func TestShouldRateLimitAnAddressPresentingBadAPIKeys(t *testing.T) {
 		t.Fatalf("a good key after malformed ones: %v", err)
 	}
 	for range 2 {
-		_, err := svc.Validate(attacker, auth.Secret(auth.WellFormedAPIKey()))
+		_, err := svc.Validate(attacker, auth.Secret(apikey.WellFormed()))
 		wantCode(t, "a guessed key", err, apierr.TokenInvalid)
 	}
 	_, err := svc.Validate(attacker, auth.Secret(good))

@@ -13,6 +13,8 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/apikey"
+	"github.com/bduf/mcpauth/auth/mfa"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/auth/token"
 )
@@ -91,7 +93,7 @@ func TestShouldCutADisabledUserOffAndLetItBackInOnceEnabled(t *testing.T) {
 	ctx := context.Background()
 	u := e.createUser(t, "ada@example.com", "ada")
 	first, second := e.login(t, "ada"), e.login(t, "ada@example.com")
-	_, key, err := e.svc.CreateAPIKey(ctx, auth.NewAPIKey{UserID: u.ID, OrgID: u.OrgID, Name: "ci", Permissions: []string{"users:read"}})
+	_, key, err := e.svc.CreateAPIKey(ctx, apikey.Request{UserID: u.ID, OrgID: u.OrgID, Name: "ci", Permissions: []string{"users:read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,11 +221,11 @@ func TestShouldDeleteAUserAndItsCredentials(t *testing.T) {
 			ctx := context.Background()
 			u := e.createUser(t, "ada@example.com", "ada")
 			tok := e.login(t, "ada")
-			_, key, err := e.svc.CreateAPIKey(ctx, auth.NewAPIKey{UserID: u.ID, OrgID: u.OrgID, Name: "ci", Permissions: []string{"users:read"}})
+			_, key, err := e.svc.CreateAPIKey(ctx, apikey.Request{UserID: u.ID, OrgID: u.OrgID, Name: "ci", Permissions: []string{"users:read"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := e.store.PutMFA(ctx, auth.MFA{UserID: u.ID, SecretSealed: []byte("sealed"), Enabled: true}); err != nil {
+			if err := e.store.PutMFA(ctx, mfa.Factor{UserID: u.ID, SecretSealed: []byte("sealed"), Enabled: true}); err != nil {
 				t.Fatal(err)
 			}
 			var deprovisioned []string

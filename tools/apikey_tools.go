@@ -9,6 +9,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/apikey"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/rbac"
 )
@@ -18,9 +19,9 @@ func (s *Set) apiKeyTools() []server.ServerTool {
 		{Tool: mcp.NewTool("apikey_create",
 			mcp.WithDescription("Create an API key for yourself. The key is shown only in this result: store it now. It carries the permissions you give it (a subset of yours) and, on every call, is also held to your own live permissions. Send it as 'Authorization: Bearer mcpk_...' or MCPAUTH_API_KEY. "+
 				"A key is a lasting credential: unless you logged in within the last few minutes, pass your password (and mfa_code if MFA is on)."),
-			str("name", "What the key is for.", mcp.Required(), mcp.MaxLength(auth.MaxAPIKeyName)),
+			str("name", "What the key is for.", mcp.Required(), mcp.MaxLength(apikey.MaxName)),
 			mcp.WithArray("permissions", mcp.Required(), mcp.Description("Permission patterns (resource:action), each within your own permissions."),
-				mcp.WithStringItems(mcp.MaxLength(128)), mcp.MinItems(1), mcp.MaxItems(auth.MaxAPIKeyPermissions)),
+				mcp.WithStringItems(mcp.MaxLength(128)), mcp.MinItems(1), mcp.MaxItems(apikey.MaxPermissions)),
 			str("expires_at", `When the key stops working (RFC 3339), or "never"; default: 90 days from now (the server's --apikey-ttl).`, mcp.MaxLength(64)),
 			stepUpPassword, stepUpMFACode,
 			strict, closed,
@@ -58,16 +59,16 @@ type apiKeyCreateArgs struct {
 }
 
 type apiKeyCreated struct {
-	auth.APIKeyView
+	apikey.View
 	Key string `json:"key"`
 }
 
 func (s *Set) apiKeyCreate(ctx context.Context, a apiKeyCreateArgs) (any, error) {
-	if err := requireString("name", a.Name, auth.MaxAPIKeyName); err != nil {
+	if err := requireString("name", a.Name, apikey.MaxName); err != nil {
 		return nil, err
 	}
-	if len(a.Permissions) == 0 || len(a.Permissions) > auth.MaxAPIKeyPermissions {
-		return nil, apierr.Field("permissions", "give 1 to %d permissions", auth.MaxAPIKeyPermissions)
+	if len(a.Permissions) == 0 || len(a.Permissions) > apikey.MaxPermissions {
+		return nil, apierr.Field("permissions", "give 1 to %d permissions", apikey.MaxPermissions)
 	}
 	for _, p := range a.Permissions {
 		if err := rbac.ValidatePattern(p); err != nil {
@@ -97,13 +98,13 @@ func (s *Set) apiKeyCreate(ctx context.Context, a apiKeyCreateArgs) (any, error)
 	if err := s.stepUp(ctx, caller, a.stepUpArgs, "apikey_create"); err != nil {
 		return nil, err
 	}
-	k, key, err := s.auth.CreateAPIKey(ctx, auth.NewAPIKey{UserID: caller.User.ID, OrgID: org, Name: a.Name,
+	k, key, err := s.auth.CreateAPIKey(ctx, apikey.Request{UserID: caller.User.ID, OrgID: org, Name: a.Name,
 		Permissions: a.Permissions, ExpiresAt: expires, NoExpiry: never})
 	if err != nil {
 		return nil, err
 	}
 	// The one result that shows the key.
-	return apiKeyCreated{APIKeyView: k.View(k.CreatedAt), Key: key.Reveal()}, nil
+	return apiKeyCreated{View: k.View(k.CreatedAt), Key: key.Reveal()}, nil
 }
 
 func (s *Set) apiKeyList(ctx context.Context, _ noArgs) (any, error) {
@@ -116,7 +117,7 @@ func (s *Set) apiKeyList(ctx context.Context, _ noArgs) (any, error) {
 		return nil, err
 	}
 	now := time.Now()
-	views := make([]auth.APIKeyView, len(keys))
+	views := make([]apikey.View, len(keys))
 	for i, k := range keys {
 		views[i] = k.View(now)
 	}

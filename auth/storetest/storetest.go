@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/apikey"
+	"github.com/bduf/mcpauth/auth/mfa"
 	"github.com/bduf/mcpauth/auth/token"
 )
 
@@ -287,7 +289,7 @@ func userRecords(t *testing.T, s auth.Store, user string, at time.Time) {
 	mustOK(t, "create key", s.CreateAPIKey(ctx, newAPIKey(user+"_key_2", user, at)))
 	_, err = s.RevokeAPIKey(ctx, user+"_key_2", at)
 	mustOK(t, "revoke key", err)
-	mustOK(t, "put mfa", s.PutMFA(ctx, auth.MFA{UserID: user, SecretSealed: []byte("sealed"), Enabled: true, CreatedAt: at}))
+	mustOK(t, "put mfa", s.PutMFA(ctx, mfa.Factor{UserID: user, SecretSealed: []byte("sealed"), Enabled: true, CreatedAt: at}))
 	mustOK(t, "claim totp step", s.ClaimTOTPStep(ctx, user, 1000, at))
 	mustOK(t, "spend recovery code", s.SpendRecoveryCode(ctx, user, "hash", at))
 	mustOK(t, "release lock", s.ReleaseLock(ctx, user, at))
@@ -955,8 +957,8 @@ func testDuplicateSigningKey(t *testing.T, s auth.Store) {
 	mustErr(t, "second key with the same id", err, auth.ErrAlreadyExists)
 }
 
-func newAPIKey(id, user string, at time.Time) auth.APIKey {
-	return auth.APIKey{ID: id, UserID: user, OrgID: "acme", Name: "ci " + id, SecretHash: "hash-" + id,
+func newAPIKey(id, user string, at time.Time) apikey.Key {
+	return apikey.Key{ID: id, UserID: user, OrgID: "acme", Name: "ci " + id, SecretHash: "hash-" + id,
 		Permissions: []string{"projects:read"}, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
 }
 
@@ -964,7 +966,7 @@ func testAPIKeys(t *testing.T, s auth.Store) {
 	ctx := context.Background()
 	t0 := now()
 	a, b, c := newAPIKey("key_a", "usr_1", t0), newAPIKey("key_b", "usr_1", t0.Add(time.Second)), newAPIKey("key_c", "usr_2", t0)
-	for _, k := range []auth.APIKey{a, b, c} {
+	for _, k := range []apikey.Key{a, b, c} {
 		mustOK(t, "create "+k.ID, s.CreateAPIKey(ctx, k))
 	}
 	mustErr(t, "a second key with the same id", s.CreateAPIKey(ctx, newAPIKey("key_a", "usr_3", t0)), auth.ErrAlreadyExists)
@@ -1035,7 +1037,7 @@ func testMFA(t *testing.T, s auth.Store) {
 	ctx := context.Background()
 	_, err := s.GetMFA(ctx, "usr_1")
 	mustErr(t, "get before enrollment", err, auth.ErrNotFound)
-	m := auth.MFA{UserID: "usr_1", SecretSealed: []byte("sealed"), CreatedAt: now()}
+	m := mfa.Factor{UserID: "usr_1", SecretSealed: []byte("sealed"), CreatedAt: now()}
 	mustOK(t, "put pending", s.PutMFA(ctx, m))
 	m.Enabled, m.RecoveryHashes, m.EnabledAt = true, []string{"h1", "h2"}, now()
 	mustOK(t, "replace with enabled", s.PutMFA(ctx, m))

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/apikey"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/rbac"
 )
@@ -49,7 +50,7 @@ func Init(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if code, stop := parseFlags(prog, fs, initHelp, args, stdout, stderr); stop {
 		return code
 	}
-	key := auth.NewAPIKey{Name: *name}
+	key := apikey.Request{Name: *name}
 	if *keyTTL == "never" {
 		key.NoExpiry = true
 	} else {
