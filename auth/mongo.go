@@ -13,6 +13,7 @@ import (
 
 	"github.com/bduf/mcpauth/auth/apikey"
 	"github.com/bduf/mcpauth/auth/mfa"
+	"github.com/bduf/mcpauth/auth/session"
 	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/internal/mongox"
 )
@@ -242,7 +243,7 @@ func (s *MongoStore) takenByAnother(ctx context.Context, id string, ch UserChang
 // finishes it.
 func (s *MongoStore) EraseUserRecords(ctx context.Context, userID string) error {
 	byUser := bson.D{{Key: "user_id", Value: userID}}
-	sessions, err := mongox.FindAll[Session](ctx, s.sessions, byUser, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "sessions")
+	sessions, err := mongox.FindAll[session.Session](ctx, s.sessions, byUser, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "sessions")
 	if err != nil {
 		return err
 	}
@@ -291,7 +292,7 @@ func (s *MongoStore) EraseUserRecords(ctx context.Context, userID string) error 
 
 // eraseRefreshTokens deletes the refresh tokens filter selects, their spend records first.
 func (s *MongoStore) eraseRefreshTokens(ctx context.Context, filter bson.D) error {
-	tokens, err := mongox.FindAll[RefreshToken](ctx, s.refresh, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "refresh tokens")
+	tokens, err := mongox.FindAll[session.RefreshToken](ctx, s.refresh, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "refresh tokens")
 	if err != nil || len(tokens) == 0 {
 		return err
 	}
@@ -310,28 +311,28 @@ func (s *MongoStore) eraseRefreshTokens(ctx context.Context, filter bson.D) erro
 }
 
 // CreateSession inserts a session.
-func (s *MongoStore) CreateSession(ctx context.Context, sess Session) error {
+func (s *MongoStore) CreateSession(ctx context.Context, sess session.Session) error {
 	_, err := s.sessions.InsertOne(ctx, sess)
 	return insertErr(err, "session")
 }
 
 // GetSession finds a session by id, with its revocation if it has one.
-func (s *MongoStore) GetSession(ctx context.Context, id string) (Session, error) {
-	sess, err := findOne[Session](ctx, s.sessions, bson.D{{Key: "_id", Value: id}}, "session")
+func (s *MongoStore) GetSession(ctx context.Context, id string) (session.Session, error) {
+	sess, err := findOne[session.Session](ctx, s.sessions, bson.D{{Key: "_id", Value: id}}, "session")
 	if err != nil {
 		return sess, err
 	}
-	sessions, err := s.withRevocations(ctx, []Session{sess})
+	sessions, err := s.withRevocations(ctx, []session.Session{sess})
 	if err != nil {
-		return Session{}, err
+		return session.Session{}, err
 	}
 	return sessions[0], nil
 }
 
 // ListUserSessions returns all sessions of a user, oldest first.
-func (s *MongoStore) ListUserSessions(ctx context.Context, userID string) ([]Session, error) {
+func (s *MongoStore) ListUserSessions(ctx context.Context, userID string) ([]session.Session, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
-	sessions, err := mongox.FindAll[Session](ctx, s.sessions, bson.D{{Key: "user_id", Value: userID}}, opts, "sessions")
+	sessions, err := mongox.FindAll[session.Session](ctx, s.sessions, bson.D{{Key: "user_id", Value: userID}}, opts, "sessions")
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +341,7 @@ func (s *MongoStore) ListUserSessions(ctx context.Context, userID string) ([]Ses
 
 // withRevocations sets the revocation fields of sessions from their revocation records, which
 // are the only record of revocation.
-func (s *MongoStore) withRevocations(ctx context.Context, sessions []Session) ([]Session, error) {
+func (s *MongoStore) withRevocations(ctx context.Context, sessions []session.Session) ([]session.Session, error) {
 	if len(sessions) == 0 {
 		return sessions, nil
 	}
@@ -415,7 +416,7 @@ func (s *MongoStore) ListSessionsRevokedSince(ctx context.Context, t time.Time) 
 }
 
 // AddRefreshToken stores a new refresh token (by hash).
-func (s *MongoStore) AddRefreshToken(ctx context.Context, t RefreshToken) error {
+func (s *MongoStore) AddRefreshToken(ctx context.Context, t session.RefreshToken) error {
 	_, err := s.refresh.InsertOne(ctx, t)
 	return insertErr(err, "refresh token")
 }
@@ -423,8 +424,8 @@ func (s *MongoStore) AddRefreshToken(ctx context.Context, t RefreshToken) error 
 // SpendRefreshToken spends a token by inserting its spend record: the insert is the atomic
 // step, so of any number of concurrent presentations exactly one gets the token back without
 // error. The spend record is the only record of it: the token's Spent is read from it.
-func (s *MongoStore) SpendRefreshToken(ctx context.Context, hash string, at time.Time) (RefreshToken, error) {
-	t, err := findOne[RefreshToken](ctx, s.refresh, bson.D{{Key: "_id", Value: hash}}, "refresh token")
+func (s *MongoStore) SpendRefreshToken(ctx context.Context, hash string, at time.Time) (session.RefreshToken, error) {
+	t, err := findOne[session.RefreshToken](ctx, s.refresh, bson.D{{Key: "_id", Value: hash}}, "refresh token")
 	if err != nil {
 		return t, err
 	}
@@ -435,7 +436,7 @@ func (s *MongoStore) SpendRefreshToken(ctx context.Context, hash string, at time
 			return t, err
 		}
 		t.Spent, t.SpentAt, t.Rotated = true, spend.At, spend.Rotated
-		return t, ErrAlreadySpent
+		return t, session.ErrAlreadySpent
 	}
 	if err != nil {
 		return t, fmt.Errorf("spend refresh token: %w", err)

@@ -11,13 +11,14 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/apikey"
+	"github.com/bduf/mcpauth/auth/session"
 	"github.com/bduf/mcpauth/internal/redistest"
 )
 
-func redisRevocations(t *testing.T, addr string) *auth.RedisRevocations {
+func redisRevocations(t *testing.T, addr string) *session.RedisRevocations {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 300 * time.Millisecond})
-	r, err := auth.NewRedisRevocations(context.Background(), c, slog.New(slog.DiscardHandler), nil)
+	r, err := session.NewRedisRevocations(context.Background(), c, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestShouldKeepServingOnThisInstancesRevocationsWhenDegraded(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.StartServer(t)
 	svc := e.newService(t, e.keys, func(c *auth.Config) {
-		c.Revocations = auth.NewDegradedRevocations(redisRevocations(t, srv.Addr()), slog.New(slog.DiscardHandler))
+		c.Revocations = session.NewDegradedRevocations(redisRevocations(t, srv.Addr()), slog.New(slog.DiscardHandler))
 	})
 	e.createUser(t, "ada@example.com", "ada")
 	login := func() auth.Tokens {

@@ -2,10 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,9 +13,9 @@ import (
 	"github.com/bduf/mcpauth/auth/apikey"
 	"github.com/bduf/mcpauth/auth/mfa"
 	"github.com/bduf/mcpauth/auth/password"
+	"github.com/bduf/mcpauth/auth/session"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/auth/token"
-	"github.com/bduf/mcpauth/internal/random"
 	"github.com/bduf/mcpauth/internal/tracing"
 )
 
@@ -27,16 +23,7 @@ import (
 const (
 	DefaultAccessTTL  = 15 * time.Minute
 	DefaultRefreshTTL = 7 * 24 * time.Hour
-	// shortSessionTTL caps a refresh token's life when the user did not ask to be remembered.
-	shortSessionTTL = 24 * time.Hour
-	// rotationInFlight bounds how long a spent token whose replacement is not yet issued counts
-	// as "being rotated by a concurrent request" rather than reuse (a spender that died).
-	rotationInFlight = 30 * time.Second
 )
-
-// RefreshTokenPrefix starts every refresh token, so secret scanners and auth_revoke can tell it
-// from a JWT at a glance.
-const RefreshTokenPrefix = "mcpr_"
 
 // Config configures a Service. Zero values take the defaults.
 type Config struct {
@@ -61,7 +48,7 @@ type Config struct {
 	Audit audit.Recorder
 	// Revocations is the revoked-session set validation consults (default: in process; with
 	// Redis, shared by every instance).
-	Revocations Revocations
+	Revocations session.Revocations
 	// Scopes returns the permissions an access token of u carries (its roles' permissions).
 	Scopes func(ctx context.Context, u User) ([]string, error)
 	// TokenCacheSize bounds the verified-token cache (default DefaultTokenCacheSize; negative:
@@ -85,8 +72,9 @@ type Service struct {
 	cfg       Config
 	log       *slog.Logger
 	passwords *password.Hasher
-	revoked   Revocations
+	revoked   session.Revocations
 	apiKeys   *apikey.Keys
+	sessions  *session.Sessions
 	factors   *mfa.Factors
 	users     *liveUsers
 }
@@ -157,7 +145,7 @@ func NewService(ctx context.Context, store Store, keys *token.KeySet, cfg Config
 		users:   newLiveUsers(cfg.UserCacheTTL),
 	}
 	if s.revoked == nil {
-		s.revoked = localRevocations{list: newRevocationList(), now: cfg.Now}
+		s.revoked = session.NewLocalRevocations(cfg.Now)
 	}
 	s.apiKeys = apikey.NewKeys(store, s.revoked, cfg.Now, cfg.APIKeyTTL)
 	var sealer mfa.Sealer // a nil *token.Sealer would be a non-nil interface
@@ -165,15 +153,9 @@ func NewService(ctx context.Context, store Store, keys *token.KeySet, cfg Config
 		sealer = cfg.Sealer
 	}
 	s.factors = mfa.NewFactors(store, sealer, cfg.MFAIssuer, cfg.Now)
-	now := cfg.Now()
-	ids, err := store.ListSessionsRevokedSince(ctx, now.Add(-cfg.AccessTTL))
-	if err != nil {
-		return nil, fmt.Errorf("auth: load revoked sessions: %w", err)
-	}
-	for _, id := range ids {
-		if err := s.revoked.Revoke(ctx, id, cfg.AccessTTL); err != nil {
-			return nil, fmt.Errorf("auth: reload revoked sessions: %w", err)
-		}
+	s.sessions = session.NewSessions(store, s.revoked, cfg.Now, cfg.RefreshTTL, cfg.AccessTTL)
+	if err := s.sessions.ReloadRevoked(ctx); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return s, nil
 }
@@ -319,60 +301,26 @@ func (s *Service) findByIdentifier(ctx context.Context, identifier string) (User
 	return u, err
 }
 
-func (s *Service) refreshTTL(rememberMe bool) time.Duration {
-	if rememberMe {
-		return s.cfg.RefreshTTL
-	}
-	return min(s.cfg.RefreshTTL, shortSessionTTL)
-}
-
 func (s *Service) openSession(ctx context.Context, u User, rememberMe bool, client string) (Tokens, error) {
-	now := s.cfg.Now()
-	sess := Session{
-		ID: random.ID("ses"), UserID: u.ID, OrgID: u.OrgID, RememberMe: rememberMe, Client: client,
-		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.refreshTTL(rememberMe)),
+	sess, refresh, err := s.sessions.Open(ctx, u.ID, u.OrgID, rememberMe, client)
+	if err != nil {
+		return Tokens{}, err
 	}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return Tokens{}, apierr.Internalf("create session: %w", err)
-	}
-	return s.issue(ctx, u, sess, now)
+	return s.tokensFor(ctx, u, sess, refresh)
 }
 
-// issue mints a refresh token for sess and an access token for u.
-func (s *Service) issue(ctx context.Context, u User, sess Session, now time.Time) (Tokens, error) {
-	refresh, hash := newRefreshToken()
-	rt := RefreshToken{Hash: hash, SessionID: sess.ID, UserID: u.ID, IssuedAt: now,
-		ExpiresAt: now.Add(s.refreshTTL(sess.RememberMe))}
-	if err := s.store.AddRefreshToken(ctx, rt); err != nil {
-		return Tokens{}, apierr.Internalf("store refresh token: %w", err)
-	}
+// tokensFor mints an access token of u for sess, beside its new refresh token.
+func (s *Service) tokensFor(ctx context.Context, u User, sess session.Session, refresh string) (Tokens, error) {
 	scopes, err := s.cfg.Scopes(ctx, u)
 	if err != nil {
 		return Tokens{}, apierr.Internalf("scopes of %s: %w", u.ID, err)
 	}
-	access, claims, err := s.codec.Sign(u.ID, sess.ID, u.OrgID, scopes, sess.CreatedAt, now)
+	access, claims, err := s.codec.Sign(u.ID, sess.ID, u.OrgID, scopes, sess.CreatedAt, s.cfg.Now())
 	if err != nil {
 		return Tokens{}, apierr.Internalf("%w", err)
 	}
 	return Tokens{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer",
 		ExpiresAt: claims.ExpiresAt, SessionID: sess.ID}, nil
-}
-
-func newRefreshToken() (tok, hash string) {
-	b := make([]byte, 32) // 256 bits
-	_, _ = rand.Read(b)
-	tok = RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return tok, hashToken(tok)
-}
-
-func hashToken(tok string) string {
-	sum := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(sum[:])
-}
-
-// looksLikeRefreshToken bounds and shapes a presented refresh token before any look-up.
-func looksLikeRefreshToken(t string) bool {
-	return strings.HasPrefix(t, RefreshTokenPrefix) && len(t) == len(RefreshTokenPrefix)+43
 }
 
 // Refresh rotates a refresh token: the presented one is spent, a new pair is issued. A token
@@ -384,49 +332,20 @@ func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (_ Tokens, e
 }
 
 func (s *Service) refresh(ctx context.Context, refreshToken Secret) (Tokens, error) {
-	presented := refreshToken.Reveal()
 	if err := s.allow(ctx, "refresh:addr:"+limitAddr(ctx), s.cfg.Limits.Refresh); err != nil {
 		return Tokens{}, err
 	}
-	if !looksLikeRefreshToken(presented) {
-		return Tokens{}, token.ErrInvalid.With("reason", "not a refresh token")
-	}
-	now := s.cfg.Now()
-	rt, err := s.store.SpendRefreshToken(ctx, hashToken(presented), now)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return Tokens{}, token.ErrInvalid.With("reason", "unknown refresh token")
-	case errors.Is(err, ErrAlreadySpent):
-		sess, serr := s.store.GetSession(ctx, rt.SessionID)
-		if serr != nil && !errors.Is(serr, ErrNotFound) {
-			return Tokens{}, apierr.Internalf("session of refresh token: %w", serr)
-		}
-		if serr != nil || sess.Revoked { // spent by a logout or revocation: nothing more to end
-			return Tokens{}, token.ErrRevoked
-		}
-		if !rt.Rotated && now.Sub(rt.SpentAt) < rotationInFlight {
-			// Another request is rotating this very token right now (two calls racing, not a
-			// thief replaying an old token): refuse without ending the session.
-			return Tokens{}, token.ErrInvalid.With("reason", "refresh token is being rotated by a concurrent request")
-		}
+	rt, sess, err := s.sessions.Spend(ctx, refreshToken.Reveal())
+	if errors.Is(err, session.ErrReused) {
 		if _, rerr := s.revokeSession(ctx, rt.SessionID, "refresh token reuse"); rerr != nil {
 			return Tokens{}, rerr
 		}
 		s.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", rt.UserID, "session_id", rt.SessionID)
 		s.record(ctx, audit.Event{Type: audit.TokenReuseDetected, Severity: audit.Critical, Subject: rt.UserID, OrgID: sess.OrgID, SessionID: rt.SessionID})
 		return Tokens{}, token.ErrRevoked.With("reason", "refresh token reuse detected; the session has been revoked")
-	case err != nil:
-		return Tokens{}, apierr.Internalf("spend refresh token: %w", err)
 	}
-	if !now.Before(rt.ExpiresAt) {
-		return Tokens{}, token.ErrExpired
-	}
-	sess, err := s.store.GetSession(ctx, rt.SessionID)
 	if err != nil {
-		return Tokens{}, apierr.Internalf("session of refresh token: %w", err)
-	}
-	if sess.Revoked {
-		return Tokens{}, token.ErrRevoked
+		return Tokens{}, err
 	}
 	u, err := s.store.GetUser(ctx, rt.UserID)
 	if errors.Is(err, ErrNotFound) {
@@ -438,18 +357,16 @@ func (s *Service) refresh(ctx context.Context, refreshToken Secret) (Tokens, err
 	if u.Disabled {
 		return Tokens{}, ErrAccountDisabled
 	}
-	if err := s.store.TouchSession(ctx, sess.ID, now, now.Add(s.refreshTTL(sess.RememberMe))); err != nil {
-		if errors.Is(err, ErrNotFound) { // revoked between our read and now
-			return Tokens{}, token.ErrRevoked
-		}
-		return Tokens{}, apierr.Internalf("touch session: %w", err)
-	}
-	tokens, err := s.issue(ctx, u, sess, now)
+	refresh, err := s.sessions.Rotate(ctx, rt, sess)
 	if err != nil {
 		return Tokens{}, err
 	}
-	if err := s.store.CompleteRotation(ctx, rt.Hash); err != nil {
-		// The tokens are good; reuse of the old one within rotationInFlight goes unflagged.
+	tokens, err := s.tokensFor(ctx, u, sess, refresh)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if err := s.sessions.Rotated(ctx, rt); err != nil {
+		// The tokens are good; reuse of the old one is flagged only after a while.
 		s.log.WarnContext(ctx, "could not record completed rotation", "session_id", sess.ID, "error", err)
 	}
 	s.record(ctx, audit.Event{Type: audit.TokenRefreshed, Subject: u.ID, OrgID: u.OrgID, SessionID: sess.ID})
@@ -540,27 +457,18 @@ func (s *Service) callerOf(ctx context.Context, c token.Claims) (User, token.Cla
 	return u, c, nil
 }
 
-// revokeSession revokes in the store, then in this instance's list; it reports whether this
-// call did the revoking.
+// revokeSession revokes a session (in the store and the shared revocation set) and records it;
+// it reports whether this call did the revoking.
 func (s *Service) revokeSession(ctx context.Context, sid, reason string) (bool, error) {
-	now := s.cfg.Now()
-	done, err := s.store.RevokeSession(ctx, sid, now, reason)
-	if err != nil {
-		return false, apierr.Internalf("revoke session: %w", err)
-	}
+	done, err := s.sessions.Revoke(ctx, sid, reason)
 	if done {
 		e := audit.Event{Type: audit.SessionRevoked, SessionID: sid, Details: map[string]any{"reason": reason}}
-		if sess, err := s.store.GetSession(ctx, sid); err == nil { // whose session: for audit_query by user
+		if sess, err := s.sessions.Get(ctx, sid); err == nil { // whose session: for audit_query by user
 			e.Subject, e.OrgID = sess.UserID, sess.OrgID
 		}
 		s.record(ctx, e)
 	}
-	if err := s.revoked.Revoke(ctx, sid, s.cfg.AccessTTL+token.ClockSkew); err != nil {
-		// The store has it: this and every instance will refuse the session's refresh tokens;
-		// its access tokens may live on elsewhere until they expire. Say so.
-		return done, apierr.New(apierr.Internal, "session revoked, but the revocation could not be shared with other instances").Wrap(err)
-	}
-	return done, nil
+	return done, err
 }
 
 // Revoke revokes the session behind a refresh token or an access token (RFC 7009: holding the
@@ -568,7 +476,7 @@ func (s *Service) revokeSession(ctx context.Context, sid, reason string) (bool, 
 // family included; an expired but genuine access token still ends its session.
 func (s *Service) Revoke(ctx context.Context, tok Secret) (bool, error) {
 	t := tok.Reveal()
-	if strings.HasPrefix(t, RefreshTokenPrefix) {
+	if session.IsRefreshToken(t) {
 		return s.revokeByRefreshToken(ctx, tok)
 	}
 	c, err := s.codec.Verify(ctx, t, s.cfg.Now())
@@ -587,16 +495,9 @@ func (s *Service) Revoke(ctx context.Context, tok Secret) (bool, error) {
 }
 
 func (s *Service) revokeByRefreshToken(ctx context.Context, tok Secret) (bool, error) {
-	t := tok.Reveal()
-	if !looksLikeRefreshToken(t) {
-		return false, token.ErrInvalid.With("reason", "not a refresh token")
-	}
-	rt, err := s.store.SpendRefreshToken(ctx, hashToken(t), s.cfg.Now())
-	if errors.Is(err, ErrNotFound) {
-		return false, token.ErrInvalid.With("reason", "unknown refresh token")
-	}
-	if err != nil && !errors.Is(err, ErrAlreadySpent) {
-		return false, apierr.Internalf("spend refresh token: %w", err)
+	rt, err := s.sessions.SpendForRevocation(ctx, tok.Reveal())
+	if err != nil {
+		return false, err
 	}
 	done, err := s.revokeSession(ctx, rt.SessionID, "revoked by token holder")
 	if err == nil {
@@ -655,16 +556,12 @@ type SessionInfo struct {
 
 // Sessions lists the caller's active sessions.
 func (s *Service) Sessions(ctx context.Context, caller token.Claims) ([]SessionInfo, error) {
-	all, err := s.store.ListUserSessions(ctx, caller.Subject)
+	active, err := s.sessions.Active(ctx, caller.Subject)
 	if err != nil {
-		return nil, apierr.Internalf("list sessions: %w", err)
+		return nil, err
 	}
-	now := s.cfg.Now()
 	out := []SessionInfo{}
-	for _, sess := range all {
-		if !sess.Active(now) {
-			continue
-		}
+	for _, sess := range active {
 		out = append(out, SessionInfo{ID: sess.ID, Client: sess.Client, RememberMe: sess.RememberMe,
 			CreatedAt: sess.CreatedAt, LastUsedAt: sess.LastUsedAt, ExpiresAt: sess.ExpiresAt,
 			Current: sess.ID == caller.SessionID})

@@ -22,6 +22,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/password"
+	"github.com/bduf/mcpauth/auth/session"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/auth/token"
 )
@@ -324,7 +325,7 @@ func TestShouldLogInByEmailOrUsernameIgnoringCase(t *testing.T) {
 			if got.ID != u.ID {
 				t.Errorf("logged in as %s, want %s", got.ID, u.ID)
 			}
-			if tokens.TokenType != "Bearer" || !strings.HasPrefix(tokens.RefreshToken, auth.RefreshTokenPrefix) || tokens.SessionID == "" {
+			if tokens.TokenType != "Bearer" || !strings.HasPrefix(tokens.RefreshToken, session.RefreshTokenPrefix) || tokens.SessionID == "" {
 				t.Errorf("tokens = %+v", tokens)
 			}
 			if want := e.clock.Now().Add(auth.DefaultAccessTTL); !tokens.ExpiresAt.Equal(want) {
@@ -437,7 +438,7 @@ func TestShouldRotateRefreshTokensAndRevokeTheFamilyOnReuse(t *testing.T) {
 func TestShouldRejectMalformedAndUnknownRefreshTokens(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	for _, tok := range []string{"", "garbage", auth.RefreshTokenPrefix + "short", auth.RefreshTokenPrefix + strings.Repeat("A", 43)} {
+	for _, tok := range []string{"", "garbage", session.RefreshTokenPrefix + "short", session.RefreshTokenPrefix + strings.Repeat("A", 43)} {
 		_, err := e.svc.Refresh(context.Background(), auth.Secret(tok))
 		wantCode(t, fmt.Sprintf("refresh %q", tok), err, apierr.TokenInvalid)
 	}
@@ -787,7 +788,7 @@ func TestShouldRevokeTheSessionOfAnAccessOrRefreshToken(t *testing.T) {
 	t.Run("garbage", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		for _, tok := range []string{"", "garbage", "mcpr_garbage", auth.RefreshTokenPrefix + strings.Repeat("A", 43)} {
+		for _, tok := range []string{"", "garbage", "mcpr_garbage", session.RefreshTokenPrefix + strings.Repeat("A", 43)} {
 			_, err := e.svc.Revoke(ctx, auth.Secret(tok))
 			wantCode(t, fmt.Sprintf("revoke %q", tok), err, apierr.TokenInvalid)
 		}

@@ -2,11 +2,11 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/bduf/mcpauth/auth/apikey"
 	"github.com/bduf/mcpauth/auth/mfa"
+	"github.com/bduf/mcpauth/auth/session"
 	"github.com/bduf/mcpauth/auth/storeerr"
 	"github.com/bduf/mcpauth/auth/token"
 )
@@ -16,16 +16,13 @@ import (
 var (
 	ErrNotFound      = storeerr.ErrNotFound
 	ErrAlreadyExists = storeerr.ErrAlreadyExists
-	// ErrAlreadySpent is returned by SpendRefreshToken for a token that exists but was already
-	// rotated: the caller must treat it as reuse.
-	ErrAlreadySpent = errors.New("refresh token already spent")
 )
 
 // Store is everything auth persists. One conformance suite (auth/storetest) defines its
 // behaviour; MongoStore implements it.
 type Store interface {
 	UserStore
-	SessionStore
+	session.Store
 	token.KeyStore
 	apikey.Store
 	mfa.Store
@@ -86,64 +83,4 @@ type UserQuery struct {
 	OrgID  string
 	After  string
 	Limit  int
-}
-
-// SessionStore persists refresh-token sessions (one family each) and their tokens by hash.
-type SessionStore interface {
-	CreateSession(ctx context.Context, s Session) error
-	GetSession(ctx context.Context, id string) (Session, error)
-	// ListUserSessions returns every session of a user, revoked and expired ones included.
-	ListUserSessions(ctx context.Context, userID string) ([]Session, error)
-	// TouchSession records a rotation: last use and the new expiry. ErrNotFound if revoked.
-	TouchSession(ctx context.Context, id string, at, expiresAt time.Time) error
-	// RevokeSession marks a session revoked. It reports false if it was already revoked.
-	RevokeSession(ctx context.Context, id string, at time.Time, reason string) (bool, error)
-	// ListSessionsRevokedSince returns ids of sessions revoked at or after t.
-	ListSessionsRevokedSince(ctx context.Context, t time.Time) ([]string, error)
-
-	AddRefreshToken(ctx context.Context, t RefreshToken) error
-	// SpendRefreshToken marks an unspent token spent in one atomic step and returns it. For an
-	// unknown hash it returns ErrNotFound; for a spent one, the token (with SpentAt and Rotated
-	// set) and ErrAlreadySpent.
-	SpendRefreshToken(ctx context.Context, hash string, at time.Time) (RefreshToken, error)
-	// CompleteRotation records that the spender of a token has issued its replacement: from then
-	// on, presenting the spent token is reuse rather than a concurrent refresh.
-	CompleteRotation(ctx context.Context, hash string) error
-}
-
-// Session is one login: a family of refresh tokens. Its id is the access tokens' sid claim.
-type Session struct {
-	ID         string    `bson:"_id"`
-	UserID     string    `bson:"user_id"`
-	OrgID      string    `bson:"org_id"`
-	RememberMe bool      `bson:"remember_me"`
-	Client     string    `bson:"client,omitempty"`
-	CreatedAt  time.Time `bson:"created_at"`
-	LastUsedAt time.Time `bson:"last_used_at"`
-	ExpiresAt  time.Time `bson:"expires_at"`
-	// Revoked, RevokedAt and RevokeReason come from the session's revocation record (see
-	// MongoStore): never stored with the session, so no reader meets a stale copy.
-	Revoked      bool      `bson:"-"`
-	RevokedAt    time.Time `bson:"-"`
-	RevokeReason string    `bson:"-"`
-}
-
-// Active reports whether the session can still be used at now. Expiry is checked here, at read
-// time, never by the database.
-func (s Session) Active(now time.Time) bool {
-	return !s.Revoked && now.Before(s.ExpiresAt)
-}
-
-// RefreshToken is a stored refresh token: only its SHA-256 hash is kept.
-type RefreshToken struct {
-	Hash      string    `bson:"_id"`
-	SessionID string    `bson:"session_id"`
-	UserID    string    `bson:"user_id"`
-	IssuedAt  time.Time `bson:"issued_at"`
-	ExpiresAt time.Time `bson:"expires_at"`
-	// Spent, SpentAt and Rotated (the spender issued the replacement, see CompleteRotation)
-	// come from the token's spend record: never stored with the token.
-	Spent   bool      `bson:"-"`
-	SpentAt time.Time `bson:"-"`
-	Rotated bool      `bson:"-"`
 }

@@ -178,15 +178,14 @@ func (s *Service) cutOff(ctx context.Context, u User, reason string) (sessions, 
 // revokeSessionsOf revokes every active session of userID but keep, and returns how many it
 // revoked. It goes on past a failure and returns the first error.
 func (s *Service) revokeSessionsOf(ctx context.Context, userID, reason, keep string) (int, error) {
-	all, err := s.store.ListUserSessions(ctx, userID)
+	active, err := s.sessions.Active(ctx, userID)
 	if err != nil {
-		return 0, apierr.Internalf("list sessions: %w", err)
+		return 0, err
 	}
-	now := s.cfg.Now()
 	count := 0
 	var first error
-	for _, sess := range all {
-		if !sess.Active(now) || sess.ID == keep {
+	for _, sess := range active {
+		if sess.ID == keep {
 			continue
 		}
 		done, err := s.revokeSession(ctx, sess.ID, reason)

@@ -17,6 +17,7 @@ import (
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/apikey"
 	"github.com/bduf/mcpauth/auth/mfa"
+	"github.com/bduf/mcpauth/auth/session"
 	"github.com/bduf/mcpauth/auth/token"
 )
 
@@ -357,7 +358,7 @@ func testEraseUserRecords(t *testing.T, s auth.Store) {
 		t.Errorf("the other user's sessions = %+v, want two, one revoked", sessions)
 	}
 	_, err = s.SpendRefreshToken(ctx, "usr_10_spent", t0)
-	mustErr(t, "the other user's spent token", err, auth.ErrAlreadySpent)
+	mustErr(t, "the other user's spent token", err, session.ErrAlreadySpent)
 	_, err = s.SpendRefreshToken(ctx, "usr_10_unspent", t0)
 	mustOK(t, "the other user's unspent token", err)
 	keys, err = s.ListAPIKeys(ctx, "usr_10")
@@ -565,21 +566,21 @@ func testCountUsers(t *testing.T, s auth.Store) {
 	}
 }
 
-func newSession(id, userID string, created time.Time) auth.Session {
-	return auth.Session{
+func newSession(id, userID string, created time.Time) session.Session {
+	return session.Session{
 		ID: id, UserID: userID, OrgID: "acme", Client: "test-client",
 		CreatedAt: created, LastUsedAt: created, ExpiresAt: created.Add(24 * time.Hour),
 	}
 }
 
-func createSessions(t *testing.T, s auth.Store, sessions ...auth.Session) {
+func createSessions(t *testing.T, s auth.Store, sessions ...session.Session) {
 	t.Helper()
 	for _, sess := range sessions {
 		mustOK(t, "create session "+sess.ID, s.CreateSession(context.Background(), sess))
 	}
 }
 
-func checkSession(t *testing.T, got, want auth.Session) {
+func checkSession(t *testing.T, got, want session.Session) {
 	t.Helper()
 	if got.ID != want.ID || got.UserID != want.UserID || got.OrgID != want.OrgID ||
 		got.RememberMe != want.RememberMe || got.Client != want.Client || got.Revoked != want.Revoked ||
@@ -811,12 +812,12 @@ func testListSessionsRevokedSince(t *testing.T, s auth.Store) {
 	}
 }
 
-func newRefreshToken(hash, sessionID string, issued time.Time) auth.RefreshToken {
-	return auth.RefreshToken{Hash: hash, SessionID: sessionID, UserID: "usr_1", IssuedAt: issued,
+func newRefreshToken(hash, sessionID string, issued time.Time) session.RefreshToken {
+	return session.RefreshToken{Hash: hash, SessionID: sessionID, UserID: "usr_1", IssuedAt: issued,
 		ExpiresAt: issued.Add(24 * time.Hour)}
 }
 
-func checkRefreshToken(t *testing.T, got, want auth.RefreshToken) {
+func checkRefreshToken(t *testing.T, got, want session.RefreshToken) {
 	t.Helper()
 	if got.Hash != want.Hash || got.SessionID != want.SessionID || got.UserID != want.UserID {
 		t.Errorf("refresh token = %+v, want %+v", got, want)
@@ -836,7 +837,7 @@ func testSpendRefreshToken(t *testing.T, s auth.Store) {
 	checkRefreshToken(t, got, want)
 
 	got, err = s.SpendRefreshToken(ctx, want.Hash, want.IssuedAt.Add(2*time.Minute))
-	mustErr(t, "second spend", err, auth.ErrAlreadySpent)
+	mustErr(t, "second spend", err, session.ErrAlreadySpent)
 	checkRefreshToken(t, got, want) // the token comes back with the error: its session is needed
 
 	_, err = s.SpendRefreshToken(ctx, "hash_2", want.IssuedAt.Add(time.Minute))
@@ -852,7 +853,7 @@ func testCompleteRotation(t *testing.T, s auth.Store) {
 	mustOK(t, "spend", err)
 
 	got, err := s.SpendRefreshToken(ctx, rt.Hash, spentAt.Add(time.Second))
-	mustErr(t, "spend again before the rotation completed", err, auth.ErrAlreadySpent)
+	mustErr(t, "spend again before the rotation completed", err, session.ErrAlreadySpent)
 	if got.Rotated {
 		t.Errorf("rotated before CompleteRotation")
 	}
@@ -860,7 +861,7 @@ func testCompleteRotation(t *testing.T, s auth.Store) {
 
 	mustOK(t, "complete rotation", s.CompleteRotation(ctx, rt.Hash))
 	got, err = s.SpendRefreshToken(ctx, rt.Hash, spentAt.Add(2*time.Second))
-	mustErr(t, "spend again after the rotation completed", err, auth.ErrAlreadySpent)
+	mustErr(t, "spend again after the rotation completed", err, session.ErrAlreadySpent)
 	if !got.Rotated {
 		t.Errorf("not rotated after CompleteRotation")
 	}
@@ -896,7 +897,7 @@ func testSpendRefreshTokenConcurrent(t *testing.T, s auth.Store) {
 		switch {
 		case err == nil:
 			wins++
-		case errors.Is(err, auth.ErrAlreadySpent):
+		case errors.Is(err, session.ErrAlreadySpent):
 			spent++
 		default:
 			unexpected = append(unexpected, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/password"
+	"github.com/bduf/mcpauth/auth/session"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/internal/embedmongo"
@@ -95,16 +96,16 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 		return nil, err
 	}
 	a.limiter, a.callLimit = limiter, c.CallLimit
-	var revocations auth.Revocations // nil: in process
+	var revocations session.Revocations // nil: in process
 	if rdb != nil {
-		r, err := auth.NewRedisRevocations(ctx, rdb, logger, nil)
+		r, err := session.NewRedisRevocations(ctx, rdb, logger, nil)
 		if err != nil {
 			return nil, err
 		}
 		a.closers = append(a.closers, func(context.Context) error { return r.Close() })
 		revocations = r
 		if c.DegradeLimits {
-			revocations = auth.NewDegradedRevocations(r, logger)
+			revocations = session.NewDegradedRevocations(r, logger)
 		}
 	}
 	store, err := auth.NewMongoStore(ctx, db)

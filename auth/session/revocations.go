@@ -1,4 +1,4 @@
-package auth
+package session
 
 import (
 	"context"
@@ -18,7 +18,11 @@ type Revocations interface {
 	IsRevoked(ctx context.Context, sessionID string) (bool, error)
 }
 
-// localRevocations is the in-process set (one instance only).
+// NewLocalRevocations is the in-process set (one instance only).
+func NewLocalRevocations(now func() time.Time) Revocations {
+	return localRevocations{list: newRevocationList(), now: now}
+}
+
 type localRevocations struct {
 	list *revocationList
 	now  func() time.Time
