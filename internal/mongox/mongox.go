@@ -88,3 +88,15 @@ func CreateIndexes(ctx context.Context, indexes []Index) error {
 	}
 	return nil
 }
+
+// ByIDs is the filter of the documents whose _id is one of ids.
+func ByIDs[T any](ids []T) bson.D {
+	in := make(bson.A, len(ids))
+	for i, id := range ids {
+		in[i] = id
+	}
+	return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: in}}}}
+}
+
+// ByID is the filter of the document whose _id is id.
+func ByID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
