@@ -215,6 +215,8 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (_ Tokens, _ User
 	return tokens, u, err
 }
 
+// login runs a login's phases: bound what was typed, throttle, prove the user (password, the
+// account's state, the second factor), open the session.
 func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, error) {
 	if err := password.CheckPresented("password", req.Password.Reveal()); err != nil {
 		return Tokens{}, User{}, err
@@ -223,6 +225,26 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 	if err != nil {
 		return Tokens{}, User{}, err
 	}
+	if err := s.throttleLogin(ctx, identifier); err != nil {
+		return Tokens{}, User{}, err
+	}
+	u, mfaOn, err := s.proveLogin(ctx, identifier, req)
+	if err != nil {
+		return Tokens{}, User{}, err
+	}
+	tokens, err := s.openSession(ctx, u, req.RememberMe, req.Client)
+	if err != nil {
+		return Tokens{}, User{}, err
+	}
+	s.log.InfoContext(ctx, "login", "user_id", u.ID, "session_id", tokens.SessionID)
+	s.record(ctx, audit.Event{Type: audit.AuthSuccess, Subject: u.ID, Actor: u.ID, OrgID: u.OrgID, SessionID: tokens.SessionID,
+		Details: map[string]any{"method": "password", "mfa": mfaOn}})
+	return tokens, u, nil
+}
+
+// throttleLogin applies the per-identifier and per-address login limits, before any password
+// is hashed; a refusal is recorded with what was typed.
+func (s *Service) throttleLogin(ctx context.Context, identifier string) error {
 	for _, lim := range []struct {
 		key   string
 		limit throttle.Limit
@@ -232,49 +254,47 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 				s.record(ctx, audit.Event{Type: audit.AuthRateLimited, Severity: audit.Warning,
 					Details: map[string]any{"limit": limitName(lim.key), "identifier": identifier}})
 			}
-			return Tokens{}, User{}, err
+			return err
 		}
 	}
+	return nil
+}
+
+// proveLogin checks the password of the account identifier names (an unknown account costs
+// the same compare, against the dummy hash, and a locked one answers like a wrong password),
+// then that the account may log in, then its second factor; only the whole proof clears the
+// lockout's count. It reports whether MFA is on.
+func (s *Service) proveLogin(ctx context.Context, identifier string, req LoginRequest) (User, bool, error) {
 	u, err := s.findByIdentifier(ctx, identifier)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return Tokens{}, User{}, err
+		return User{}, false, err
 	}
-	// A worker before anything depends on whether the account exists: see hashPool.
+	// A worker before anything depends on whether the account exists: see password.Hasher.
 	release, err := s.hashWorker(ctx, identifier)
 	if err != nil {
-		return Tokens{}, User{}, err
+		return User{}, false, err
 	}
 	defer release()
 	if u.ID == "" { // not found
-		s.passwords.CompareDummy(req.Password.Reveal()) // same cost as a known user
+		s.passwords.CompareDummy(req.Password.Reveal())
 		s.record(ctx, authFailed(User{}, audit.ReasonUserNotFound, "", map[string]any{"identifier": identifier}))
-		return Tokens{}, User{}, ErrInvalidCredentials
+		return User{}, false, ErrInvalidCredentials
 	}
 	if err := s.checkPassword(ctx, u, req.Password, "", release); err != nil {
 		if apierr.CodeOf(err) == apierr.AccountLocked {
-			return Tokens{}, User{}, ErrInvalidCredentials // a locked account answers like a wrong password
+			return User{}, false, ErrInvalidCredentials
 		}
-		return Tokens{}, User{}, err
+		return User{}, false, err
 	}
 	if u.Disabled {
 		s.record(ctx, authFailed(u, audit.ReasonAccountInactive, "", nil))
-		return Tokens{}, User{}, s.failed(ctx, u.ID, ErrAccountDisabled)
+		return User{}, false, s.failed(ctx, u.ID, ErrAccountDisabled)
 	}
-	enabled, err := s.secondFactorIfEnabled(ctx, u, req.MFACode, "")
+	mfaOn, err := s.secondFactorIfEnabled(ctx, u, req.MFACode, "")
 	if err != nil {
-		return Tokens{}, User{}, err
+		return User{}, false, err
 	}
-	if err := s.succeeded(ctx, u.ID); err != nil {
-		return Tokens{}, User{}, err
-	}
-	tokens, err := s.openSession(ctx, u, req.RememberMe, req.Client)
-	if err != nil {
-		return Tokens{}, User{}, err
-	}
-	s.log.InfoContext(ctx, "login", "user_id", u.ID, "session_id", tokens.SessionID)
-	s.record(ctx, audit.Event{Type: audit.AuthSuccess, Subject: u.ID, Actor: u.ID, OrgID: u.OrgID, SessionID: tokens.SessionID,
-		Details: map[string]any{"method": "password", "mfa": enabled}})
-	return tokens, u, nil
+	return u, mfaOn, s.succeeded(ctx, u.ID)
 }
 
 // normalizeIdentifier validates a login identifier: an email (contains '@') or a username.
