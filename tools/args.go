@@ -12,7 +12,7 @@ package tools
 // Tags: json (the argument's name), desc (its description, required), required:"true", max and
 // itemmax (a limit's name in the limits table: never a number), min (a number: a list's
 // minItems, a number's minimum, an object's minProperties), enum (comma-separated values).
-// Types: string, bool, int (JSON "number"), []string, a pointer to one of them (absent is nil),
+// Types: string, bool, int (JSON "integer"), []string, a pointer to one of them (absent is nil),
 // a struct of this package or an unnamed one (an object whose properties are derived the same
 // way), or another package's struct (an object decoded by its own type, published as an object). A tag or type
 // outside this is a programming error: argsOf panics, and TestShouldBuildEveryTool finds it.
@@ -37,7 +37,7 @@ type argKind int
 const (
 	argString argKind = iota
 	argBoolean
-	argNumber  // a Go int, published as JSON Schema "number" (the decoder refuses a fraction)
+	argNumber  // a Go int, published as JSON Schema "integer" (the decoder refuses a fraction)
 	argStrings // a list of strings
 	argObject  // a struct of this package (or unnamed): its properties are derived from its fields
 	argOpaque  // another package's struct (rbac.Conditions), decoded strictly by its own type
@@ -268,7 +268,7 @@ func (f argField) schema() map[string]any {
 	case argBoolean:
 		m["type"] = "boolean"
 	case argNumber:
-		m["type"] = "number"
+		m["type"] = "integer"
 		if f.hasMin {
 			m["minimum"] = f.min
 		}

@@ -159,6 +159,7 @@ func TestShouldCheckArgumentsAsTheirTagsDeclare(t *testing.T) {
 		{"a number below its minimum", "user_list", `{"limit":0}`, field("limit", "must be between 1 and 200")},
 		{"a number above its maximum", "audit_query", `{"limit":501}`, field("limit", "must be between 1 and 500")},
 		{"a number at its maximum", "user_list", `{"limit":200}`, passes},
+		{"a fraction for an integer", "user_list", `{"limit":1.5}`, field("limit", "must be of type integer, not number 1.5")},
 		{"an enum's other value", "mfa_enroll", `{"method":"sms"}`, field("method", `must be "totp"`)},
 		{"an enum missing", "mfa_enroll", `{}`, field("method", "is required")},
 		{"an object argument missing", "user_update", `{"id":"usr_1"}`, field("fields", "is required")},
