@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -47,15 +48,16 @@ func (u User) View(roles []string) UserView {
 }
 
 const (
-	maxEmailLen = 254 // RFC 5321 path limit
-	maxOrgIDLen = 64
+	MaxEmailLen    = 254 // RFC 5321 path limit
+	MaxUsernameLen = 64
+	MaxOrgIDLen    = 64
 )
 
 // Usernames are lower-case, start with a letter or digit, and never contain '@', so a login
 // identifier is unambiguously an email or a username.
-var usernamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{2,63}$`)
+var usernamePattern = regexp.MustCompile(fmt.Sprintf(`^[a-z0-9][a-z0-9._-]{2,%d}$`, MaxUsernameLen-1))
 
-var orgIDPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
+var orgIDPattern = regexp.MustCompile(fmt.Sprintf(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,%d}$`, MaxOrgIDLen-1))
 
 // NormalizeEmail validates an address and returns its canonical (trimmed, lower-case) form.
 func NormalizeEmail(field, email string) (string, error) {
@@ -63,8 +65,8 @@ func NormalizeEmail(field, email string) (string, error) {
 	if e == "" {
 		return "", apierr.Field(field, "is required")
 	}
-	if len(e) > maxEmailLen {
-		return "", apierr.Field(field, "must be at most %d characters", maxEmailLen)
+	if len(e) > MaxEmailLen {
+		return "", apierr.Field(field, "must be at most %d characters", MaxEmailLen)
 	}
 	addr, err := mail.ParseAddress(e)
 	if err != nil || addr.Address != e || addr.Name != "" || !strings.Contains(e, "@") {
@@ -77,15 +79,15 @@ func NormalizeEmail(field, email string) (string, error) {
 func NormalizeUsername(field, username string) (string, error) {
 	u := strings.ToLower(strings.TrimSpace(username))
 	if !usernamePattern.MatchString(u) {
-		return "", apierr.Field(field, "must be 3-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit")
+		return "", apierr.Field(field, "must be 3-%d characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit", MaxUsernameLen)
 	}
 	return u, nil
 }
 
 // ValidateOrgID checks an organization id's shape.
 func ValidateOrgID(field, org string) error {
-	if len(org) > maxOrgIDLen || !orgIDPattern.MatchString(org) {
-		return apierr.Field(field, "must be 1-64 characters of letters, digits, '.', '_' or '-'")
+	if len(org) > MaxOrgIDLen || !orgIDPattern.MatchString(org) {
+		return apierr.Field(field, "must be 1-%d characters of letters, digits, '.', '_' or '-'", MaxOrgIDLen)
 	}
 	return nil
 }

@@ -134,8 +134,8 @@ func (s *Service) ListUsers(ctx context.Context, filter, orgID string, limit int
 	case limit < 0 || limit > MaxPageSize:
 		return nil, "", apierr.Field("limit", "must be between 1 and %d", MaxPageSize)
 	}
-	if len(filter) > maxEmailLen {
-		return nil, "", apierr.Field("filter", "must be at most %d characters", maxEmailLen)
+	if len(filter) > MaxEmailLen {
+		return nil, "", apierr.Field("filter", "must be at most %d characters", MaxEmailLen)
 	}
 	after := ""
 	if cursor != "" {

@@ -42,51 +42,6 @@ func NewServer(name, version string, g *Guard, tools ...server.ServerTool) *serv
 	return s
 }
 
-// AuthToolsPolicy is the policy of mcpauth's own tools. Logging in, refreshing, validating and
-// revoking need no prior identity (holding the token is the authority); the rest need the
-// permissions below. Over HTTP, initialize, ping and tools/list may arrive without a token
-// (tools/list then shows only the public tools).
-func AuthToolsPolicy() Policy {
-	return Policy{
-		Tools: map[string]Rule{
-			"auth_login":       Public(),
-			"auth_refresh":     Credential(),
-			"auth_validate":    Public(),
-			"auth_revoke":      Credential(),
-			"auth_logout":      Credential(), // with a refresh token on its own; otherwise it needs a caller
-			"auth_whoami":      Authenticated(),
-			"auth_sessions":    Authenticated(),
-			"permission_check": Authenticated(), // another user's: users:read, checked by the tool
-			"permission_list":  Authenticated(),
-			"apikey_create":    Authenticated(), // own keys, within the caller's permissions
-			"apikey_list":      Authenticated(),
-			"apikey_revoke":    Authenticated(),
-			"mfa_enroll":       Authenticated(), // the caller's own second factor
-			"mfa_confirm":      Authenticated(),
-			"mfa_verify":       Authenticated(),
-			"mfa_disable":      Authenticated(),
-			"user_unlock":      Require("users:admin"),
-			"audit_query":      Require("audit:read"),
-			"audit_verify":     Require("audit:read"),
-			"user_get":         Require("users:read"),
-			"user_list":        Require("users:read"),
-			"user_create":      Require("users:write"),
-			"user_update":      Require("users:write"), // disabling needs users:admin, checked by the tool
-			"user_delete":      Require("users:admin"),
-			"role_list":        Require("users:read", "roles:read"),
-			"role_create":      Require("users:admin", "roles:write"),
-			"role_delete":      Require("users:admin", "roles:delete"),
-			"role_assign":      Require("users:admin", "roles:assign"),
-			"role_revoke":      Require("users:admin", "roles:assign"),
-
-			// One's own password (with the current one); another user's needs users:admin,
-			// checked by the tool.
-			"user_set_password": Authenticated(),
-		},
-		AnonymousMethods: []string{"initialize", "ping", "tools/list"},
-	}
-}
-
 // ServeStdio serves MCP on in/out until in closes or ctx ends. envToken (MCPAUTH_TOKEN or
 // MCPAUTH_API_KEY) is the credential of every call that has not logged in with auth_login.
 func ServeStdio(ctx context.Context, s *server.MCPServer, in io.Reader, out io.Writer, envToken auth.Secret, logger *slog.Logger) error {

@@ -4,37 +4,27 @@ import (
 	"context"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
-
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/apikey"
-	"github.com/bduf/mcpauth/auth/password"
+	mcpauth "github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
 )
 
-func (s *Set) apiKeyTools() []server.ServerTool {
-	return []server.ServerTool{
-		{Tool: mcp.NewTool("apikey_create",
-			mcp.WithDescription("Create an API key for yourself. The key is shown only in this result: store it now. It carries the permissions you give it (a subset of yours) and, on every call, is also held to your own live permissions. Send it as 'Authorization: Bearer mcpk_...' or MCPAUTH_API_KEY. "+
-				"A key is a lasting credential: unless you logged in within the last few minutes, pass your password (and mfa_code if MFA is on)."),
-			str("name", "What the key is for.", mcp.Required(), mcp.MaxLength(apikey.MaxName)),
-			mcp.WithArray("permissions", mcp.Required(), mcp.Description("Permission patterns (resource:action), each within your own permissions."),
-				mcp.WithStringItems(mcp.MaxLength(128)), mcp.MinItems(1), mcp.MaxItems(apikey.MaxPermissions)),
-			str("expires_at", `When the key stops working (RFC 3339), or "never"; default: 90 days from now (the server's --apikey-ttl).`, mcp.MaxLength(64)),
-			stepUpPassword, stepUpMFACode,
-			strict, closed,
-		), Handler: handler(s, "apikey_create", s.apiKeyCreate)},
-		{Tool: mcp.NewTool("apikey_list",
-			mcp.WithDescription("Your API keys (never their secrets), with last use, expiry and whether revoked."),
-			strict, readOnly, closed,
-		), Handler: handler(s, "apikey_list", s.apiKeyList)},
-		{Tool: mcp.NewTool("apikey_revoke",
-			mcp.WithDescription("Revoke one of your API keys: it stops working at once."),
-			str("id", "The key's id (from apikey_create or apikey_list).", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			strict, mcp.WithDestructiveHintAnnotation(true), closed,
-		), Handler: handler(s, "apikey_revoke", s.apiKeyRevoke)},
+func apiKeyTools() []tool {
+	return []tool{
+		declare(tool{Name: "apikey_create", Rule: mcpauth.Authenticated(), // own keys, within the caller's permissions
+			Description: "Create an API key for yourself. The key is shown only in this result: store it now. It carries the permissions you give it (a subset of yours) and, on every call, is also held to your own live permissions. Send it as 'Authorization: Bearer mcpk_...' or MCPAUTH_API_KEY. " +
+				"A key is a lasting credential: unless you logged in within the last few minutes, pass your password (and mfa_code if MFA is on)."},
+			(*Set).apiKeyCreate),
+		declare(tool{Name: "apikey_list", Rule: mcpauth.Authenticated(),
+			Description: "Your API keys (never their secrets), with last use, expiry and whether revoked.",
+			ReadOnly:    true},
+			(*Set).apiKeyList),
+		declare(tool{Name: "apikey_revoke", Rule: mcpauth.Authenticated(),
+			Description: "Revoke one of your API keys: it stops working at once.",
+			Destructive: true},
+			(*Set).apiKeyRevoke),
 	}
 }
 
@@ -52,9 +42,9 @@ func userCaller(ctx context.Context) (Caller, error) {
 }
 
 type apiKeyCreateArgs struct {
-	Name        string   `json:"name"`
-	Permissions []string `json:"permissions"`
-	ExpiresAt   string   `json:"expires_at"`
+	Name        string   `json:"name" desc:"What the key is for." required:"true" max:"apikey_name"`
+	Permissions []string `json:"permissions" desc:"Permission patterns (resource:action), each within your own permissions." required:"true" min:"1" max:"apikey_permissions" itemmax:"permission"`
+	ExpiresAt   string   `json:"expires_at" desc:"When the key stops working (RFC 3339), or \"never\"; default: 90 days from now (the server's --apikey-ttl)." max:"time"`
 	stepUpArgs
 }
 
@@ -64,12 +54,6 @@ type apiKeyCreated struct {
 }
 
 func (s *Set) apiKeyCreate(ctx context.Context, a apiKeyCreateArgs) (any, error) {
-	if err := requireString("name", a.Name, apikey.MaxName); err != nil {
-		return nil, err
-	}
-	if len(a.Permissions) == 0 || len(a.Permissions) > apikey.MaxPermissions {
-		return nil, apierr.Field("permissions", "give 1 to %d permissions", apikey.MaxPermissions)
-	}
 	for _, p := range a.Permissions {
 		if err := rbac.ValidatePattern(p); err != nil {
 			return nil, err
@@ -124,10 +108,11 @@ func (s *Set) apiKeyList(ctx context.Context, _ noArgs) (any, error) {
 	return map[string]any{"keys": views}, nil
 }
 
-func (s *Set) apiKeyRevoke(ctx context.Context, a idArgs) (any, error) {
-	if err := requireString("id", a.ID, maxIDArg); err != nil {
-		return nil, err
-	}
+type apiKeyRevokeArgs struct {
+	ID string `json:"id" desc:"The key's id (from apikey_create or apikey_list)." required:"true" max:"id"`
+}
+
+func (s *Set) apiKeyRevoke(ctx context.Context, a apiKeyRevokeArgs) (any, error) {
 	caller, err := userCaller(ctx)
 	if err != nil {
 		return nil, err
@@ -142,23 +127,21 @@ func (s *Set) apiKeyRevoke(ctx context.Context, a idArgs) (any, error) {
 // stepUpArgs are the optional proof of the user that a credential change takes when the
 // caller's login is not recent (auth.Service.StepUp).
 type stepUpArgs struct {
-	Password string `json:"password"`
-	MFACode  string `json:"mfa_code"`
+	stepUpPassword
+	stepUpMFACode
 }
 
-var (
-	stepUpPassword = str("password", "Your current password: needed unless you logged in within the last few minutes.",
-		mcp.MaxLength(password.MaxBytes))
-	stepUpMFACode = str("mfa_code", "With password, when MFA is on: a TOTP code or a recovery code.", mcp.MaxLength(maxMFACode))
-)
+// stepUpPassword is the password of a step-up (mfa_enroll and mfa_confirm take it alone).
+type stepUpPassword struct {
+	Password string `json:"password" desc:"Your current password: needed unless you logged in within the last few minutes." max:"password"`
+}
+
+// stepUpMFACode is the second factor of a step-up, with the password.
+type stepUpMFACode struct {
+	MFACode string `json:"mfa_code" desc:"With password, when MFA is on: a TOTP code or a recovery code." max:"mfa_code"`
+}
 
 func (a stepUpArgs) check() error {
-	if err := maxString("password", a.Password, maxSecretArg); err != nil {
-		return err
-	}
-	if err := maxString("mfa_code", a.MFACode, maxMFACode); err != nil {
-		return err
-	}
 	if a.MFACode != "" && a.Password == "" {
 		return apierr.Field("password", "is required with mfa_code")
 	}

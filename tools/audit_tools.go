@@ -5,12 +5,10 @@ import (
 	"errors"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
-
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/call"
+	mcpauth "github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
 )
 
@@ -48,23 +46,16 @@ func scopeName(org string) string {
 	return "organization"
 }
 
-func (s *Set) auditTools() []server.ServerTool {
-	return []server.ServerTool{
-		{Tool: mcp.NewTool("audit_query",
-			mcp.WithDescription("Security events of your organization (of the whole deployment with audit:read_all), newest first, in pages: logins and failures, token and key events, MFA, role changes, authorization decisions."),
-			str("type", "Only events of this type, e.g. AUTH_FAILED.", mcp.MaxLength(64)),
-			str("user_id", "Only events about this user.", mcp.MaxLength(maxIDArg)),
-			str("since", "Only events at or after this time (RFC 3339).", mcp.MaxLength(64)),
-			str("until", "Only events before this time (RFC 3339).", mcp.MaxLength(64)),
-			mcp.WithNumber("limit", mcp.Description("Page size, 1-500 (default 50)."), mcp.Min(1), mcp.Max(500)),
-			str("cursor", "next_cursor from the previous page.", mcp.MaxLength(256)),
-			strict, readOnly, closed,
-		), Handler: handler(s, "audit_query", s.auditQuery)},
-		{Tool: mcp.NewTool("audit_verify",
-			mcp.WithDescription("Walk the tamper-evident hash chains of the audit trail and report the first broken link (an edited, deleted or reordered event)."),
-			str("since", "Only check from this time (RFC 3339); default: everything.", mcp.MaxLength(64)),
-			strict, readOnly, closed,
-		), Handler: handler(s, "audit_verify", s.auditVerify)},
+func auditTools() []tool {
+	return []tool{
+		declare(tool{Name: "audit_query", Rule: mcpauth.Require("audit:read"),
+			Description: "Security events of your organization (of the whole deployment with audit:read_all), newest first, in pages: logins and failures, token and key events, MFA, role changes, authorization decisions.",
+			ReadOnly:    true},
+			(*Set).auditQuery),
+		declare(tool{Name: "audit_verify", Rule: mcpauth.Require("audit:read"),
+			Description: "Walk the tamper-evident hash chains of the audit trail and report the first broken link (an edited, deleted or reordered event).",
+			ReadOnly:    true},
+			(*Set).auditVerify),
 	}
 }
 
@@ -80,12 +71,12 @@ func parseTime(field, v string) (time.Time, error) {
 }
 
 type auditQueryArgs struct {
-	Type   string `json:"type"`
-	UserID string `json:"user_id"`
-	Since  string `json:"since"`
-	Until  string `json:"until"`
-	Limit  *int   `json:"limit"`
-	Cursor string `json:"cursor"`
+	Type   string `json:"type" desc:"Only events of this type, e.g. AUTH_FAILED." max:"id"`
+	UserID string `json:"user_id" desc:"Only events about this user." max:"id"`
+	Since  string `json:"since" desc:"Only events at or after this time (RFC 3339)." max:"time"`
+	Until  string `json:"until" desc:"Only events before this time (RFC 3339)." max:"time"`
+	Limit  *int   `json:"limit" desc:"Page size, 1-500 (default 50)." min:"1" max:"audit_page_size"`
+	Cursor string `json:"cursor" desc:"next_cursor from the previous page." max:"audit_cursor"`
 }
 
 func (s *Set) auditQuery(ctx context.Context, a auditQueryArgs) (any, error) {
@@ -102,9 +93,6 @@ func (s *Set) auditQuery(ctx context.Context, a auditQueryArgs) (any, error) {
 	}
 	q := audit.Query{Type: a.Type, Subject: a.UserID, Since: since, Until: until, Cursor: a.Cursor}
 	if a.Limit != nil {
-		if *a.Limit < 1 || *a.Limit > 500 {
-			return nil, apierr.Field("limit", "must be between 1 and 500")
-		}
 		q.Limit = *a.Limit
 	}
 	// An organization's auditors read its events only; the deployment's (audit:read_all) read
@@ -131,7 +119,7 @@ func (s *Set) auditQuery(ctx context.Context, a auditQueryArgs) (any, error) {
 }
 
 type auditVerifyArgs struct {
-	Since string `json:"since"`
+	Since string `json:"since" desc:"Only check from this time (RFC 3339); default: everything." max:"time"`
 }
 
 func (s *Set) auditVerify(ctx context.Context, a auditVerifyArgs) (any, error) {

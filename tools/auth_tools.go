@@ -4,66 +4,52 @@ import (
 	"context"
 	"time"
 
-	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
-	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/call"
+	mcpauth "github.com/bduf/mcpauth/mcp"
 )
 
-func (s *Set) authTools() []server.ServerTool {
-	return []server.ServerTool{
-		{Tool: mcp.NewTool("auth_login",
-			mcp.WithDescription("Log in with a password. Give email or username. Returns an access token (JWT, send as 'Authorization: Bearer'), a refresh token for auth_refresh, and the user. Over stdio the session stays logged in for later calls."),
-			str("email", "Account email (or give username).", mcp.MaxLength(maxIdentifier)),
-			str("username", "Account username (or give email).", mcp.MaxLength(maxIdentifier)),
-			str("password", "Account password.", mcp.Required(), mcp.MaxLength(password.MaxBytes)),
-			str("mfa_code", "TOTP code or recovery code, for accounts with MFA.", mcp.MaxLength(maxMFACode)),
-			mcp.WithBoolean("remember_me", mcp.Description("Keep the session for the full refresh lifetime (default: at most 24 hours).")),
-			strict, closed,
-		), Handler: handler(s, "auth_login", s.login)},
-		{Tool: mcp.NewTool("auth_refresh",
-			mcp.WithDescription("Exchange a refresh token for a new access token and a new refresh token. The old refresh token is spent: presenting it again revokes the whole session."),
-			str("refresh_token", "The refresh token from auth_login or the last auth_refresh.", mcp.Required(), mcp.MaxLength(maxTokenArg)),
-			strict, closed,
-		), Handler: handler(s, "auth_refresh", s.refresh)},
-		{Tool: mcp.NewTool("auth_logout",
-			mcp.WithDescription("End sessions: the session of refresh_token if given, every session of the caller with all_sessions, otherwise the caller's current session."),
-			str("refresh_token", "A refresh token whose session to end.", mcp.MaxLength(maxTokenArg)),
-			mcp.WithBoolean("all_sessions", mcp.Description("End every session of the caller.")),
-			mcp.WithBoolean("revoke_api_keys", mcp.Description("With all_sessions: also revoke every API key of the caller.")),
-			strict, mcp.WithDestructiveHintAnnotation(true), closed,
-		), Handler: handler(s, "auth_logout", s.logout)},
-		{Tool: mcp.NewTool("auth_revoke",
-			mcp.WithDescription("Revoke an access token or refresh token (RFC 7009). The session it belongs to ends: its access tokens fail validation at once and its refresh tokens stop working."),
-			str("token", "The access token or refresh token to revoke.", mcp.Required(), mcp.MaxLength(maxTokenArg)),
-			strict, mcp.WithDestructiveHintAnnotation(true), closed,
-		), Handler: handler(s, "auth_revoke", s.revoke)},
-		{Tool: mcp.NewTool("auth_validate",
-			mcp.WithDescription("Check an access token: signature, issuer, audience, expiry and revocation. Returns its claims, or TOKEN_INVALID / TOKEN_EXPIRED / TOKEN_REVOKED."),
-			str("token", "The access token to check.", mcp.Required(), mcp.MaxLength(maxTokenArg)),
-			strict, readOnly, closed,
-		), Handler: handler(s, "auth_validate", s.validate)},
-		{Tool: mcp.NewTool("auth_whoami",
-			mcp.WithDescription("Who the caller is: user, organization, scopes and how the call was authenticated."),
-			strict, readOnly, closed,
-		), Handler: handler(s, "auth_whoami", s.whoami)},
-		{Tool: mcp.NewTool("auth_sessions",
-			mcp.WithDescription("The caller's active sessions (logins), the current one marked."),
-			strict, readOnly, closed,
-		), Handler: handler(s, "auth_sessions", s.sessions)},
+func authTools() []tool {
+	return []tool{
+		declare(tool{Name: "auth_login", Rule: mcpauth.Public(),
+			Description: "Log in with a password. Give email or username. Returns an access token (JWT, send as 'Authorization: Bearer'), a refresh token for auth_refresh, and the user. Over stdio the session stays logged in for later calls."},
+			(*Set).login),
+		declare(tool{Name: "auth_refresh", Rule: mcpauth.Credential(),
+			Description: "Exchange a refresh token for a new access token and a new refresh token. The old refresh token is spent: presenting it again revokes the whole session."},
+			(*Set).refresh),
+		declare(tool{Name: "auth_logout", Rule: mcpauth.Credential(), // with a refresh token on its own; otherwise it needs a caller
+			Description: "End sessions: the session of refresh_token if given, every session of the caller with all_sessions, otherwise the caller's current session.",
+			Destructive: true},
+			(*Set).logout),
+		declare(tool{Name: "auth_revoke", Rule: mcpauth.Credential(),
+			Description: "Revoke an access token or refresh token (RFC 7009). The session it belongs to ends: its access tokens fail validation at once and its refresh tokens stop working.",
+			Destructive: true},
+			(*Set).revoke),
+		declare(tool{Name: "auth_validate", Rule: mcpauth.Public(),
+			Description: "Check an access token: signature, issuer, audience, expiry and revocation. Returns its claims, or TOKEN_INVALID / TOKEN_EXPIRED / TOKEN_REVOKED.",
+			ReadOnly:    true},
+			(*Set).validate),
+		declare(tool{Name: "auth_whoami", Rule: mcpauth.Authenticated(),
+			Description: "Who the caller is: user, organization, scopes and how the call was authenticated.",
+			ReadOnly:    true},
+			(*Set).whoami),
+		declare(tool{Name: "auth_sessions", Rule: mcpauth.Authenticated(),
+			Description: "The caller's active sessions (logins), the current one marked.",
+			ReadOnly:    true},
+			(*Set).sessions),
 	}
 }
 
 type loginArgs struct {
-	Email      string `json:"email"`
-	Username   string `json:"username"`
-	Password   string `json:"password"`
-	MFACode    string `json:"mfa_code"`
-	RememberMe bool   `json:"remember_me"`
+	Email      string `json:"email" desc:"Account email (or give username)." max:"identifier"`
+	Username   string `json:"username" desc:"Account username (or give email)." max:"identifier"`
+	Password   string `json:"password" desc:"Account password." required:"true" max:"password"`
+	MFACode    string `json:"mfa_code" desc:"TOTP code or recovery code, for accounts with MFA." max:"mfa_code"`
+	RememberMe bool   `json:"remember_me" desc:"Keep the session for the full refresh lifetime (default: at most 24 hours)."`
 }
 
 type loginResult struct {
@@ -89,12 +75,6 @@ func (s *Set) login(ctx context.Context, a loginArgs) (any, error) {
 			return nil, err
 		}
 		identifier = a.Username
-	}
-	if err := requireString("password", a.Password, maxSecretArg); err != nil {
-		return nil, err
-	}
-	if err := maxString("mfa_code", a.MFACode, maxMFACode); err != nil {
-		return nil, err
 	}
 	tokens, u, err := s.auth.Login(ctx, auth.LoginRequest{
 		Identifier: identifier, Password: auth.Secret(a.Password), MFACode: auth.Secret(a.MFACode), RememberMe: a.RememberMe,
@@ -132,13 +112,10 @@ func truncate(s string, n int) string {
 }
 
 type refreshArgs struct {
-	RefreshToken string `json:"refresh_token"`
+	RefreshToken string `json:"refresh_token" desc:"The refresh token from auth_login or the last auth_refresh." required:"true" max:"token"`
 }
 
 func (s *Set) refresh(ctx context.Context, a refreshArgs) (any, error) {
-	if err := requireString("refresh_token", a.RefreshToken, maxTokenArg); err != nil {
-		return nil, err
-	}
 	tokens, err := s.auth.Refresh(ctx, auth.Secret(a.RefreshToken))
 	if err != nil {
 		return nil, err
@@ -148,15 +125,12 @@ func (s *Set) refresh(ctx context.Context, a refreshArgs) (any, error) {
 }
 
 type logoutArgs struct {
-	RefreshToken  string `json:"refresh_token"`
-	AllSessions   bool   `json:"all_sessions"`
-	RevokeAPIKeys bool   `json:"revoke_api_keys"`
+	RefreshToken  string `json:"refresh_token" desc:"A refresh token whose session to end." max:"token"`
+	AllSessions   bool   `json:"all_sessions" desc:"End every session of the caller."`
+	RevokeAPIKeys bool   `json:"revoke_api_keys" desc:"With all_sessions: also revoke every API key of the caller."`
 }
 
 func (s *Set) logout(ctx context.Context, a logoutArgs) (any, error) {
-	if err := maxString("refresh_token", a.RefreshToken, maxTokenArg); err != nil {
-		return nil, err
-	}
 	if a.RevokeAPIKeys && !a.AllSessions {
 		return nil, apierr.Field("revoke_api_keys", "goes with all_sessions: logging out everywhere")
 	}
@@ -186,14 +160,11 @@ func (s *Set) logout(ctx context.Context, a logoutArgs) (any, error) {
 	return out, nil
 }
 
-type tokenArgs struct {
-	Token string `json:"token"`
+type revokeArgs struct {
+	Token string `json:"token" desc:"The access token or refresh token to revoke." required:"true" max:"token"`
 }
 
-func (s *Set) revoke(ctx context.Context, a tokenArgs) (any, error) {
-	if err := requireString("token", a.Token, maxTokenArg); err != nil {
-		return nil, err
-	}
+func (s *Set) revoke(ctx context.Context, a revokeArgs) (any, error) {
 	done, err := s.auth.Revoke(ctx, auth.Secret(a.Token))
 	if err != nil {
 		return nil, err
@@ -206,10 +177,11 @@ type validateResult struct {
 	token.Claims
 }
 
-func (s *Set) validate(ctx context.Context, a tokenArgs) (any, error) {
-	if err := requireString("token", a.Token, maxTokenArg); err != nil {
-		return nil, err
-	}
+type validateArgs struct {
+	Token string `json:"token" desc:"The access token to check." required:"true" max:"token"`
+}
+
+func (s *Set) validate(ctx context.Context, a validateArgs) (any, error) {
 	c, err := s.auth.Validate(ctx, auth.Secret(a.Token))
 	if err != nil {
 		return nil, err

@@ -6,57 +6,41 @@ import (
 	"encoding/json"
 
 	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
-	"github.com/bduf/mcpauth/auth/password"
+	mcpauth "github.com/bduf/mcpauth/mcp"
 )
 
-func (s *Set) mfaTools() []server.ServerTool {
-	code := str("code", "A current code from your authenticator app, or a recovery code.", mcp.Required(), mcp.MaxLength(maxMFACode))
-	return []server.ServerTool{
-		{Tool: mcp.NewTool("mfa_enroll",
-			mcp.WithDescription("Start TOTP enrollment: returns the secret, an otpauth:// URL and a QR code (PNG) for your authenticator app. Then call mfa_confirm with a code to turn MFA on."),
-			str("method", `The method: "totp".`, mcp.Required(), mcp.Enum("totp")),
-			stepUpPassword,
-			strict, closed,
-		), Handler: handler(s, "mfa_enroll", s.mfaEnroll)},
-		{Tool: mcp.NewTool("mfa_confirm",
-			mcp.WithDescription("Finish enrollment with a first valid code. MFA is then required at every login; the 10 single-use recovery codes returned here are shown only once. "+
-				"Unless you logged in within the last few minutes, pass your password too."),
-			code, stepUpPassword, strict, closed,
-		), Handler: handler(s, "mfa_confirm", s.mfaConfirm)},
-		{Tool: mcp.NewTool("mfa_verify",
-			mcp.WithDescription("Prove the second factor again (step-up). Each code works once; wrong codes count as failed logins and lock the account as they do."),
-			code, strict, closed,
-		), Handler: handler(s, "mfa_verify", s.mfaVerify)},
-		{Tool: mcp.NewTool("mfa_disable",
-			mcp.WithDescription("Turn MFA off; needs your current password and a valid code or recovery code."),
-			code, str("password", "Your current password.", mcp.Required(), mcp.MaxLength(password.MaxBytes)),
-			strict, mcp.WithDestructiveHintAnnotation(true), closed,
-		), Handler: handler(s, "mfa_disable", s.mfaDisable)},
+func mfaTools() []tool {
+	return []tool{
+		declare(tool{Name: "mfa_enroll", Rule: mcpauth.Authenticated(), // the caller's own second factor
+			Description: "Start TOTP enrollment: returns the secret, an otpauth:// URL and a QR code (PNG) for your authenticator app. Then call mfa_confirm with a code to turn MFA on."},
+			(*Set).mfaEnroll),
+		declare(tool{Name: "mfa_confirm", Rule: mcpauth.Authenticated(),
+			Description: "Finish enrollment with a first valid code. MFA is then required at every login; the 10 single-use recovery codes returned here are shown only once. " +
+				"Unless you logged in within the last few minutes, pass your password too."},
+			(*Set).mfaConfirm),
+		declare(tool{Name: "mfa_verify", Rule: mcpauth.Authenticated(),
+			Description: "Prove the second factor again (step-up). Each code works once; wrong codes count as failed logins and lock the account as they do."},
+			(*Set).mfaVerify),
+		declare(tool{Name: "mfa_disable", Rule: mcpauth.Authenticated(),
+			Description: "Turn MFA off; needs your current password and a valid code or recovery code.",
+			Destructive: true},
+			(*Set).mfaDisable),
 	}
 }
 
 type mfaEnrollArgs struct {
-	Method   string `json:"method"`
-	Password string `json:"password"`
+	Method string `json:"method" desc:"The method: \"totp\"." required:"true" enum:"totp"`
+	stepUpPassword
 }
 
 func (s *Set) mfaEnroll(ctx context.Context, a mfaEnrollArgs) (any, error) {
-	if a.Method != "totp" {
-		return nil, apierr.Field("method", `must be "totp"`)
-	}
-	step := stepUpArgs{Password: a.Password}
-	if err := step.check(); err != nil {
-		return nil, err
-	}
 	c, err := userCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.stepUp(ctx, c, step, "mfa_enroll"); err != nil {
+	if err := s.stepUp(ctx, c, stepUpArgs{stepUpPassword: a.stepUpPassword}, "mfa_enroll"); err != nil {
 		return nil, err
 	}
 	en, err := s.auth.EnrollMFA(ctx, c.User)
@@ -76,32 +60,22 @@ func (s *Set) mfaEnroll(ctx context.Context, a mfaEnrollArgs) (any, error) {
 	}, nil
 }
 
+// mfaCodeArgs is the code the MFA tools take.
 type mfaCodeArgs struct {
-	Code string `json:"code"`
-}
-
-func (s *Set) mfaCaller(ctx context.Context, code string) (Caller, error) {
-	if err := requireString("code", code, maxMFACode); err != nil {
-		return Caller{}, err
-	}
-	return userCaller(ctx)
+	Code string `json:"code" desc:"A current code from your authenticator app, or a recovery code." required:"true" max:"mfa_code"`
 }
 
 type mfaConfirmArgs struct {
-	Code     string `json:"code"`
-	Password string `json:"password"`
+	mfaCodeArgs
+	stepUpPassword
 }
 
 func (s *Set) mfaConfirm(ctx context.Context, a mfaConfirmArgs) (any, error) {
-	step := stepUpArgs{Password: a.Password}
-	if err := step.check(); err != nil {
-		return nil, err
-	}
-	c, err := s.mfaCaller(ctx, a.Code)
+	c, err := userCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.stepUp(ctx, c, step, "mfa_confirm"); err != nil {
+	if err := s.stepUp(ctx, c, stepUpArgs{stepUpPassword: a.stepUpPassword}, "mfa_confirm"); err != nil {
 		return nil, err
 	}
 	codes, err := s.auth.ConfirmMFA(ctx, c.User, auth.Secret(a.Code))
@@ -116,7 +90,7 @@ func (s *Set) mfaConfirm(ctx context.Context, a mfaConfirmArgs) (any, error) {
 }
 
 func (s *Set) mfaVerify(ctx context.Context, a mfaCodeArgs) (any, error) {
-	c, err := s.mfaCaller(ctx, a.Code)
+	c, err := userCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -127,15 +101,12 @@ func (s *Set) mfaVerify(ctx context.Context, a mfaCodeArgs) (any, error) {
 }
 
 type mfaDisableArgs struct {
-	Code     string `json:"code"`
-	Password string `json:"password"`
+	mfaCodeArgs
+	Password string `json:"password" desc:"Your current password." required:"true" max:"password"`
 }
 
 func (s *Set) mfaDisable(ctx context.Context, a mfaDisableArgs) (any, error) {
-	if err := requireString("password", a.Password, maxSecretArg); err != nil {
-		return nil, err
-	}
-	c, err := s.mfaCaller(ctx, a.Code)
+	c, err := userCaller(ctx)
 	if err != nil {
 		return nil, err
 	}

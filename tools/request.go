@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -133,6 +133,9 @@ func decodeArgs[T any](req mcp.CallToolRequest) (T, error) {
 }
 
 func argumentError(err error) error {
+	if e, own := errors.AsType[*apierr.Error](err); own { // an argument type's own decoding (userFields)
+		return e
+	}
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) && typeErr.Field != "" {
 		return apierr.Field(typeErr.Field, "must be of type %s, not %s", jsonType(typeErr.Type.Kind().String()), typeErr.Value)
@@ -163,23 +166,6 @@ func jsonType(kind string) string {
 	return kind
 }
 
-// requireString checks a required string argument's presence and length. Lengths are counted
-// in characters (code points), as the schema's maxLength is: a limit in bytes would refuse
-// what the published schema allows.
-func requireString(field, v string, maxLen int) error {
-	if v == "" {
-		return apierr.Field(field, "is required")
-	}
-	return maxString(field, v, maxLen)
-}
-
-func maxString(field, v string, maxLen int) error {
-	if utf8.RuneCountInString(v) > maxLen {
-		return apierr.Field(field, "must be at most %d characters", maxLen)
-	}
-	return nil
-}
-
 // ok renders a success: the value as structuredContent and the same JSON as text.
 func ok(v any) *mcp.CallToolResult {
 	b, err := json.Marshal(v)
@@ -199,20 +185,24 @@ func (s *Set) fail(ctx context.Context, tool string, err error) *mcp.CallToolRes
 	return mcpauth.ErrorResult(err)
 }
 
-// handler adapts a typed handler: strict argument decoding, error rendering, and panic
-// recovery (a handler never takes the server down; a panic is INTERNAL).
-func handler[A any](s *Set, tool string, h func(ctx context.Context, args A) (any, error)) server.ToolHandlerFunc {
+// handler adapts a typed handler: strict argument decoding, the checks its arguments declare
+// (args), error rendering, and panic recovery (a handler never takes the server down; a panic
+// is INTERNAL).
+func handler[A any](s *Set, tool string, args *argSpec, h func(ctx context.Context, args A) (any, error)) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
 		defer func() {
 			if r := recover(); r != nil {
 				res, err = s.fail(ctx, tool, fmt.Errorf("panic in tool %s: %v", tool, r)), nil
 			}
 		}()
-		args, derr := decodeArgs[A](req)
+		a, derr := decodeArgs[A](req)
+		if derr == nil {
+			derr = args.check(reflect.ValueOf(&a).Elem(), "")
+		}
 		if derr != nil {
 			return mcpauth.ErrorResult(derr), nil
 		}
-		out, herr := h(ctx, args)
+		out, herr := h(ctx, a)
 		if herr != nil {
 			return s.fail(ctx, tool, herr), nil
 		}

@@ -3,80 +3,57 @@ package tools
 import (
 	"context"
 
-	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
-
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/call"
+	mcpauth "github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
 )
 
-func (s *Set) roleTools() []server.ServerTool {
-	orgArg := str("org_id", "Organization; defaults to the caller's.", mcp.MaxLength(maxIDArg))
-	return []server.ServerTool{
-		{Tool: mcp.NewTool("role_create",
-			mcp.WithDescription("Create a custom role in the caller's organization: a name and permission patterns (resource:action, '*' as a whole part or trailing, e.g. projects:read, tasks:*). You can only put permissions you hold yourself into a role. Optional conditions restrict every grant of the role."),
-			str("name", "Role name: lower-case letters, digits, '_' or '-', 2-64 characters; not a built-in name.", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			mcp.WithArray("permissions", mcp.Required(), mcp.Description("Permission patterns the role grants."),
-				mcp.WithStringItems(mcp.MaxLength(128)), mcp.MinItems(1), mcp.MaxItems(maxListArg)),
-			str("description", "What the role is for.", mcp.MaxLength(256)),
-			orgArg,
-			mcp.WithObject("conditions", mcp.Description(`Policy conditions, all of which must hold: {"owner_only": true} (the caller owns the resource), {"source_cidrs": ["10.0.0.0/8"]}, {"time_window": {"start": "09:00", "end": "17:00", "weekdays": ["mon","tue"]}} (UTC).`)),
-			strict, closed,
-		), Handler: handler(s, "role_create", s.roleCreate)},
-		{Tool: mcp.NewTool("role_list",
-			mcp.WithDescription("List the roles of an organization: the built-in ones (owner, admin, contributor, viewer) and custom ones, with their permissions."),
-			orgArg, strict, readOnly, closed,
-		), Handler: handler(s, "role_list", s.roleList)},
-		{Tool: mcp.NewTool("role_delete",
-			mcp.WithDescription("Delete a custom role and every assignment of it. Built-in roles cannot be deleted, and you can only delete roles whose permissions you hold yourself."),
-			str("id", "The role's name.", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			orgArg, strict, mcp.WithDestructiveHintAnnotation(true), closed,
-		), Handler: handler(s, "role_delete", s.roleDelete)},
-		{Tool: mcp.NewTool("role_assign",
-			mcp.WithDescription("Give a user a role in an organization. You can only assign roles whose permissions you hold yourself."),
-			str("user_id", "The user (usr_...).", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			str("role", "The role's name.", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			orgArg, strict, closed,
-		), Handler: handler(s, "role_assign", s.roleAssign)},
-		{Tool: mcp.NewTool("role_revoke",
-			mcp.WithDescription("Take a role away from a user. You can only revoke roles whose permissions you hold yourself."),
-			str("user_id", "The user (usr_...).", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			str("role", "The role's name.", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			orgArg, strict, mcp.WithDestructiveHintAnnotation(true), closed,
-		), Handler: handler(s, "role_revoke", s.roleRevoke)},
-		{Tool: mcp.NewTool("permission_check",
-			mcp.WithDescription("Would this user (default: you) be allowed resource:action? Returns the decision with its reason and the permissions involved. Checking another user needs users:read."),
-			str("resource", "Resource, e.g. projects.", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			str("action", "Action, e.g. delete.", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			str("user_id", "The user; defaults to you.", mcp.MaxLength(maxIDArg)),
-			orgArg,
-			str("project_id", "Project, for project-scoped roles.", mcp.MaxLength(maxIDArg)),
-			strict, readOnly, closed,
-		), Handler: handler(s, "permission_check", s.permissionCheck)},
-		{Tool: mcp.NewTool("permission_list",
-			mcp.WithDescription("The permissions a user (default: you) holds in an organization, from roles and direct grants. Listing another user's needs users:read."),
-			str("user_id", "The user; defaults to you.", mcp.MaxLength(maxIDArg)),
-			orgArg, strict, readOnly, closed,
-		), Handler: handler(s, "permission_list", s.permissionList)},
+func roleTools() []tool {
+	return []tool{
+		declare(tool{Name: "role_create", Rule: mcpauth.Require("users:admin", "roles:write"),
+			Description: "Create a custom role in the caller's organization: a name and permission patterns (resource:action, '*' as a whole part or trailing, e.g. projects:read, tasks:*). You can only put permissions you hold yourself into a role. Optional conditions restrict every grant of the role."},
+			(*Set).roleCreate),
+		declare(tool{Name: "role_list", Rule: mcpauth.Require("users:read", "roles:read"),
+			Description: "List the roles of an organization: the built-in ones (owner, admin, contributor, viewer) and custom ones, with their permissions.",
+			ReadOnly:    true},
+			(*Set).roleList),
+		declare(tool{Name: "role_delete", Rule: mcpauth.Require("users:admin", "roles:delete"),
+			Description: "Delete a custom role and every assignment of it. Built-in roles cannot be deleted, and you can only delete roles whose permissions you hold yourself.",
+			Destructive: true},
+			(*Set).roleDelete),
+		declare(tool{Name: "role_assign", Rule: mcpauth.Require("users:admin", "roles:assign"),
+			Description: "Give a user a role in an organization. You can only assign roles whose permissions you hold yourself."},
+			(*Set).roleAssign),
+		declare(tool{Name: "role_revoke", Rule: mcpauth.Require("users:admin", "roles:assign"),
+			Description: "Take a role away from a user. You can only revoke roles whose permissions you hold yourself.",
+			Destructive: true},
+			(*Set).roleRevoke),
+		declare(tool{Name: "permission_check", Rule: mcpauth.Authenticated(), // another user's: users:read, checked by the tool
+			Description: "Would this user (default: you) be allowed resource:action? Returns the decision with its reason and the permissions involved. Checking another user needs users:read.",
+			ReadOnly:    true},
+			(*Set).permissionCheck),
+		declare(tool{Name: "permission_list", Rule: mcpauth.Authenticated(), // another user's: users:read, checked by the tool
+			Description: "The permissions a user (default: you) holds in an organization, from roles and direct grants. Listing another user's needs users:read.",
+			ReadOnly:    true},
+			(*Set).permissionList),
 	}
+}
+
+// orgArgs are the organization a tool acts in.
+type orgArgs struct {
+	OrgID string `json:"org_id" desc:"Organization; defaults to the caller's." max:"id"`
 }
 
 type roleCreateArgs struct {
-	Name        string           `json:"name"`
-	Permissions []string         `json:"permissions"`
-	Description string           `json:"description"`
-	OrgID       string           `json:"org_id"`
-	Conditions  *rbac.Conditions `json:"conditions"`
+	Name        string   `json:"name" desc:"Role name: lower-case letters, digits, '_' or '-', 2-64 characters; not a built-in name." required:"true" max:"id"`
+	Permissions []string `json:"permissions" desc:"Permission patterns the role grants." required:"true" min:"1" max:"role_permissions" itemmax:"permission"`
+	Description string   `json:"description" desc:"What the role is for." max:"role_description"`
+	orgArgs
+	Conditions *rbac.Conditions `json:"conditions" desc:"Policy conditions, all of which must hold: {\"owner_only\": true} (the caller owns the resource), {\"source_cidrs\": [\"10.0.0.0/8\"]}, {\"time_window\": {\"start\": \"09:00\", \"end\": \"17:00\", \"weekdays\": [\"mon\",\"tue\"]}} (UTC)."`
 }
 
 func (s *Set) roleCreate(ctx context.Context, a roleCreateArgs) (any, error) {
-	if err := requireString("name", a.Name, maxIDArg); err != nil {
-		return nil, err
-	}
-	if len(a.Permissions) == 0 || len(a.Permissions) > maxListArg {
-		return nil, apierr.Field("permissions", "give 1 to %d permissions", maxListArg)
-	}
 	caller, err := callerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -117,10 +94,6 @@ func roleView(r rbac.Role) map[string]any {
 	return v
 }
 
-type orgArgs struct {
-	OrgID string `json:"org_id"`
-}
-
 func (s *Set) roleList(ctx context.Context, a orgArgs) (any, error) {
 	caller, err := callerFrom(ctx)
 	if err != nil {
@@ -142,14 +115,11 @@ func (s *Set) roleList(ctx context.Context, a orgArgs) (any, error) {
 }
 
 type roleDeleteArgs struct {
-	ID    string `json:"id"`
-	OrgID string `json:"org_id"`
+	ID string `json:"id" desc:"The role's name." required:"true" max:"id"`
+	orgArgs
 }
 
 func (s *Set) roleDelete(ctx context.Context, a roleDeleteArgs) (any, error) {
-	if err := requireString("id", a.ID, maxIDArg); err != nil {
-		return nil, err
-	}
 	if rbac.IsBuiltinRole(a.ID) { // rbac names the field "name"; this tool's argument is "id"
 		return nil, apierr.Field("id", "the built-in role %q cannot be deleted", a.ID)
 	}
@@ -177,20 +147,14 @@ func (s *Set) roleDelete(ctx context.Context, a roleDeleteArgs) (any, error) {
 }
 
 type roleAssignArgs struct {
-	UserID string `json:"user_id"`
-	Role   string `json:"role"`
-	OrgID  string `json:"org_id"`
+	UserID string `json:"user_id" desc:"The user (usr_...)." required:"true" max:"id"`
+	Role   string `json:"role" desc:"The role's name." required:"true" max:"id"`
+	orgArgs
 }
 
 // assignment checks the arguments of role_assign/role_revoke: the user exists in the org, the
 // role exists, and the caller holds every permission of the role.
 func (s *Set) assignment(ctx context.Context, a roleAssignArgs) (rbac.Assignment, error) {
-	if err := requireString("user_id", a.UserID, maxIDArg); err != nil {
-		return rbac.Assignment{}, err
-	}
-	if err := requireString("role", a.Role, maxIDArg); err != nil {
-		return rbac.Assignment{}, err
-	}
 	caller, err := callerFrom(ctx)
 	if err != nil {
 		return rbac.Assignment{}, err
@@ -260,26 +224,13 @@ func (s *Set) subject(ctx context.Context, userID, orgID string) (string, string
 }
 
 type permissionCheckArgs struct {
-	Resource  string `json:"resource"`
-	Action    string `json:"action"`
-	UserID    string `json:"user_id"`
-	OrgID     string `json:"org_id"`
-	ProjectID string `json:"project_id"`
+	Resource string `json:"resource" desc:"Resource, e.g. projects." required:"true" max:"id"`
+	Action   string `json:"action" desc:"Action, e.g. delete." required:"true" max:"id"`
+	subjectArgs
+	ProjectID string `json:"project_id" desc:"Project, for project-scoped roles." max:"id"`
 }
 
 func (s *Set) permissionCheck(ctx context.Context, a permissionCheckArgs) (any, error) {
-	if err := requireString("resource", a.Resource, maxIDArg); err != nil {
-		return nil, err
-	}
-	if err := requireString("action", a.Action, maxIDArg); err != nil {
-		return nil, err
-	}
-	if err := maxString("user_id", a.UserID, maxIDArg); err != nil {
-		return nil, err
-	}
-	if err := maxString("project_id", a.ProjectID, maxIDArg); err != nil {
-		return nil, err
-	}
 	if err := rbac.ValidatePattern(a.Resource + ":" + a.Action); err != nil {
 		return nil, apierr.Field("resource", "resource and action must be plain names (letters, digits, '.', '_', '-')")
 	}
@@ -303,15 +254,13 @@ func (s *Set) permissionCheck(ctx context.Context, a permissionCheckArgs) (any, 
 		"required_permissions": d.Required, "user_id": subject, "org_id": org}, nil
 }
 
-type permissionListArgs struct {
-	UserID string `json:"user_id"`
-	OrgID  string `json:"org_id"`
+// subjectArgs are whose permissions permission_check and permission_list look at.
+type subjectArgs struct {
+	UserID string `json:"user_id" desc:"The user; defaults to you." max:"id"`
+	orgArgs
 }
 
-func (s *Set) permissionList(ctx context.Context, a permissionListArgs) (any, error) {
-	if err := maxString("user_id", a.UserID, maxIDArg); err != nil {
-		return nil, err
-	}
+func (s *Set) permissionList(ctx context.Context, a subjectArgs) (any, error) {
 	subject, org, err := s.subject(ctx, a.UserID, a.OrgID)
 	if err != nil {
 		return nil, err

@@ -3,10 +3,6 @@ package tools
 import (
 	"context"
 	"log/slog"
-	"slices"
-
-	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/rbac"
@@ -51,28 +47,3 @@ func New(a *auth.Service, z Authorizer, trail AuditReader, logger *slog.Logger) 
 // Credential is the credential of a call: the stdio session's login first, then the
 // transport's bearer token. The guard uses it to see stdio logins.
 func (s *Set) Credential(ctx context.Context) (auth.Secret, string) { return s.bind.credential(ctx) }
-
-// Argument bounds. Generous for real values, tight enough that junk is refused before work.
-const (
-	maxIdentifier = 254
-	maxSecretArg  = 4096
-	maxTokenArg   = 8192
-	maxIDArg      = 64
-	maxMFACode    = 64
-	maxListArg    = 64
-)
-
-func str(name, desc string, opts ...mcp.PropertyOption) mcp.ToolOption {
-	return mcp.WithString(name, append([]mcp.PropertyOption{mcp.Description(desc)}, opts...)...)
-}
-
-var (
-	strict   = mcp.WithSchemaAdditionalProperties(false)
-	closed   = mcp.WithOpenWorldHintAnnotation(false)
-	readOnly = mcp.WithReadOnlyHintAnnotation(true)
-)
-
-// Tools returns every tool with its handler, for server.AddTools.
-func (s *Set) Tools() []server.ServerTool {
-	return slices.Concat(s.authTools(), s.userTools(), s.roleTools(), s.apiKeyTools(), s.mfaTools(), s.auditTools())
-}

@@ -11,8 +11,10 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
@@ -20,24 +22,23 @@ import (
 	"github.com/bduf/mcpauth/rbac"
 )
 
-// updatableFields are the keys of user_update's fields.
-var updatableFields = []string{"email", "username", "disabled"}
-
 type userUpdateArgs struct {
-	ID     string          `json:"id"`
-	Fields json.RawMessage `json:"fields"`
-	stepUpArgs
+	userIDArgs
+	Fields   userFields `json:"fields" desc:"The fields to change, at least one: email, username, disabled." required:"true" min:"1"`
+	Password string     `json:"password" desc:"Changing your own email: your current password, unless you logged in within the last few minutes." max:"password"`
+	stepUpMFACode
+}
+
+func (a userUpdateArgs) stepUp() stepUpArgs {
+	return stepUpArgs{stepUpPassword: stepUpPassword{Password: a.Password}, stepUpMFACode: a.stepUpMFACode}
 }
 
 func (s *Set) userUpdate(ctx context.Context, a userUpdateArgs) (any, error) {
-	if err := requireString("id", a.ID, maxIDArg); err != nil {
-		return nil, err
-	}
-	ch, err := parseUserFields(a.Fields)
+	ch, err := a.Fields.changes()
 	if err != nil {
 		return nil, err
 	}
-	if err := a.stepUpArgs.check(); err != nil {
+	if err := a.stepUp().check(); err != nil {
 		return nil, err
 	}
 	caller, err := callerFrom(ctx)
@@ -59,7 +60,7 @@ func (s *Set) userUpdate(ctx context.Context, a userUpdateArgs) (any, error) {
 	}
 	if target.ID == caller.User.ID && ch.Email != nil && *ch.Email != target.Email {
 		// One's own email is where the account is reached: a credential change.
-		if err := s.stepUp(ctx, caller, a.stepUpArgs, "user_update"); err != nil {
+		if err := s.stepUp(ctx, caller, a.stepUp(), "user_update"); err != nil {
 			return nil, err
 		}
 	}
@@ -74,71 +75,78 @@ func (s *Set) userUpdate(ctx context.Context, a userUpdateArgs) (any, error) {
 	return map[string]any{"user": view, "changed": changed}, nil
 }
 
-// parseUserFields checks user_update's fields: an object with at least one of email, username
-// (normalized and validated as at creation) and disabled, and nothing else.
-func parseUserFields(raw json.RawMessage) (auth.UserChanges, error) {
-	var ch auth.UserChanges
+// userFields are user_update's fields. Which of them are given matters (a null email is not an
+// absent one), so the type decodes itself: an object of its fields only, each of its type, each
+// error naming the field (fields.email). Their lengths are then checked as declared here, and
+// changes normalizes them as at creation.
+type userFields struct {
+	Email    *string `json:"email" desc:"New email address (unique, case-insensitive)." max:"identifier"`
+	Username *string `json:"username" desc:"New username: 3-64 of a-z 0-9 . _ - (unique)." max:"username"`
+	Disabled *bool   `json:"disabled" desc:"true disables the account (needs users:admin), false enables it again."`
+	given    bool    // an object was sent (null is none)
+}
+
+var userFieldsArgs = sync.OnceValue(func() *argSpec { return argsOf(reflect.TypeFor[userFields]()) })
+
+func (f *userFields) UnmarshalJSON(raw []byte) error {
+	spec := userFieldsArgs()
+	names := strings.Join(spec.names(), ", ")
 	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return ch, apierr.Field("fields", "is required: an object with any of email, username, disabled")
+	if bytes.Equal(raw, []byte("null")) { // as if absent
+		return nil
 	}
 	var m map[string]json.RawMessage
-	if raw[0] != '{' || json.Unmarshal(raw, &m) != nil {
-		return ch, apierr.Field("fields", "must be an object with any of email, username, disabled")
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &m) != nil {
+		return apierr.Field("fields", "must be an object with any of %s", names)
 	}
-	if len(m) == 0 {
-		return ch, apierr.Field("fields", "give at least one of email, username, disabled")
-	}
+	*f = userFields{given: true}
 	keys := slices.Sorted(maps.Keys(m))
-	for _, k := range keys {
-		if !slices.Contains(updatableFields, k) {
-			return ch, apierr.Field("fields."+truncate(k, maxIDArg), "is not a field user_update can change (email, username, disabled)")
+	at := make([]argField, len(keys))
+	for i, k := range keys {
+		n := slices.IndexFunc(spec.fields, func(a argField) bool { return a.name == k })
+		if n < 0 {
+			return apierr.Field("fields."+truncate(k, maxIDArg), "is not a field user_update can change (%s)", names)
 		}
+		at[i] = spec.fields[n]
 	}
-	for _, k := range keys {
-		field, v := "fields."+k, bytes.TrimSpace(m[k])
-		switch k {
-		case "email", "username":
-			var str string
-			if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &str) != nil {
-				return ch, apierr.Field(field, "must be a string")
-			}
-			if err := maxString(field, str, maxIdentifier); err != nil {
-				return ch, err
-			}
-			if k == "email" {
-				email, err := auth.NormalizeEmail(field, str)
-				if err != nil {
-					return ch, err
-				}
-				ch.Email = &email
-			} else {
-				username, err := auth.NormalizeUsername(field, str)
-				if err != nil {
-					return ch, err
-				}
-				ch.Username = &username
-			}
-		case "disabled":
-			var b bool
-			if (!bytes.Equal(v, []byte("true")) && !bytes.Equal(v, []byte("false"))) || json.Unmarshal(v, &b) != nil {
-				return ch, apierr.Field(field, "must be a boolean")
-			}
-			ch.Disabled = &b
+	v := reflect.ValueOf(f).Elem()
+	for i, k := range keys {
+		dst := v.FieldByIndex(at[i].index) // a pointer: given is non-nil
+		val := reflect.New(dst.Type().Elem())
+		if b := bytes.TrimSpace(m[k]); bytes.Equal(b, []byte("null")) || json.Unmarshal(b, val.Interface()) != nil {
+			return apierr.Field("fields."+k, "must be a %s", jsonType(val.Elem().Kind().String()))
 		}
+		dst.Set(val)
+	}
+	return nil
+}
+
+// changes normalizes and validates the email and username given, as at creation.
+func (f userFields) changes() (auth.UserChanges, error) {
+	ch := auth.UserChanges{Disabled: f.Disabled}
+	if f.Email != nil {
+		email, err := auth.NormalizeEmail("fields.email", *f.Email)
+		if err != nil {
+			return ch, err
+		}
+		ch.Email = &email
+	}
+	if f.Username != nil {
+		username, err := auth.NormalizeUsername("fields.username", *f.Username)
+		if err != nil {
+			return ch, err
+		}
+		ch.Username = &username
 	}
 	return ch, nil
 }
 
 type userDeleteArgs struct {
-	ID    string `json:"id"`
-	Erase bool   `json:"erase"`
+	userIDArgs
+	Erase bool `json:"erase" desc:"Also remove every stored record of the user (sessions, refresh tokens, API key records, second factor)."`
 }
 
 func (s *Set) userDelete(ctx context.Context, a userDeleteArgs) (any, error) {
-	if err := requireString("id", a.ID, maxIDArg); err != nil {
-		return nil, err
-	}
 	caller, err := callerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -173,26 +181,14 @@ func (s *Set) unassignAll(ctx context.Context, u auth.User) error {
 }
 
 type userSetPasswordArgs struct {
-	ID              string `json:"id"`
-	CurrentPassword string `json:"current_password"`
-	NewPassword     string `json:"new_password"`
-	MFACode         string `json:"mfa_code"`
-	RevokeAPIKeys   bool   `json:"revoke_api_keys"`
+	CurrentPassword string `json:"current_password" desc:"The caller's current password (to change its own)." max:"password"`
+	NewPassword     string `json:"new_password" desc:"The new password." required:"true" max:"password"`
+	MFACode         string `json:"mfa_code" desc:"Changing your own password with MFA on: a TOTP code or a recovery code." max:"mfa_code"`
+	ID              string `json:"id" desc:"Another user's id (usr_...), for an administrator's reset." max:"id"`
+	RevokeAPIKeys   bool   `json:"revoke_api_keys" desc:"Also revoke every API key of the user whose password is set."`
 }
 
 func (s *Set) userSetPassword(ctx context.Context, a userSetPasswordArgs) (any, error) {
-	if err := maxString("id", a.ID, maxIDArg); err != nil {
-		return nil, err
-	}
-	if err := maxString("current_password", a.CurrentPassword, maxSecretArg); err != nil {
-		return nil, err
-	}
-	if err := requireString("new_password", a.NewPassword, maxSecretArg); err != nil {
-		return nil, err
-	}
-	if err := maxString("mfa_code", a.MFACode, maxMFACode); err != nil {
-		return nil, err
-	}
 	caller, err := callerFrom(ctx)
 	if err != nil {
 		return nil, err

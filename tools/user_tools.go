@@ -5,85 +5,49 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
-
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
-	"github.com/bduf/mcpauth/auth/password"
+	mcpauth "github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
 )
 
-func (s *Set) userTools() []server.ServerTool {
-	return []server.ServerTool{
-		{Tool: mcp.NewTool("user_create",
-			mcp.WithDescription("Create a user in the caller's organization, with roles the caller may grant (no role can carry a permission the caller lacks). The password must be at least 8 characters, at most 72 bytes, and not a common password."),
-			str("email", "Email address (unique, case-insensitive).", mcp.Required(), mcp.MaxLength(maxIdentifier)),
-			str("username", "Optional username: 3-64 of a-z 0-9 . _ - (unique).", mcp.MaxLength(64)),
-			str("password", "Initial password.", mcp.Required(), mcp.MaxLength(password.MaxBytes)),
-			str("org_id", "Organization; defaults to the caller's.", mcp.MaxLength(maxIDArg)),
-			mcp.WithArray("roles", mcp.Description("Roles in the organization: owner, admin, contributor, viewer, or a custom role."),
-				mcp.WithStringItems(mcp.MaxLength(maxIDArg)), mcp.MaxItems(maxListArg)),
-			strict, closed,
-		), Handler: handler(s, "user_create", s.userCreate)},
-		{Tool: mcp.NewTool("user_get",
-			mcp.WithDescription("Get a user of the caller's organization by id."),
-			str("id", "User id (usr_...).", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			strict, readOnly, closed,
-		), Handler: handler(s, "user_get", s.userGet)},
-		{Tool: mcp.NewTool("user_list",
-			mcp.WithDescription("List users of the caller's organization, in pages."),
-			str("filter", "Only users whose email or username starts with this.", mcp.MaxLength(maxIdentifier)),
-			mcp.WithNumber("limit", mcp.Description("Page size, 1-200 (default 50)."), mcp.Min(1), mcp.Max(auth.MaxPageSize)),
-			str("cursor", "next_cursor from the previous page.", mcp.MaxLength(128)),
-			strict, readOnly, closed,
-		), Handler: handler(s, "user_list", s.userList)},
-		{Tool: mcp.NewTool("user_unlock",
-			mcp.WithDescription("Clear a user's login lockout, including the permanent lock after 100 consecutive failures."),
-			str("id", "User id (usr_...).", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			strict, closed,
-		), Handler: handler(s, "user_unlock", s.userUnlock)},
-		{Tool: mcp.NewTool("user_update",
-			mcp.WithDescription("Change a user of the caller's organization: its email, username, or whether it is disabled. "+
-				"Disabling (needs users:admin) revokes all of the user's sessions and API keys at once; re-enabling lets it log in again. "+
-				"Only a user whose permissions the caller holds itself can be changed, and nobody can disable itself."),
-			str("id", "User id (usr_...).", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			mcp.WithObject("fields", mcp.Required(),
-				mcp.Description("The fields to change, at least one: email, username, disabled."),
-				mcp.Properties(map[string]any{
-					"email":    map[string]any{"type": "string", "maxLength": maxIdentifier, "description": "New email address (unique, case-insensitive)."},
-					"username": map[string]any{"type": "string", "maxLength": 64, "description": "New username: 3-64 of a-z 0-9 . _ - (unique)."},
-					"disabled": map[string]any{"type": "boolean", "description": "true disables the account (needs users:admin), false enables it again."},
-				}),
-				mcp.AdditionalProperties(false), mcp.MinProperties(1)),
-			str("password", "Changing your own email: your current password, unless you logged in within the last few minutes.",
-				mcp.MaxLength(password.MaxBytes)),
-			stepUpMFACode,
-			strict, closed,
-		), Handler: handler(s, "user_update", s.userUpdate)},
-		{Tool: mcp.NewTool("user_delete",
-			mcp.WithDescription("Delete a user of the caller's organization: its sessions and API keys are revoked, its second factor and role assignments removed, "+
-				"and the account is gone (its email can be used again). With erase, every other stored record of the user goes too; the audit trail stays. "+
-				"Only a user whose permissions the caller holds itself can be deleted, and nobody can delete itself."),
-			str("id", "User id (usr_...).", mcp.Required(), mcp.MaxLength(maxIDArg)),
-			mcp.WithBoolean("erase", mcp.Description("Also remove every stored record of the user (sessions, refresh tokens, API key records, second factor).")),
-			strict, closed,
-		), Handler: handler(s, "user_delete", s.userDelete)},
-		{Tool: mcp.NewTool("user_set_password",
-			mcp.WithDescription("Change the caller's own password (current_password and new_password; the caller's other sessions are revoked), "+
-				"or, with users:admin, set another user's (id and new_password; all of its sessions are revoked). "+
-				"The new password must be at least 8 characters, at most 72 bytes, and not a common password."),
-			str("current_password", "The caller's current password (to change its own).", mcp.MaxLength(password.MaxBytes)),
-			str("new_password", "The new password.", mcp.Required(), mcp.MaxLength(password.MaxBytes)),
-			str("mfa_code", "Changing your own password with MFA on: a TOTP code or a recovery code.", mcp.MaxLength(maxMFACode)),
-			str("id", "Another user's id (usr_...), for an administrator's reset.", mcp.MaxLength(maxIDArg)),
-			mcp.WithBoolean("revoke_api_keys", mcp.Description("Also revoke every API key of the user whose password is set.")),
-			strict, closed,
-		), Handler: handler(s, "user_set_password", s.userSetPassword)},
+func userTools() []tool {
+	return []tool{
+		declare(tool{Name: "user_create", Rule: mcpauth.Require("users:write"),
+			Description: "Create a user in the caller's organization, with roles the caller may grant (no role can carry a permission the caller lacks). The password must be at least 8 characters, at most 72 bytes, and not a common password."},
+			(*Set).userCreate),
+		declare(tool{Name: "user_get", Rule: mcpauth.Require("users:read"),
+			Description: "Get a user of the caller's organization by id.",
+			ReadOnly:    true},
+			(*Set).userGet),
+		declare(tool{Name: "user_list", Rule: mcpauth.Require("users:read"),
+			Description: "List users of the caller's organization, in pages.",
+			ReadOnly:    true},
+			(*Set).userList),
+		declare(tool{Name: "user_unlock", Rule: mcpauth.Require("users:admin"),
+			Description: "Clear a user's login lockout, including the permanent lock after 100 consecutive failures."},
+			(*Set).userUnlock),
+		declare(tool{Name: "user_update", Rule: mcpauth.Require("users:write"), // disabling needs users:admin, checked by the tool
+			Description: "Change a user of the caller's organization: its email, username, or whether it is disabled. " +
+				"Disabling (needs users:admin) revokes all of the user's sessions and API keys at once; re-enabling lets it log in again. " +
+				"Only a user whose permissions the caller holds itself can be changed, and nobody can disable itself."},
+			(*Set).userUpdate),
+		declare(tool{Name: "user_delete", Rule: mcpauth.Require("users:admin"),
+			Description: "Delete a user of the caller's organization: its sessions and API keys are revoked, its second factor and role assignments removed, " +
+				"and the account is gone (its email can be used again). With erase, every other stored record of the user goes too; the audit trail stays. " +
+				"Only a user whose permissions the caller holds itself can be deleted, and nobody can delete itself."},
+			(*Set).userDelete),
+		// One's own password (with the current one); another user's needs users:admin, checked
+		// by the tool.
+		declare(tool{Name: "user_set_password", Rule: mcpauth.Authenticated(),
+			Description: "Change the caller's own password (current_password and new_password; the caller's other sessions are revoked), " +
+				"or, with users:admin, set another user's (id and new_password; all of its sessions are revoked). " +
+				"The new password must be at least 8 characters, at most 72 bytes, and not a common password."},
+			(*Set).userSetPassword),
 	}
 }
 
-func (s *Set) userUnlock(ctx context.Context, a idArgs) (any, error) {
+func (s *Set) userUnlock(ctx context.Context, a userIDArgs) (any, error) {
 	u, err := s.callersOrgUser(ctx, a.ID)
 	if err != nil {
 		return nil, err
@@ -94,11 +58,8 @@ func (s *Set) userUnlock(ctx context.Context, a idArgs) (any, error) {
 	return map[string]any{"unlocked": true}, nil
 }
 
-// callersOrgUser checks a user-id argument and returns that user of the caller's organization.
+// callersOrgUser returns user id of the caller's organization.
 func (s *Set) callersOrgUser(ctx context.Context, id string) (auth.User, error) {
-	if err := requireString("id", id, maxIDArg); err != nil {
-		return auth.User{}, err
-	}
 	caller, err := callerFrom(ctx)
 	if err != nil {
 		return auth.User{}, err
@@ -181,29 +142,14 @@ func (s *Set) noEscalation(ctx context.Context, caller Caller, org string, perms
 }
 
 type userCreateArgs struct {
-	Email    string   `json:"email"`
-	Username string   `json:"username"`
-	Password string   `json:"password"`
-	OrgID    string   `json:"org_id"`
-	Roles    []string `json:"roles"`
+	Email    string `json:"email" desc:"Email address (unique, case-insensitive)." required:"true" max:"identifier"`
+	Username string `json:"username" desc:"Optional username: 3-64 of a-z 0-9 . _ - (unique)." max:"username"`
+	Password string `json:"password" desc:"Initial password." required:"true" max:"password"`
+	orgArgs
+	Roles []string `json:"roles" desc:"Roles in the organization: owner, admin, contributor, viewer, or a custom role." max:"list" itemmax:"id"`
 }
 
 func (s *Set) userCreate(ctx context.Context, a userCreateArgs) (any, error) {
-	if err := requireString("email", a.Email, maxIdentifier); err != nil {
-		return nil, err
-	}
-	if err := requireString("password", a.Password, maxSecretArg); err != nil {
-		return nil, err
-	}
-	if err := maxString("username", a.Username, maxIdentifier); err != nil {
-		return nil, err
-	}
-	if err := maxString("org_id", a.OrgID, maxIDArg); err != nil {
-		return nil, err
-	}
-	if len(a.Roles) > maxListArg {
-		return nil, apierr.Field("roles", "at most %d roles", maxListArg)
-	}
 	caller, err := callerFrom(ctx)
 	if err != nil {
 		return nil, err
@@ -247,11 +193,12 @@ func AssignRoles(z interface {
 	}
 }
 
-type idArgs struct {
-	ID string `json:"id"`
+// userIDArgs name a user of the caller's organization.
+type userIDArgs struct {
+	ID string `json:"id" desc:"User id (usr_...)." required:"true" max:"id"`
 }
 
-func (s *Set) userGet(ctx context.Context, a idArgs) (any, error) {
+func (s *Set) userGet(ctx context.Context, a userIDArgs) (any, error) {
 	u, err := s.callersOrgUser(ctx, a.ID)
 	if err != nil {
 		return nil, err
@@ -264,20 +211,14 @@ func (s *Set) userGet(ctx context.Context, a idArgs) (any, error) {
 }
 
 type userListArgs struct {
-	Filter string `json:"filter"`
-	Limit  *int   `json:"limit"`
-	Cursor string `json:"cursor"`
+	Filter string `json:"filter" desc:"Only users whose email or username starts with this." max:"identifier"`
+	Limit  *int   `json:"limit" desc:"Page size, 1-200 (default 50)." min:"1" max:"page_size"`
+	Cursor string `json:"cursor" desc:"next_cursor from the previous page." max:"user_cursor"`
 }
 
 func (s *Set) userList(ctx context.Context, a userListArgs) (any, error) {
-	if err := maxString("cursor", a.Cursor, 128); err != nil {
-		return nil, err
-	}
 	limit := 0
 	if a.Limit != nil {
-		if *a.Limit < 1 || *a.Limit > auth.MaxPageSize {
-			return nil, apierr.Field("limit", "must be between 1 and %d", auth.MaxPageSize)
-		}
 		limit = *a.Limit
 	}
 	caller, err := callerFrom(ctx)

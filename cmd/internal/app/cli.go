@@ -129,7 +129,7 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage
 	}
-	policy := mcp.AuthToolsPolicy().Merge(p.Policy)
+	policy := tools.Policy().Merge(p.Policy) // mcpauth's tools, then the program's own
 	if c.PolicyFile != "" {
 		fromFile, err := mcp.LoadPolicy(c.PolicyFile)
 		if err != nil {
