@@ -69,25 +69,20 @@ func (s *MongoStore) ListAPIKeys(ctx context.Context, userID string) ([]Key, err
 	return s.withRevocations(ctx, keys)
 }
 
+// withRevocations sets the revocation fields of keys from their revocation records, which are
+// the only record of revocation.
 func (s *MongoStore) withRevocations(ctx context.Context, keys []Key) ([]Key, error) {
-	if len(keys) == 0 {
-		return keys, nil
-	}
 	ids := make([]string, len(keys))
 	for i, k := range keys {
 		ids[i] = k.ID
 	}
-	revs, err := mongox.FindAll[revocation](ctx, s.revoked, mongox.ByIDs(ids), options.Find(), "api key revocations")
+	revs, err := mongox.FindByIDs(ctx, s.revoked, ids, func(r revocation) string { return r.KeyID }, "api key revocations")
 	if err != nil {
 		return nil, err
 	}
-	at := make(map[string]time.Time, len(revs))
-	for _, r := range revs {
-		at[r.KeyID] = r.At
-	}
 	for i, k := range keys {
-		if t, ok := at[k.ID]; ok {
-			keys[i].Revoked, keys[i].RevokedAt = true, t
+		if r, ok := revs[k.ID]; ok {
+			keys[i].Revoked, keys[i].RevokedAt = true, r.At
 		}
 	}
 	return keys, nil

@@ -99,23 +99,16 @@ func (s *MongoStore) ListUserSessions(ctx context.Context, userID string) ([]Ses
 // withRevocations sets the revocation fields of sessions from their revocation records, which
 // are the only record of revocation.
 func (s *MongoStore) withRevocations(ctx context.Context, sessions []Session) ([]Session, error) {
-	if len(sessions) == 0 {
-		return sessions, nil
-	}
 	ids := make([]string, len(sessions))
 	for i, sess := range sessions {
 		ids[i] = sess.ID
 	}
-	revs, err := mongox.FindAll[sessionRevocation](ctx, s.revocations, mongox.ByIDs(ids), options.Find(), "session revocations")
+	revs, err := mongox.FindByIDs(ctx, s.revocations, ids, func(r sessionRevocation) string { return r.SessionID }, "session revocations")
 	if err != nil {
 		return nil, err
 	}
-	byID := make(map[string]sessionRevocation, len(revs))
-	for _, r := range revs {
-		byID[r.SessionID] = r
-	}
 	for i, sess := range sessions {
-		if r, ok := byID[sess.ID]; ok {
+		if r, ok := revs[sess.ID]; ok {
 			sessions[i].Revoked, sessions[i].RevokedAt, sessions[i].RevokeReason = true, r.At, r.Reason
 		}
 	}

@@ -100,3 +100,21 @@ func ByIDs[T any](ids []T) bson.D {
 
 // ByID is the filter of the document whose _id is id.
 func ByID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
+
+// FindByIDs reads the documents of c whose _id is one of ids, keyed by idOf of each (one round
+// trip): how a store joins the records that point at others, such as the revocations of a
+// user's sessions or keys.
+func FindByIDs[T any](ctx context.Context, c *mongo.Collection, ids []string, idOf func(T) string, what string) (map[string]T, error) {
+	if len(ids) == 0 {
+		return map[string]T{}, nil
+	}
+	docs, err := FindAll[T](ctx, c, ByIDs(ids), options.Find(), what)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]T, len(docs))
+	for _, d := range docs {
+		byID[idOf(d)] = d
+	}
+	return byID, nil
+}
