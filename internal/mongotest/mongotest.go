@@ -103,3 +103,30 @@ func DatabaseName(t testing.TB) string {
 	}
 	return fmt.Sprintf("%s%d_%s", prefix, counter.Add(1), n)
 }
+
+// LosableDatabase returns a fresh database for t on a client of its own, and lose, which
+// disconnects that client: from then on every operation on the database fails as it does when
+// the server is gone, so a store's failure paths can be driven against the real driver.
+func LosableDatabase(t testing.TB) (db *mongo.Database, lose func()) {
+	t.Helper()
+	if client == nil {
+		t.Fatal("mongotest: call mongotest.Main from TestMain")
+	}
+	own, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(time.Second))
+	if err != nil {
+		t.Fatalf("mongotest: connect: %v", err)
+	}
+	db = own.Database(DatabaseName(t))
+	lose = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = own.Disconnect(ctx)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.Database(db.Name()).Drop(ctx)
+		lose()
+	})
+	return db, lose
+}
