@@ -25,7 +25,8 @@ func peekJSONRPC(body []byte) (methods, calls []string) {
 	defer peekers.Put(p)
 	p.r.Reset(body)
 	p.d.Reset(&p.r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	var msgs []peekedMessage
+	var one [1]peekedMessage // a batch is rare: one message needs no allocation
+	msgs := one[:0]
 	if p.d.PeekKind() == '[' {
 		if _, err := p.d.ReadToken(); err != nil {
 			return nil, nil
@@ -142,7 +143,21 @@ func (p *peeker) stringInto(dst *string) bool {
 		_, err := p.d.ReadToken()
 		return err == nil
 	case '"':
-		tok, err := p.d.ReadToken()
+		v, err := p.d.ReadValue()
+		if err != nil {
+			return false
+		}
+		if raw := v[1 : len(v)-1]; plainASCII(raw) {
+			if known, ok := methodNames[string(raw)]; ok { // no allocation: the usual methods
+				*dst = known
+			} else {
+				*dst = string(raw)
+			}
+			return true
+		}
+		// Escapes or other than ASCII: read as the decoder reads it (invalid UTF-8 and lone
+		// surrogates become U+FFFD, as encoding/json reads them).
+		tok, err := jsontext.NewDecoder(bytes.NewReader(v), jsontext.AllowInvalidUTF8(true)).ReadToken()
 		if err != nil {
 			return false
 		}
@@ -151,3 +166,25 @@ func (p *peeker) stringInto(dst *string) bool {
 	}
 	return false
 }
+
+// plainASCII reports whether a JSON string's content is printable ASCII without escapes: then
+// its bytes are its value.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// methodNames interns the methods every session sends, so that peeking at them allocates
+// nothing.
+var methodNames = func() map[string]string {
+	m := map[string]string{}
+	for _, name := range []string{"initialize", "ping", "tools/list", "tools/call", "notifications/initialized",
+		"notifications/cancelled", "resources/list", "prompts/list"} {
+		m[name] = name
+	}
+	return m
+}()
