@@ -5,6 +5,7 @@ package embedmongo
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,8 @@ type Server struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	remove []string // removed at Stop: a Unix socket, its private directory
+	ids    *idIndexer
+	log    *slog.Logger
 }
 
 // Start runs FerretDB with its SQLite files under dir, listening on 127.0.0.1 on a free port:
@@ -111,10 +114,26 @@ func start(dir string, listener ferretdb.ListenerConfig, logger *slog.Logger, ur
 		return nil, fmt.Errorf("start embedded store: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cancel: cancel, done: make(chan struct{})}
+	s := &Server{cancel: cancel, done: make(chan struct{}), ids: &idIndexer{dir: abs, dbs: map[string]*sql.DB{}}, log: logger}
+	indexed := make(chan struct{})
 	go func() {
 		defer close(s.done)
+		defer func() { <-indexed; s.ids.close() }()
 		_ = f.Run(ctx)
+	}()
+	go func() { // collections created after start get their _id index within indexEvery
+		defer close(indexed)
+		s.indexIDs(ctx)
+		t := time.NewTicker(indexEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.indexIDs(ctx)
+			}
+		}
 	}()
 	// MongoDBURI blocks until the listener is bound (FerretDB's own form of a Unix socket URI
 	// is not one the driver reads: uri, when given, is).
@@ -123,6 +142,12 @@ func start(dir string, listener ferretdb.ListenerConfig, logger *slog.Logger, ur
 		s.uri = uri
 	}
 	return s, nil
+}
+
+func (s *Server) indexIDs(ctx context.Context) {
+	if _, err := s.IndexIDs(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("could not add the _id index to the embedded store (lookups by _id scan until it is)", "error", err)
+	}
 }
 
 // URI is the mongodb:// address of the server.

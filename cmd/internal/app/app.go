@@ -46,6 +46,7 @@ type app struct {
 	authz     *rbac.Authorizer
 	tools     *tools.Set
 	closers   []func(context.Context) error
+	embedded  *embedmongo.Server // nil on an external MongoDB
 }
 
 func (a *app) Close() {
@@ -124,6 +125,11 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
+	if a.embedded != nil { // every collection exists now: index its _id (see embedmongo)
+		if _, err := a.embedded.IndexIDs(ctx); err != nil {
+			logger.Warn("could not add the _id index to the embedded store (lookups by _id scan until it is)", "error", err)
+		}
+	}
 	if c.BcryptCost < password.DefaultCost {
 		logger.Warn("bcrypt cost below 10: for tests only", "cost", c.BcryptCost)
 	}
@@ -156,6 +162,7 @@ func (a *app) connectMongo(ctx context.Context, c config, logger *slog.Logger) (
 			return nil, err
 		}
 		a.closers = append(a.closers, srv.Stop)
+		a.embedded = srv
 		uri = srv.URI()
 		logger.Debug("embedded store started", "dir", filepath.Join(c.DataDir, "store"))
 	}
