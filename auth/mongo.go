@@ -28,6 +28,7 @@ type MongoStore struct {
 	*apiKeys
 	*factors
 	users    *mongo.Collection
+	names    *mongo.Collection // one document per email and username: finding a user by either is one _id look-up (names.go)
 	releases *mongo.Collection // one document per user unlocked out of process
 }
 
@@ -52,6 +53,7 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 	s := &MongoStore{
 		signingKeys: token.NewMongoStore(db),
 		users:       db.Collection("users"),
+		names:       db.Collection("user_names"),
 		releases:    db.Collection("lockout_releases"),
 	}
 	var err error
@@ -72,7 +74,11 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 		// start. The CLI writes releases through an embedded FerretDB of its own, and a running
 		// server's FerretDB never sees a collection another process created after it started.
 		{Coll: s.releases, Name: "at", Keys: bson.D{{Key: "at", Value: 1}}},
+		{Coll: s.names, Name: "user_id", Keys: bson.D{{Key: "user_id", Value: 1}}},
 	}); err != nil {
+		return nil, err
+	}
+	if err := s.backfill(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -84,9 +90,17 @@ func findOne[T any](ctx context.Context, c *mongo.Collection, filter any, what s
 	return mongox.FindOne[T](ctx, c, filter, what, ErrNotFound)
 }
 
-// CreateUser inserts u; a taken email or username is ErrAlreadyExists.
+// CreateUser inserts u with its name records (names.go); a taken email or username is
+// ErrAlreadyExists.
 func (s *MongoStore) CreateUser(ctx context.Context, u User) error {
+	own := names(u.Email, u.Username)
+	if err := s.claim(ctx, u.ID, u.CreatedAt, own...); err != nil {
+		return err
+	}
 	_, err := s.users.InsertOne(ctx, u)
+	if err != nil {
+		s.release(ctx, u.ID, own...)
+	}
 	return insertErr(err, "user")
 }
 
@@ -103,26 +117,31 @@ func (s *MongoStore) GetUsers(ctx context.Context, ids []string) ([]User, error)
 	return mongox.FindAll[User](ctx, s.users, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find(), "users")
 }
 
-// DeleteUser removes a user by id.
+// DeleteUser removes a user by id, then its name records.
 func (s *MongoStore) DeleteUser(ctx context.Context, id string) error {
-	res, err := s.users.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	u, err := s.GetUser(ctx, id)
+	if err != nil {
+		return err
+	}
+	res, err := s.users.DeleteOne(ctx, mongox.ByID(id))
 	if err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
 	if res.DeletedCount == 0 {
 		return fmt.Errorf("user %s: %w", id, ErrNotFound)
 	}
+	s.release(ctx, id, names(u.Email, u.Username)...)
 	return nil
 }
 
-// GetUserByEmail finds a user by normalized email.
+// GetUserByEmail finds a user by normalized email: two _id look-ups (names.go).
 func (s *MongoStore) GetUserByEmail(ctx context.Context, email string) (User, error) {
-	return findOne[User](ctx, s.users, bson.D{{Key: "email", Value: email}}, "user")
+	return s.byName(ctx, emailName(email))
 }
 
-// GetUserByUsername finds a user by normalized username.
+// GetUserByUsername finds a user by normalized username: two _id look-ups (names.go).
 func (s *MongoStore) GetUserByUsername(ctx context.Context, username string) (User, error) {
-	return findOne[User](ctx, s.users, bson.D{{Key: "username", Value: username}}, "user")
+	return s.byName(ctx, usernameName(username))
 }
 
 // ListUsers pages users in id order.
@@ -153,14 +172,36 @@ func (s *MongoStore) CountUsers(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// UpdateUser $sets the changed fields of a user. The unique indexes on email and username refuse
-// a taken one. MongoDB says so with a duplicate-key error; FerretDB v1 (SQLite) answers an
-// update that breaks a unique index with an InternalError instead (an insert gets the proper
-// duplicate-key error), so on any failed write the new email and username are looked up: if
-// another user holds one of them, the answer is ErrAlreadyExists. Either way the index, not the
-// look-up, is what keeps them unique.
+// UpdateUser $sets the changed fields of a user. A new email or username gets its name record
+// first and the old one loses its record after the update (names.go); the unique indexes on
+// email and username are what refuse a taken one. MongoDB says so with a duplicate-key error;
+// FerretDB v1 (SQLite) answers an update that breaks a unique index with an InternalError
+// instead (an insert gets the proper duplicate-key error), so on any failed write the new email
+// and username are looked up: if another user holds one of them, the answer is
+// ErrAlreadyExists.
 func (s *MongoStore) UpdateUser(ctx context.Context, id string, ch UserChange) error {
 	set := bson.D{{Key: "updated_at", Value: ch.UpdatedAt}}
+	var claimed, replaced []string
+	if ch.Email != nil || ch.Username != nil {
+		cur, err := s.GetUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		if ch.Email != nil && *ch.Email != cur.Email {
+			claimed, replaced = append(claimed, emailName(*ch.Email)), append(replaced, emailName(cur.Email))
+		}
+		if ch.Username != nil && *ch.Username != cur.Username {
+			if *ch.Username != "" {
+				claimed = append(claimed, usernameName(*ch.Username))
+			}
+			if cur.Username != "" {
+				replaced = append(replaced, usernameName(cur.Username))
+			}
+		}
+		if err := s.claim(ctx, id, ch.UpdatedAt, claimed...); err != nil {
+			return fmt.Errorf("update user %s: %w", id, err)
+		}
+	}
 	if ch.Email != nil {
 		set = append(set, bson.E{Key: "email", Value: *ch.Email})
 	}
@@ -173,26 +214,31 @@ func (s *MongoStore) UpdateUser(ctx context.Context, id string, ch UserChange) e
 	if ch.PasswordHash != nil {
 		set = append(set, bson.E{Key: "password_hash", Value: ch.PasswordHash})
 	}
-	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}})
+	res, err := s.users.UpdateOne(ctx, mongox.ByID(id), bson.D{{Key: "$set", Value: set}})
 	if err != nil {
+		s.release(ctx, id, claimed...)
 		if mongo.IsDuplicateKeyError(err) || s.takenByAnother(ctx, id, ch) {
 			return fmt.Errorf("update user %s: %w", id, ErrAlreadyExists)
 		}
 		return fmt.Errorf("update user: %w", err)
 	}
 	if res.MatchedCount == 0 {
+		s.release(ctx, id, claimed...)
 		return fmt.Errorf("user %s: %w", id, ErrNotFound)
 	}
+	s.release(ctx, id, replaced...)
 	return nil
 }
 
 // takenByAnother reports whether the email or username ch sets belongs to a user other than id.
+// It reads the users themselves (a scan on FerretDB: only after a failed write), so that a user
+// whose name record went missing still counts.
 func (s *MongoStore) takenByAnother(ctx context.Context, id string, ch UserChange) bool {
 	for _, f := range []struct {
 		key string
 		v   *string
 	}{{"email", ch.Email}, {"username", ch.Username}} {
-		if f.v == nil {
+		if f.v == nil || *f.v == "" {
 			continue
 		}
 		if u, err := findOne[User](ctx, s.users, bson.D{{Key: f.key, Value: *f.v}}, "user"); err == nil && u.ID != id {

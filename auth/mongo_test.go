@@ -2,11 +2,14 @@ package auth_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/storetest"
 	"github.com/bduf/mcpauth/internal/mongotest"
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 func TestMain(m *testing.M) { mongotest.Main(m) }
@@ -46,5 +49,70 @@ func TestShouldOpenTheMongoStoreTwiceOnTheSameDatabase(t *testing.T) {
 	err = second.CreateUser(ctx, auth.User{ID: "usr_2", Email: "ada@example.com", OrgID: "acme"})
 	if err == nil {
 		t.Fatalf("duplicate email accepted after reopening")
+	}
+}
+
+// A name record is only believed when its user holds the name: a left-over (an interrupted
+// change or delete) answers nothing and, once old, is taken over by the next user of the name;
+// a young one (a change in flight) keeps the name for that change.
+func TestShouldTakeOverALeftOverNameRecordButNotOneInFlight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := mongotest.Database(t)
+	store, err := auth.NewMongoStore(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	names := db.Collection("user_names")
+	if _, err := names.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: "email:old@example.com"}, {Key: "user_id", Value: "usr_gone"}, {Key: "at", Value: now.Add(-time.Hour)}},
+		bson.D{{Key: "_id", Value: "email:young@example.com"}, {Key: "user_id", Value: "usr_creating"}, {Key: "at", Value: now}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, email := range []string{"old@example.com", "young@example.com"} {
+		if _, err := store.GetUserByEmail(ctx, email); !errors.Is(err, auth.ErrNotFound) {
+			t.Errorf("a record whose user does not hold %s: %v, want not found", email, err)
+		}
+	}
+	if err := store.CreateUser(ctx, auth.User{ID: "usr_1", Email: "old@example.com", OrgID: "acme", CreatedAt: now}); err != nil {
+		t.Fatalf("taking a left-over name: %v", err)
+	}
+	if u, err := store.GetUserByEmail(ctx, "old@example.com"); err != nil || u.ID != "usr_1" {
+		t.Errorf("the name taken over finds %+v, %v; want usr_1", u, err)
+	}
+	err = store.CreateUser(ctx, auth.User{ID: "usr_2", Email: "young@example.com", OrgID: "acme", CreatedAt: now})
+	if !errors.Is(err, auth.ErrAlreadyExists) {
+		t.Errorf("taking a name whose change is in flight: %v, want already exists", err)
+	}
+	if _, err := store.GetUser(ctx, "usr_2"); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("the refused user was stored: %v", err)
+	}
+}
+
+// A store made before user_names existed gets every user's name records at its next start.
+func TestShouldBackfillTheNameRecordsOfAnOlderStore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := mongotest.Database(t)
+	if _, err := db.Collection("users").InsertMany(ctx, []any{
+		auth.User{ID: "usr_1", Email: "ada@example.com", Username: "ada", OrgID: "acme"},
+		auth.User{ID: "usr_2", Email: "bob@example.com", OrgID: "acme"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := auth.NewMongoStore(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, find := range []func() (auth.User, error){
+		func() (auth.User, error) { return store.GetUserByEmail(ctx, "ada@example.com") },
+		func() (auth.User, error) { return store.GetUserByUsername(ctx, "ada") },
+		func() (auth.User, error) { return store.GetUserByEmail(ctx, "bob@example.com") },
+	} {
+		if _, err := find(); err != nil {
+			t.Errorf("a user of the older store: %v", err)
+		}
 	}
 }
