@@ -5,11 +5,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bduf/mcpauth/auth"
@@ -211,4 +213,47 @@ func BenchmarkAPIKeyVsJWT(b *testing.B) {
 		}
 	})
 	benchratio.Report(b, map[string][2]*benchratio.Samples{"api-key/jwt": {apiKey, jwt}, "parse/jwt": {parse, jwt}})
+}
+
+// BenchmarkUserByEmail: the login look-up at 20,000 users on the store under test (the embedded
+// FerretDB unless MCPAUTH_TEST_MONGO_URI), the last user's email each time: a filter on email
+// (what the store did before user_names: FerretDB scans and decodes every user) beside the
+// store's GetUserByEmail (a name record by _id, then the user by _id), in one run.
+func BenchmarkUserByEmail(b *testing.B) {
+	ctx := context.Background()
+	db := mongotest.Database(b)
+	store, err := auth.NewMongoStore(ctx, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 20_000
+	users, names := make([]any, n), make([]any, n)
+	for i := range n {
+		id, email := fmt.Sprintf("usr_%06d", i), fmt.Sprintf("user%06d@example.com", i)
+		users[i] = auth.User{ID: id, Email: email, OrgID: "acme"}
+		names[i] = bson.D{{Key: "_id", Value: "email:" + email}, {Key: "user_id", Value: id}}
+	}
+	if _, err := db.Collection("users").InsertMany(ctx, users); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.Collection("user_names").InsertMany(ctx, names); err != nil {
+		b.Fatal(err)
+	}
+	last := fmt.Sprintf("user%06d@example.com", n-1)
+	scan := benchratio.Run(b, "filter-on-email", func(b *testing.B) {
+		for b.Loop() {
+			var u auth.User
+			if err := db.Collection("users").FindOne(ctx, bson.D{{Key: "email", Value: last}}).Decode(&u); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	byName := benchratio.Run(b, "name-record", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := store.GetUserByEmail(ctx, last); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	benchratio.Report(b, map[string][2]*benchratio.Samples{"name-record/filter": {byName, scan}})
 }
