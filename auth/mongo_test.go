@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/storetest"
 	"github.com/bduf/mcpauth/internal/mongotest"
-	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 func TestMain(m *testing.M) { mongotest.Main(m) }
