@@ -62,9 +62,10 @@ type Authorizer struct {
 	versions Versions
 	now      func() time.Time
 
-	local    atomic.Uint64  // changes made through this Authorizer
-	recorder audit.Recorder // nil: changes are not recorded
-	limit    int            // entries per cache; 0: no caching
+	local    atomic.Uint64   // changes made through this Authorizer
+	own      subjectVersions // changes of one subject made through this Authorizer
+	recorder audit.Recorder  // nil: changes are not recorded
+	limit    int             // entries per cache; 0: no caching
 	logger   *slog.Logger
 
 	scopes    versionedCache[scopeKey, *grantSet]
@@ -139,6 +140,13 @@ func (a *Authorizer) stamp() stamp {
 	return stamp{shared: a.versions.Current(), local: a.local.Load()}
 }
 
+// subjectVersion is the version of subject's assignments and grants: the shared one plus this
+// Authorizer's own changes (which count even when the shared bump fails). A sum of two counters
+// that only grow only grows.
+func (a *Authorizer) subjectVersion(subject string) uint64 {
+	return a.versions.Subject(subject) + a.own.get(subject)
+}
+
 // Authorize decides r. Allowed iff a pattern the subject holds in r.OrgID (through a role
 // assigned org-wide or in r.ProjectID, or a direct grant) Matches r.Resource:r.Action, and, for
 // a role with conditions, its conditions hold for r.Attributes. Never an error: anything that
@@ -151,19 +159,19 @@ func (a *Authorizer) Authorize(ctx context.Context, r Request) (d Decision) {
 			d = systemError(r)
 		}
 	}()
-	st := a.stamp()
+	st, sv := a.stamp(), a.subjectVersion(r.Subject)
 	key := decisionKey{subject: r.Subject, org: r.OrgID, project: r.ProjectID, resource: r.Resource, action: r.Action}
-	if d, ok := a.decisions.get(st, key); ok {
+	if d, ok := a.decisions.get(st, sv, key); ok {
 		return d
 	}
-	return a.authorizeCold(ctx, st, key, &r)
+	return a.authorizeCold(ctx, st, sv, key, &r)
 }
 
 func systemError(r Request) Decision {
 	return Decision{Allowed: false, Reason: ReasonSystemError, Required: []string{r.Resource + ":" + r.Action}, Granted: noneGranted}
 }
 
-func (a *Authorizer) authorizeCold(ctx context.Context, st stamp, key decisionKey, r *Request) Decision {
+func (a *Authorizer) authorizeCold(ctx context.Context, st stamp, sv uint64, key decisionKey, r *Request) Decision {
 	required := r.Resource + ":" + r.Action
 	deny := func(reason string) Decision {
 		return Decision{Reason: reason, Required: []string{required}, Granted: noneGranted}
@@ -174,14 +182,14 @@ func (a *Authorizer) authorizeCold(ctx context.Context, st stamp, key decisionKe
 	if _, _, ok := splitPermission(required); !ok || !validPattern(required) {
 		return deny("invalid permission " + clip(required))
 	}
-	gs, err := a.grantSet(ctx, st, scopeKey{subject: r.Subject, org: r.OrgID, project: r.ProjectID})
+	gs, err := a.grantSet(ctx, st, sv, scopeKey{subject: r.Subject, org: r.OrgID, project: r.ProjectID})
 	if err != nil {
 		a.logger.Warn("rbac: store error while authorizing; denied", "error", err, "subject", r.Subject, "org_id", r.OrgID)
 		return systemError(*r)
 	}
 	d, cacheable := a.evaluate(gs, r, required)
 	if cacheable && len(key.subject)+len(key.org)+len(key.project) <= maxCachedKeyLen {
-		a.decisions.put(st, key, d, a.limit)
+		a.decisions.put(st, sv, key, d, a.limit)
 	}
 	return d
 }
@@ -242,9 +250,10 @@ func (a *Authorizer) evaluate(gs *grantSet, r *Request, required string) (d Deci
 	}
 }
 
-// grantSet returns the compiled grant set of k under st, from the cache or the store.
-func (a *Authorizer) grantSet(ctx context.Context, st stamp, k scopeKey) (*grantSet, error) {
-	if gs, ok := a.scopes.get(st, k); ok {
+// grantSet returns the compiled grant set of k under st and the subject's version sv, from the
+// cache or the store.
+func (a *Authorizer) grantSet(ctx context.Context, st stamp, sv uint64, k scopeKey) (*grantSet, error) {
+	if gs, ok := a.scopes.get(st, sv, k); ok {
 		return gs, nil
 	}
 	assignments, err := a.store.ListAssignments(ctx, k.subject, k.org)
@@ -304,7 +313,7 @@ func (a *Authorizer) grantSet(ctx context.Context, st stamp, k scopeKey) (*grant
 	slices.Sort(gs.patterns)
 	gs.patterns = slices.Compact(gs.patterns)
 	if len(k.subject)+len(k.org)+len(k.project) <= maxCachedKeyLen {
-		a.scopes.put(st, k, gs, a.limit)
+		a.scopes.put(st, sv, k, gs, a.limit)
 	}
 	return gs, nil
 }
@@ -316,7 +325,7 @@ func (a *Authorizer) Permissions(ctx context.Context, userID, orgID, projectID s
 	if userID == "" {
 		return nil, apierr.Field("user_id", "is required")
 	}
-	gs, err := a.grantSet(ctx, a.stamp(), scopeKey{subject: userID, org: orgID, project: projectID})
+	gs, err := a.grantSet(ctx, a.stamp(), a.subjectVersion(userID), scopeKey{subject: userID, org: orgID, project: projectID})
 	if err != nil {
 		return nil, apierr.Internalf("permissions: %w", err)
 	}
@@ -407,7 +416,7 @@ func (a *Authorizer) CreateRole(ctx context.Context, r Role) (Role, error) {
 	} else if err != nil {
 		return Role{}, apierr.Internalf("create role: %w", err)
 	}
-	return role, a.changed(ctx, audit.Event{Type: audit.RoleCreated, OrgID: role.OrgID,
+	return role, a.changed(ctx, "", audit.Event{Type: audit.RoleCreated, OrgID: role.OrgID,
 		Details: map[string]any{"role": role.Name, "permissions": role.Permissions}})
 }
 
@@ -443,7 +452,7 @@ func (a *Authorizer) DeleteRole(ctx context.Context, orgID, name string) error {
 		return apierr.Internalf("delete role: %w", err)
 	}
 	_, delErr := a.store.DeleteRoleAssignments(ctx, orgID, name)
-	bumpErr := a.changed(ctx, audit.Event{Type: audit.RoleDeleted, Severity: audit.Warning, OrgID: orgID,
+	bumpErr := a.changed(ctx, "", audit.Event{Type: audit.RoleDeleted, Severity: audit.Warning, OrgID: orgID,
 		Details: map[string]any{"role": name}})
 	if delErr != nil {
 		return apierr.Internalf("role deleted, its assignments not: %w", delErr)
@@ -474,13 +483,13 @@ func (a *Authorizer) Assign(ctx context.Context, as Assignment) error {
 		// insert: look again, and take the assignment back if the role is gone.
 		if _, err := a.store.GetRole(ctx, as.OrgID, as.Role); errors.Is(err, ErrNotFound) {
 			if err := a.store.Unassign(ctx, as); err != nil && !errors.Is(err, ErrNotFound) {
-				_ = a.changed(ctx) // the assignment stays (granting nothing while the role is missing)
+				_ = a.changed(ctx, as.UserID) // the assignment stays (granting nothing while the role is missing)
 				return apierr.Internalf("undo assignment of a deleted role: %w", err)
 			}
 			return roleNotFound(as.Role)
 		}
 	}
-	return a.changed(ctx, audit.Event{Type: audit.RoleAssigned, Subject: as.UserID, OrgID: as.OrgID,
+	return a.changed(ctx, as.UserID, audit.Event{Type: audit.RoleAssigned, Subject: as.UserID, OrgID: as.OrgID,
 		Details: map[string]any{"role": as.Role, "project_id": as.ProjectID}})
 }
 
@@ -495,7 +504,7 @@ func (a *Authorizer) Unassign(ctx context.Context, as Assignment) error {
 	} else if err != nil {
 		return apierr.Internalf("unassign: %w", err)
 	}
-	return a.changed(ctx, audit.Event{Type: audit.RoleRevoked, Severity: audit.Warning, Subject: as.UserID, OrgID: as.OrgID,
+	return a.changed(ctx, as.UserID, audit.Event{Type: audit.RoleRevoked, Severity: audit.Warning, Subject: as.UserID, OrgID: as.OrgID,
 		Details: map[string]any{"role": as.Role, "project_id": as.ProjectID}})
 }
 
@@ -514,7 +523,7 @@ func (a *Authorizer) AddGrant(ctx context.Context, g Grant) error {
 	} else if err != nil {
 		return apierr.Internalf("add grant: %w", err)
 	}
-	return a.changed(ctx, audit.Event{Type: audit.PermissionGranted, Subject: g.UserID, OrgID: g.OrgID,
+	return a.changed(ctx, g.UserID, audit.Event{Type: audit.PermissionGranted, Subject: g.UserID, OrgID: g.OrgID,
 		Details: map[string]any{"permission": g.Permission}})
 }
 
@@ -528,7 +537,7 @@ func (a *Authorizer) RemoveGrant(ctx context.Context, g Grant) error {
 	} else if err != nil {
 		return apierr.Internalf("remove grant: %w", err)
 	}
-	return a.changed(ctx, audit.Event{Type: audit.PermissionRevoked, Severity: audit.Warning, Subject: g.UserID, OrgID: g.OrgID,
+	return a.changed(ctx, g.UserID, audit.Event{Type: audit.PermissionRevoked, Severity: audit.Warning, Subject: g.UserID, OrgID: g.OrgID,
 		Details: map[string]any{"permission": g.Permission}})
 }
 
@@ -542,14 +551,22 @@ func requireUserOrg(userID, orgID string) error {
 	return nil
 }
 
-// changed records a change that has been stored: this Authorizer's caches go stale at once, and
-// the shared version is bumped so that every instance's do. If the bump fails the change has
-// still happened (it is in the store) but other instances may not see it until their next
-// version change: the error is INTERNAL and says so.
+// changed records a change that has been stored: what this Authorizer cached of it goes stale at
+// once, and the shared version is bumped so that every instance's does. A change of one
+// subject's assignments or grants (subject set) bumps only that subject's version: every other
+// subject's decisions stay cached. A change of a role (subject "") bumps the version of all.
+// If the bump fails the change has still happened (it is in the store) but other instances may
+// not see it until their next version change: the error is INTERNAL and says so.
 //
 // Each event is recorded durably first: a role change is not done until its record is.
-func (a *Authorizer) changed(ctx context.Context, events ...audit.Event) error {
-	a.local.Add(1)
+func (a *Authorizer) changed(ctx context.Context, subject string, events ...audit.Event) error {
+	bump := a.versions.Bump
+	if subject != "" {
+		a.own.bump(subject)
+		bump = func(ctx context.Context) error { return a.versions.BumpSubject(ctx, subject) }
+	} else {
+		a.local.Add(1)
+	}
 	var auditErr error
 	if rec := a.recorder; rec != nil {
 		for _, e := range events {
@@ -558,7 +575,7 @@ func (a *Authorizer) changed(ctx context.Context, events ...audit.Event) error {
 			}
 		}
 	}
-	if err := a.versions.Bump(ctx); err != nil {
+	if err := bump(ctx); err != nil {
 		return apierr.New(apierr.Internal, "the change was saved, but other instances may not see it yet").Wrap(err)
 	}
 	return auditErr

@@ -574,6 +574,10 @@ type brokenVersions struct{ rbac.LocalVersions }
 
 func (*brokenVersions) Bump(context.Context) error { return errors.New("redis: connection refused") }
 
+func (*brokenVersions) BumpSubject(context.Context, string) error {
+	return errors.New("redis: connection refused")
+}
+
 func TestShouldReportAFailedBumpButKeepThisInstanceFresh(t *testing.T) {
 	a := rbac.NewAuthorizer(rbac.Config{Store: newMongoStore(t), Versions: &brokenVersions{}, Now: fixedClock})
 	ctx := context.Background()
@@ -696,5 +700,47 @@ func TestShouldLeaveNoAssignmentOfADeletedRoleWhenAssignRacesDelete(t *testing.T
 			t.Fatalf("round %d: an assignment of the deleted role survived: %+v", round, left)
 		}
 		mustDeny(t, a, req("usr_1", "tasks:read"))
+	}
+}
+
+// A change of one user's roles makes only that user's decisions stale: every other user's stay
+// cached (no store read), and the changed user's next decision reads the store and follows the
+// change at once.
+func TestShouldInvalidateOnlyTheChangedSubject(t *testing.T) {
+	store := &countingStore{Store: newMongoStore(t)}
+	a := rbac.NewAuthorizer(rbac.Config{Store: store, Now: fixedClock})
+	for _, u := range []string{"usr_1", "usr_2", "usr_3"} {
+		assign(t, a, u, "acme", rbac.RoleViewer, "")
+	}
+	read, write := req("usr_1", "projects:read"), req("usr_1", "projects:write")
+	others := []rbac.Request{req("usr_2", "projects:read"), req("usr_3", "projects:read")}
+	for _, r := range append(others, read) {
+		mustAllow(t, a, r)
+	}
+	mustDeny(t, a, write)
+	reads := func(f func()) int64 {
+		before := store.reads.Load()
+		f()
+		return store.reads.Load() - before
+	}
+	assign(t, a, "usr_1", "acme", rbac.RoleContributor, "")
+	if n := reads(func() {
+		for _, r := range others {
+			mustAllow(t, a, r)
+		}
+	}); n != 0 {
+		t.Errorf("after a change of usr_1's roles, other users' warm decisions read the store %d times", n)
+	}
+	if n := reads(func() { mustAllow(t, a, write); mustAllow(t, a, read) }); n != 1 {
+		t.Errorf("usr_1's decisions after its change read the store %d times, want 1 (then cached)", n)
+	}
+	mustDo(t, "unassign", a.Unassign(context.Background(), rbac.Assignment{UserID: "usr_1", OrgID: "acme", Role: rbac.RoleContributor}))
+	mustDeny(t, a, write)
+	// A role definition can concern anyone: everything goes stale.
+	if _, err := a.CreateRole(context.Background(), rbac.Role{OrgID: "acme", Name: "auditor", Permissions: []string{"audit:read"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := reads(func() { mustAllow(t, a, others[0]) }); n != 1 {
+		t.Errorf("after a role was defined, a warm decision read the store %d times, want 1", n)
 	}
 }

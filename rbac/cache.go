@@ -25,25 +25,36 @@ type versionedCache[K comparable, V any] struct {
 type generation[K comparable, V any] struct {
 	stamp stamp
 	mu    sync.RWMutex
-	m     map[K]V
+	m     map[K]entry[V]
 }
 
-func (c *versionedCache[K, V]) get(s stamp, k K) (V, bool) {
+// entry is a cached value with the version of its subject's assignments and grants it was
+// computed under (Versions.Subject): a change of one subject makes only its entries stale.
+type entry[V any] struct {
+	v       V
+	subject uint64
+}
+
+func (c *versionedCache[K, V]) get(s stamp, subject uint64, k K) (V, bool) {
 	g := c.gen.Load()
 	if g == nil || g.stamp != s {
 		var zero V
 		return zero, false
 	}
 	g.mu.RLock()
-	v, ok := g.m[k]
+	e, ok := g.m[k]
 	g.mu.RUnlock()
-	return v, ok
+	if !ok || e.subject != subject {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
 }
 
 // put stores v under s, unless s is older than what the cache holds. When the cache reaches
 // limit entries it is emptied first (a bound, not an LRU: refilling is cheap). A limit below 1
 // turns caching off.
-func (c *versionedCache[K, V]) put(s stamp, k K, v V, limit int) {
+func (c *versionedCache[K, V]) put(s stamp, subject uint64, k K, v V, limit int) {
 	if limit < 1 {
 		return
 	}
@@ -54,13 +65,17 @@ func (c *versionedCache[K, V]) put(s stamp, k K, v V, limit int) {
 		if g != nil && s.olderThan(g.stamp) {
 			return // computed under a policy already replaced
 		}
-		g = &generation[K, V]{stamp: s, m: make(map[K]V)}
+		g = &generation[K, V]{stamp: s, m: make(map[K]entry[V])}
 		c.gen.Store(g)
 	}
 	g.mu.Lock()
 	if len(g.m) >= limit {
 		clear(g.m)
 	}
-	g.m[k] = v
+	if e, ok := g.m[k]; ok && e.subject > subject {
+		g.mu.Unlock()
+		return // computed under a version of the subject already replaced
+	}
+	g.m[k] = entry[V]{v: v, subject: subject}
 	g.mu.Unlock()
 }

@@ -71,7 +71,7 @@ func (a *Authorizer) Excess(ctx context.Context, c Credential, orgID string, per
 	if c.Subject == "" {
 		return nil, apierr.Field("user_id", "is required")
 	}
-	gs, err := a.grantSet(ctx, a.stamp(), scopeKey{subject: c.Subject, org: orgID})
+	gs, err := a.grantSet(ctx, a.stamp(), a.subjectVersion(c.Subject), scopeKey{subject: c.Subject, org: orgID})
 	if err != nil {
 		return nil, apierr.Internalf("permissions: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,21 @@ import (
 const (
 	RedisVersionKey     = "mcpauth:rbac:version"
 	RedisVersionChannel = "mcpauth:rbac:version"
+)
+
+// A change of one subject's assignments or grants (BumpSubject) is a number from
+// RedisSubjectSeqKey (INCR) entered with the subject in the sorted set RedisSubjectLogKey (the
+// subject as member, its latest number as score) and published on RedisSubjectChannel as
+// "<number> <subject>". An instance applies published changes as they arrive and, at every poll,
+// reads the numbers it has not seen from the log: a lost message costs at most a poll interval.
+// The log keeps the last subjectLogKeep numbers; an instance that fell further behind (or sees
+// the counter go back: Redis lost it) treats everything as changed. The keys share a hash tag,
+// so they live in one slot of a Redis Cluster.
+const (
+	RedisSubjectSeqKey  = "mcpauth:rbac:{subjects}:seq"
+	RedisSubjectLogKey  = "mcpauth:rbac:{subjects}:log"
+	RedisSubjectChannel = "mcpauth:rbac:subjects"
+	subjectLogKeep      = 100_000
 )
 
 // redisPollInterval is how often the shared version is read, as a fallback for published
@@ -48,10 +64,12 @@ type RedisVersions struct {
 	logger *slog.Logger
 	pubsub *redis.PubSub
 
-	epoch atomic.Uint64 // what Current returns
+	epoch    atomic.Uint64 // what Current returns
+	subjects subjectVersions
 
 	mu       sync.Mutex // guards the fields below (writers only; Current never takes it)
 	seen     string     // the shared value last seen ("" before the first read, "0" for no key)
+	seenSeq  int64      // the last subject change number applied from the log
 	failing  bool       // the last poll failed (to log transitions only)
 	closed   bool
 	stop     context.CancelFunc
@@ -68,13 +86,19 @@ func NewRedisVersions(ctx context.Context, client redis.UniversalClient, logger 
 	}
 	v := &RedisVersions{client: client, logger: logger}
 	// Subscribe first, then read: a bump between the two is seen by one or the other.
-	v.pubsub = client.Subscribe(ctx, RedisVersionChannel)
-	if _, err := v.pubsub.Receive(ctx); err != nil {
-		_ = v.pubsub.Close()
-		return nil, fmt.Errorf("subscribe to %s: %w", RedisVersionChannel, err)
+	v.pubsub = client.Subscribe(ctx, RedisVersionChannel, RedisSubjectChannel)
+	for range 2 { // one confirmation per channel
+		if _, err := v.pubsub.Receive(ctx); err != nil {
+			_ = v.pubsub.Close()
+			return nil, fmt.Errorf("subscribe to %s: %w", RedisVersionChannel, err)
+		}
 	}
 	shared, err := v.read(ctx)
 	if err != nil {
+		_ = v.pubsub.Close()
+		return nil, err
+	}
+	if v.seenSeq, err = v.readSeq(ctx); err != nil {
 		_ = v.pubsub.Close()
 		return nil, err
 	}
@@ -105,6 +129,76 @@ func (v *RedisVersions) Bump(ctx context.Context) error {
 	if err := v.client.Publish(ctx, RedisVersionChannel, shared).Err(); err != nil {
 		v.logger.Warn("rbac: publishing the policy version failed; other instances will poll it", "error", err)
 	}
+	return nil
+}
+
+// Subject returns the version of subject's assignments and grants as this instance knows it
+// (lock-free).
+func (v *RedisVersions) Subject(subject string) uint64 { return v.subjects.get(subject) }
+
+// BumpSubject advances subject's version here at once, then, in one script (atomic: no poller
+// ever reads a number whose log entry is not written yet), numbers the change, logs it and
+// trims the log; then publishes it. If the script fails the error is returned (other instances
+// may not see the change); a failed publish is only logged (they read the log at their next
+// poll).
+func (v *RedisVersions) BumpSubject(ctx context.Context, subject string) error {
+	v.subjects.bump(subject)
+	n, err := logSubjectChange.Run(ctx, v.client, []string{RedisSubjectSeqKey, RedisSubjectLogKey}, subject, subjectLogKeep).Int64()
+	if err != nil {
+		return fmt.Errorf("log a policy change: %w", err)
+	}
+	if err := v.client.Publish(ctx, RedisSubjectChannel, strconv.FormatInt(n, 10)+" "+subject).Err(); err != nil {
+		v.logger.Warn("rbac: publishing a subject's policy change failed; other instances will poll it", "error", err)
+	}
+	return nil
+}
+
+// logSubjectChange numbers a change of subject ARGV[1] (KEYS[1]), logs it with that number
+// (KEYS[2]) and drops the entries more than ARGV[2] numbers old.
+var logSubjectChange = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], n, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (n - tonumber(ARGV[2])))
+return n
+`)
+
+// readSeq returns the last subject change number (0 when there is none).
+func (v *RedisVersions) readSeq(ctx context.Context) (int64, error) {
+	n, err := v.client.Get(ctx, RedisSubjectSeqKey).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read policy change number: %w", err)
+	}
+	return n, nil
+}
+
+// catchUp applies the subject changes numbered after the last one applied, up to seq.
+func (v *RedisVersions) catchUp(ctx context.Context, seq int64) error {
+	v.mu.Lock()
+	last := v.seenSeq
+	v.mu.Unlock()
+	switch {
+	case seq == last:
+		return nil
+	case seq < last || seq-last > subjectLogKeep:
+		// The counter went back (Redis lost it) or the log no longer reaches back to what this
+		// instance saw: any subject may have changed.
+		v.epoch.Add(1)
+	default:
+		changed, err := v.client.ZRangeByScore(ctx, RedisSubjectLogKey, &redis.ZRangeBy{
+			Min: "(" + strconv.FormatInt(last, 10), Max: strconv.FormatInt(seq, 10)}).Result()
+		if err != nil {
+			return fmt.Errorf("read policy changes: %w", err)
+		}
+		for _, subject := range changed {
+			v.subjects.bump(subject)
+		}
+	}
+	v.mu.Lock()
+	v.seenSeq = seq
+	v.mu.Unlock()
 	return nil
 }
 
@@ -151,6 +245,12 @@ func (v *RedisVersions) observe(shared string) {
 func (v *RedisVersions) subscribe(ch <-chan *redis.Message) {
 	defer v.finished.Done()
 	for msg := range ch {
+		if msg.Channel == RedisSubjectChannel {
+			if _, subject, ok := strings.Cut(msg.Payload, " "); ok && subject != "" {
+				v.subjects.bump(subject)
+			}
+			continue
+		}
 		if _, err := strconv.ParseUint(msg.Payload, 10, 64); err != nil {
 			v.logger.Warn("rbac: ignoring a malformed policy version message", "payload_len", len(msg.Payload))
 			continue
@@ -172,6 +272,12 @@ func (v *RedisVersions) poll(ctx context.Context) {
 		}
 		readCtx, cancel := context.WithTimeout(ctx, redisPollTimeout)
 		shared, err := v.read(readCtx)
+		if err == nil {
+			var seq int64
+			if seq, err = v.readSeq(readCtx); err == nil {
+				err = v.catchUp(readCtx, seq)
+			}
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return

@@ -164,3 +164,44 @@ func TestShouldCountLocalVersionsUp(t *testing.T) {
 		}
 	}
 }
+
+// A change of one subject on one instance reaches every other within a second, without making
+// the others' whole cache stale; one whose message was lost is read from the log at the next
+// poll; a change counter that goes back (Redis lost it) makes everything stale.
+func TestShouldSeeASubjectChangeOnAnotherInstanceAndOnlyThatSubject(t *testing.T) {
+	ctx := context.Background()
+	addr := redistest.Start(t)
+	a, b := newRedisVersions(t, addr), newRedisVersions(t, addr)
+	epochB := b.Current()
+	for round := range 3 {
+		before := b.Subject("usr_1")
+		if err := a.BumpSubject(ctx, "usr_1"); err != nil {
+			t.Fatalf("round %d: bump subject: %v", round, err)
+		}
+		if a.Subject("usr_1") == 0 {
+			t.Fatalf("round %d: the bumping instance's subject version did not advance at once", round)
+		}
+		await(t, propagation, "the other instance sees the subject's change", func() bool { return b.Subject("usr_1") > before })
+	}
+	if b.Subject("usr_2") != 0 || b.Current() != epochB {
+		t.Errorf("a change of usr_1 moved usr_2 (%d) or everything (epoch %d → %d)", b.Subject("usr_2"), epochB, b.Current())
+	}
+
+	// Numbered and logged, never published: only the poll can see it.
+	rc := newRedisClient(t, addr)
+	n, err := rc.Incr(ctx, rbac.RedisSubjectSeqKey).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.ZAdd(ctx, rbac.RedisSubjectLogKey, redis.Z{Score: float64(n), Member: "usr_3"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	await(t, propagation, "the poller reads the unpublished change", func() bool { return b.Subject("usr_3") > 0 })
+
+	// Redis forgets the counter: everything is stale.
+	before := b.Current()
+	if err := rc.Del(ctx, rbac.RedisSubjectSeqKey, rbac.RedisSubjectLogKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	await(t, propagation, "the counter going back makes everything stale", func() bool { return b.Current() > before })
+}

@@ -81,12 +81,17 @@ type Store interface {
 	ListGrants(ctx context.Context, userID, orgID string) ([]Grant, error)
 }
 
-// Versions is the policy version: bumped by every change to roles, assignments or grants, so
-// cached decisions made under an older version are never used. Local (one instance) or Redis
-// (every instance sharing it sees a bump within a second).
+// Versions is the policy version, so that cached decisions made under an older one are never
+// used: Current and Bump for a change that can concern anyone (a role defined or deleted),
+// Subject and BumpSubject for a change of one subject's assignments or grants, which leaves
+// every other subject's cached decisions standing. Local (one instance) or Redis (every
+// instance sharing it sees a bump within a second).
 type Versions interface {
 	Current() uint64
 	Bump(ctx context.Context) error
+	// Subject is the version of subject's assignments and grants (0 until the first change).
+	Subject(subject string) uint64
+	BumpSubject(ctx context.Context, subject string) error
 }
 
 // Attributes are what policy conditions look at.
