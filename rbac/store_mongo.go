@@ -15,18 +15,20 @@ import (
 
 // MongoStore is the Store on MongoDB (or the embedded FerretDB), in three collections:
 //
-//	rbac_roles        _id = org/name                  custom roles
-//	rbac_assignments  _id = org/user/role/project     (project empty for an org-wide assignment)
-//	rbac_grants       _id = org/user/permission       direct grants
+//	rbac_roles          _id = org/name             custom roles
+//	rbac_subjects       _id = org/user/<version>   a subject's assignments and grants, each version
+//	rbac_subject_heads  _id = org/user             a recent version: where a read starts
 //
-// Every write is one insert or one delete by _id, never an update: an insert with a unique _id
-// is atomic on every MongoDB-wire server (FerretDB v1's updates are not; see auth.MongoStore),
-// so of concurrent identical Assign calls exactly one succeeds. The parts of an _id are escaped
-// ('%' and '/' as %25 and %2F), so ids with a '/' in them cannot collide.
+// Every atomic step is an insert with a unique _id, never a conditional update: an insert is
+// atomic on every MongoDB-wire server (FerretDB v1's updates are not; see auth.MongoStore), so
+// of concurrent identical Assign calls exactly one succeeds (subjects_mongo.go). The parts of an
+// _id are escaped ('%' and '/' as %25 and %2F), so ids with a '/' in them cannot collide.
+// (rbac_assignments and rbac_grants, one document per assignment and grant, are read once by a
+// store made before rbac_subjects, to move them; nothing writes them any more.)
 type MongoStore struct {
-	roles       *mongo.Collection
-	assignments *mongo.Collection
-	grants      *mongo.Collection
+	roles    *mongo.Collection
+	subjects *mongo.Collection // every version of each subject's assignments and grants (subjects_mongo.go)
+	heads    *mongo.Collection // a recent version of each subject: where a read starts
 }
 
 var _ Store = (*MongoStore)(nil)
@@ -49,16 +51,18 @@ type grantDoc struct {
 // NewMongoStore returns a store on db, creating its indexes (idempotently).
 func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error) {
 	s := &MongoStore{
-		roles:       db.Collection("rbac_roles"),
-		assignments: db.Collection("rbac_assignments"),
-		grants:      db.Collection("rbac_grants"),
+		roles:    db.Collection("rbac_roles"),
+		subjects: db.Collection("rbac_subjects"),
+		heads:    db.Collection("rbac_subject_heads"),
 	}
 	if err := mongox.CreateIndexes(ctx, []mongox.Index{
 		{Coll: s.roles, Name: "org_name", Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "name", Value: 1}}},
-		{Coll: s.assignments, Name: "user_org", Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "org_id", Value: 1}}},
-		{Coll: s.assignments, Name: "org_role", Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "role", Value: 1}}},
-		{Coll: s.grants, Name: "user_org", Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "org_id", Value: 1}}},
+		{Coll: s.subjects, Name: "org_role", Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "assignments.role", Value: 1}}},
+		{Coll: s.heads, Name: "org_user", Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "user_id", Value: 1}}},
 	}); err != nil {
+		return nil, err
+	}
+	if err := s.backfill(ctx, db); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -76,9 +80,6 @@ func docID(parts ...string) string {
 
 func roleID(orgID, name string) string { return docID(orgID, name) }
 
-func assignmentID(a Assignment) string { return docID(a.OrgID, a.UserID, a.Role, a.ProjectID) }
-
-func grantID(g Grant) string { return docID(g.OrgID, g.UserID, g.Permission) }
 
 func insertErr(err error, what string) error { return mongox.InsertErr(err, what, ErrAlreadyExists) }
 
@@ -122,65 +123,4 @@ func (s *MongoStore) ListRoles(ctx context.Context, orgID string) ([]Role, error
 // DeleteRole deletes a custom role (not its assignments: see DeleteRoleAssignments).
 func (s *MongoStore) DeleteRole(ctx context.Context, orgID, name string) error {
 	return deleteByID(ctx, s.roles, roleID(orgID, name), "role")
-}
-
-// Assign inserts an assignment; the same user, org, role and project again is ErrAlreadyExists.
-func (s *MongoStore) Assign(ctx context.Context, a Assignment) error {
-	_, err := s.assignments.InsertOne(ctx, assignmentDoc{ID: assignmentID(a), Assignment: a})
-	return insertErr(err, "assignment")
-}
-
-// Unassign deletes the assignment with a's user, org, role and project.
-func (s *MongoStore) Unassign(ctx context.Context, a Assignment) error {
-	return deleteByID(ctx, s.assignments, assignmentID(a), "assignment")
-}
-
-// ListAssignments returns a user's assignments in an organization, by role then project.
-func (s *MongoStore) ListAssignments(ctx context.Context, userID, orgID string) ([]Assignment, error) {
-	docs, err := mongox.FindAll[assignmentDoc](ctx, s.assignments,
-		bson.D{{Key: "user_id", Value: userID}, {Key: "org_id", Value: orgID}},
-		options.Find().SetSort(bson.D{{Key: "role", Value: 1}, {Key: "project_id", Value: 1}}), "assignments")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Assignment, len(docs))
-	for i, d := range docs {
-		out[i] = d.Assignment
-	}
-	return out, nil
-}
-
-// DeleteRoleAssignments deletes every assignment of a role in an organization and says how many.
-func (s *MongoStore) DeleteRoleAssignments(ctx context.Context, orgID, role string) (int, error) {
-	res, err := s.assignments.DeleteMany(ctx, bson.D{{Key: "org_id", Value: orgID}, {Key: "role", Value: role}})
-	if err != nil {
-		return 0, fmt.Errorf("delete assignments of role: %w", err)
-	}
-	return int(res.DeletedCount), nil
-}
-
-// AddGrant inserts a direct grant; the same user, org and permission again is ErrAlreadyExists.
-func (s *MongoStore) AddGrant(ctx context.Context, g Grant) error {
-	_, err := s.grants.InsertOne(ctx, grantDoc{ID: grantID(g), Grant: g})
-	return insertErr(err, "grant")
-}
-
-// RemoveGrant deletes the direct grant with g's user, org and permission.
-func (s *MongoStore) RemoveGrant(ctx context.Context, g Grant) error {
-	return deleteByID(ctx, s.grants, grantID(g), "grant")
-}
-
-// ListGrants returns a user's direct grants in an organization, by permission.
-func (s *MongoStore) ListGrants(ctx context.Context, userID, orgID string) ([]Grant, error) {
-	docs, err := mongox.FindAll[grantDoc](ctx, s.grants,
-		bson.D{{Key: "user_id", Value: userID}, {Key: "org_id", Value: orgID}},
-		options.Find().SetSort(bson.D{{Key: "permission", Value: 1}}), "grants")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Grant, len(docs))
-	for i, d := range docs {
-		out[i] = d.Grant
-	}
-	return out, nil
 }
