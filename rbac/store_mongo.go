@@ -80,7 +80,6 @@ func docID(parts ...string) string {
 
 func roleID(orgID, name string) string { return docID(orgID, name) }
 
-
 func insertErr(err error, what string) error { return mongox.InsertErr(err, what, ErrAlreadyExists) }
 
 func deleteByID(ctx context.Context, c *mongo.Collection, id, what string) error {
