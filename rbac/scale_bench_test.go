@@ -138,3 +138,4 @@ func (m *memStore) DeleteRoleAssignments(context.Context, string, string) (int, 
 }
 func (m *memStore) AddGrant(context.Context, rbac.Grant) error    { panic("not used") }
 func (m *memStore) RemoveGrant(context.Context, rbac.Grant) error { panic("not used") }
+func (m *memStore) EraseUser(context.Context, string) error       { panic("not used") }

@@ -136,21 +136,32 @@ func (s *MongoStore) Unassign(ctx context.Context, a Assignment) error {
 
 // ListAssignments returns a user's assignments in an organization, by role then project.
 func (s *MongoStore) ListAssignments(ctx context.Context, userID, orgID string) ([]Assignment, error) {
+	as, _, err := s.ReadSubject(ctx, userID, orgID)
+	return as, err
+}
+
+// ReadSubject returns a user's assignments (by role then project) and direct grants (by
+// permission) in an organization, from one read of its latest version.
+func (s *MongoStore) ReadSubject(ctx context.Context, userID, orgID string) ([]Assignment, []Grant, error) {
 	d, err := s.latest(ctx, orgID, userID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := slices.Clone(d.Assignments)
-	slices.SortFunc(out, func(a, b Assignment) int {
+	as, gs := slices.Clone(d.Assignments), slices.Clone(d.Grants)
+	slices.SortFunc(as, func(a, b Assignment) int {
 		if c := strings.Compare(a.Role, b.Role); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ProjectID, b.ProjectID)
 	})
-	if out == nil {
-		out = []Assignment{}
+	slices.SortFunc(gs, func(a, b Grant) int { return strings.Compare(a.Permission, b.Permission) })
+	if as == nil {
+		as = []Assignment{}
 	}
-	return out, nil
+	if gs == nil {
+		gs = []Grant{}
+	}
+	return as, gs, nil
 }
 
 // DeleteRoleAssignments removes every assignment of a role in an organization and says how
@@ -217,16 +228,22 @@ func (s *MongoStore) RemoveGrant(ctx context.Context, g Grant) error {
 
 // ListGrants returns a user's direct grants in an organization, by permission.
 func (s *MongoStore) ListGrants(ctx context.Context, userID, orgID string) ([]Grant, error) {
-	d, err := s.latest(ctx, orgID, userID)
-	if err != nil {
-		return nil, err
+	_, gs, err := s.ReadSubject(ctx, userID, orgID)
+	return gs, err
+}
+
+// EraseUser removes every version and head of userID, in every organization (a scan on
+// FerretDB: an erasure is an administrator's act). Heads go last, so an interrupted erase
+// leaves the user's latest state readable, and running it again finishes it.
+func (s *MongoStore) EraseUser(ctx context.Context, userID string) error {
+	byUser := bson.D{{Key: "user_id", Value: userID}}
+	if _, err := s.subjects.DeleteMany(ctx, byUser); err != nil {
+		return fmt.Errorf("erase assignments and grants: %w", err)
 	}
-	out := slices.Clone(d.Grants)
-	slices.SortFunc(out, func(a, b Grant) int { return strings.Compare(a.Permission, b.Permission) })
-	if out == nil {
-		out = []Grant{}
+	if _, err := s.heads.DeleteMany(ctx, byUser); err != nil {
+		return fmt.Errorf("erase assignments and grants: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // backfill moves the assignments and grants of a store made before rbac_subjects (one

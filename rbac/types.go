@@ -79,6 +79,10 @@ type Store interface {
 	AddGrant(ctx context.Context, g Grant) error    // ErrAlreadyExists
 	RemoveGrant(ctx context.Context, g Grant) error // ErrNotFound
 	ListGrants(ctx context.Context, userID, orgID string) ([]Grant, error)
+	// EraseUser removes every record of userID's assignments and grants, in every organization
+	// (their history included): the erasure of an account. Erasing a user without any is no
+	// error.
+	EraseUser(ctx context.Context, userID string) error
 }
 
 // Versions is the policy version, so that cached decisions made under an older one are never

@@ -22,6 +22,7 @@ type Authorizer interface {
 	DeleteRole(ctx context.Context, orgID, name string) error
 	Assign(ctx context.Context, a rbac.Assignment) error
 	Unassign(ctx context.Context, a rbac.Assignment) error
+	EraseUser(ctx context.Context, userID string) error
 	Excess(ctx context.Context, c rbac.Credential, orgID string, perms []string) ([]string, error)
 	ExcessOver(ctx context.Context, c rbac.Credential, orgID, targetID string) ([]string, error)
 }

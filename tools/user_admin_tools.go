@@ -159,7 +159,16 @@ func (s *Set) userDelete(ctx context.Context, a userDeleteArgs) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.auth.DeleteUser(ctx, target.ID, auth.DeleteUserOptions{Erase: a.Erase, Deprovision: s.unassignAll}); err != nil {
+	deprovision := s.unassignAll
+	if a.Erase { // and the history of its roles with the rest of its records
+		deprovision = func(ctx context.Context, u auth.User) error {
+			if err := s.unassignAll(ctx, u); err != nil {
+				return err
+			}
+			return s.authz.EraseUser(ctx, u.ID)
+		}
+	}
+	if err := s.auth.DeleteUser(ctx, target.ID, auth.DeleteUserOptions{Erase: a.Erase, Deprovision: deprovision}); err != nil {
 		return nil, err
 	}
 	return map[string]any{"deleted": true}, nil

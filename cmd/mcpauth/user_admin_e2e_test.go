@@ -448,7 +448,7 @@ func runErase(t *testing.T, sc *adminScenario) {
 		before[m[:strings.Index(m, ":")]] = true
 	}
 	for _, coll := range []string{"users", "sessions", "refresh_tokens", "refresh_token_spends", "api_keys", "api_key_revocations",
-		"mfa", "mfa_totp_steps", "mfa_recovery_spent", "rbac_assignments"} {
+		"mfa", "mfa_totp_steps", "mfa_recovery_spent", "rbac_subjects", "rbac_subject_heads", "user_names"} {
 		if !before[coll] {
 			t.Fatalf("before the erase no record of %s mentions erin (%v): the check below would prove less than it says", coll, before)
 		}

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) rbac.Store) {
 		{"ShouldLetExactlyOneOfManyConcurrentRoleCreationsWin", testCreateRoleConcurrent},
 		{"ShouldLetExactlyOneOfManyConcurrentGrantsWin", testAddGrantConcurrent},
 		{"ShouldLetExactlyOneOfManyConcurrentUnassignsWin", testUnassignConcurrent},
+		{"ShouldEraseEveryAssignmentAndGrantOfAUserAndNoOneElses", testEraseUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -428,4 +429,23 @@ func testUnassignConcurrent(t *testing.T, s rbac.Store) {
 	})
 	o.check(t, "unassigns of one assignment", rbac.ErrNotFound)
 	mustAssignments(t, s, "usr_1", "acme")
+}
+
+func testEraseUser(t *testing.T, s rbac.Store) {
+	ctx := context.Background()
+	assignAll(t, s, newAssignment("usr_1", "acme", "viewer", ""), newAssignment("usr_1", "globex", "admin", ""),
+		newAssignment("usr_2", "acme", "viewer", ""))
+	mustOK(t, "grant", s.AddGrant(ctx, rbac.Grant{UserID: "usr_1", OrgID: "acme", Permission: "tasks:read"}))
+	mustOK(t, "unassign (history stays until the erase)", s.Unassign(ctx, newAssignment("usr_1", "acme", "viewer", "")))
+	mustOK(t, "erase", s.EraseUser(ctx, "usr_1"))
+	mustOK(t, "erase again", s.EraseUser(ctx, "usr_1"))
+	mustAssignments(t, s, "usr_1", "acme")
+	mustAssignments(t, s, "usr_1", "globex")
+	if gs, err := s.ListGrants(ctx, "usr_1", "acme"); err != nil || len(gs) != 0 {
+		t.Errorf("usr_1's grants after the erase: %+v, %v", gs, err)
+	}
+	mustAssignments(t, s, "usr_2", "acme", "viewer@")
+	// The erased user can be given roles again, from nothing.
+	assignAll(t, s, newAssignment("usr_1", "acme", "owner", ""))
+	mustAssignments(t, s, "usr_1", "acme", "owner@")
 }
