@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bduf/mcpauth/auth/apikey"
 	"github.com/bduf/mcpauth/auth/mfa"
@@ -27,8 +29,11 @@ type MongoStore struct {
 	*signingKeys
 	*apiKeys
 	*factors
-	users    *mongo.Collection
-	names    *mongo.Collection // one document per email and username: finding a user by either is one _id look-up (names.go)
+	users *mongo.Collection
+	names *mongo.Collection // one document per email and username: finding a user by either is one _id look-up (names.go)
+	// byIDs: the server filters only an _id equality itself (FerretDB v1), so GetUsers reads
+	// each user by its _id rather than with $in, which it would answer by scanning every user.
+	byIDs    bool
 	releases *mongo.Collection // one document per user unlocked out of process
 }
 
@@ -81,6 +86,7 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 	if err := s.backfill(ctx); err != nil {
 		return nil, err
 	}
+	s.byIDs = mongox.PushesDownOnlyIDs(ctx, db)
 	return s, nil
 }
 
@@ -109,13 +115,43 @@ func (s *MongoStore) GetUser(ctx context.Context, id string) (User, error) {
 	return findOne[User](ctx, s.users, bson.D{{Key: "_id", Value: id}}, "user")
 }
 
-// GetUsers returns the users of ids that exist.
+// GetUsers returns the users of ids that exist: one $in, or where the server would scan for it
+// (FerretDB v1), one _id look-up per user, a few at a time.
 func (s *MongoStore) GetUsers(ctx context.Context, ids []string) ([]User, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	return mongox.FindAll[User](ctx, s.users, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find(), "users")
+	if !s.byIDs {
+		return mongox.FindAll[User](ctx, s.users, mongox.ByIDs(ids), options.Find(), "users")
+	}
+	users := make([]User, len(ids))
+	found := make([]bool, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(getUsersParallel)
+	for i, id := range ids {
+		g.Go(func() error {
+			u, err := s.GetUser(gctx, id)
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			users[i], found[i] = u, err == nil
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := users[:0]
+	for i, u := range users {
+		if found[i] {
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }
+
+// getUsersParallel bounds the look-ups GetUsers has in flight on a server that needs one each.
+const getUsersParallel = 8
 
 // DeleteUser removes a user by id, then its name records.
 func (s *MongoStore) DeleteUser(ctx context.Context, id string) error {

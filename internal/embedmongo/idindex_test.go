@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/bduf/mcpauth/internal/embedmongo"
+	"github.com/bduf/mcpauth/internal/mongox"
 )
 
 // plan is SQLite's query plan for the statement FerretDB v1.24 runs for an _id equality on
@@ -75,6 +76,9 @@ func TestShouldLookDocumentsUpByIDThroughAnIndex(t *testing.T) {
 		_ = client.Disconnect(ctx)
 		_ = srv.Stop(ctx)
 	})
+	if !mongox.PushesDownOnlyIDs(ctx, client.Database("mcpauth")) {
+		t.Error("the embedded FerretDB is not recognized as a server that filters only an _id equality")
+	}
 	users := client.Database("mcpauth").Collection("users")
 	docs := make([]any, 100)
 	for i := range docs {

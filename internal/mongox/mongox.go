@@ -118,3 +118,15 @@ func FindByIDs[T any](ctx context.Context, c *mongo.Collection, ids []string, id
 	}
 	return byID, nil
 }
+
+// PushesDownOnlyIDs reports whether db's server is FerretDB v1, whose SQLite backend filters
+// in the database only an _id equality: every other filter ($in on _id included) decodes and
+// scans the whole collection there, so a store reads many records by one _id look-up each.
+func PushesDownOnlyIDs(ctx context.Context, db *mongo.Database) bool {
+	var info bson.M
+	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false
+	}
+	_, ferret := info["ferretdbVersion"]
+	return ferret
+}
