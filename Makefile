@@ -40,10 +40,13 @@ cover: test-deps
 
 # Benchmarks, each with its baseline in the same run; the "ratio" and "delta" rows are what to
 # compare. Then the load generator against the real bduf-demo, guarded and unguarded, closed
-# loop and open loop at 10,000 calls/s (README, Performance). About 7 minutes on 2 cores.
+# loop and open loop at 10,000 calls/s (README, Performance), and the stores' hot look-ups at 10,
+# 1,000 and 100,000 users (BenchmarkScale: seeding 100,000 users is most of its 3 minutes).
+# About 12 minutes on 2 cores.
 BENCH_COUNT ?= 3
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1s -count $(BENCH_COUNT) -timeout 30m ./mcp/ ./auth/ ./rbac/ ./audit/
+	$(GO) test -run '^$$' -bench Scale -benchtime 20x -count 1 -timeout 30m ./internal/scale/
 	$(GO) build -o bin/bduf-demo ./cmd/bduf-demo
 	$(GO) run ./cmd/mcpauth-load --server-bin bin/bduf-demo --sessions 64 --duration 10s --rounds 2 --audit-granted-sample 0
 	$(GO) run ./cmd/mcpauth-load --server-bin bin/bduf-demo --sessions 64 --duration 10s --rounds 2 --audit-granted-sample 0 --rate 10000

@@ -36,7 +36,6 @@ func Main(m *testing.M) {
 
 func run(m *testing.M) int {
 	uri = os.Getenv(EnvURI)
-	var srv *embedmongo.Server
 	if uri == "" {
 		dir, err := os.MkdirTemp("", "mcpauth-ferretdb-")
 		if err != nil {
@@ -66,6 +65,20 @@ func run(m *testing.M) int {
 		_ = srv.Stop(ctx)
 	}
 	return code
+}
+
+// srv is the embedded server (nil on MCPAUTH_TEST_MONGO_URI).
+var srv *embedmongo.Server
+
+// IndexIDs adds the embedded store's _id index to every collection now (the server also does it
+// every few seconds): for benchmarks that seed collections and measure at once. Nothing to do on
+// a real MongoDB.
+func IndexIDs(ctx context.Context) error {
+	if srv == nil {
+		return nil
+	}
+	_, err := srv.IndexIDs(ctx)
+	return err
 }
 
 // URI returns the server's address (for tests that start a process against it).
