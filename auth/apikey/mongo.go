@@ -72,20 +72,8 @@ func (s *MongoStore) ListAPIKeys(ctx context.Context, userID string) ([]Key, err
 // withRevocations sets the revocation fields of keys from their revocation records, which are
 // the only record of revocation.
 func (s *MongoStore) withRevocations(ctx context.Context, keys []Key) ([]Key, error) {
-	ids := make([]string, len(keys))
-	for i, k := range keys {
-		ids[i] = k.ID
-	}
-	revs, err := mongox.FindByIDs(ctx, s.revoked, ids, func(r revocation) string { return r.KeyID }, "api key revocations")
-	if err != nil {
-		return nil, err
-	}
-	for i, k := range keys {
-		if r, ok := revs[k.ID]; ok {
-			keys[i].Revoked, keys[i].RevokedAt = true, r.At
-		}
-	}
-	return keys, nil
+	return mongox.Join(ctx, s.revoked, keys, func(k Key) string { return k.ID },
+		func(k *Key, r revocation) { k.Revoked, k.RevokedAt = true, r.At }, "api key revocations")
 }
 
 // RevokeAPIKey inserts the key's revocation record: atomic, and never undone by a touch.

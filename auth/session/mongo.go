@@ -99,20 +99,10 @@ func (s *MongoStore) ListUserSessions(ctx context.Context, userID string) ([]Ses
 // withRevocations sets the revocation fields of sessions from their revocation records, which
 // are the only record of revocation.
 func (s *MongoStore) withRevocations(ctx context.Context, sessions []Session) ([]Session, error) {
-	ids := make([]string, len(sessions))
-	for i, sess := range sessions {
-		ids[i] = sess.ID
-	}
-	revs, err := mongox.FindByIDs(ctx, s.revocations, ids, func(r sessionRevocation) string { return r.SessionID }, "session revocations")
-	if err != nil {
-		return nil, err
-	}
-	for i, sess := range sessions {
-		if r, ok := revs[sess.ID]; ok {
-			sessions[i].Revoked, sessions[i].RevokedAt, sessions[i].RevokeReason = true, r.At, r.Reason
-		}
-	}
-	return sessions, nil
+	return mongox.Join(ctx, s.revocations, sessions, func(sess Session) string { return sess.ID },
+		func(sess *Session, r sessionRevocation) {
+			sess.Revoked, sess.RevokedAt, sess.RevokeReason = true, r.At, r.Reason
+		}, "session revocations")
 }
 
 // TouchSession records a rotation on a session that is not revoked. A revocation racing it

@@ -101,22 +101,53 @@ func ByIDs[T any](ids []T) bson.D {
 // ByID is the filter of the document whose _id is id.
 func ByID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
 
-// FindByIDs reads the documents of c whose _id is one of ids, keyed by idOf of each (one round
-// trip): how a store joins the records that point at others, such as the revocations of a
-// user's sessions or keys.
-func FindByIDs[T any](ctx context.Context, c *mongo.Collection, ids []string, idOf func(T) string, what string) (map[string]T, error) {
-	if len(ids) == 0 {
-		return map[string]T{}, nil
+// Join sets on each item what the record of c with the item's id says (set), for the items
+// that have one: how a store joins the records that point at others, such as the revocations
+// of sessions or keys. One item is one _id look-up (the only filter FerretDB v1 does not
+// answer with a scan); more are one $in.
+func Join[T, R any](ctx context.Context, c *mongo.Collection, items []T, id func(T) string, set func(*T, R), what string) ([]T, error) {
+	switch len(items) {
+	case 0:
+		return items, nil
+	case 1:
+		var r R
+		err := c.FindOne(ctx, ByID(id(items[0]))).Decode(&r)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return items, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("find %s: %w", what, err)
+		}
+		set(&items[0], r)
+		return items, nil
 	}
-	docs, err := FindAll[T](ctx, c, ByIDs(ids), options.Find(), what)
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = id(it)
+	}
+	var docs []bson.Raw
+	cur, err := c.Find(ctx, ByIDs(ids))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("find %s: %w", what, err)
 	}
-	byID := make(map[string]T, len(docs))
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	byID := make(map[string]R, len(docs))
 	for _, d := range docs {
-		byID[idOf(d)] = d
+		var r R
+		if err := bson.Unmarshal(d, &r); err != nil {
+			return nil, fmt.Errorf("read %s: %w", what, err)
+		}
+		key, _ := d.Lookup("_id").StringValueOK()
+		byID[key] = r
 	}
-	return byID, nil
+	for i := range items {
+		if r, ok := byID[id(items[i])]; ok {
+			set(&items[i], r)
+		}
+	}
+	return items, nil
 }
 
 // PushesDownOnlyIDs reports whether db's server is FerretDB v1, whose SQLite backend filters
