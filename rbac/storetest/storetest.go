@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) rbac.Store) {
 		{"ShouldLetExactlyOneOfManyConcurrentGrantsWin", testAddGrantConcurrent},
 		{"ShouldLetExactlyOneOfManyConcurrentUnassignsWin", testUnassignConcurrent},
 		{"ShouldEraseEveryAssignmentAndGrantOfAUserAndNoOneElses", testEraseUser},
+		{"ShouldKeepEveryOneOfManyConcurrentDifferentChangesOfOneUser", testDifferentChangesConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -448,4 +449,29 @@ func testEraseUser(t *testing.T, s rbac.Store) {
 	// The erased user can be given roles again, from nothing.
 	assignAll(t, s, newAssignment("usr_1", "acme", "owner", ""))
 	mustAssignments(t, s, "usr_1", "acme", "owner@")
+}
+
+// Different changes of one user's roles and grants at once: every one lands, none is lost to
+// another (a store that read, changed and wrote back a user's whole set would lose some).
+func testDifferentChangesConcurrent(t *testing.T, s rbac.Store) {
+	ctx := context.Background()
+	const n = 12
+	race(n, func(i int) {
+		var err error
+		if i%2 == 0 {
+			err = s.AddGrant(ctx, newGrant("usr_1", "acme", fmt.Sprintf("res%02d:read", i)))
+		} else {
+			err = s.Assign(ctx, newAssignment("usr_1", "acme", "viewer", fmt.Sprintf("prj_%02d", i)))
+		}
+		if err != nil {
+			t.Errorf("change %d: %v", i, err)
+		}
+	})
+	as, err := s.ListAssignments(ctx, "usr_1", "acme")
+	mustOK(t, "list assignments", err)
+	gs, err := s.ListGrants(ctx, "usr_1", "acme")
+	mustOK(t, "list grants", err)
+	if len(as) != n/2 || len(gs) != n/2 {
+		t.Errorf("after %d different concurrent changes: %d assignments and %d grants, want %d each", n, len(as), len(gs), n/2)
+	}
 }
