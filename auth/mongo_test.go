@@ -117,3 +117,41 @@ func TestShouldBackfillTheNameRecordsOfAnOlderStore(t *testing.T) {
 		}
 	}
 }
+
+// Uniqueness is the unique indexes', not the name records': a user whose name record went
+// missing still holds its email against an update of another user, and a user taking back a
+// name whose record is already its own (an interrupted change) gets it.
+func TestShouldKeepNamesUniqueWhenARecordIsMissingOrAlreadyOwn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := mongotest.Database(t)
+	store, err := auth.NewMongoStore(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if _, err := db.Collection("users").InsertOne(ctx, auth.User{ID: "usr_orphan", Email: "taken@example.com", OrgID: "acme", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateUser(ctx, auth.User{ID: "usr_1", Email: "ada@example.com", OrgID: "acme", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	taken := "taken@example.com"
+	if err := store.UpdateUser(ctx, "usr_1", auth.UserChange{Email: &taken, UpdatedAt: now}); !errors.Is(err, auth.ErrAlreadyExists) {
+		t.Errorf("taking the email of a user without a name record: %v, want already exists", err)
+	}
+	if u, err := store.GetUserByEmail(ctx, "ada@example.com"); err != nil || u.ID != "usr_1" {
+		t.Errorf("after the refused update, usr_1 by its email: %+v, %v", u, err)
+	}
+	if _, err := db.Collection("user_names").InsertOne(ctx,
+		bson.D{{Key: "_id", Value: "email:ada2@example.com"}, {Key: "user_id", Value: "usr_1"}, {Key: "at", Value: now.Add(-time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	next := "ada2@example.com"
+	if err := store.UpdateUser(ctx, "usr_1", auth.UserChange{Email: &next, UpdatedAt: now}); err != nil {
+		t.Fatalf("taking a name whose record is already one's own: %v", err)
+	}
+	if u, err := store.GetUserByEmail(ctx, next); err != nil || u.ID != "usr_1" {
+		t.Errorf("usr_1 by its new email: %+v, %v", u, err)
+	}
+}
