@@ -410,7 +410,7 @@ func (s *Service) validate(ctx context.Context, tok Secret) (token.Claims, error
 		return token.Claims{}, err
 	}
 	if c.SessionID != "" {
-		revoked, err := s.revoked.IsRevoked(ctx, c.SessionID)
+		revoked, err := s.sessions.IsRevoked(ctx, c.SessionID)
 		if err != nil {
 			return token.Claims{}, apierr.New(apierr.Internal, "revocation list unavailable; refusing the token").Wrap(err)
 		}

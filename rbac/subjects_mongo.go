@@ -95,17 +95,13 @@ func (s *MongoStore) change(ctx context.Context, orgID, userID string, edit func
 		}
 		head := next
 		head.ID = subjectKey(orgID, userID)
-		if _, err := s.heads.ReplaceOne(ctx, mongox.ByID(head.ID), head, options.Replace().SetUpsert(true)); err != nil {
-			// Only a hint: reads find the version written above by looking past the head.
-			s.logHint(err)
-		}
+		// Only a hint: if the replace fails, reads find the version written above by looking
+		// past the head, so its error changes nothing.
+		_, _ = s.heads.ReplaceOne(ctx, mongox.ByID(head.ID), head, options.Replace().SetUpsert(true))
 		return nil
 	}
 	return fmt.Errorf("write assignments and grants: %d concurrent changes in a row", maxSubjectRetries)
 }
-
-// logHint is where a failed head write goes: nowhere (the head is a hint; see subjectDoc).
-func (s *MongoStore) logHint(error) {}
 
 func sameAssignment(a, b Assignment) bool {
 	return a.UserID == b.UserID && a.OrgID == b.OrgID && a.Role == b.Role && a.ProjectID == b.ProjectID

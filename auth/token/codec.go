@@ -93,9 +93,6 @@ func NewCodec(cfg CodecConfig) *Codec {
 		verified: newVerifiedTokens(cfg.CacheSize)}
 }
 
-// TTL is the access tokens' lifetime.
-func (c *Codec) TTL() time.Duration { return c.ttl }
-
 // parser is shared by every verification (a jwt.Parser is read-only once built). Every
 // supported algorithm is listed; the key function then pins each token to its key's own
 // algorithm, so listing them all admits nothing a key does not.
