@@ -27,8 +27,7 @@ import (
 // store made before rbac_subjects, to move them; nothing writes them any more.)
 type MongoStore struct {
 	roles    *mongo.Collection
-	subjects *mongo.Collection // every version of each subject's assignments and grants (subjects_mongo.go)
-	heads    *mongo.Collection // a recent version of each subject: where a read starts
+	subjects *mongox.Chain[subjectBody] // each subject's assignments and grants (subjects_mongo.go)
 }
 
 var _ Store = (*MongoStore)(nil)
@@ -52,13 +51,12 @@ type grantDoc struct {
 func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error) {
 	s := &MongoStore{
 		roles:    db.Collection("rbac_roles"),
-		subjects: db.Collection("rbac_subjects"),
-		heads:    db.Collection("rbac_subject_heads"),
+		subjects: mongox.NewChain[subjectBody](db.Collection("rbac_subjects"), db.Collection("rbac_subject_heads"), "assignments and grants", 0),
 	}
 	if err := mongox.CreateIndexes(ctx, []mongox.Index{
 		{Coll: s.roles, Name: "org_name", Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "name", Value: 1}}},
-		{Coll: s.subjects, Name: "org_role", Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "assignments.role", Value: 1}}},
-		{Coll: s.heads, Name: "org_user", Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "user_id", Value: 1}}},
+		{Coll: s.subjects.Versions(), Name: "org_role", Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "assignments.role", Value: 1}}},
+		{Coll: s.subjects.Heads(), Name: "org_user", Keys: bson.D{{Key: "org_id", Value: 1}, {Key: "user_id", Value: 1}}},
 	}); err != nil {
 		return nil, err
 	}

@@ -17,90 +17,33 @@ import (
 // A subject's assignments and direct grants in an organization, read in two _id look-ups.
 //
 // FerretDB v1 on SQLite pushes down only an _id equality, so a filter on user and org (what a
-// cold decision needs) scanned every assignment of every user. Instead each (org, user) has
-// versions: rbac_subjects holds one document per version, _id org/user/<version>, with the
-// subject's whole set of assignments and grants; a change reads the latest version N and
-// inserts N+1 with the change applied. The insert is the atomic step (a unique _id, atomic on
-// FerretDB and MongoDB alike): of concurrent changes exactly one writes N+1, the others read it
-// and try again on top of it, so no change is lost and no assignment counted twice.
-//
-// rbac_subject_heads holds, per (org, user), a copy of a recent version: a hint, written after
-// each change (a plain replace, which FerretDB does not make atomic, so it may lag). A read takes
-// the head, then looks for the version after it: usually absent, so the head is current (two
-// look-ups); a lagging head costs one look-up per version it lags. Versions are never removed
-// (changes of roles are rare; erasing a user removes them all), so the chain from any head to
-// the latest version is always there.
-type subjectDoc struct {
-	ID          string       `bson:"_id"`
+// cold decision needs) scanned every assignment of every user. Instead each (org, user) is a
+// document of a mongox.Chain: rbac_subjects holds one document per version, _id
+// org/user/<version>, with the subject's whole set of assignments and grants, and
+// rbac_subject_heads a recent copy, where a read starts. Versions are never removed (changes of
+// roles are rare; erasing a user removes them all).
+type subjectBody struct {
 	OrgID       string       `bson:"org_id"`
 	UserID      string       `bson:"user_id"`
-	Version     int64        `bson:"version"`
 	Assignments []Assignment `bson:"assignments"`
 	Grants      []Grant      `bson:"grants"`
 }
 
-// maxSubjectRetries bounds how often a change is tried again on top of concurrent ones.
-const maxSubjectRetries = 100
-
 func subjectKey(orgID, userID string) string { return docID(orgID, userID) }
 
-func versionID(orgID, userID string, v int64) string {
-	return subjectKey(orgID, userID) + fmt.Sprintf("/%010d", v)
-}
-
 // latest returns the subject's current version (version 0, empty, when it has none).
-func (s *MongoStore) latest(ctx context.Context, orgID, userID string) (subjectDoc, error) {
-	cur := subjectDoc{OrgID: orgID, UserID: userID}
-	head, err := mongox.FindOne[subjectDoc](ctx, s.heads, mongox.ByID(subjectKey(orgID, userID)), "subject", ErrNotFound)
-	switch {
-	case err == nil:
-		cur = head
-	case !errors.Is(err, ErrNotFound):
-		return subjectDoc{}, err
-	}
-	for {
-		next, err := mongox.FindOne[subjectDoc](ctx, s.subjects, mongox.ByID(versionID(orgID, userID, cur.Version+1)), "subject", ErrNotFound)
-		if errors.Is(err, ErrNotFound) {
-			return cur, nil
-		}
-		if err != nil {
-			return subjectDoc{}, err
-		}
-		cur = next
-	}
+func (s *MongoStore) latest(ctx context.Context, orgID, userID string) (subjectBody, error) {
+	v, err := s.subjects.Latest(ctx, subjectKey(orgID, userID))
+	return v.Body, err
 }
 
 // change applies edit to the subject's latest version and writes the result as the next one;
 // edit returns an error to refuse the change (nothing is written).
-func (s *MongoStore) change(ctx context.Context, orgID, userID string, edit func(d *subjectDoc) error) error {
-	for range maxSubjectRetries {
-		cur, err := s.latest(ctx, orgID, userID)
-		if err != nil {
-			return err
-		}
-		next := cur
-		next.Assignments, next.Grants = slices.Clone(cur.Assignments), slices.Clone(cur.Grants)
-		if err := edit(&next); err != nil {
-			return err
-		}
-		next.Version++
-		next.ID = versionID(orgID, userID, next.Version)
-		next.OrgID, next.UserID = orgID, userID
-		_, err = s.subjects.InsertOne(ctx, next)
-		if mongo.IsDuplicateKeyError(err) {
-			continue // a concurrent change wrote this version: try again on top of it
-		}
-		if err != nil {
-			return fmt.Errorf("write assignments and grants: %w", err)
-		}
-		head := next
-		head.ID = subjectKey(orgID, userID)
-		// Only a hint: if the replace fails, reads find the version written above by looking
-		// past the head, so its error changes nothing.
-		_, _ = s.heads.ReplaceOne(ctx, mongox.ByID(head.ID), head, options.Replace().SetUpsert(true))
-		return nil
-	}
-	return fmt.Errorf("write assignments and grants: %d concurrent changes in a row", maxSubjectRetries)
+func (s *MongoStore) change(ctx context.Context, orgID, userID string, edit func(d *subjectBody) error) error {
+	return s.subjects.Change(ctx, subjectKey(orgID, userID), func(d *subjectBody) error {
+		d.OrgID, d.UserID = orgID, userID
+		return edit(d)
+	})
 }
 
 func sameAssignment(a, b Assignment) bool {
@@ -109,7 +52,7 @@ func sameAssignment(a, b Assignment) bool {
 
 // Assign adds an assignment; the same user, org, role and project again is ErrAlreadyExists.
 func (s *MongoStore) Assign(ctx context.Context, a Assignment) error {
-	return s.change(ctx, a.OrgID, a.UserID, func(d *subjectDoc) error {
+	return s.change(ctx, a.OrgID, a.UserID, func(d *subjectBody) error {
 		if slices.ContainsFunc(d.Assignments, func(b Assignment) bool { return sameAssignment(a, b) }) {
 			return fmt.Errorf("assignment: %w", ErrAlreadyExists)
 		}
@@ -120,7 +63,7 @@ func (s *MongoStore) Assign(ctx context.Context, a Assignment) error {
 
 // Unassign removes the assignment with a's user, org, role and project.
 func (s *MongoStore) Unassign(ctx context.Context, a Assignment) error {
-	return s.change(ctx, a.OrgID, a.UserID, func(d *subjectDoc) error {
+	return s.change(ctx, a.OrgID, a.UserID, func(d *subjectBody) error {
 		i := slices.IndexFunc(d.Assignments, func(b Assignment) bool { return sameAssignment(a, b) })
 		if i < 0 {
 			return fmt.Errorf("assignment: %w", ErrNotFound)
@@ -164,7 +107,7 @@ func (s *MongoStore) ReadSubject(ctx context.Context, userID, orgID string) ([]A
 // many. It finds the subjects that held the role in any version (a scan on FerretDB: deleting
 // a role is an administrator's act), then takes the role out of each one's latest version.
 func (s *MongoStore) DeleteRoleAssignments(ctx context.Context, orgID, role string) (int, error) {
-	docs, err := mongox.FindAll[subjectDoc](ctx, s.subjects,
+	docs, err := mongox.FindAll[subjectBody](ctx, s.subjects.Versions(),
 		bson.D{{Key: "org_id", Value: orgID}, {Key: "assignments.role", Value: role}},
 		options.Find().SetProjection(bson.D{{Key: "user_id", Value: 1}}), "assignments of role")
 	if err != nil {
@@ -178,30 +121,25 @@ func (s *MongoStore) DeleteRoleAssignments(ctx context.Context, orgID, role stri
 	removed := 0
 	for _, user := range slices.Compact(users) {
 		n := 0
-		err := s.change(ctx, orgID, user, func(d *subjectDoc) error {
+		err := s.change(ctx, orgID, user, func(d *subjectBody) error {
 			before := len(d.Assignments)
 			d.Assignments = slices.DeleteFunc(d.Assignments, func(a Assignment) bool { return a.Role == role })
 			if n = before - len(d.Assignments); n == 0 {
-				return errNothingToChange
+				return mongox.ErrUnchanged
 			}
 			return nil
 		})
-		if err != nil && !errors.Is(err, errNothingToChange) {
+		if err != nil {
 			return removed, fmt.Errorf("delete assignments of role: %w", err)
 		}
-		if err == nil {
-			removed += n
-		}
+		removed += n
 	}
 	return removed, nil
 }
 
-// errNothingToChange stops a change that would write a version equal to the latest.
-var errNothingToChange = errors.New("nothing to change")
-
 // AddGrant adds a direct grant; the same user, org and permission again is ErrAlreadyExists.
 func (s *MongoStore) AddGrant(ctx context.Context, g Grant) error {
-	return s.change(ctx, g.OrgID, g.UserID, func(d *subjectDoc) error {
+	return s.change(ctx, g.OrgID, g.UserID, func(d *subjectBody) error {
 		if slices.ContainsFunc(d.Grants, func(h Grant) bool { return h.Permission == g.Permission }) {
 			return fmt.Errorf("grant: %w", ErrAlreadyExists)
 		}
@@ -212,7 +150,7 @@ func (s *MongoStore) AddGrant(ctx context.Context, g Grant) error {
 
 // RemoveGrant removes the direct grant with g's user, org and permission.
 func (s *MongoStore) RemoveGrant(ctx context.Context, g Grant) error {
-	return s.change(ctx, g.OrgID, g.UserID, func(d *subjectDoc) error {
+	return s.change(ctx, g.OrgID, g.UserID, func(d *subjectBody) error {
 		i := slices.IndexFunc(d.Grants, func(h Grant) bool { return h.Permission == g.Permission })
 		if i < 0 {
 			return fmt.Errorf("grant: %w", ErrNotFound)
@@ -232,21 +170,14 @@ func (s *MongoStore) ListGrants(ctx context.Context, userID, orgID string) ([]Gr
 // FerretDB: an erasure is an administrator's act). Heads go last, so an interrupted erase
 // leaves the user's latest state readable, and running it again finishes it.
 func (s *MongoStore) EraseUser(ctx context.Context, userID string) error {
-	byUser := bson.D{{Key: "user_id", Value: userID}}
-	if _, err := s.subjects.DeleteMany(ctx, byUser); err != nil {
-		return fmt.Errorf("erase assignments and grants: %w", err)
-	}
-	if _, err := s.heads.DeleteMany(ctx, byUser); err != nil {
-		return fmt.Errorf("erase assignments and grants: %w", err)
-	}
-	return nil
+	return s.subjects.Erase(ctx, bson.D{{Key: "user_id", Value: userID}})
 }
 
 // backfill moves the assignments and grants of a store made before rbac_subjects (one
 // document each in rbac_assignments and rbac_grants) into a first version per subject, once.
 func (s *MongoStore) backfill(ctx context.Context, db *mongo.Database) error {
 	const marker = "meta:subjects-v1"
-	if _, err := mongox.FindOne[subjectDoc](ctx, s.heads, mongox.ByID(marker), "subjects", ErrNotFound); err == nil {
+	if _, err := mongox.FindOne[bson.Raw](ctx, s.subjects.Heads(), mongox.ByID(marker), "subjects", ErrNotFound); err == nil {
 		return nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
@@ -259,13 +190,13 @@ func (s *MongoStore) backfill(ctx context.Context, db *mongo.Database) error {
 	if err != nil {
 		return err
 	}
-	first := map[string]*subjectDoc{}
-	doc := func(orgID, userID string) *subjectDoc {
+	first := map[string]*mongox.Version[subjectBody]{}
+	doc := func(orgID, userID string) *subjectBody {
 		k := subjectKey(orgID, userID)
 		if first[k] == nil {
-			first[k] = &subjectDoc{ID: versionID(orgID, userID, 1), OrgID: orgID, UserID: userID, Version: 1}
+			first[k] = &mongox.Version[subjectBody]{ID: mongox.VersionID(k, 1), Version: 1, Body: subjectBody{OrgID: orgID, UserID: userID}}
 		}
-		return first[k]
+		return &first[k].Body
 	}
 	for _, a := range assignments {
 		d := doc(a.OrgID, a.UserID)
@@ -276,11 +207,11 @@ func (s *MongoStore) backfill(ctx context.Context, db *mongo.Database) error {
 		d.Grants = append(d.Grants, g.Grant)
 	}
 	for _, d := range first {
-		if _, err := s.subjects.InsertOne(ctx, d); err != nil && !mongo.IsDuplicateKeyError(err) {
+		if _, err := s.subjects.Versions().InsertOne(ctx, d); err != nil && !mongo.IsDuplicateKeyError(err) {
 			return fmt.Errorf("backfill assignments: %w", err)
 		}
 	}
-	if _, err := s.heads.InsertOne(ctx, bson.D{{Key: "_id", Value: marker}}); err != nil && !mongo.IsDuplicateKeyError(err) {
+	if _, err := s.subjects.Heads().InsertOne(ctx, bson.D{{Key: "_id", Value: marker}}); err != nil && !mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("backfill assignments: %w", err)
 	}
 	return nil
