@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -31,6 +30,8 @@ type MongoStore struct {
 	*factors
 	users *mongo.Collection
 	names *mongo.Collection // one document per email and username: finding a user by either is one _id look-up (names.go)
+	dir      *mongox.Chain[dirChunk] // each organization's users in pages (directory.go)
+	dirTails *mongo.Collection       // a recent last chunk of each organization's directory
 	// byIDs: the server filters only an _id equality itself (FerretDB v1), so GetUsers reads
 	// each user by its _id rather than with $in, which it would answer by scanning every user.
 	byIDs    bool
@@ -59,6 +60,8 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 		signingKeys: token.NewMongoStore(db),
 		users:       db.Collection("users"),
 		names:       db.Collection("user_names"),
+		dir:         mongox.NewChain[dirChunk](db.Collection("user_directory"), db.Collection("user_directory_heads"), "user directory", dirKeep),
+		dirTails:    db.Collection("user_directory_tails"),
 		releases:    db.Collection("lockout_releases"),
 	}
 	var err error
@@ -80,10 +83,17 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 		// server's FerretDB never sees a collection another process created after it started.
 		{Coll: s.releases, Name: "at", Keys: bson.D{{Key: "at", Value: 1}}},
 		{Coll: s.names, Name: "user_id", Keys: bson.D{{Key: "user_id", Value: 1}}},
+		// Like the releases' index: the directory's collections exist from the start.
+		{Coll: s.dir.Versions(), Name: "org_id", Keys: bson.D{{Key: "org_id", Value: 1}}},
+		{Coll: s.dir.Heads(), Name: "org_id", Keys: bson.D{{Key: "org_id", Value: 1}}},
+		{Coll: s.dirTails, Name: "chunk", Keys: bson.D{{Key: "chunk", Value: 1}}},
 	}); err != nil {
 		return nil, err
 	}
 	if err := s.backfill(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.dirBackfill(ctx); err != nil {
 		return nil, err
 	}
 	s.byIDs = mongox.PushesDownOnlyIDs(ctx, db)
@@ -96,18 +106,26 @@ func findOne[T any](ctx context.Context, c *mongo.Collection, filter any, what s
 	return mongox.FindOne[T](ctx, c, filter, what, ErrNotFound)
 }
 
-// CreateUser inserts u with its name records (names.go); a taken email or username is
-// ErrAlreadyExists.
+// CreateUser inserts u with its name records (names.go) and its directory entry
+// (directory.go); a taken email or username is ErrAlreadyExists.
 func (s *MongoStore) CreateUser(ctx context.Context, u User) error {
 	own := names(u.Email, u.Username)
 	if err := s.claim(ctx, u.ID, u.CreatedAt, own...); err != nil {
 		return err
 	}
-	_, err := s.users.InsertOne(ctx, u)
+	chunk, err := s.dirAdd(ctx, u)
 	if err != nil {
 		s.release(ctx, u.ID, own...)
+		return err
 	}
-	return insertErr(err, "user")
+	u.DirChunk = chunk
+	if _, err := s.users.InsertOne(ctx, u); err != nil {
+		_ = s.dirEdit(ctx, u, func(*dirEntry) bool { return true })
+		s.release(ctx, u.ID, own...)
+		return insertErr(err, "user")
+	}
+	s.dirSettle(ctx, u)
+	return nil
 }
 
 // GetUser finds a user by id.
@@ -153,10 +171,13 @@ func (s *MongoStore) GetUsers(ctx context.Context, ids []string) ([]User, error)
 // getUsersParallel bounds the look-ups GetUsers has in flight on a server that needs one each.
 const getUsersParallel = 8
 
-// DeleteUser removes a user by id, then its name records.
+// DeleteUser removes a user by id, then its directory entry and name records.
 func (s *MongoStore) DeleteUser(ctx context.Context, id string) error {
 	u, err := s.GetUser(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := s.dirEdit(ctx, u, markPending); err != nil {
 		return err
 	}
 	res, err := s.users.DeleteOne(ctx, mongox.ByID(id))
@@ -166,6 +187,7 @@ func (s *MongoStore) DeleteUser(ctx context.Context, id string) error {
 	if res.DeletedCount == 0 {
 		return fmt.Errorf("user %s: %w", id, ErrNotFound)
 	}
+	_ = s.dirEdit(ctx, u, func(*dirEntry) bool { return true }) // best effort: a pending entry of a user who is gone is not shown
 	s.release(ctx, id, names(u.Email, u.Username)...)
 	return nil
 }
@@ -180,32 +202,13 @@ func (s *MongoStore) GetUserByUsername(ctx context.Context, username string) (Us
 	return s.byName(ctx, usernameName(username))
 }
 
-// ListUsers pages users in id order.
-func (s *MongoStore) ListUsers(ctx context.Context, q UserQuery) ([]User, error) {
-	filter := bson.D{}
-	if q.After != "" {
-		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: q.After}}})
+// AnyUsers reads one user, with no filter: the one query FerretDB v1 limits in the database.
+func (s *MongoStore) AnyUsers(ctx context.Context) (bool, error) {
+	_, err := findOne[bson.Raw](ctx, s.users, bson.D{}, "user")
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
 	}
-	if q.OrgID != "" {
-		filter = append(filter, bson.E{Key: "org_id", Value: q.OrgID})
-	}
-	if q.Prefix != "" {
-		re := bson.Regex{Pattern: "^" + regexp.QuoteMeta(q.Prefix)}
-		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "email", Value: re}}, bson.D{{Key: "username", Value: re}},
-		}})
-	}
-	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit))
-	return mongox.FindAll[User](ctx, s.users, filter, opts, "users")
-}
-
-// CountUsers counts all users.
-func (s *MongoStore) CountUsers(ctx context.Context) (int64, error) {
-	n, err := s.users.CountDocuments(ctx, bson.D{})
-	if err != nil {
-		return 0, fmt.Errorf("count users: %w", err)
-	}
-	return n, nil
+	return err == nil, err
 }
 
 // UpdateUser $sets the changed fields of a user. A new email or username gets its name record
@@ -218,11 +221,20 @@ func (s *MongoStore) CountUsers(ctx context.Context) (int64, error) {
 func (s *MongoStore) UpdateUser(ctx context.Context, id string, ch UserChange) error {
 	set := bson.D{{Key: "updated_at", Value: ch.UpdatedAt}}
 	var claimed, replaced []string
-	if ch.Email != nil || ch.Username != nil {
-		cur, err := s.GetUser(ctx, id)
-		if err != nil {
+	listed := ch.Email != nil || ch.Username != nil || ch.Disabled != nil
+	var cur User
+	if listed {
+		var err error
+		if cur, err = s.GetUser(ctx, id); err != nil {
 			return err
 		}
+		// The directory's copy is not believed while the user changes (directory.go).
+		if err := s.dirEdit(ctx, cur, markPending); err != nil {
+			return err
+		}
+		defer func() { s.dirSettleFrom(ctx, cur) }()
+	}
+	if ch.Email != nil || ch.Username != nil {
 		if ch.Email != nil && *ch.Email != cur.Email {
 			claimed, replaced = append(claimed, emailName(*ch.Email)), append(replaced, emailName(cur.Email))
 		}

@@ -22,6 +22,7 @@ func newMongoStore(t *testing.T) *auth.MongoStore {
 	if err != nil {
 		t.Fatalf("new mongo store: %v", err)
 	}
+	indexIDs(t)
 	return s
 }
 
@@ -153,5 +154,14 @@ func TestShouldKeepNamesUniqueWhenARecordIsMissingOrAlreadyOwn(t *testing.T) {
 	}
 	if u, err := store.GetUserByEmail(ctx, next); err != nil || u.ID != "usr_1" {
 		t.Errorf("usr_1 by its new email: %+v, %v", u, err)
+	}
+}
+
+// indexIDs gives the collections a store just created the _id index the embedded server adds
+// within seconds (internal/embedmongo/idindex.go), as the server does after opening its stores.
+func indexIDs(t *testing.T) {
+	t.Helper()
+	if err := mongotest.IndexIDs(context.Background()); err != nil {
+		t.Fatalf("index ids: %v", err)
 	}
 }

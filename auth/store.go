@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"context"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 var (
 	ErrNotFound      = storeerr.ErrNotFound
 	ErrAlreadyExists = storeerr.ErrAlreadyExists
+	// ErrInvalidCursor: a ListUsers cursor the store did not return.
+	ErrInvalidCursor = errors.New("invalid cursor")
 )
 
 // Store is everything auth persists. One conformance suite (auth/storetest) defines its
@@ -50,9 +53,14 @@ type UserStore interface {
 	DeleteUser(ctx context.Context, id string) error
 	GetUserByEmail(ctx context.Context, email string) (User, error)
 	GetUserByUsername(ctx context.Context, username string) (User, error)
-	// ListUsers returns up to q.Limit users with id > q.After in id order.
-	ListUsers(ctx context.Context, q UserQuery) ([]User, error)
-	CountUsers(ctx context.Context) (int64, error)
+	// ListUsers returns up to q.Limit users of q.OrgID (DefaultOrgID when empty) in order of
+	// creation, from the place q.After names (a cursor it returned; "" is the start), and the
+	// cursor of the next page ("" when there is none). A page may hold fewer than q.Limit
+	// users and still have a next one (a filtered listing reads a bounded part per call).
+	// A cursor it did not return may be ErrInvalidCursor.
+	ListUsers(ctx context.Context, q UserQuery) (users []User, next string, err error)
+	// AnyUsers reports whether the store has a user.
+	AnyUsers(ctx context.Context) (bool, error)
 	// UpdateUser writes the fields ch sets (and UpdatedAt) on the user id, leaving the others
 	// as they are: ErrNotFound if there is no such user, ErrAlreadyExists if the new email or
 	// username is another user's (and then nothing is written). Writing only the changed
@@ -81,6 +89,6 @@ type UserQuery struct {
 	// Prefix, when set, keeps users whose email or username starts with it.
 	Prefix string
 	OrgID  string
-	After  string
+	After  string // a cursor ListUsers returned
 	Limit  int
 }

@@ -24,6 +24,9 @@ type User struct {
 	Disabled     bool      `bson:"disabled"`
 	CreatedAt    time.Time `bson:"created_at"`
 	UpdatedAt    time.Time `bson:"updated_at"`
+	// DirChunk is the chunk of the organization's directory that holds the user's entry
+	// (directory.go); 0 for a user from a store made before the directory.
+	DirChunk int64 `bson:"dir_chunk,omitempty"`
 }
 
 // UserView is the public face of a user: what tools return. Roles are filled in by the caller

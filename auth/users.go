@@ -126,7 +126,11 @@ const (
 	MaxPageSize     = 200
 )
 
-// ListUsers pages through users. The cursor is opaque to callers.
+var errBadUserCursor = apierr.Field("cursor", "is not a cursor returned by user_list")
+
+// ListUsers pages through the users of an organization, in order of creation. The cursor is
+// opaque to callers; a page may hold fewer than limit users and still have a next one (a
+// filtered listing reads a bounded part of the directory per call: see directory.go).
 func (s *Service) ListUsers(ctx context.Context, filter, orgID string, limit int, cursor string) ([]User, string, error) {
 	switch {
 	case limit == 0:
@@ -140,19 +144,20 @@ func (s *Service) ListUsers(ctx context.Context, filter, orgID string, limit int
 	after := ""
 	if cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || !strings.HasPrefix(string(b), "usr_") || len(b) > 64 {
-			return nil, "", apierr.Field("cursor", "is not a cursor returned by user_list")
+		if err != nil || len(b) > 64 {
+			return nil, "", errBadUserCursor
 		}
 		after = string(b)
 	}
-	users, err := s.store.ListUsers(ctx, UserQuery{Prefix: strings.ToLower(filter), OrgID: orgID, After: after, Limit: limit + 1})
+	users, next, err := s.store.ListUsers(ctx, UserQuery{Prefix: strings.ToLower(filter), OrgID: orgID, After: after, Limit: limit})
+	if errors.Is(err, ErrInvalidCursor) {
+		return nil, "", errBadUserCursor
+	}
 	if err != nil {
 		return nil, "", apierr.Internalf("list users: %w", err)
 	}
-	next := ""
-	if len(users) > limit {
-		users = users[:limit]
-		next = base64.RawURLEncoding.EncodeToString([]byte(users[limit-1].ID))
+	if next != "" {
+		next = base64.RawURLEncoding.EncodeToString([]byte(next))
 	}
 	return users, next, nil
 }
@@ -162,23 +167,19 @@ const BootstrapAdminEmail = "admin@localhost"
 
 // NoUsers reports whether the store has no user yet (Bootstrap would create the first).
 func (s *Service) NoUsers(ctx context.Context) (bool, error) {
-	n, err := s.store.CountUsers(ctx)
+	any, err := s.store.AnyUsers(ctx)
 	if err != nil {
-		return false, fmt.Errorf("count users: %w", err)
+		return false, fmt.Errorf("look for users: %w", err)
 	}
-	return n == 0, nil
+	return !any, nil
 }
 
 // Bootstrap creates the first user when the store has no users; provision makes it the owner.
 // With an empty password it generates one and returns it (to be shown once). It never touches
 // an existing user.
 func (s *Service) Bootstrap(ctx context.Context, email string, password Secret, provision func(context.Context, User) error) (created bool, generated Secret, err error) {
-	n, err := s.store.CountUsers(ctx)
-	if err != nil {
-		return false, "", fmt.Errorf("count users: %w", err)
-	}
-	if n > 0 {
-		return false, "", nil
+	if none, err := s.NoUsers(ctx); err != nil || !none {
+		return false, "", err
 	}
 	if email == "" {
 		email = BootstrapAdminEmail

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -66,15 +65,7 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 	return s, nil
 }
 
-var idEscaper = strings.NewReplacer("%", "%25", "/", "%2F")
-
-// docID joins escaped parts with '/'.
-func docID(parts ...string) string {
-	for i, p := range parts {
-		parts[i] = idEscaper.Replace(p)
-	}
-	return strings.Join(parts, "/")
-}
+func docID(parts ...string) string { return mongox.Key(parts...) }
 
 func roleID(orgID, name string) string { return docID(orgID, name) }
 

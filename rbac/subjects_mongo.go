@@ -190,13 +190,13 @@ func (s *MongoStore) backfill(ctx context.Context, db *mongo.Database) error {
 	if err != nil {
 		return err
 	}
-	first := map[string]*mongox.Version[subjectBody]{}
+	first := map[string]*subjectBody{}
 	doc := func(orgID, userID string) *subjectBody {
 		k := subjectKey(orgID, userID)
 		if first[k] == nil {
-			first[k] = &mongox.Version[subjectBody]{ID: mongox.VersionID(k, 1), Version: 1, Body: subjectBody{OrgID: orgID, UserID: userID}}
+			first[k] = &subjectBody{OrgID: orgID, UserID: userID}
 		}
-		return &first[k].Body
+		return first[k]
 	}
 	for _, a := range assignments {
 		d := doc(a.OrgID, a.UserID)
@@ -206,8 +206,8 @@ func (s *MongoStore) backfill(ctx context.Context, db *mongo.Database) error {
 		d := doc(g.OrgID, g.UserID)
 		d.Grants = append(d.Grants, g.Grant)
 	}
-	for _, d := range first {
-		if _, err := s.subjects.Versions().InsertOne(ctx, d); err != nil && !mongo.IsDuplicateKeyError(err) {
+	for k, d := range first {
+		if _, err := s.subjects.Begin(ctx, k, *d); err != nil {
 			return fmt.Errorf("backfill assignments: %w", err)
 		}
 	}

@@ -39,11 +39,13 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"ShouldAllowManyUsersWithoutUsername", testUsersWithoutUsername},
 		{"ShouldReportUnknownUsersAsNotFound", testUnknownUser},
 		{"ShouldGetManyUsersAtOnceLeavingOutUnknownOnes", testGetUsers},
-		{"ShouldPageUsersInIDOrder", testListUsersPaging},
+		{"ShouldPageUsersInOrderOfCreation", testListUsersPaging},
+		{"ShouldListEachUserAsItIsAfterEveryChange", testListUsersFollowsChanges},
+		{"ShouldListEveryOneOfManyConcurrentlyCreatedUsersOnce", testListUsersManyPages},
 		{"ShouldFilterUsersByEmailOrUsernamePrefix", testListUsersPrefix},
 		{"ShouldTreatThePrefixAsLiteralText", testListUsersPrefixLiteral},
 		{"ShouldFilterUsersByOrganization", testListUsersOrg},
-		{"ShouldCountUsers", testCountUsers},
+		{"ShouldSayWhetherItHasUsers", testAnyUsers},
 
 		{"ShouldDeleteAUserOnce", testDeleteUser},
 		{"ShouldUpdateOnlyTheGivenFieldsOfAUser", testUpdateUser},
@@ -187,9 +189,10 @@ func testUpdateUnknownUser(t *testing.T, s auth.Store) {
 	conformance.MustOK(t, "delete", s.DeleteUser(context.Background(), "usr_1"))
 	err = s.UpdateUser(context.Background(), "usr_1", auth.UserChange{Email: ptr("x@example.com"), UpdatedAt: conformance.Now()})
 	conformance.MustErr(t, "update a deleted user", err, storeerr.ErrNotFound)
-	if n, _ := s.CountUsers(context.Background()); n != 0 {
-		t.Errorf("an update of a deleted user created one: %d users", n)
+	if any, _ := s.AnyUsers(context.Background()); any {
+		t.Error("an update of a deleted user created one")
 	}
+	mustIDs(t, "listing after an update of a deleted user", listAll(t, s, "acme", ""))
 }
 
 func testUpdateUserConcurrentEmail(t *testing.T, s auth.Store) {
@@ -210,10 +213,8 @@ func testUpdateUserConcurrentEmail(t *testing.T, s auth.Store) {
 	if wins.Load() != 1 {
 		t.Fatalf("%d of %d concurrent updates to one email won, want exactly 1", wins.Load(), conformance.Concurrency)
 	}
-	users, err := s.ListUsers(ctx, auth.UserQuery{Prefix: "taken@", Limit: conformance.Concurrency})
-	conformance.MustOK(t, "list", err)
-	if len(users) != 1 {
-		t.Errorf("%d users have the email, want 1", len(users))
+	if users := listAll(t, s, "acme", "taken@"); len(users) != 1 {
+		t.Errorf("the listing shows %d users with the email, want 1", len(users))
 	}
 }
 
@@ -346,9 +347,7 @@ func testDuplicateEmail(t *testing.T, s auth.Store) {
 	createUsers(t, s, newUser("usr_1", "ada@example.com", "ada", "acme", conformance.Now()))
 	err := s.CreateUser(context.Background(), newUser("usr_2", "ada@example.com", "other", "acme", conformance.Now()))
 	conformance.MustErr(t, "second user with the same email", err, storeerr.ErrAlreadyExists)
-	if n, _ := s.CountUsers(context.Background()); n != 1 {
-		t.Errorf("count after rejected insert = %d, want 1", n)
-	}
+	mustIDs(t, "listing after a rejected insert", listAll(t, s, "acme", ""), "usr_1")
 }
 
 func testDuplicateUsername(t *testing.T, s auth.Store) {
@@ -369,12 +368,8 @@ func testUsersWithoutUsername(t *testing.T, s auth.Store) {
 		newUser("usr_2", "b@example.com", "", "acme", conformance.Now()),
 		newUser("usr_3", "c@example.com", "", "acme", conformance.Now()),
 	)
-	n, err := s.CountUsers(context.Background())
-	conformance.MustOK(t, "count", err)
-	if n != 3 {
-		t.Errorf("count = %d, want 3", n)
-	}
-	_, err = s.GetUserByUsername(context.Background(), "")
+	mustIDs(t, "listing", listAll(t, s, "acme", ""), "usr_1", "usr_2", "usr_3")
+	_, err := s.GetUserByUsername(context.Background(), "")
 	conformance.MustErr(t, "get by empty username", err, storeerr.ErrNotFound)
 }
 
@@ -408,109 +403,186 @@ func testGetUsers(t *testing.T, s auth.Store) {
 	}
 }
 
+// listAll pages through org's users with prefix, two at a time, following the cursors.
+func listAll(t *testing.T, s auth.Store, org, prefix string) []auth.User {
+	t.Helper()
+	var all []auth.User
+	cursor := ""
+	for range 1000 {
+		page, next, err := s.ListUsers(context.Background(), auth.UserQuery{OrgID: org, Prefix: prefix, After: cursor, Limit: 2})
+		conformance.MustOK(t, "list users", err)
+		if len(page) > 2 {
+			t.Fatalf("a page of limit 2 holds %d users", len(page))
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all
+		}
+		cursor = next
+	}
+	t.Fatal("the cursors never end")
+	return nil
+}
+
 func testListUsersPaging(t *testing.T, s auth.Store) {
 	ctx := context.Background()
-	// Inserted out of order: the store must sort by id.
+	// In order of creation, not of id.
 	for _, id := range []string{"usr_c", "usr_a", "usr_e", "usr_b", "usr_d"} {
 		createUsers(t, s, newUser(id, id+"@example.com", "", "acme", conformance.Now()))
 	}
-	page, err := s.ListUsers(ctx, auth.UserQuery{Limit: 2})
+	page, next, err := s.ListUsers(ctx, auth.UserQuery{OrgID: "acme", Limit: 2})
 	conformance.MustOK(t, "first page", err)
-	mustIDs(t, "first page", page, "usr_a", "usr_b")
+	mustIDs(t, "first page", page, "usr_c", "usr_a")
 
-	page, err = s.ListUsers(ctx, auth.UserQuery{After: "usr_b", Limit: 2})
+	page, next, err = s.ListUsers(ctx, auth.UserQuery{OrgID: "acme", After: next, Limit: 2})
 	conformance.MustOK(t, "second page", err)
-	mustIDs(t, "second page", page, "usr_c", "usr_d")
+	mustIDs(t, "second page", page, "usr_e", "usr_b")
 
-	page, err = s.ListUsers(ctx, auth.UserQuery{After: "usr_d", Limit: 2})
+	page, next, err = s.ListUsers(ctx, auth.UserQuery{OrgID: "acme", After: next, Limit: 2})
 	conformance.MustOK(t, "last page", err)
-	mustIDs(t, "last page", page, "usr_e")
+	mustIDs(t, "last page", page, "usr_d")
+	if next != "" {
+		t.Errorf("the last page has a next cursor %q", next)
+	}
 
-	page, err = s.ListUsers(ctx, auth.UserQuery{After: "usr_e", Limit: 2})
-	conformance.MustOK(t, "past the end", err)
-	mustIDs(t, "past the end", page)
-
-	page, err = s.ListUsers(ctx, auth.UserQuery{Limit: 100})
+	page, next, err = s.ListUsers(ctx, auth.UserQuery{OrgID: "acme", Limit: 5})
 	conformance.MustOK(t, "everything", err)
-	mustIDs(t, "everything", page, "usr_a", "usr_b", "usr_c", "usr_d", "usr_e")
+	mustIDs(t, "everything", page, "usr_c", "usr_a", "usr_e", "usr_b", "usr_d")
+	if next != "" {
+		t.Errorf("a page that holds every user has a next cursor %q", next)
+	}
+	for _, u := range page {
+		if len(u.PasswordHash) != 0 {
+			t.Errorf("the listing carries %s's password hash", u.ID)
+		}
+	}
+
+	for _, bad := range []string{"usr_b", "x", "0.0", "1.-1", "1"} {
+		_, _, err := s.ListUsers(ctx, auth.UserQuery{OrgID: "acme", After: bad, Limit: 2})
+		conformance.MustErr(t, "a cursor the store did not return: "+bad, err, auth.ErrInvalidCursor)
+	}
+}
+
+// testListUsersFollowsChanges: the listing shows each user as it is after every change, and
+// neither a deleted user nor one whose creation was refused.
+func testListUsersFollowsChanges(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	createUsers(t, s,
+		newUser("usr_1", "ada@example.com", "ada", "acme", conformance.Now()),
+		newUser("usr_2", "bob@example.com", "bob", "acme", conformance.Now()),
+		newUser("usr_3", "eve@example.com", "", "acme", conformance.Now()),
+	)
+	conformance.MustOK(t, "update", s.UpdateUser(ctx, "usr_1", auth.UserChange{Email: ptr("ada@new.example.com"), Username: ptr(""), Disabled: ptr(true), UpdatedAt: conformance.Now()}))
+	conformance.MustOK(t, "delete", s.DeleteUser(ctx, "usr_2"))
+	err := s.UpdateUser(ctx, "usr_3", auth.UserChange{Email: ptr("ada@new.example.com"), UpdatedAt: conformance.Now()})
+	conformance.MustErr(t, "take another's email", err, storeerr.ErrAlreadyExists)
+	err = s.CreateUser(ctx, newUser("usr_4", "eve@example.com", "", "acme", conformance.Now()))
+	conformance.MustErr(t, "create with a taken email", err, storeerr.ErrAlreadyExists)
+	conformance.MustOK(t, "password change", s.UpdateUser(ctx, "usr_3", auth.UserChange{PasswordHash: []byte("new hash"), UpdatedAt: conformance.Now()}))
+
+	all := listAll(t, s, "acme", "")
+	mustIDs(t, "after the changes", all, "usr_1", "usr_3")
+	if u := all[0]; u.Email != "ada@new.example.com" || u.Username != "" || !u.Disabled {
+		t.Errorf("usr_1 is listed as %+v, want its new email, no username, disabled", u)
+	}
+	if u := all[1]; u.Email != "eve@example.com" || u.Disabled {
+		t.Errorf("usr_3 is listed as %+v, want it unchanged", u)
+	}
+	mustIDs(t, "by its new email", listAll(t, s, "acme", "ada@new"), "usr_1")
+	mustIDs(t, "by its old username", listAll(t, s, "acme", "ada"), "usr_1") // the email still starts with it
+	mustIDs(t, "by a deleted user's", listAll(t, s, "acme", "bob"))
+}
+
+// testListUsersManyPages: more users than a chunk of the directory holds, concurrently created,
+// each listed once.
+func testListUsersManyPages(t *testing.T, s auth.Store) {
+	const n, writers = 300, 8
+	want := make([]string, n)
+	conformance.Race(writers, func(w int) {
+		for i := w; i < n; i += writers {
+			id := fmt.Sprintf("usr_%03d", i)
+			want[i] = id
+			if err := s.CreateUser(context.Background(), newUser(id, id+"@example.com", "", "acme", conformance.Now())); err != nil {
+				t.Errorf("create %s: %v", id, err)
+			}
+		}
+	})
+	got := listAll(t, s, "acme", "")
+	ids := make([]string, len(got))
+	for i, u := range got {
+		ids[i] = u.ID
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, want) {
+		t.Fatalf("listed %d users (%d distinct), want each of %d once", len(ids), len(slices.Compact(slices.Clone(ids))), n)
+	}
+	mustIDs(t, "prefix usr_29", listAll(t, s, "acme", "usr_29"), sortedByListing(got, "usr_29")...)
+}
+
+func sortedByListing(users []auth.User, prefix string) []string {
+	var ids []string
+	for _, u := range users {
+		if strings.HasPrefix(u.Email, prefix) {
+			ids = append(ids, u.ID)
+		}
+	}
+	return ids
 }
 
 func testListUsersPrefix(t *testing.T, s auth.Store) {
-	ctx := context.Background()
 	createUsers(t, s,
 		newUser("usr_1", "alice@example.com", "wonder", "acme", conformance.Now()),
 		newUser("usr_2", "bob@example.com", "alfred", "acme", conformance.Now()),
 		newUser("usr_3", "carol@example.com", "", "acme", conformance.Now()),
 		newUser("usr_4", "dave@al.example.com", "dave", "acme", conformance.Now()),
+		newUser("usr_5", "al@example.com", "", "acme", conformance.Now()),
 	)
-	page, err := s.ListUsers(ctx, auth.UserQuery{Prefix: "al", Limit: 10})
-	conformance.MustOK(t, "prefix al", err)
-	mustIDs(t, "prefix al (email or username, never the middle)", page, "usr_1", "usr_2")
-
-	page, err = s.ListUsers(ctx, auth.UserQuery{Prefix: "al", After: "usr_1", Limit: 10})
-	conformance.MustOK(t, "prefix al after usr_1", err)
-	mustIDs(t, "prefix al after usr_1", page, "usr_2")
-
-	page, err = s.ListUsers(ctx, auth.UserQuery{Prefix: "carol@", Limit: 10})
-	conformance.MustOK(t, "prefix carol@", err)
-	mustIDs(t, "prefix carol@", page, "usr_3")
-
-	page, err = s.ListUsers(ctx, auth.UserQuery{Prefix: "zed", Limit: 10})
-	conformance.MustOK(t, "prefix zed", err)
-	mustIDs(t, "prefix zed", page)
+	mustIDs(t, "prefix al (email or username, never the middle)", listAll(t, s, "acme", "al"), "usr_1", "usr_2", "usr_5")
+	mustIDs(t, "prefix carol@", listAll(t, s, "acme", "carol@"), "usr_3")
+	mustIDs(t, "prefix zed", listAll(t, s, "acme", "zed"))
 }
 
 func testListUsersPrefixLiteral(t *testing.T, s auth.Store) {
-	ctx := context.Background()
 	createUsers(t, s,
 		newUser("usr_1", "a.b@example.com", "", "acme", conformance.Now()),
 		newUser("usr_2", "axb@example.com", "", "acme", conformance.Now()),
 		newUser("usr_3", "zz@example.com", "", "acme", conformance.Now()),
 	)
-	page, err := s.ListUsers(ctx, auth.UserQuery{Prefix: "a.b", Limit: 10})
-	conformance.MustOK(t, "prefix a.b", err)
-	mustIDs(t, "prefix a.b ('.' is not a wildcard)", page, "usr_1")
-
-	page, err = s.ListUsers(ctx, auth.UserQuery{Prefix: ".*", Limit: 10})
-	conformance.MustOK(t, "prefix .*", err)
-	mustIDs(t, "prefix .* (not a pattern)", page)
+	mustIDs(t, "prefix a.b ('.' is not a wildcard)", listAll(t, s, "acme", "a.b"), "usr_1")
+	mustIDs(t, "prefix .* (not a pattern)", listAll(t, s, "acme", ".*"))
 }
 
 func testListUsersOrg(t *testing.T, s auth.Store) {
-	ctx := context.Background()
 	createUsers(t, s,
 		newUser("usr_1", "a@example.com", "", "acme", conformance.Now()),
 		newUser("usr_2", "b@example.com", "", "globex", conformance.Now()),
 		newUser("usr_3", "c@example.com", "", "acme", conformance.Now()),
 		newUser("usr_4", "ab@example.com", "", "globex", conformance.Now()),
+		newUser("usr_5", "d@example.com", "", "", conformance.Now()),
 	)
-	page, err := s.ListUsers(ctx, auth.UserQuery{OrgID: "acme", Limit: 10})
-	conformance.MustOK(t, "org acme", err)
-	mustIDs(t, "org acme", page, "usr_1", "usr_3")
-
-	page, err = s.ListUsers(ctx, auth.UserQuery{OrgID: "globex", Prefix: "a", Limit: 10})
-	conformance.MustOK(t, "org globex, prefix a", err)
-	mustIDs(t, "org globex, prefix a", page, "usr_4")
-
-	page, err = s.ListUsers(ctx, auth.UserQuery{OrgID: "initech", Limit: 10})
-	conformance.MustOK(t, "unknown org", err)
-	mustIDs(t, "unknown org", page)
+	mustIDs(t, "org acme", listAll(t, s, "acme", ""), "usr_1", "usr_3")
+	mustIDs(t, "org globex, prefix a", listAll(t, s, "globex", "a"), "usr_4")
+	mustIDs(t, "unknown org", listAll(t, s, "initech", ""))
+	mustIDs(t, "no org is the default one", listAll(t, s, "", ""), "usr_5")
+	mustIDs(t, "the default org by name", listAll(t, s, auth.DefaultOrgID, ""), "usr_5")
 }
 
-func testCountUsers(t *testing.T, s auth.Store) {
+func testAnyUsers(t *testing.T, s auth.Store) {
 	ctx := context.Background()
-	n, err := s.CountUsers(ctx)
-	conformance.MustOK(t, "count empty", err)
-	if n != 0 {
-		t.Fatalf("empty store counts %d users", n)
+	any, err := s.AnyUsers(ctx)
+	conformance.MustOK(t, "any in an empty store", err)
+	if any {
+		t.Fatal("an empty store says it has users")
 	}
-	for i := range 4 {
-		createUsers(t, s, newUser(fmt.Sprintf("usr_%d", i), fmt.Sprintf("u%d@example.com", i), "", "acme", conformance.Now()))
+	createUsers(t, s, newUser("usr_1", "u1@example.com", "", "acme", conformance.Now()))
+	any, err = s.AnyUsers(ctx)
+	conformance.MustOK(t, "any", err)
+	if !any {
+		t.Error("a store with a user says it has none")
 	}
-	n, err = s.CountUsers(ctx)
-	conformance.MustOK(t, "count", err)
-	if n != 4 {
-		t.Errorf("count = %d, want 4", n)
+	conformance.MustOK(t, "delete", s.DeleteUser(ctx, "usr_1"))
+	if any, _ = s.AnyUsers(ctx); any {
+		t.Error("a store whose only user was deleted says it has users")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -96,6 +97,18 @@ func ByIDs[T any](ids []T) bson.D {
 		in[i] = id
 	}
 	return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: in}}}}
+}
+
+var keyEscaper = strings.NewReplacer("%", "%25", "/", "%2F")
+
+// Key joins parts into an _id with '/', each escaped ('%' and '/' as %25 and %2F), so parts with
+// a '/' in them cannot make two keys collide.
+func Key(parts ...string) string {
+	escaped := make([]string, len(parts))
+	for i, p := range parts {
+		escaped[i] = keyEscaper.Replace(p)
+	}
+	return strings.Join(escaped, "/")
 }
 
 // ByID is the filter of the document whose _id is id.

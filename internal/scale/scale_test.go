@@ -29,6 +29,7 @@ type population struct {
 	lastID   string
 	lastMail string
 	lastSess string
+	n        int
 }
 
 func seed(b *testing.B, n int) *population {
@@ -82,7 +83,7 @@ func open(b *testing.B, db *mongo.Database, n int) *population {
 	return &population{users: users, sessions: sessions,
 		keys:   apikey.NewKeys(keyStore, session.NewLocalRevocations(time.Now), time.Now, time.Hour),
 		authz:  rbac.NewAuthorizer(rbac.Config{Store: rbacStore, CacheLimit: -1}), // every decision cold
-		lastID: fmt.Sprintf("usr_%06d", n-1), lastMail: fmt.Sprintf("user%06d@example.com", n-1), lastSess: fmt.Sprintf("ses_%06d", n-1)}
+		lastID: fmt.Sprintf("usr_%06d", n-1), lastMail: fmt.Sprintf("user%06d@example.com", n-1), lastSess: fmt.Sprintf("ses_%06d", n-1), n: n}
 }
 
 // BenchmarkScale: each hot look-up for the last user seeded (a scan would reach it last), at 10,
@@ -116,7 +117,10 @@ func BenchmarkScale(b *testing.B) {
 		}},
 		{"session-read", func(p *population) error { _, err := p.sessions.GetSession(ctx, p.lastSess); return err }},
 		{"user-list-first-page", func(p *population) error {
-			_, err := p.users.ListUsers(ctx, auth.UserQuery{Limit: 50})
+			users, _, err := p.users.ListUsers(ctx, auth.UserQuery{OrgID: "acme", Limit: 50})
+			if err == nil && len(users) != min(50, p.n) {
+				err = fmt.Errorf("the first page holds %d users", len(users))
+			}
 			return err
 		}},
 	}
