@@ -28,8 +28,8 @@ type MongoStore struct {
 	*signingKeys
 	*apiKeys
 	*factors
-	users *mongo.Collection
-	names *mongo.Collection // one document per email and username: finding a user by either is one _id look-up (names.go)
+	users    *mongo.Collection
+	names    *mongo.Collection       // one document per email and username: finding a user by either is one _id look-up (names.go)
 	dir      *mongox.Chain[dirChunk] // each organization's users in pages (directory.go)
 	dirTails *mongo.Collection       // a recent last chunk of each organization's directory
 	// byIDs: the server filters only an _id equality itself (FerretDB v1), so GetUsers reads

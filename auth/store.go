@@ -1,8 +1,8 @@
 package auth
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"time"
 
 	"github.com/bduf/mcpauth/auth/apikey"
