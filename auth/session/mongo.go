@@ -27,6 +27,9 @@ type MongoStore struct {
 	revocations *mongo.Collection // one document per revoked session: the record of revocation
 	refresh     *mongo.Collection
 	spends      *mongo.Collection // one document per spent refresh token: the record of spending
+	// byIDs: the server filters only an _id equality itself (FerretDB v1), so many records are
+	// read by one _id look-up each rather than by one $in, which it would answer by a scan.
+	byIDs bool
 }
 
 // sessionRevocation is the record that a session was revoked; its _id is the session id.
@@ -52,6 +55,7 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 		revocations: db.Collection("session_revocations"),
 		refresh:     db.Collection("refresh_tokens"),
 		spends:      db.Collection("refresh_token_spends"),
+		byIDs:       mongox.PushesDownOnlyIDs(ctx, db),
 	}
 	if err := mongox.CreateIndexes(ctx, []mongox.Index{
 		{Coll: s.sessions, Name: "user_id", Keys: bson.D{{Key: "user_id", Value: 1}}},
@@ -99,7 +103,7 @@ func (s *MongoStore) ListUserSessions(ctx context.Context, userID string) ([]Ses
 // withRevocations sets the revocation fields of sessions from their revocation records, which
 // are the only record of revocation.
 func (s *MongoStore) withRevocations(ctx context.Context, sessions []Session) ([]Session, error) {
-	return mongox.Join(ctx, s.revocations, sessions, func(sess Session) string { return sess.ID },
+	return mongox.Join(ctx, s.revocations, s.byIDs, sessions, func(sess Session) string { return sess.ID },
 		func(sess *Session, r sessionRevocation) {
 			sess.Revoked, sess.RevokedAt, sess.RevokeReason = true, r.At, r.Reason
 		}, "session revocations")
