@@ -72,7 +72,8 @@ func (s *MongoStore) ListAPIKeys(ctx context.Context, userID string) ([]Key, err
 // withRevocations sets the revocation fields of keys from their revocation records, which are
 // the only record of revocation.
 func (s *MongoStore) withRevocations(ctx context.Context, keys []Key) ([]Key, error) {
-	return mongox.Join(ctx, s.revoked, keys, func(k Key) string { return k.ID },
+	// By $in as before: these keys are found by a filter on user_id, a scan on FerretDB anyway.
+	return mongox.Join(ctx, s.revoked, false, keys, func(k Key) string { return k.ID },
 		func(k *Key, r revocation) { k.Revoked, k.RevokedAt = true, r.At }, "api key revocations")
 }
 

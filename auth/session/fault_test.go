@@ -30,7 +30,7 @@ func TestShouldFailClosedWhenTheStoreIsGone(t *testing.T) {
 	lose()
 
 	storeCalls := map[string]error{
-		"CreateSession":            store.CreateSession(ctx, session.Session{ID: "ses_x"}),
+		"CreateSession":            second(store.CreateSession(ctx, session.Session{ID: "ses_x", UserID: "usr_1"})),
 		"TouchSession":             store.TouchSession(ctx, sess.ID, time.Now(), time.Now()),
 		"AddRefreshToken":          store.AddRefreshToken(ctx, session.RefreshToken{Hash: "h"}),
 		"CompleteRotation":         store.CompleteRotation(ctx, "h"),
@@ -40,6 +40,7 @@ func TestShouldFailClosedWhenTheStoreIsGone(t *testing.T) {
 		"GetSession":               second(store.GetSession(ctx, sess.ID)),
 		"ListUserSessions":         second(store.ListUserSessions(ctx, "usr_1")),
 		"SpendRefreshToken":        second(store.SpendRefreshToken(ctx, "h", time.Now())),
+		"NewMongoStore":            second(session.NewMongoStore(ctx, db)),
 	}
 	for call, err := range storeCalls {
 		if err == nil || errors.Is(err, storeerr.ErrNotFound) || errors.Is(err, storeerr.ErrAlreadyExists) {

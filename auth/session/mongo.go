@@ -22,11 +22,18 @@ import (
 // whole-document replace by _id, so a filter such as {spent: false} does not make an update
 // atomic there (two concurrent spends both win, and a rotation can write back a session that was
 // revoked in between). A duplicate-key insert is atomic on every MongoDB-wire server.
+//
+// A user's sessions are found through the user's set (usersessions.go), never by a filter on
+// user_id, which FerretDB v1 answers by scanning every session.
 type MongoStore struct {
 	sessions    *mongo.Collection
 	revocations *mongo.Collection // one document per revoked session: the record of revocation
 	refresh     *mongo.Collection
-	spends      *mongo.Collection // one document per spent refresh token: the record of spending
+	spends      *mongo.Collection           // one document per spent refresh token: the record of spending
+	sets        *mongox.Chain[userSessions] // per user, the ids of its newest MaxPerUser sessions
+	// byIDs: the server filters only an _id equality itself (FerretDB v1), so many records are
+	// read by one _id look-up each rather than by one $in, which it would answer by a scan.
+	byIDs bool
 }
 
 // sessionRevocation is the record that a session was revoked; its _id is the session id.
@@ -45,19 +52,29 @@ type refreshSpend struct {
 
 var _ Store = (*MongoStore)(nil)
 
-// NewMongoStore returns a store on db, creating its indexes (idempotently).
+// NewMongoStore returns a store on db, creating its indexes (idempotently) and, on a store made
+// before the users' sets of sessions existed, the sets (once).
 func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error) {
 	s := &MongoStore{
 		sessions:    db.Collection("sessions"),
 		revocations: db.Collection("session_revocations"),
 		refresh:     db.Collection("refresh_tokens"),
 		spends:      db.Collection("refresh_token_spends"),
+		sets:        newUserSets(db),
+		byIDs:       mongox.PushesDownOnlyIDs(ctx, db),
 	}
 	if err := mongox.CreateIndexes(ctx, []mongox.Index{
 		{Coll: s.sessions, Name: "user_id", Keys: bson.D{{Key: "user_id", Value: 1}}},
 		{Coll: s.revocations, Name: "revoked_at", Keys: bson.D{{Key: "revoked_at", Value: 1}}},
 		{Coll: s.refresh, Name: "session_id", Keys: bson.D{{Key: "session_id", Value: 1}}},
+		// For erasing a user (Chain.Erase) on MongoDB; they also make the collections exist
+		// from the start, so the embedded store indexes their _id before the first login.
+		{Coll: s.sets.Versions(), Name: "user_id", Keys: bson.D{{Key: "user_id", Value: 1}}},
+		{Coll: s.sets.Heads(), Name: "user_id", Keys: bson.D{{Key: "user_id", Value: 1}}},
 	}); err != nil {
+		return nil, err
+	}
+	if err := s.backfill(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -65,12 +82,6 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 
 func findOne[T any](ctx context.Context, c *mongo.Collection, filter any, what string) (T, error) {
 	return mongox.FindOne[T](ctx, c, filter, what, storeerr.ErrNotFound)
-}
-
-// CreateSession inserts a session.
-func (s *MongoStore) CreateSession(ctx context.Context, sess Session) error {
-	_, err := s.sessions.InsertOne(ctx, sess)
-	return mongox.InsertErr(err, "session", storeerr.ErrAlreadyExists)
 }
 
 // GetSession finds a session by id, with its revocation if it has one.
@@ -86,20 +97,10 @@ func (s *MongoStore) GetSession(ctx context.Context, id string) (Session, error)
 	return sessions[0], nil
 }
 
-// ListUserSessions returns all sessions of a user, oldest first.
-func (s *MongoStore) ListUserSessions(ctx context.Context, userID string) ([]Session, error) {
-	opts := options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}})
-	sessions, err := mongox.FindAll[Session](ctx, s.sessions, bson.D{{Key: "user_id", Value: userID}}, opts, "sessions")
-	if err != nil {
-		return nil, err
-	}
-	return s.withRevocations(ctx, sessions)
-}
-
 // withRevocations sets the revocation fields of sessions from their revocation records, which
 // are the only record of revocation.
 func (s *MongoStore) withRevocations(ctx context.Context, sessions []Session) ([]Session, error) {
-	return mongox.Join(ctx, s.revocations, sessions, func(sess Session) string { return sess.ID },
+	return mongox.Join(ctx, s.revocations, s.byIDs, sessions, func(sess Session) string { return sess.ID },
 		func(sess *Session, r sessionRevocation) {
 			sess.Revoked, sess.RevokedAt, sess.RevokeReason = true, r.At, r.Reason
 		}, "session revocations")
@@ -195,11 +196,12 @@ func (s *MongoStore) CompleteRotation(ctx context.Context, hash string) error {
 	return nil
 }
 
-// EraseUser deletes a user's sessions and refresh tokens (with their spend records). The
-// session revocation records stay: they hold a session id, a time and a reason, and keep the
-// erased sessions' access tokens refused after a restart. Refresh tokens are found through the
-// sessions, so the sessions go last: an interrupted erase leaves nothing unreachable, and
-// running it again finishes it.
+// EraseUser deletes a user's sessions and refresh tokens (with their spend records), and the
+// user's set of sessions. The session revocation records stay: they hold a session id, a time
+// and a reason, and keep the erased sessions' access tokens refused after a restart. Refresh
+// tokens are found through the sessions, so the sessions go after them, and the set, which
+// only points at sessions, last: an interrupted erase leaves nothing unreachable, and running
+// it again finishes it.
 func (s *MongoStore) EraseUser(ctx context.Context, userID string) error {
 	byUser := bson.D{{Key: "user_id", Value: userID}}
 	sessions, err := mongox.FindAll[Session](ctx, s.sessions, byUser, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}), "sessions")
@@ -233,5 +235,5 @@ func (s *MongoStore) EraseUser(ctx context.Context, userID string) error {
 	if _, err := s.sessions.DeleteMany(ctx, byUser); err != nil {
 		return fmt.Errorf("erase sessions: %w", err)
 	}
-	return nil
+	return s.sets.Erase(ctx, byUser)
 }

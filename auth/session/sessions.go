@@ -78,15 +78,23 @@ func (m *Sessions) ttl(rememberMe bool) time.Duration {
 	return min(m.refreshTTL, shortTTL)
 }
 
-// Open starts a session of userID in orgID and issues its first refresh token.
+// Open starts a session of userID in orgID and issues its first refresh token. A user keeps at
+// most MaxPerUser sessions: the store revokes the oldest beyond them, and Open shares those
+// revocations as Revoke does (a failure to share them fails the login, as it fails Revoke).
 func (m *Sessions) Open(ctx context.Context, userID, orgID string, rememberMe bool, client string) (Session, string, error) {
 	now := m.now()
 	sess := Session{
 		ID: random.ID("ses"), UserID: userID, OrgID: orgID, RememberMe: rememberMe, Client: client,
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(m.ttl(rememberMe)),
 	}
-	if err := m.store.CreateSession(ctx, sess); err != nil {
+	evicted, err := m.store.CreateSession(ctx, sess)
+	// Shared even when the creation failed: the store may have revoked them before it did.
+	shareErr := m.share(ctx, evicted...)
+	if err != nil {
 		return Session{}, "", apierr.Internalf("create session: %w", err)
+	}
+	if shareErr != nil {
+		return Session{}, "", shareErr
 	}
 	refresh, err := m.issue(ctx, sess, now)
 	return sess, refresh, err
@@ -207,12 +215,27 @@ func (m *Sessions) Revoke(ctx context.Context, sid, reason string) (bool, error)
 	if err != nil {
 		return false, apierr.Internalf("revoke session: %w", err)
 	}
-	// Remembered for one access-token lifetime and the clock skew: after that no access token
-	// of the session verifies anyway.
-	if err := m.revoked.Revoke(ctx, sid, m.accessTTL+token.ClockSkew); err != nil {
-		return done, apierr.New(apierr.Internal, "session revoked, but the revocation could not be shared with other instances").Wrap(err)
+	return done, m.share(ctx, sid)
+}
+
+// share enters sessions the store has revoked in the revocation set, so that their access
+// tokens fail at once everywhere. It tries each and returns the first failure. Unshared (a
+// failure, or this process dying first), a revocation is still the store's: every instance
+// refuses the session's refresh tokens, the set gets it at an instance's next start
+// (ReloadRevoked), and until then its access tokens may live on until they expire.
+func (m *Sessions) share(ctx context.Context, sids ...string) error {
+	var first error
+	for _, sid := range sids {
+		// Remembered for one access-token lifetime and the clock skew: after that no access
+		// token of the session verifies anyway.
+		if err := m.revoked.Revoke(ctx, sid, m.accessTTL+token.ClockSkew); err != nil && first == nil {
+			first = err
+		}
 	}
-	return done, nil
+	if first != nil {
+		return apierr.New(apierr.Internal, "session revoked, but the revocation could not be shared with other instances").Wrap(first)
+	}
+	return nil
 }
 
 // IsRevoked reports whether sid is in the revocation set; an error means the set could not be

@@ -10,12 +10,28 @@ import (
 // rotated: the caller must treat it as reuse.
 var ErrAlreadySpent = errors.New("refresh token already spent")
 
+// MaxPerUser bounds the sessions a user keeps: opening one more revokes the oldest beyond it
+// (ReasonSessionLimit). The bound is what keeps listing a user's sessions (auth_sessions,
+// logout of all, revoking them all on disable or a password change) a bounded number of _id
+// look-ups whatever the user does, and a revoked session is one that no list needs to find.
+const MaxPerUser = 100
+
+// ReasonSessionLimit is the revocation reason of a session that a newer one pushed past
+// MaxPerUser.
+const ReasonSessionLimit = "session_limit"
+
 // Store persists refresh-token sessions (one family each) and their tokens by hash. Errors wrap
 // storeerr's sentinels, and ErrAlreadySpent.
 type Store interface {
-	CreateSession(ctx context.Context, s Session) error
+	// CreateSession stores a new session of s.UserID, who keeps the newest MaxPerUser: the
+	// oldest beyond them are revoked (ReasonSessionLimit) before they stop being listed, and
+	// their ids are returned, with an error too (a later step may fail after revoking), so
+	// that the caller shares those revocations as it shares any other. The session being
+	// created is never one of them.
+	CreateSession(ctx context.Context, s Session) (evicted []string, err error)
 	GetSession(ctx context.Context, id string) (Session, error)
-	// ListUserSessions returns every session of a user, revoked and expired ones included.
+	// ListUserSessions returns the sessions of a user, oldest first: revoked and expired ones
+	// included, and at most MaxPerUser (the older ones were revoked when they left).
 	ListUserSessions(ctx context.Context, userID string) ([]Session, error)
 	// TouchSession records a rotation: last use and the new expiry. storeerr.ErrNotFound if revoked.
 	TouchSession(ctx context.Context, id string, at, expiresAt time.Time) error

@@ -224,7 +224,8 @@ func userRecords(t *testing.T, s auth.Store, user string, at time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	for _, sid := range []string{user + "_ses_1", user + "_ses_2"} {
-		conformance.MustOK(t, "create session", s.CreateSession(ctx, sessiontest.NewSession(sid, user, at)))
+		_, err := s.CreateSession(ctx, sessiontest.NewSession(sid, user, at))
+		conformance.MustOK(t, "create session", err)
 	}
 	_, err := s.RevokeSession(ctx, user+"_ses_2", at, "test")
 	conformance.MustOK(t, "revoke", err)

@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
 )
 
 // InsertErr maps an insert's error: a duplicate key is exists (wrapped, naming what), any other
@@ -116,35 +117,16 @@ func ByID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
 
 // Join sets on each item what the record of c with the item's id says (set), for the items
 // that have one: how a store joins the records that point at others, such as the revocations
-// of sessions or keys. One item is one _id look-up (the only filter FerretDB v1 does not
-// answer with a scan); more are one $in.
-func Join[T, R any](ctx context.Context, c *mongo.Collection, items []T, id func(T) string, set func(*T, R), what string) ([]T, error) {
-	switch len(items) {
-	case 0:
-		return items, nil
-	case 1:
-		var r R
-		err := c.FindOne(ctx, ByID(id(items[0]))).Decode(&r)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return items, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("find %s: %w", what, err)
-		}
-		set(&items[0], r)
-		return items, nil
-	}
+// of sessions or keys. The records are read as FindByIDs reads them (oneByOne: one _id look-up
+// each, for a server that scans for $in).
+func Join[T, R any](ctx context.Context, c *mongo.Collection, oneByOne bool, items []T, id func(T) string, set func(*T, R), what string) ([]T, error) {
 	ids := make([]string, len(items))
 	for i, it := range items {
 		ids[i] = id(it)
 	}
-	var docs []bson.Raw
-	cur, err := c.Find(ctx, ByIDs(ids))
+	docs, err := findRawByIDs(ctx, c, ids, oneByOne, what)
 	if err != nil {
-		return nil, fmt.Errorf("find %s: %w", what, err)
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("read %s: %w", what, err)
+		return nil, err
 	}
 	byID := make(map[string]R, len(docs))
 	for _, d := range docs {
@@ -161,6 +143,73 @@ func Join[T, R any](ctx context.Context, c *mongo.Collection, items []T, id func
 		}
 	}
 	return items, nil
+}
+
+// FindByIDs returns the documents of c whose _id is one of ids, in no particular order, leaving
+// out the ids that have none. oneByOne reads each by its own _id look-up, IDLookupsInFlight at a
+// time: for a server that answers $in by scanning the collection (PushesDownOnlyIDs); otherwise
+// they are one $in (a single id is always one look-up).
+func FindByIDs[T any](ctx context.Context, c *mongo.Collection, ids []string, oneByOne bool, what string) ([]T, error) {
+	docs, err := findRawByIDs(ctx, c, ids, oneByOne, what)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(docs))
+	for _, d := range docs {
+		var v T
+		if err := bson.Unmarshal(d, &v); err != nil {
+			return nil, fmt.Errorf("read %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// IDLookupsInFlight bounds the _id look-ups FindByIDs (and Join) has in flight at once, so one
+// long list does not take every connection of the pool.
+const IDLookupsInFlight = 8
+
+func findRawByIDs(ctx context.Context, c *mongo.Collection, ids []string, oneByOne bool, what string) ([]bson.Raw, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if !oneByOne && len(ids) > 1 {
+		var docs []bson.Raw
+		cur, err := c.Find(ctx, ByIDs(ids))
+		if err != nil {
+			return nil, fmt.Errorf("find %s: %w", what, err)
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, fmt.Errorf("read %s: %w", what, err)
+		}
+		return docs, nil
+	}
+	found := make([]bson.Raw, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(IDLookupsInFlight)
+	for i, id := range ids {
+		g.Go(func() error {
+			d, err := c.FindOne(gctx, ByID(id)).Raw()
+			switch {
+			case errors.Is(err, mongo.ErrNoDocuments):
+				return nil
+			case err != nil:
+				return fmt.Errorf("find %s: %w", what, err)
+			}
+			found[i] = d
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	docs := found[:0]
+	for _, d := range found {
+		if d != nil {
+			docs = append(docs, d)
+		}
+	}
+	return docs, nil
 }
 
 // PushesDownOnlyIDs reports whether db's server is FerretDB v1, whose SQLite backend filters

@@ -28,6 +28,9 @@ func Run(t *testing.T, newStore func(t *testing.T) session.Store) {
 		{"ShouldReportUnknownSessionsAsNotFound", testUnknownSession},
 		{"ShouldRejectDuplicateSessionID", testDuplicateSession},
 		{"ShouldListEverySessionOfAUserOldestFirst", testListUserSessions},
+		{"ShouldKeepTheNewestMaxPerUserSessionsAndRevokeTheOnesPushedOut", testSessionLimit},
+		{"ShouldNeverLeaveAWorkingSessionOutOfTheListUnderConcurrentCreates", testSessionLimitConcurrent},
+		{"ShouldNotLetATakenSessionIDReachAnotherUsersSession", testTakenSessionID},
 		{"ShouldTouchALiveSession", testTouchSession},
 		{"ShouldNotTouchARevokedOrUnknownSession", testTouchRevokedSession},
 		{"ShouldRevokeASessionOnlyOnce", testRevokeSessionIdempotent},
@@ -57,8 +60,36 @@ func NewSession(id, userID string, created time.Time) session.Session {
 func createSessions(t *testing.T, s session.Store, sessions ...session.Session) {
 	t.Helper()
 	for _, sess := range sessions {
-		conformance.MustOK(t, "create session "+sess.ID, s.CreateSession(context.Background(), sess))
+		_, err := s.CreateSession(context.Background(), sess)
+		conformance.MustOK(t, "create session "+sess.ID, err)
 	}
+}
+
+// fillSessions creates MaxPerUser sessions of userID, one a second from t0, and returns their
+// ids, oldest first. None of them pushes another out.
+func fillSessions(t *testing.T, s session.Store, userID string, t0 time.Time) []string {
+	t.Helper()
+	ids := make([]string, session.MaxPerUser)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s_ses_%03d", userID, i)
+		evicted, err := s.CreateSession(context.Background(), NewSession(ids[i], userID, t0.Add(time.Duration(i)*time.Second)))
+		conformance.MustOK(t, "create session "+ids[i], err)
+		if len(evicted) > 0 {
+			t.Fatalf("session %d of %d pushed out %v", i+1, session.MaxPerUser, evicted)
+		}
+	}
+	return ids
+}
+
+func listedIDs(t *testing.T, s session.Store, userID string) []string {
+	t.Helper()
+	got, err := s.ListUserSessions(context.Background(), userID)
+	conformance.MustOK(t, "list sessions of "+userID, err)
+	ids := make([]string, len(got))
+	for i, sess := range got {
+		ids[i] = sess.ID
+	}
+	return ids
 }
 
 func checkSession(t *testing.T, got, want session.Session) {
@@ -109,7 +140,7 @@ func testUnknownSession(t *testing.T, s session.Store) {
 
 func testDuplicateSession(t *testing.T, s session.Store) {
 	createSessions(t, s, NewSession("ses_1", "usr_1", conformance.Now()))
-	err := s.CreateSession(context.Background(), NewSession("ses_1", "usr_2", conformance.Now()))
+	_, err := s.CreateSession(context.Background(), NewSession("ses_1", "usr_2", conformance.Now()))
 	conformance.MustErr(t, "second session with the same id", err, storeerr.ErrAlreadyExists)
 }
 
@@ -121,6 +152,7 @@ func testListUserSessions(t *testing.T, s session.Store) {
 		NewSession("ses_a", "usr_1", t0),
 		NewSession("ses_x", "usr_2", t0.Add(time.Minute)),
 		NewSession("ses_b", "usr_1", t0.Add(time.Minute)),
+		NewSession("ses_0", "usr_1", t0.Add(-72*time.Hour)), // expired two days ago
 	)
 	_, err := s.RevokeSession(ctx, "ses_b", t0.Add(3*time.Minute), "test")
 	conformance.MustOK(t, "revoke", err)
@@ -131,17 +163,130 @@ func testListUserSessions(t *testing.T, s session.Store) {
 	for _, sess := range got {
 		gotIDs = append(gotIDs, sess.ID)
 	}
-	if want := []string{"ses_a", "ses_b", "ses_c"}; !slices.Equal(gotIDs, want) {
-		t.Errorf("sessions of usr_1 = %v, want %v (oldest first, revoked included)", gotIDs, want)
+	if want := []string{"ses_0", "ses_a", "ses_b", "ses_c"}; !slices.Equal(gotIDs, want) {
+		t.Errorf("sessions of usr_1 = %v, want %v (oldest first, revoked and expired included)", gotIDs, want)
 	}
-	if len(got) == 3 && !got[1].Revoked {
-		t.Errorf("revoked session listed as not revoked: %+v", got[1])
+	if len(got) == 4 && (!got[2].Revoked || got[2].RevokeReason != "test" || got[1].Revoked) {
+		t.Errorf("revocations listed wrong: %+v", got)
 	}
 
 	got, err = s.ListUserSessions(ctx, "usr_nobody")
 	conformance.MustOK(t, "list for a user without sessions", err)
 	if len(got) != 0 {
 		t.Errorf("sessions of a user without any = %+v", got)
+	}
+}
+
+func testSessionLimit(t *testing.T, s session.Store) {
+	ctx := context.Background()
+	t0 := conformance.Now()
+	for _, tc := range []struct {
+		name, user  string
+		createdAt   time.Time // the new session's
+		listedFirst bool      // the new session is the oldest listed
+	}{
+		{"a newer session pushes out the oldest", "usr_newer", t0.Add(time.Hour), false},
+		{"a session dated before all others (clocks apart) still pushes out the oldest other", "usr_older", t0.Add(-time.Hour), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ids := fillSessions(t, s, tc.user, t0)
+			newest := NewSession(tc.user+"_ses_new", tc.user, tc.createdAt)
+			evicted, err := s.CreateSession(ctx, newest)
+			conformance.MustOK(t, "create one more", err)
+			if !slices.Equal(evicted, ids[:1]) {
+				t.Fatalf("pushed out %v, want %v", evicted, ids[:1])
+			}
+			got, err := s.GetSession(ctx, ids[0])
+			conformance.MustOK(t, "get the pushed out session", err)
+			if !got.Revoked || got.RevokeReason != session.ReasonSessionLimit {
+				t.Errorf("pushed out session = %+v, want it revoked with reason %q", got, session.ReasonSessionLimit)
+			}
+			conformance.MustTime(t, "revoked at (the new session's creation)", got.RevokedAt, tc.createdAt)
+			got, err = s.GetSession(ctx, newest.ID)
+			if err != nil || got.Revoked {
+				t.Errorf("the new session = %+v, %v; want it stored and working", got, err)
+			}
+			listed := listedIDs(t, s, tc.user)
+			want := append(slices.Clone(ids[1:]), newest.ID) // oldest first: the new one by its date
+			if tc.listedFirst {
+				want = append([]string{newest.ID}, ids[1:]...)
+			}
+			if !slices.Equal(listed, want) {
+				t.Errorf("listed %v,\nwant %v", listed, want)
+			}
+		})
+	}
+}
+
+// concurrentOpens is how many sessions of one user are opened at once at the bound: fewer than
+// conformance.Concurrency, as every one of them changes the same document, and each loser
+// tries again (on the embedded store, fifty of them under the race detector can outwait
+// SQLite's busy timeout). Ten already race changes, and evictions, of one set.
+const concurrentOpens = 10
+
+func testSessionLimitConcurrent(t *testing.T, s session.Store) {
+	ctx := context.Background()
+	t0 := conformance.Now()
+	all := fillSessions(t, s, "usr_1", t0)
+	var (
+		mu       sync.Mutex
+		reported = map[string]bool{}
+		errs     []error
+	)
+	opened := make([]string, concurrentOpens)
+	for i := range opened {
+		opened[i] = fmt.Sprintf("usr_1_ses_new_%02d", i)
+	}
+	conformance.Race(concurrentOpens, func(i int) {
+		evicted, err := s.CreateSession(ctx, NewSession(opened[i], "usr_1", t0.Add(time.Hour+time.Duration(i)*time.Millisecond)))
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, id := range evicted {
+			reported[id] = true
+		}
+	})
+	if len(errs) > 0 {
+		t.Fatalf("concurrent creates: %v", errs)
+	}
+	all = append(all, opened...)
+	listed := listedIDs(t, s, "usr_1")
+	if want := all[len(all)-session.MaxPerUser:]; !slices.Equal(listed, want) {
+		t.Errorf("listed %v,\nwant the newest %d: %v", listed, session.MaxPerUser, want)
+	}
+	for _, id := range all {
+		if slices.Contains(listed, id) {
+			continue
+		}
+		got, err := s.GetSession(ctx, id)
+		conformance.MustOK(t, "get "+id, err)
+		if !got.Revoked {
+			t.Errorf("session %s is out of the list and not revoked: it works, and logging out of all sessions would miss it", id)
+		}
+		if !reported[id] {
+			t.Errorf("session %s was pushed out but no create reported it (its revocation would not be shared)", id)
+		}
+	}
+}
+
+func testTakenSessionID(t *testing.T, s session.Store) {
+	ctx := context.Background()
+	t0 := conformance.Now()
+	createSessions(t, s, NewSession("ses_taken", "usr_1", t0))
+	_, err := s.CreateSession(ctx, NewSession("ses_taken", "usr_2", t0))
+	conformance.MustErr(t, "create a session with another user's session id", err, storeerr.ErrAlreadyExists)
+	ids := fillSessions(t, s, "usr_2", t0.Add(time.Second))
+	if listed := listedIDs(t, s, "usr_2"); !slices.Equal(listed, ids) {
+		t.Errorf("sessions of usr_2 = %v, want its own %v", listed, ids)
+	}
+	got, err := s.GetSession(ctx, "ses_taken")
+	if err != nil || got.Revoked || got.UserID != "usr_1" {
+		t.Errorf("usr_1's session after usr_2 filled its sessions = %+v, %v; want it usr_1's and working", got, err)
+	}
+	if listed := listedIDs(t, s, "usr_1"); !slices.Equal(listed, []string{"ses_taken"}) {
+		t.Errorf("sessions of usr_1 = %v, want [ses_taken]", listed)
 	}
 }
 
