@@ -52,6 +52,9 @@ type dirChunk struct {
 	Entries []dirEntry `bson:"-"`
 }
 
+// Tombstone keeps the organization (mongox.Tombstoner).
+func (d dirChunk) Tombstone() dirChunk { return dirChunk{OrgID: d.OrgID} }
+
 type packedEntries struct {
 	E []dirEntry `bson:"e"`
 }

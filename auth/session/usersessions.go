@@ -202,3 +202,6 @@ func (s *MongoStore) backfill(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Tombstone keeps what erasing a user filters on (mongox.Tombstoner).
+func (u userSessions) Tombstone() userSessions { return userSessions{UserID: u.UserID} }

@@ -10,64 +10,58 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// A Chain keeps documents that change atomically and are read in a few _id look-ups, on a
-// server whose updates are not atomic and which filters in the database only an _id equality
-// (FerretDB v1 on SQLite; MongoDB too, where it costs the same).
+// A Chain keeps documents that change atomically and are read in two _id look-ups, on a server
+// whose updates are not atomic and which filters in the database only an _id equality (FerretDB
+// v1 on SQLite; MongoDB too, where it costs the same).
 //
-// Each document, by key, has versions: the versions collection holds one document per version
-// with the whole body; a change reads the latest version and inserts the next one with the
-// change applied. The insert is the atomic step (a unique _id, atomic on FerretDB and MongoDB
-// alike): of concurrent changes exactly one writes a version, the others read it and try again
+// Each document, by key, has versions: the versions collection holds one document per version,
+// _id <key>/<version>, with the whole body; a change reads the latest version N and inserts N+1
+// with the change applied. The insert is the atomic step (a unique _id, atomic on FerretDB and
+// MongoDB alike): of concurrent changes exactly one writes N+1, the others read it and try again
 // on top of it, so no change is lost and none applied twice.
 //
 // The heads collection holds, per key, a copy of a recent version: a hint, written after each
-// change (a plain replace, which FerretDB does not make atomic, so it may lag: a slow replace
-// can even put an older version back). A read takes the head, then looks for the versions after
-// it: usually there are none, so the head is current; a lagging head costs one look-up per
-// version it lags. Correctness never depends on the head.
+// change (a plain replace, which FerretDB does not make atomic, so it may lag: a slow replace can
+// even put an older version back). A read takes the head, then looks for the versions after it:
+// usually there is none, so the head is current (two look-ups); a lagging head costs one look-up
+// per version it lags. Correctness never depends on the head.
 //
-// With keep = 0 versions are never removed (_id <key>/<version>): a read is two look-ups (the
-// head, the version after it), for bodies that change rarely (a subject's roles). With keep = C,
-// for bodies that change often (a user's sessions), versions come in generations of C
-// (_id <key>/<generation>/<version>), and writing version v of generation g removes version v
-// of generation g-2, so a key keeps about 2C versions. The first version of each generation,
-// its anchor, is never removed (one body per C changes stays: space, not time). A read finds the
-// latest generation through the anchors after the head's, then the latest version in it:
-// three look-ups (head, next anchor, next version). A version is only ever removed two
-// generations behind the latest, which a read does not walk; and a change checks, after its
-// insert, that no later generation has begun: if one has, its base was stale (read before
-// the generation began, and its own version may have been one removed and written again), so it
-// removes what it wrote and tries again. Removing versions without that would let a change
-// whose read lagged build on an old version and lose the changes after it.
+// With keep = 0 versions are kept forever (for bodies that change rarely: a subject's roles).
+// With keep = K (for bodies that change often: a user's sessions), writing version N replaces
+// version N-K by a tombstone: the body's Tombstone (a Tombstoner keeps what erasing needs to find
+// it, such as the user id) or an empty one. A tombstone keeps its _id taken, which is what makes
+// pruning safe: a change whose read lagged (it took an old version for the latest) tries to
+// insert a version that exists, as a tombstone or not, and tries again; were old versions
+// deleted instead, its insert would succeed and silently drop every change after its base (it
+// did, with eight writers, in the directory's conformance test). A read walks past tombstones;
+// the latest version is never one. So a key costs K versions plus one small document per change.
 type Chain[T any] struct {
 	versions, heads *mongo.Collection
 	what            string
-	gen             int64 // versions per generation; 0: one unbounded generation, never pruned
+	keep            int64
+}
+
+// A Tombstoner is a body that says what its versions' tombstones keep (the fields erasing
+// filters on).
+type Tombstoner[T any] interface {
+	Tombstone() T
 }
 
 // Version is a version of a chain's document as stored: Body's fields are the document's.
 type Version[T any] struct {
-	ID         string `bson:"_id"`
-	Generation int64  `bson:"generation,omitempty"`
-	Version    int64  `bson:"version"`
-	Body       T      `bson:",inline"`
+	ID        string `bson:"_id"`
+	Version   int64  `bson:"version"`
+	Tombstone bool   `bson:"tombstone,omitempty"`
+	Body      T      `bson:",inline"`
 }
 
 // NewChain returns the chain of documents in versions and heads; what names them in errors;
-// keep is the size of a generation (0: versions are kept forever).
+// keep is how many versions of a key stay whole (0: all).
 func NewChain[T any](versions, heads *mongo.Collection, what string, keep int) *Chain[T] {
-	return &Chain[T]{versions: versions, heads: heads, what: what, gen: int64(keep)}
+	return &Chain[T]{versions: versions, heads: heads, what: what, keep: int64(keep)}
 }
 
-// VersionID is the _id of version v of key in a chain that keeps every version.
-func VersionID(key string, v int64) string { return key + fmt.Sprintf("/%010d", v) }
-
-func (c *Chain[T]) id(key string, g, v int64) string {
-	if c.gen == 0 {
-		return VersionID(key, v)
-	}
-	return key + fmt.Sprintf("/%08d/%06d", g, v)
-}
+func versionID(key string, v int64) string { return key + fmt.Sprintf("/%010d", v) }
 
 // ErrUnchanged, returned by an edit, ends a change without writing: the document stays as it is
 // and Change returns nil.
@@ -88,41 +82,31 @@ func (c *Chain[T]) find(ctx context.Context, coll *mongo.Collection, id string) 
 
 // Latest returns the latest version of key (version 0 with a zero body when it has none).
 func (c *Chain[T]) Latest(ctx context.Context, key string) (Version[T], error) {
-	cur := Version[T]{Generation: 1}
-	if c.gen == 0 {
-		cur.Generation = 0
-	}
-	head, ok, err := c.find(ctx, c.heads, key)
-	if err != nil {
-		return Version[T]{}, err
-	}
-	if ok {
-		cur = head
-	}
-	if c.gen > 0 {
-		for { // the latest generation: anchors are never removed
-			anchor, ok, err := c.find(ctx, c.versions, c.id(key, cur.Generation+1, 1))
+	for range maxChainRetries {
+		var cur Version[T]
+		head, ok, err := c.find(ctx, c.heads, key)
+		if err != nil {
+			return Version[T]{}, err
+		}
+		if ok {
+			cur = head
+		}
+		for {
+			next, ok, err := c.find(ctx, c.versions, versionID(key, cur.Version+1))
 			if err != nil {
 				return Version[T]{}, err
 			}
 			if !ok {
 				break
 			}
-			cur = anchor
+			cur = next
+		}
+		if !cur.Tombstone { // a tombstone last: versions written and pruned while walking
+			cur.ID = versionID(key, cur.Version)
+			return cur, nil
 		}
 	}
-	for c.gen == 0 || cur.Version < c.gen {
-		next, ok, err := c.find(ctx, c.versions, c.id(key, cur.Generation, cur.Version+1))
-		if err != nil {
-			return Version[T]{}, err
-		}
-		if !ok {
-			break
-		}
-		cur = next
-	}
-	cur.ID = c.id(key, cur.Generation, cur.Version)
-	return cur, nil
+	return Version[T]{}, fmt.Errorf("read %s: %d changes in a row while reading", c.what, maxChainRetries)
 }
 
 // Change applies edit to the latest body of key and writes the result as the next version;
@@ -142,11 +126,7 @@ func (c *Chain[T]) Change(ctx context.Context, key string, edit func(body *T) er
 			}
 			return err
 		}
-		next := Version[T]{Generation: cur.Generation, Version: cur.Version + 1, Body: cur.Body}
-		if c.gen > 0 && next.Version > c.gen {
-			next.Generation, next.Version = next.Generation+1, 1
-		}
-		next.ID = c.id(key, next.Generation, next.Version)
+		next := Version[T]{ID: versionID(key, cur.Version+1), Version: cur.Version + 1, Body: cur.Body}
 		_, err = c.versions.InsertOne(ctx, next)
 		if mongo.IsDuplicateKeyError(err) {
 			continue // a concurrent change wrote this version: try again on top of it
@@ -154,42 +134,33 @@ func (c *Chain[T]) Change(ctx context.Context, key string, edit func(body *T) er
 		if err != nil {
 			return fmt.Errorf("write %s: %w", c.what, err)
 		}
-		if c.gen > 0 {
-			_, later, err := c.find(ctx, c.versions, c.id(key, next.Generation+1, 1))
-			if err != nil || later {
-				// Built on a stale read (or not known not to be): take it back and try again.
-				// Readers never walk this generation again, so what it held meanwhile is unseen.
-				if _, derr := c.versions.DeleteOne(ctx, ByID(next.ID)); derr != nil && err == nil {
-					err = derr
-				}
-				if err != nil {
-					return fmt.Errorf("write %s: %w", c.what, err)
-				}
-				continue
-			}
-		}
 		head := next
 		head.ID = key
 		// Only a hint: if the replace fails, reads find the version written above by looking
 		// past the head, so its error changes nothing.
 		_, _ = c.heads.ReplaceOne(ctx, ByID(key), head, options.Replace().SetUpsert(true))
-		if c.gen > 0 && next.Version > 1 && next.Generation > 2 {
-			// Best effort too: a version left behind is only space.
-			_, _ = c.versions.DeleteOne(ctx, ByID(c.id(key, next.Generation-2, next.Version)))
+		if c.keep > 0 && next.Version > c.keep {
+			c.bury(ctx, key, next.Version-c.keep, next.Body)
 		}
 		return nil
 	}
 	return fmt.Errorf("write %s: %d concurrent changes in a row", c.what, maxChainRetries)
 }
 
+// bury replaces version v of key by its tombstone (best effort: a version left whole is only
+// space).
+func (c *Chain[T]) bury(ctx context.Context, key string, v int64, body T) {
+	var rest T
+	if t, ok := any(body).(Tombstoner[T]); ok {
+		rest = t.Tombstone()
+	}
+	_, _ = c.versions.ReplaceOne(ctx, ByID(versionID(key, v)), Version[T]{ID: versionID(key, v), Version: v, Tombstone: true, Body: rest})
+}
+
 // Begin writes body as the first version of key, for a backfill: false if key has a version
 // already (nothing is written then).
 func (c *Chain[T]) Begin(ctx context.Context, key string, body T) (bool, error) {
-	first := Version[T]{ID: c.id(key, 1, 1), Version: 1, Body: body}
-	if c.gen > 0 {
-		first.Generation = 1
-	}
-	_, err := c.versions.InsertOne(ctx, first)
+	_, err := c.versions.InsertOne(ctx, Version[T]{ID: versionID(key, 1), Version: 1, Body: body})
 	if mongo.IsDuplicateKeyError(err) {
 		return false, nil
 	}

@@ -1,0 +1,141 @@
+package mongox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/bduf/mcpauth/internal/mongotest"
+	"github.com/bduf/mcpauth/internal/mongox"
+)
+
+type counter struct {
+	Key   string   `bson:"key"`
+	Marks []string `bson:"marks"`
+}
+
+func (c counter) Tombstone() counter { return counter{Key: c.Key} }
+
+func newChain(t *testing.T, keep int) (*mongox.Chain[counter], context.Context) {
+	t.Helper()
+	ctx := context.Background()
+	db := mongotest.Database(t)
+	for _, c := range []string{"versions", "heads"} {
+		if err := db.CreateCollection(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mongotest.IndexIDs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return mongox.NewChain[counter](db.Collection("versions"), db.Collection("heads"), "counter", keep), ctx
+}
+
+// Every change of many concurrent writers lands exactly once, whether versions are kept or
+// pruned (keeping few, so that pruning runs throughout), and a pruned chain keeps exactly keep
+// versions whole and a tombstone of each other one.
+func TestShouldLandEveryConcurrentChangeOnceAndPruneToTombstones(t *testing.T) {
+	const writers, each = 8, 25
+	for _, keep := range []int{0, 4} {
+		t.Run(fmt.Sprintf("keep=%d", keep), func(t *testing.T) {
+			c, ctx := newChain(t, keep)
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Go(func() {
+					for i := range each {
+						mark := fmt.Sprintf("%d/%d", w, i)
+						err := c.Change(ctx, "k", func(b *counter) error {
+							b.Key = "k"
+							b.Marks = append(b.Marks, mark)
+							return nil
+						})
+						if err != nil {
+							t.Errorf("change %s: %v", mark, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			v, err := c.Latest(ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]int{}
+			for _, m := range v.Body.Marks {
+				seen[m]++
+			}
+			if len(v.Body.Marks) != writers*each || len(seen) != writers*each {
+				t.Fatalf("latest holds %d marks (%d distinct), want each of %d once", len(v.Body.Marks), len(seen), writers*each)
+			}
+			whole, err := c.Versions().CountDocuments(ctx, bson.D{{Key: "tombstone", Value: bson.D{{Key: "$ne", Value: true}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			buried, err := c.Versions().CountDocuments(ctx, bson.D{{Key: "tombstone", Value: true}, {Key: "key", Value: "k"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case keep == 0 && (whole != writers*each || buried != 0):
+				t.Errorf("%d versions whole and %d buried, want all %d whole", whole, buried, writers*each)
+			case keep > 0 && (whole != int64(keep) || buried != int64(writers*each-keep)):
+				t.Errorf("%d versions whole and %d tombstones (keeping the key), want %d and %d", whole, buried, keep, writers*each-keep)
+			}
+		})
+	}
+}
+
+// A head put back to an old version (a slow replace overtaken by later ones) costs look-ups,
+// never a change: reads and writes walk past the tombstones to the latest.
+func TestShouldFindTheLatestPastAHeadThatLagsBehindTombstones(t *testing.T) {
+	c, ctx := newChain(t, 4)
+	add := func(mark string) {
+		t.Helper()
+		if err := c.Change(ctx, "k", func(b *counter) error { b.Key = "k"; b.Marks = append(b.Marks, mark); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("first")
+	var stale bson.Raw
+	if err := c.Heads().FindOne(ctx, bson.D{{Key: "_id", Value: "k"}}).Decode(&stale); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		add(fmt.Sprint(i))
+	}
+	if _, err := c.Heads().ReplaceOne(ctx, bson.D{{Key: "_id", Value: "k"}}, stale, options.Replace()); err != nil {
+		t.Fatal(err)
+	}
+	add("after")
+	v, err := c.Latest(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Body.Marks) != 32 || v.Body.Marks[0] != "first" || v.Body.Marks[31] != "after" {
+		t.Fatalf("after a stale head the latest holds %v, want first, 0..29, after", v.Body.Marks)
+	}
+}
+
+// An edit that refuses writes nothing and its error comes back; ErrUnchanged is no error.
+func TestShouldWriteNothingForARefusedOrUnchangedEdit(t *testing.T) {
+	c, ctx := newChain(t, 4)
+	refused := errors.New("refused")
+	if err := c.Change(ctx, "k", func(*counter) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("a refused edit: %v, want its error", err)
+	}
+	if err := c.Change(ctx, "k", func(*counter) error { return mongox.ErrUnchanged }); err != nil {
+		t.Fatalf("an unchanged edit: %v", err)
+	}
+	if n, _ := c.Versions().CountDocuments(ctx, bson.D{}); n != 0 {
+		t.Errorf("%d versions written by edits that wrote nothing", n)
+	}
+	v, err := c.Latest(ctx, "k")
+	if err != nil || v.Version != 0 {
+		t.Errorf("latest of a key never written: version %d, %v; want 0", v.Version, err)
+	}
+}
