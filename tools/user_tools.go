@@ -21,7 +21,8 @@ func userTools() []tool {
 			ReadOnly:    true},
 			(*Set).userGet),
 		declare(tool{Name: "user_list", Rule: mcpauth.Require("users:read"),
-			Description: "List users of the caller's organization, in pages.",
+			Description: "List users of the caller's organization, in pages, in order of creation. " +
+				"Follow next_cursor until it is empty: with a filter, a page may hold fewer users than limit (each call reads a bounded part of the directory) and still have a next one.",
 			ReadOnly:    true},
 			(*Set).userList),
 		declare(tool{Name: "user_unlock", Rule: mcpauth.Require("users:admin"),
