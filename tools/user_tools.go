@@ -23,7 +23,7 @@ func userTools() []tool {
 		declare(tool{Name: "user_list", Rule: mcpauth.Require("users:read"),
 			Description: "List users of the caller's organization, in pages, in order of creation. " +
 				"Follow next_cursor until it is empty: with a filter, a page may hold fewer users than limit (each call reads a bounded part of the directory) and still have a next one.",
-			ReadOnly:    true},
+			ReadOnly: true},
 			(*Set).userList),
 		declare(tool{Name: "user_unlock", Rule: mcpauth.Require("users:admin"),
 			Description: "Clear a user's login lockout, including the permanent lock after 100 consecutive failures."},
