@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/bduf/mcpauth/auth/apikey"
 	"github.com/bduf/mcpauth/auth/mfa"
@@ -115,43 +113,24 @@ func (s *MongoStore) GetUser(ctx context.Context, id string) (User, error) {
 	return findOne[User](ctx, s.users, bson.D{{Key: "_id", Value: id}}, "user")
 }
 
-// GetUsers returns the users of ids that exist: one $in, or where the server would scan for it
-// (FerretDB v1), one _id look-up per user, a few at a time.
+// GetUsers returns the users of ids that exist, in the order of ids: one $in, or where the
+// server would scan for it (FerretDB v1), one _id look-up per user, a few at a time.
 func (s *MongoStore) GetUsers(ctx context.Context, ids []string) ([]User, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	if !s.byIDs {
-		return mongox.FindAll[User](ctx, s.users, mongox.ByIDs(ids), options.Find(), "users")
-	}
-	users := make([]User, len(ids))
-	found := make([]bool, len(ids))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(getUsersParallel)
-	for i, id := range ids {
-		g.Go(func() error {
-			u, err := s.GetUser(gctx, id)
-			if errors.Is(err, ErrNotFound) {
-				return nil
-			}
-			users[i], found[i] = u, err == nil
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	found, err := mongox.FindByIDs[User](ctx, s.users, ids, s.byIDs, "users")
+	if err != nil {
 		return nil, err
 	}
-	out := users[:0]
-	for i, u := range users {
-		if found[i] {
-			out = append(out, u)
+	users := make([]User, 0, len(found))
+	for _, id := range ids {
+		if u, ok := found[id]; ok {
+			users = append(users, u)
 		}
 	}
-	return out, nil
+	return users, nil
 }
-
-// getUsersParallel bounds the look-ups GetUsers has in flight on a server that needs one each.
-const getUsersParallel = 8
 
 // DeleteUser removes a user by id, then its name records.
 func (s *MongoStore) DeleteUser(ctx context.Context, id string) error {

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
 )
 
 // InsertErr maps an insert's error: a duplicate key is exists (wrapped, naming what), any other
@@ -101,46 +102,95 @@ func ByIDs[T any](ids []T) bson.D {
 // ByID is the filter of the document whose _id is id.
 func ByID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
 
+// FindByIDs returns, by _id, the documents of c whose _id is one of ids (those that exist).
+// It sends one $in, or, when perID (a server that would answer the $in by scanning the whole
+// collection: PushesDownOnlyIDs), one _id look-up per id, perIDParallel at a time. One id is
+// always one look-up.
+func FindByIDs[T any](ctx context.Context, c *mongo.Collection, ids []string, perID bool, what string) (map[string]T, error) {
+	found := make(map[string]T, len(ids))
+	if len(ids) == 0 {
+		return found, nil
+	}
+	// one reads the document of ids[i] into docs[i], if there is one.
+	docs := make([]T, len(ids))
+	ok := make([]bool, len(ids))
+	one := func(ctx context.Context, i int) error {
+		err := c.FindOne(ctx, ByID(ids[i])).Decode(&docs[i])
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("find %s: %w", what, err)
+		}
+		ok[i] = true
+		return nil
+	}
+	if perID || len(ids) == 1 {
+		if len(ids) == 1 { // the hot case (a refresh's revocation): no goroutine for it
+			if err := one(ctx, 0); err != nil {
+				return nil, err
+			}
+		} else {
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(perIDParallel)
+			for i := range ids {
+				g.Go(func() error { return one(gctx, i) })
+			}
+			if err := g.Wait(); err != nil {
+				return nil, err
+			}
+		}
+		for i, id := range ids {
+			if ok[i] {
+				found[id] = docs[i]
+			}
+		}
+		return found, nil
+	}
+	cur, err := c.Find(ctx, ByIDs(ids))
+	if err != nil {
+		return nil, fmt.Errorf("find %s: %w", what, err)
+	}
+	var raws []bson.Raw
+	if err := cur.All(ctx, &raws); err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	for _, d := range raws {
+		var v T
+		if err := bson.Unmarshal(d, &v); err != nil {
+			return nil, fmt.Errorf("read %s: %w", what, err)
+		}
+		id, _ := d.Lookup("_id").StringValueOK()
+		found[id] = v
+	}
+	return found, nil
+}
+
+// perIDParallel bounds the look-ups FindByIDs has in flight on a server that needs one per id:
+// enough to hide a round trip, few enough not to crowd out other requests.
+const perIDParallel = 8
+
 // Join sets on each item what the record of c with the item's id says (set), for the items
 // that have one: how a store joins the records that point at others, such as the revocations
 // of sessions or keys. One item is one _id look-up (the only filter FerretDB v1 does not
-// answer with a scan); more are one $in.
+// answer with a scan); more are one $in (JoinEach reads them one by one where that scans).
 func Join[T, R any](ctx context.Context, c *mongo.Collection, items []T, id func(T) string, set func(*T, R), what string) ([]T, error) {
-	switch len(items) {
-	case 0:
-		return items, nil
-	case 1:
-		var r R
-		err := c.FindOne(ctx, ByID(id(items[0]))).Decode(&r)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return items, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("find %s: %w", what, err)
-		}
-		set(&items[0], r)
+	return JoinEach(ctx, c, items, id, set, false, what)
+}
+
+// JoinEach is Join reading the records as FindByIDs does: with perID, one _id look-up per item,
+// for a server that would scan for the $in.
+func JoinEach[T, R any](ctx context.Context, c *mongo.Collection, items []T, id func(T) string, set func(*T, R), perID bool, what string) ([]T, error) {
+	if len(items) == 0 {
 		return items, nil
 	}
 	ids := make([]string, len(items))
 	for i, it := range items {
 		ids[i] = id(it)
 	}
-	var docs []bson.Raw
-	cur, err := c.Find(ctx, ByIDs(ids))
+	byID, err := FindByIDs[R](ctx, c, ids, perID, what)
 	if err != nil {
-		return nil, fmt.Errorf("find %s: %w", what, err)
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("read %s: %w", what, err)
-	}
-	byID := make(map[string]R, len(docs))
-	for _, d := range docs {
-		var r R
-		if err := bson.Unmarshal(d, &r); err != nil {
-			return nil, fmt.Errorf("read %s: %w", what, err)
-		}
-		key, _ := d.Lookup("_id").StringValueOK()
-		byID[key] = r
+		return nil, err
 	}
 	for i := range items {
 		if r, ok := byID[id(items[i])]; ok {
