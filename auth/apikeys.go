@@ -25,7 +25,8 @@ func (s *Service) CreateAPIKey(ctx context.Context, r apikey.Request) (apikey.Ke
 	return k, Secret(key), nil
 }
 
-// ListAPIKeys returns a user's keys, revoked and expired ones included.
+// ListAPIKeys returns a user's keys, revoked and expired ones included (but for the oldest of
+// them past 2×MaxPerUser keys: see apikey.Store).
 func (s *Service) ListAPIKeys(ctx context.Context, userID string) ([]apikey.Key, error) {
 	return s.apiKeys.List(ctx, userID)
 }

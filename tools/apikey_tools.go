@@ -18,8 +18,9 @@ func apiKeyTools() []tool {
 				"A key is a lasting credential: unless you logged in within the last few minutes, pass your password (and mfa_code if MFA is on)."},
 			(*Set).apiKeyCreate),
 		declare(tool{Name: "apikey_list", Rule: mcpauth.Authenticated(),
-			Description: "Your API keys (never their secrets), with last use, expiry and whether revoked.",
-			ReadOnly:    true},
+			Description: "Your API keys (never their secrets), oldest first, with last use, expiry and whether revoked. " +
+				"Revoked and expired keys stay listed until you have more than 200 keys; then the oldest of them drop off the list.",
+			ReadOnly: true},
 			(*Set).apiKeyList),
 		declare(tool{Name: "apikey_revoke", Rule: mcpauth.Authenticated(),
 			Description: "Revoke one of your API keys: it stops working at once.",

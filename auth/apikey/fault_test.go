@@ -55,12 +55,13 @@ func TestShouldFailClosedWhenTheStoreIsGone(t *testing.T) {
 	lose()
 
 	for call, err := range map[string]error{
-		"CreateAPIKey": store.CreateAPIKey(ctx, apikey.Key{ID: "k2"}),
-		"TouchAPIKey":  store.TouchAPIKey(ctx, k.ID, time.Now()),
-		"EraseUser":    store.EraseUser(ctx, "usr_1"),
-		"GetAPIKey":    second(store.GetAPIKey(ctx, k.ID)),
-		"ListAPIKeys":  second(store.ListAPIKeys(ctx, "usr_1")),
-		"RevokeAPIKey": second(store.RevokeAPIKey(ctx, k.ID, time.Now())),
+		"NewMongoStore": second(apikey.NewMongoStore(ctx, db)),
+		"CreateAPIKey":  store.CreateAPIKey(ctx, apikey.Key{ID: "k2"}),
+		"TouchAPIKey":   store.TouchAPIKey(ctx, k.ID, time.Now()),
+		"EraseUser":     store.EraseUser(ctx, "usr_1"),
+		"GetAPIKey":     second(store.GetAPIKey(ctx, k.ID)),
+		"ListAPIKeys":   second(store.ListAPIKeys(ctx, "usr_1")),
+		"RevokeAPIKey":  second(store.RevokeAPIKey(ctx, k.ID, time.Now())),
 	} {
 		if err == nil || errors.Is(err, storeerr.ErrNotFound) || errors.Is(err, storeerr.ErrAlreadyExists) {
 			t.Errorf("store %s without a database: %v, want the database's error", call, err)
@@ -145,12 +146,24 @@ func TestShouldRefuseABadKeyRequestAndStoreNothing(t *testing.T) {
 	if all, _ := keys.List(ctx, "usr_1"); len(all) != 0 {
 		t.Errorf("refused requests stored %d keys", len(all))
 	}
-	for range apikey.MaxPerUser {
-		if _, _, err := keys.Create(ctx, request("usr_1")); err != nil {
+	var first apikey.Key
+	for i := range apikey.MaxPerUser {
+		k, _, err := keys.Create(ctx, request("usr_1"))
+		if err != nil {
 			t.Fatal(err)
+		}
+		if i == 0 {
+			first = k
 		}
 	}
 	if _, _, err := keys.Create(ctx, request("usr_1")); apierr.CodeOf(err) != apierr.Conflict {
 		t.Errorf("key %d: %v, want CONFLICT", apikey.MaxPerUser+1, err)
+	}
+	// The cap counts live keys: a revoked one frees its slot, as the refusal says.
+	if _, _, err := keys.Revoke(ctx, "usr_1", first.ID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	if _, _, err := keys.Create(ctx, request("usr_1")); err != nil {
+		t.Errorf("a key in the slot of a revoked one: %v", err)
 	}
 }

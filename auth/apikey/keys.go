@@ -87,23 +87,23 @@ func (ks *Keys) Create(ctx context.Context, r Request) (Key, string, error) {
 	case r.ExpiresAt.IsZero() && !r.NoExpiry && ks.ttl > 0:
 		r.ExpiresAt = now.Add(ks.ttl)
 	}
-	existing, err := ks.store.ListAPIKeys(ctx, r.UserID)
-	if err != nil {
-		return Key{}, "", apierr.Internalf("list api keys: %w", err)
-	}
-	if len(existing) >= MaxPerUser {
-		return Key{}, "", apierr.Newf(apierr.Conflict, "at most %d API keys per user; revoke some first", MaxPerUser)
-	}
 	key, id, hash := generate()
 	k := Key{ID: id, UserID: r.UserID, OrgID: r.OrgID, Name: name, SecretHash: hash,
 		Permissions: r.Permissions, CreatedAt: now, ExpiresAt: r.ExpiresAt.UTC().Truncate(time.Millisecond)}
-	if err := ks.store.CreateAPIKey(ctx, k); err != nil {
+	// The store counts the live keys as it writes (a count here, then a write, would let two
+	// concurrent creates at the cap both pass); revoked and expired keys leave a slot free.
+	err := ks.store.CreateAPIKey(ctx, k)
+	if errors.Is(err, ErrTooManyKeys) {
+		return Key{}, "", apierr.Newf(apierr.Conflict, "at most %d live API keys per user; revoke some first", MaxPerUser)
+	}
+	if err != nil {
 		return Key{}, "", apierr.Internalf("create api key: %w", err)
 	}
 	return k, key, nil
 }
 
-// List returns a user's keys, revoked and expired ones included.
+// List returns a user's keys, revoked and expired ones included (but for the oldest of them
+// past 2×MaxPerUser keys: see Store).
 func (ks *Keys) List(ctx context.Context, userID string) ([]Key, error) {
 	keys, err := ks.store.ListAPIKeys(ctx, userID)
 	if err != nil {

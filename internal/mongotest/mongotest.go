@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -122,15 +123,31 @@ func DatabaseName(t testing.TB) string {
 // the server is gone, so a store's failure paths can be driven against the real driver.
 func LosableDatabase(t testing.TB) (db *mongo.Database, lose func()) {
 	t.Helper()
+	return ownDatabase(t, options.Client())
+}
+
+// MonitoredDatabase returns a fresh database for t on a client of its own that reports every
+// command to monitor: for tests that prove what a store asks the server (such as only _id
+// look-ups, which FerretDB v1 answers without a scan).
+func MonitoredDatabase(t testing.TB, monitor *event.CommandMonitor) *mongo.Database {
+	t.Helper()
+	db, _ := ownDatabase(t, options.Client().SetMonitor(monitor))
+	return db
+}
+
+// ownDatabase returns a fresh database for t on a client of its own made with opts, and the
+// disconnect of that client (also run, with the drop of the database, when t ends).
+func ownDatabase(t testing.TB, opts *options.ClientOptions) (db *mongo.Database, disconnect func()) {
+	t.Helper()
 	if client == nil {
 		t.Fatal("mongotest: call mongotest.Main from TestMain")
 	}
-	own, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(time.Second))
+	own, err := mongo.Connect(opts.ApplyURI(uri).SetServerSelectionTimeout(time.Second))
 	if err != nil {
 		t.Fatalf("mongotest: connect: %v", err)
 	}
 	db = own.Database(DatabaseName(t))
-	lose = func() {
+	disconnect = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = own.Disconnect(ctx)
@@ -139,7 +156,7 @@ func LosableDatabase(t testing.TB) (db *mongo.Database, lose func()) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = client.Database(db.Name()).Drop(ctx)
-		lose()
+		disconnect()
 	})
-	return db, lose
+	return db, disconnect
 }
