@@ -19,12 +19,14 @@ import (
 
 func TestMain(m *testing.M) { mongotest.Main(m) }
 
-// population is a store seeded with n users: each with its name records, a session, a role
-// assignment (its subject's first version and head), as the stores write them.
+// population is a store seeded with n users: each with its name records, a session (and the
+// user's session set), an API key (and the user's key set), a role assignment (its subject's
+// first version and head), as the stores write them.
 type population struct {
 	users    *auth.MongoStore
 	sessions *session.MongoStore
 	keys     *apikey.Keys
+	keyStore *apikey.MongoStore
 	authz    *rbac.Authorizer
 	lastID   string
 	lastMail string
@@ -37,7 +39,7 @@ func seed(b *testing.B, n int) *population {
 	ctx := context.Background()
 	db := mongotest.Database(b)
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	var users, names, sessions, subjects, heads, sets, setHeads []any
+	var users, names, sessions, subjects, heads, sets, setHeads, keys, keySets, keySetHeads []any
 	for i := range n {
 		id, email, sid := fmt.Sprintf("usr_%06d", i), fmt.Sprintf("user%06d@example.com", i), fmt.Sprintf("ses_%06d", i)
 		users = append(users, auth.User{ID: id, Email: email, OrgID: "acme", CreatedAt: now, UpdatedAt: now})
@@ -51,10 +53,17 @@ func seed(b *testing.B, n int) *population {
 		set := bson.D{{Key: "version", Value: 1}, {Key: "user_id", Value: id}, {Key: "sessions", Value: bson.A{sid}}}
 		sets = append(sets, append(bson.D{{Key: "_id", Value: id + "/0000000001"}}, set...))
 		setHeads = append(setHeads, append(bson.D{{Key: "_id", Value: id}}, set...))
+		kid := fmt.Sprintf("key_%06d", i)
+		keys = append(keys, apikey.Key{ID: kid, UserID: id, OrgID: "acme", Name: "ci", SecretHash: "x", Permissions: []string{"projects:read"}, CreatedAt: now})
+		// A key set's entry as apikey stores it: "<created ms> <expires ms, 0: never> - <id>".
+		keySet := bson.D{{Key: "version", Value: 1}, {Key: "user_id", Value: id}, {Key: "keys", Value: bson.A{fmt.Sprintf("%d 0 - %s", now.UnixMilli(), kid)}}}
+		keySets = append(keySets, append(bson.D{{Key: "_id", Value: id + "/0000000001"}}, keySet...))
+		keySetHeads = append(keySetHeads, append(bson.D{{Key: "_id", Value: id}}, keySet...))
 	}
 	for coll, docs := range map[string][]any{"users": users, "user_names": names, "sessions": sessions,
 		"rbac_subjects": subjects, "rbac_subject_heads": heads,
-		"user_sessions": sets, "user_session_heads": append(setHeads, bson.D{{Key: "_id", Value: "meta:user-sessions-v1"}})} {
+		"user_sessions": sets, "user_session_heads": append(setHeads, bson.D{{Key: "_id", Value: "meta:user-sessions-v1"}}),
+		"api_keys": keys, "api_key_sets": keySets, "api_key_set_heads": append(keySetHeads, bson.D{{Key: "_id", Value: "meta/backfilled-v1"}})} {
 		if _, err := db.Collection(coll).InsertMany(ctx, docs); err != nil {
 			b.Fatalf("seed %s: %v", coll, err)
 		}
@@ -84,7 +93,7 @@ func open(b *testing.B, db *mongo.Database, n int) *population {
 	if err := mongotest.IndexIDs(ctx); err != nil {
 		b.Fatal(err)
 	}
-	return &population{users: users, sessions: sessions,
+	return &population{users: users, sessions: sessions, keyStore: keyStore,
 		keys:   apikey.NewKeys(keyStore, session.NewLocalRevocations(time.Now), time.Now, time.Hour),
 		authz:  rbac.NewAuthorizer(rbac.Config{Store: rbacStore, CacheLimit: -1}), // every decision cold
 		lastID: fmt.Sprintf("usr_%06d", n-1), lastMail: fmt.Sprintf("user%06d@example.com", n-1), lastSess: fmt.Sprintf("ses_%06d", n-1), n: n}
@@ -124,6 +133,13 @@ func BenchmarkScale(b *testing.B) {
 			sessions, err := p.sessions.ListUserSessions(ctx, p.lastID)
 			if err == nil && len(sessions) != 1 {
 				err = fmt.Errorf("the user has %d sessions listed, want 1", len(sessions))
+			}
+			return err
+		}},
+		{"user-api-keys", func(p *population) error {
+			keys, err := p.keyStore.ListAPIKeys(ctx, p.lastID)
+			if err == nil && len(keys) != 1 {
+				err = fmt.Errorf("the user has %d keys listed, want 1", len(keys))
 			}
 			return err
 		}},
