@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/bduf/mcpauth/internal/mongox"
 )
 
 // Errors of the store.
@@ -22,6 +25,9 @@ var (
 	// ErrChainConflict means two different events claim one position of a chain: two live
 	// writers were given the same Instance. The second one's events stay in its spill file.
 	ErrChainConflict = errors.New("audit: two events claim one position of a chain")
+	// ErrSearchTooLong is a search that ran out of its time (StoreOptions.SearchTimeout): on the
+	// embedded store, one that scans more events than fit in it.
+	ErrSearchTooLong = errors.New("audit: search took too long")
 )
 
 // Query limits.
@@ -45,6 +51,10 @@ const (
 type MongoStore struct {
 	events  *mongo.Collection
 	anchors *mongo.Collection
+	// searches holds a token per search running on a server that scans for it (FerretDB v1):
+	// one at a time, so searching takes at most one core. Nil on a server that uses indexes.
+	searches      chan struct{}
+	searchTimeout time.Duration
 }
 
 // anchorDoc is an Anchor as audit_anchors stores it.
@@ -72,7 +82,14 @@ type StoreOptions struct {
 	// the three of them are six of the nine per event). On MongoDB keep them. The unique
 	// (instance, seq) index is always kept: the chain's correctness depends on it.
 	NoQueryIndexes bool
+	// SearchTimeout bounds one Query (0: DefaultSearchTimeout). On FerretDB v1 a search decodes
+	// every stored event whatever its filter (about 0.26 ms each on the 2-core machine: 26 s at
+	// 100,000 events), so the bound is what keeps a search from holding the server.
+	SearchTimeout time.Duration
 }
+
+// DefaultSearchTimeout is StoreOptions.SearchTimeout's default.
+const DefaultSearchTimeout = 30 * time.Second
 
 // queryIndexes are the indexes of audit_events that only Query uses.
 var queryIndexes = []struct {
@@ -91,7 +108,11 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 
 // NewMongoStoreWith is NewMongoStore with options.
 func NewMongoStoreWith(ctx context.Context, db *mongo.Database, opts StoreOptions) (*MongoStore, error) {
-	s := &MongoStore{events: db.Collection("audit_events"), anchors: db.Collection("audit_anchors")}
+	s := &MongoStore{events: db.Collection("audit_events"), anchors: db.Collection("audit_anchors"),
+		searchTimeout: cmp.Or(opts.SearchTimeout, DefaultSearchTimeout)}
+	if mongox.PushesDownOnlyIDs(ctx, db) {
+		s.searches = make(chan struct{}, 1)
+	}
 	type index struct {
 		coll *mongo.Collection
 		name string
@@ -230,8 +251,27 @@ func decodeCursor(s string) (queryCursor, error) {
 
 // Query returns one page of events, newest first (by time, then id), and the cursor of the next
 // page ("" on the last page). Since is inclusive, Until exclusive; Limit is 1..500, 0 meaning 50
-// (more than 500 is cut to 500).
+// (more than 500 is cut to 500). A search that takes longer than the store's SearchTimeout is
+// ErrSearchTooLong; on a server that scans for it, searches wait for each other.
 func (s *MongoStore) Query(ctx context.Context, q Query) ([]Event, string, error) {
+	if s.searches != nil {
+		select {
+		case s.searches <- struct{}{}:
+			defer func() { <-s.searches }()
+		case <-ctx.Done():
+			return nil, "", fmt.Errorf("wait for another audit search: %w", ctx.Err())
+		}
+	}
+	sctx, cancel := context.WithTimeoutCause(ctx, s.searchTimeout, ErrSearchTooLong)
+	defer cancel()
+	events, next, err := s.query(sctx, q)
+	if err != nil && errors.Is(context.Cause(sctx), ErrSearchTooLong) {
+		return nil, "", fmt.Errorf("audit search, %s: %w", s.searchTimeout, ErrSearchTooLong)
+	}
+	return events, next, err
+}
+
+func (s *MongoStore) query(ctx context.Context, q Query) ([]Event, string, error) {
 	limit := q.Limit
 	switch {
 	case limit < 0:
@@ -273,15 +313,24 @@ func (s *MongoStore) Query(ctx context.Context, q Query) ([]Event, string, error
 			bson.D{{Key: "time", Value: t}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: c.ID}}}},
 		}})
 	}
-	opts := options.Find().SetSort(bson.D{{Key: "time", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit) + 1)
-	cur, err := s.events.Find(ctx, filter, opts)
+	// A find command of its own rather than Collection.Find, which never sends maxTimeMS (the
+	// driver leaves it out of commands that open a cursor): with it the server stops the scan at
+	// the search's deadline (the driver derives maxTimeMS from ctx). One batch holds the page.
+	n := int64(limit) + 1
+	var reply struct {
+		Cursor struct {
+			FirstBatch []Event `bson:"firstBatch"`
+		} `bson:"cursor"`
+	}
+	err := s.events.Database().RunCommand(ctx, bson.D{
+		{Key: "find", Value: s.events.Name()}, {Key: "filter", Value: filter},
+		{Key: "sort", Value: bson.D{{Key: "time", Value: -1}, {Key: "_id", Value: -1}}},
+		{Key: "limit", Value: n}, {Key: "batchSize", Value: n}, {Key: "singleBatch", Value: true},
+	}).Decode(&reply)
 	if err != nil {
 		return nil, "", fmt.Errorf("query audit events: %w", err)
 	}
-	var events []Event
-	if err := cur.All(ctx, &events); err != nil {
-		return nil, "", fmt.Errorf("read audit events: %w", err)
-	}
+	events := reply.Cursor.FirstBatch
 	next := ""
 	if len(events) > limit {
 		events = events[:limit]

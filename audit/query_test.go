@@ -1,13 +1,19 @@
 package audit_test
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	driverevent "go.mongodb.org/mongo-driver/v2/event"
+
 	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/internal/mongotest"
 )
 
 // queryFixture records 25 events a second apart (event i at base+i s): even ones AUTH_SUCCESS
@@ -182,5 +188,53 @@ func TestShouldCutAQueryLimitAboveTheMaximumToTheMaximum(t *testing.T) {
 	mustOK(t, "query", err)
 	if len(page) != audit.MaxQueryLimit || next == "" {
 		t.Fatalf("a limit of %d gave %d events (next %q), want %d and a next page", audit.MaxQueryLimit+100, len(page), next, audit.MaxQueryLimit)
+	}
+}
+
+// A search is bounded in time on the server too: the find it sends carries a maxTimeMS within
+// the store's SearchTimeout (FerretDB and MongoDB stop the scan there), and one that runs out of
+// it is ErrSearchTooLong, after which the store searches as before.
+func TestShouldBoundASearchInTimeOnTheServer(t *testing.T) {
+	ctx := ctxFor(t)
+	var mu sync.Mutex
+	var maxTimes []int64
+	db := mongotest.MonitoredDatabase(t, &driverevent.CommandMonitor{Started: func(_ context.Context, e *driverevent.CommandStartedEvent) {
+		if e.CommandName != "find" || e.Command.Lookup("find").StringValue() != "audit_events" {
+			return
+		}
+		ms, _ := e.Command.Lookup("maxTimeMS").AsInt64OK()
+		mu.Lock()
+		maxTimes = append(maxTimes, ms)
+		mu.Unlock()
+	}})
+	const timeout = 2 * time.Second
+	s, err := audit.NewMongoStoreWith(ctx, db, audit.StoreOptions{NoQueryIndexes: true, SearchTimeout: timeout})
+	mustOK(t, "new store", err)
+	events := make([]any, 200)
+	for i := range events {
+		events[i] = audit.Event{ID: fmt.Sprintf("evt_%04d", i), Instance: "inst-a", Seq: int64(i + 1), Type: audit.AuthFailed, Time: time.Now().UTC()}
+	}
+	_, err = db.Collection("audit_events").InsertMany(ctx, events)
+	mustOK(t, "seed", err)
+
+	page, _, err := s.Query(ctx, audit.Query{Type: audit.AuthFailed})
+	mustOK(t, "query", err)
+	if len(page) != audit.DefaultQueryLimit {
+		t.Fatalf("a page of %d events, want %d", len(page), audit.DefaultQueryLimit)
+	}
+	mu.Lock()
+	sent := slices.Clone(maxTimes)
+	mu.Unlock()
+	if len(sent) != 1 || sent[0] <= 0 || sent[0] > timeout.Milliseconds() {
+		t.Fatalf("the search's find carried maxTimeMS %v, want one value in (0, %d]", sent, timeout.Milliseconds())
+	}
+
+	short, err := audit.NewMongoStoreWith(ctx, db, audit.StoreOptions{NoQueryIndexes: true, SearchTimeout: time.Nanosecond})
+	mustOK(t, "new store", err)
+	if _, _, err := short.Query(ctx, audit.Query{Type: audit.AuthFailed}); !errors.Is(err, audit.ErrSearchTooLong) {
+		t.Fatalf("a search past its time: %v, want ErrSearchTooLong", err)
+	}
+	if _, _, err := s.Query(ctx, audit.Query{Type: audit.AuthFailed}); err != nil {
+		t.Fatalf("a search after one that ran out of time: %v", err)
 	}
 }

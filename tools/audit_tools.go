@@ -109,6 +109,10 @@ func (s *Set) auditQuery(ctx context.Context, a auditQueryArgs) (any, error) {
 	if errors.Is(err, audit.ErrInvalidQuery) { // the arguments are checked above: the cursor is bad
 		return nil, apierr.Field("cursor", "is not a next_cursor returned by audit_query")
 	}
+	if errors.Is(err, audit.ErrSearchTooLong) {
+		return nil, apierr.New(apierr.Internal, "the search ran out of time: on the embedded store a search reads every stored event; "+
+			"keep fewer (--audit-retention) or store them in MongoDB (MCPAUTH_MONGO_URI)")
+	}
 	if err != nil {
 		return nil, err
 	}

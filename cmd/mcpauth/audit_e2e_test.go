@@ -527,6 +527,23 @@ func TestShouldPageAuditQueryNewestFirstWithFilters(t *testing.T) {
 	}
 }
 
+// An audit search that runs out of its time (MCPAUTH_AUDIT_SEARCH_TIMEOUT) says so, and what
+// to do, and the trail it could not search is untouched: audit_verify still reads it whole.
+func TestShouldSayWhenAnAuditSearchRunsOutOfTime(t *testing.T) {
+	t.Parallel()
+	st := newAuditInstance(t, "MCPAUTH_AUDIT_SEARCH_TIMEOUT=1ns")
+	c := dialStdio(t, st.in)
+	c.Login(t, nil, st.in.Owner())
+	e := c.Call(t, "audit_query", nil).WantError(t, "INTERNAL")
+	if !strings.Contains(e.Message, "ran out of time") || !strings.Contains(e.Message, "--audit-retention") {
+		t.Errorf("audit_query past its time: message %q, want it to say it ran out of time and what to do", e.Message)
+	}
+	if v := decode[verifyResult](t, c.Call(t, "audit_verify", nil)); !v.OK || v.Checked == 0 {
+		t.Errorf("audit_verify after a search that ran out of time: %+v", v)
+	}
+	c.CloseStdio(t)
+}
+
 // verifyCLI runs mcpauth audit verify on in's store and returns its exit code, the result it
 // printed on stdout and its stderr.
 func verifyCLI(t *testing.T, in *instance) (int, verifyResult, string) {

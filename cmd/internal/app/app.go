@@ -343,7 +343,7 @@ func lastServerError(err error) string {
 // FerretDB on SQLite never uses them, and they cost every insert a quarter of its CPU. The CLI
 // opens it the same way, or it would build again the indexes the server dropped.
 func auditStore(ctx context.Context, c config, db *mongo.Database) (*audit.MongoStore, error) {
-	return audit.NewMongoStoreWith(ctx, db, audit.StoreOptions{NoQueryIndexes: c.MongoURI == ""})
+	return audit.NewMongoStoreWith(ctx, db, audit.StoreOptions{NoQueryIndexes: c.MongoURI == "", SearchTimeout: c.AuditSearchTimeout})
 }
 
 // offIfZero maps the command line's 0 ("off") to auth.Config's negative ("off"; 0 there means

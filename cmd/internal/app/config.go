@@ -47,6 +47,8 @@ type config struct {
 	DegradeLimits bool
 	// AuditRetention: events older than this are deleted at start (0: kept forever).
 	AuditRetention time.Duration
+	// AuditSearchTimeout bounds one audit search (0: audit.DefaultSearchTimeout).
+	AuditSearchTimeout time.Duration
 	// AuditGrantedSample is the share of AUTHZ_GRANTED events recorded (denials always are).
 	AuditGrantedSample float64
 	// TokenCacheSize bounds the verified-token cache (0: off); UserCacheTTL is how long a
@@ -114,6 +116,7 @@ var storeFlags = []envVar{
 	{"rate-limits", "MCPAUTH_RATE_LIMITS", "rate limits as name=rate/period[/burst],... for login_id, login_addr, refresh, apikey_fail, calls (default login_id=10/1m,login_addr=60/1m/30,refresh=60/1m/30,apikey_fail=20/1m/10,calls=6000/1m/1000)"},
 	{"lockout", "MCPAUTH_LOCKOUT", "account lockout: failures/window[/backoff[/max-backoff[/permanent-after]]]; failures lock out the address they come from, permanent-after (1..100) consecutive failures from any address lock the account until an admin unlocks it (default 5/15m/1m/1h/100)"},
 	{"audit-retention", "MCPAUTH_AUDIT_RETENTION", "delete audit events older than this at start, e.g. 2160h (default: keep forever)"},
+	{"audit-search-timeout", "MCPAUTH_AUDIT_SEARCH_TIMEOUT", "longest one audit search may run, e.g. 10s (default 30s)"},
 	{"token-cache-size", "MCPAUTH_TOKEN_CACHE_SIZE", "verified access tokens remembered (by hash), 0 turns the cache off (default 10000)"},
 	{"user-cache-ttl", "MCPAUTH_USER_CACHE_TTL", "how long a caller's user record is trusted before it is read again, at most 1m; 0: every call (default 1s)"},
 	{"audit-granted-sample", "MCPAUTH_AUDIT_GRANTED_SAMPLE", "share of granted tool calls recorded in the audit trail, 0-1 (default 1; denials are always recorded)"},
@@ -183,6 +186,11 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 		return c, err
 	}
 	var err error
+	if v := vals["audit-search-timeout"]; v != "" {
+		if c.AuditSearchTimeout, err = time.ParseDuration(v); err != nil || c.AuditSearchTimeout <= 0 {
+			return c, fmt.Errorf("--audit-search-timeout: want a positive duration, got %q", v)
+		}
+	}
 	if v := vals["audit-retention"]; v != "" {
 		if c.AuditRetention, err = time.ParseDuration(v); err != nil || c.AuditRetention < time.Hour {
 			return c, fmt.Errorf("--audit-retention: want a duration of at least 1h, got %q", v)
