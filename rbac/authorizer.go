@@ -309,6 +309,12 @@ func (a *Authorizer) grantSet(ctx context.Context, st stamp, sv uint64, k scopeK
 		if err != nil {
 			return nil, fmt.Errorf("get role %q: %w", as.Role, err)
 		}
+		if as.CreatedAt.Before(role.CreatedAt) {
+			// An assignment of an earlier role of this name, left by a deletion whose sweep
+			// failed: a role made again does not inherit its predecessor's holders.
+			done[as.Role] = false
+			continue
+		}
 		if role.Conditions.IsZero() {
 			for _, p := range role.Permissions {
 				gs.plain = append(gs.plain, grantSource{pattern: p, by: by})
@@ -488,12 +494,21 @@ func (a *Authorizer) Assign(ctx context.Context, as Assignment) error {
 		return err
 	}
 	custom := !IsBuiltinRole(as.Role)
+	as.CreatedAt = a.now().UTC().Truncate(time.Millisecond)
 	if custom {
-		if _, err := a.GetRole(ctx, as.OrgID, as.Role); err != nil {
+		role, err := a.GetRole(ctx, as.OrgID, as.Role)
+		if err != nil {
+			return err
+		}
+		// Never older than the role (an instance whose clock is behind): an assignment older
+		// than its role is one of an earlier role of that name, and grants nothing.
+		if as.CreatedAt.Before(role.CreatedAt) {
+			as.CreatedAt = role.CreatedAt
+		}
+		if err := a.replaceStale(ctx, as, role); err != nil {
 			return err
 		}
 	}
-	as.CreatedAt = a.now().UTC().Truncate(time.Millisecond)
 	if err := a.store.Assign(ctx, as); errors.Is(err, ErrAlreadyExists) {
 		return apierr.New(apierr.Conflict, "the user already has this role here")
 	} else if err != nil {
@@ -512,6 +527,24 @@ func (a *Authorizer) Assign(ctx context.Context, as Assignment) error {
 	}
 	return a.changed(ctx, as.UserID, audit.Event{Type: audit.RoleAssigned, Subject: as.UserID, OrgID: as.OrgID,
 		Details: map[string]any{"role": as.Role, "project_id": as.ProjectID}})
+}
+
+// replaceStale takes back an assignment like as that is older than role: one of an earlier
+// role of the name that deleting it left behind (its sweep failed), which grants nothing and
+// would otherwise make assigning the new role a CONFLICT.
+func (a *Authorizer) replaceStale(ctx context.Context, as Assignment, role Role) error {
+	held, err := a.store.ListAssignments(ctx, as.UserID, as.OrgID)
+	if err != nil {
+		return apierr.Internalf("assign: %w", err)
+	}
+	for _, h := range held {
+		if h.Role == as.Role && h.ProjectID == as.ProjectID && h.CreatedAt.Before(role.CreatedAt) {
+			if err := a.store.Unassign(ctx, h); err != nil && !errors.Is(err, ErrNotFound) {
+				return apierr.Internalf("assign: take back a stale assignment: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // Unassign takes a role assignment back (matched on user, org, role and project; NOT_FOUND if

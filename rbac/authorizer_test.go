@@ -744,3 +744,33 @@ func TestShouldInvalidateOnlyTheChangedSubject(t *testing.T) {
 		t.Errorf("after a role was defined, a warm decision read the store %d times, want 1", n)
 	}
 }
+
+// A role deleted, whose assignments were left behind (its sweep failed), and made again under
+// the same name: the old holders get nothing from the new role, and assigning it to them works.
+func TestShouldNotLetARoleMadeAgainInheritItsPredecessorsHolders(t *testing.T) {
+	ctx := context.Background()
+	store := newMongoStore(t)
+	now := wednesday10
+	a := rbac.NewAuthorizer(rbac.Config{Store: store, Versions: rbac.NewLocalVersions(), CacheLimit: -1,
+		Now: func() time.Time { now = now.Add(time.Second); return now }})
+	deploy := rbac.Request{Subject: "usr_1", OrgID: "acme", Resource: "deploys", Action: "create"}
+	_, err := a.CreateRole(ctx, rbac.Role{OrgID: "acme", Name: "deployer", Permissions: []string{"tasks:read"}})
+	mustDo(t, "create", err)
+	mustDo(t, "assign", a.Assign(ctx, rbac.Assignment{UserID: "usr_1", OrgID: "acme", Role: "deployer"}))
+	// The deletion of the role got as far as the role: the assignment stays.
+	mustDo(t, "delete the role only", store.DeleteRole(ctx, "acme", "deployer"))
+	_, err = a.CreateRole(ctx, rbac.Role{OrgID: "acme", Name: "deployer", Permissions: []string{"deploys:create"}})
+	mustDo(t, "create again", err)
+	if d := a.Authorize(ctx, deploy); d.Allowed {
+		t.Fatalf("the holder of the deleted role is allowed by the new one: %+v", d)
+	}
+	mustDo(t, "assign the new role", a.Assign(ctx, rbac.Assignment{UserID: "usr_1", OrgID: "acme", Role: "deployer"}))
+	if d := a.Authorize(ctx, deploy); !d.Allowed {
+		t.Fatalf("assigned the new role, still denied: %+v", d)
+	}
+	held, err := a.Assignments(ctx, "usr_1", "acme")
+	mustDo(t, "assignments", err)
+	if len(held) != 1 {
+		t.Errorf("assignments after assigning the new role: %+v, want one", held)
+	}
+}

@@ -104,10 +104,13 @@ func (s *MongoStore) ReadSubject(ctx context.Context, userID, orgID string) ([]A
 }
 
 // DeleteRoleAssignments removes every assignment of a role in an organization and says how
-// many. It finds the subjects that held the role in any version (a scan on FerretDB: deleting
-// a role is an administrator's act), then takes the role out of each one's latest version.
+// many. It finds the subjects whose head holds the role (a scan of one document per subject on
+// FerretDB, not of every version: deleting a role is an administrator's act), then takes the
+// role out of each one's latest version. A head behind its latest version can hide an
+// assignment made just before; it is left, and grants nothing: an assignment older than its
+// role is one of an earlier role of the name (Authorizer).
 func (s *MongoStore) DeleteRoleAssignments(ctx context.Context, orgID, role string) (int, error) {
-	docs, err := mongox.FindAll[subjectBody](ctx, s.subjects.Versions(),
+	docs, err := mongox.FindAll[subjectBody](ctx, s.subjects.Heads(),
 		bson.D{{Key: "org_id", Value: orgID}, {Key: "assignments.role", Value: role}},
 		options.Find().SetProjection(bson.D{{Key: "user_id", Value: 1}}), "assignments of role")
 	if err != nil {
