@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/bduf/mcpauth/internal/mongox"
@@ -334,9 +333,7 @@ func hasPrefix(u User, prefix string) bool {
 // as their first version; a chunk that a server already running wrote meanwhile (its users
 // created during the backfill) gets the missing entries added to it instead.
 func (s *MongoStore) dirBackfill(ctx context.Context) error {
-	if _, err := findOne[dirTail](ctx, s.dirTails, mongox.ByID(directoryV1), "directory"); err == nil {
-		return nil
-	} else if !errors.Is(err, ErrNotFound) {
+	if done, err := mongox.Migrated(ctx, s.dirTails, directoryV1); done || err != nil {
 		return err
 	}
 	all, err := mongox.FindAll[User](ctx, s.users, bson.D{}, options.Find().SetProjection(bson.D{{Key: "password_hash", Value: 0}}), "users")
@@ -362,10 +359,7 @@ func (s *MongoStore) dirBackfill(ctx context.Context) error {
 			}
 		}
 	}
-	if _, err := s.dirTails.InsertOne(ctx, dirTail{ID: directoryV1}); err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("backfill directory: %w", err)
-	}
-	return nil
+	return mongox.MarkMigrated(ctx, s.dirTails, directoryV1)
 }
 
 func (s *MongoStore) dirBackfillChunk(ctx context.Context, org string, chunk int64, users []User) error {

@@ -2,7 +2,6 @@ package rbac
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -180,9 +179,7 @@ func (s *MongoStore) EraseUser(ctx context.Context, userID string) error {
 // document each in rbac_assignments and rbac_grants) into a first version per subject, once.
 func (s *MongoStore) backfill(ctx context.Context, db *mongo.Database) error {
 	const marker = "meta:subjects-v1"
-	if _, err := mongox.FindOne[bson.Raw](ctx, s.subjects.Heads(), mongox.ByID(marker), "subjects", ErrNotFound); err == nil {
-		return nil
-	} else if !errors.Is(err, ErrNotFound) {
+	if done, err := mongox.Migrated(ctx, s.subjects.Heads(), marker); done || err != nil {
 		return err
 	}
 	assignments, err := mongox.FindAll[assignmentDoc](ctx, db.Collection("rbac_assignments"), bson.D{}, options.Find(), "assignments")
@@ -214,8 +211,5 @@ func (s *MongoStore) backfill(ctx context.Context, db *mongo.Database) error {
 			return fmt.Errorf("backfill assignments: %w", err)
 		}
 	}
-	if _, err := s.subjects.Heads().InsertOne(ctx, bson.D{{Key: "_id", Value: marker}}); err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("backfill assignments: %w", err)
-	}
-	return nil
+	return mongox.MarkMigrated(ctx, s.subjects.Heads(), marker)
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/bduf/mcpauth/internal/mongox"
@@ -300,9 +299,7 @@ func entryIDs(entries []*setEntry) []string {
 // so keys created meanwhile, or entered by an interrupted earlier backfill, are kept, and
 // running it again changes nothing. Neither the cap nor the bound applies: the keys exist.
 func (s *MongoStore) backfill(ctx context.Context) error {
-	if _, err := mongox.FindOne[bson.Raw](ctx, s.sets.Heads(), mongox.ByID(backfilledSetsV1), "api key sets", errNoMarker); err == nil {
-		return nil
-	} else if !errors.Is(err, errNoMarker) {
+	if done, err := mongox.Migrated(ctx, s.sets.Heads(), backfilledSetsV1); done || err != nil {
 		return err
 	}
 	all, err := mongox.FindAll[Key](ctx, s.keys, bson.D{}, options.Find().SetProjection(
@@ -333,14 +330,8 @@ func (s *MongoStore) backfill(ctx context.Context) error {
 			return fmt.Errorf("backfill api key sets: %w", err)
 		}
 	}
-	_, err = s.sets.Heads().InsertOne(ctx, bson.D{{Key: "_id", Value: backfilledSetsV1}})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("backfill api key sets: %w", err)
-	}
-	return nil
+	return mongox.MarkMigrated(ctx, s.sets.Heads(), backfilledSetsV1)
 }
-
-var errNoMarker = errors.New("no marker")
 
 // compareEntries orders entries as listings are: by creation, then id.
 func compareEntries(a, b setEntry) int {

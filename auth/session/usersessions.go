@@ -3,7 +3,6 @@ package session
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -149,9 +148,7 @@ func (s *MongoStore) ListUserSessions(ctx context.Context, userID string) ([]Ses
 // it again after an interruption finishes it: revocations and entries already written stay as
 // they are, and the marker goes last.
 func (s *MongoStore) backfill(ctx context.Context) error {
-	if _, err := findOne[bson.Raw](ctx, s.sets.Heads(), mongox.ByID(userSetsBackfilled), "user sessions"); err == nil {
-		return nil
-	} else if !errors.Is(err, storeerr.ErrNotFound) {
+	if done, err := mongox.Migrated(ctx, s.sets.Heads(), userSetsBackfilled); done || err != nil {
 		return err
 	}
 	all, err := mongox.FindAll[Session](ctx, s.sessions, bson.D{},
@@ -196,11 +193,7 @@ func (s *MongoStore) backfill(ctx context.Context) error {
 			return fmt.Errorf("backfill user sessions: %w", err)
 		}
 	}
-	_, err = s.sets.Heads().InsertOne(ctx, bson.D{{Key: "_id", Value: userSetsBackfilled}})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("backfill user sessions: %w", err)
-	}
-	return nil
+	return mongox.MarkMigrated(ctx, s.sets.Heads(), userSetsBackfilled)
 }
 
 // Tombstone keeps what erasing a user filters on (mongox.Tombstoner).

@@ -223,3 +223,25 @@ func PushesDownOnlyIDs(ctx context.Context, db *mongo.Database) bool {
 	_, ferret := info["ferretdbVersion"]
 	return ferret
 }
+
+// Migrated reports whether the one-time migration named marker has finished: its marker
+// document is in c (MarkMigrated). A store checks it at start and runs the migration if not.
+func Migrated(ctx context.Context, c *mongo.Collection, marker string) (bool, error) {
+	err := c.FindOne(ctx, ByID(marker)).Err()
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return false, nil
+	}
+	return false, fmt.Errorf("read migration marker %s: %w", marker, err)
+}
+
+// MarkMigrated records that the migration named marker has finished (last, so that an
+// interrupted one runs again); marked before, by another instance, is fine.
+func MarkMigrated(ctx context.Context, c *mongo.Collection, marker string) error {
+	if _, err := c.InsertOne(ctx, ByID(marker)); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("mark migration %s: %w", marker, err)
+	}
+	return nil
+}
