@@ -10,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/password"
+	"github.com/bduf/mcpauth/internal/redistest"
+	"github.com/bduf/mcpauth/rbac"
 )
 
 // The verified-token and user caches must never change an answer, only its cost: every case
@@ -151,6 +154,71 @@ func TestShouldShowACallerTheChangesMadeHereAtOnce(t *testing.T) {
 	if err != nil || caller.Email != email {
 		t.Fatalf("caller %+v, %v after the change; want email %s", caller, err, email)
 	}
+}
+
+// Two instances sharing one store and one redis-server, each trusting a user record for an
+// hour: a change made on A reaches B's callers as soon as B hears of it through the shared
+// versions, and without them B would go on answering with the record it holds.
+func TestShouldShowAChangeMadeOnAnotherInstanceOnceItIsAnnounced(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	addr := redistest.Start(t)
+	versions := func(t *testing.T) auth.UserVersions {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { _ = c.Close() })
+		v, err := rbac.NewRedisVersions(ctx, c, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = v.Close() })
+		return v
+	}
+	a := e.newService(t, e.keys, func(c *auth.Config) { c.UserCacheTTL, c.UserVersions = time.Hour, versions(t) })
+	b := e.newService(t, e.keys, func(c *auth.Config) { c.UserCacheTTL, c.UserVersions = time.Hour, versions(t) })
+	deaf := e.newService(t, e.keys, func(c *auth.Config) { c.UserCacheTTL = time.Hour }) // hears nothing
+	u := e.createUser(t, "ada@example.com", "ada")
+	tokens, _, err := a.Login(ctx, auth.LoginRequest{Identifier: "ada", Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := auth.Secret(tokens.AccessToken)
+	for _, svc := range []*auth.Service{b, deaf} { // both hold the record now
+		if _, _, err := svc.Caller(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// awaitOnB polls B's answer until ok says it shows the change, for at most two seconds.
+	awaitOnB := func(what string, ok func(auth.User, error) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Second); ; {
+			caller, _, err := b.Caller(ctx, tok)
+			if ok(caller, err) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("B still answers %+v, %v two seconds after %s on A", caller, err, what)
+			}
+			time.Sleep(10 * time.Millisecond) // polling for Redis's message, bounded by the deadline
+		}
+	}
+
+	email := "lovelace@example.com"
+	if _, _, err := a.UpdateUser(ctx, u.ID, auth.UserChanges{Email: &email}); err != nil {
+		t.Fatal(err)
+	}
+	awaitOnB("an email change", func(c auth.User, err error) bool { return err == nil && c.Email == email })
+	if caller, _, err := deaf.Caller(ctx, tok); err != nil || caller.Email != "ada@example.com" {
+		t.Fatalf("an instance without the versions answers %+v, %v; want the record it held (the test shows nothing otherwise)", caller, err)
+	}
+
+	disabled := true
+	if _, _, err := a.UpdateUser(ctx, u.ID, auth.UserChanges{Disabled: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	awaitOnB("disabling the user", func(_ auth.User, err error) bool {
+		return apierr.CodeOf(err) == apierr.AccountDisabled
+	})
 }
 
 // countingUserReads counts the store's reads of user records by id.

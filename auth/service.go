@@ -52,10 +52,14 @@ type Config struct {
 	// Scopes returns the permissions an access token of u carries (its roles' permissions).
 	Scopes func(ctx context.Context, u User) ([]string, error)
 	// TokenCacheSize bounds the verified-token cache (default DefaultTokenCacheSize; negative:
-	// off). UserCacheTTL is how long Caller trusts a user record it read before reading it
-	// again in the background (default DefaultUserCacheTTL; negative: off); see liveUsers.
+	// off). UserCacheTTL is how long Caller trusts a user record no change was announced for
+	// before reading it again in the background (default DefaultUserCacheTTL; negative: off);
+	// see liveUsers.
 	TokenCacheSize int
 	UserCacheTTL   time.Duration
+	// UserVersions announces user record changes between instances (nil: this instance is the
+	// only writer; its own changes drop its cached records at once).
+	UserVersions UserVersions
 	// StepUpMaxAge is how long after a login its session's tokens are proof enough of the user
 	// for a credential change (default DefaultStepUpMaxAge; negative: never, the password is
 	// always asked). APIKeyTTL is the lifetime of a key created without an expiry (default
@@ -433,8 +437,8 @@ func (s *Service) ExpiredSubject(ctx context.Context, tok Secret) string {
 }
 
 // Caller validates a bearer token and loads its live user record: a disabled or deleted user
-// is refused even while the token is unexpired (within Config.UserCacheTTL when the change was
-// made by another instance). The user comes without its password hash.
+// is refused even while the token is unexpired (when the change was made by another instance:
+// as soon as Config.UserVersions announces it, at most Config.UserCacheTTL). The user comes without its password hash.
 //
 // Caller is the guard's per-call check: it records no validation metrics or span of its own
 // (the guard records its decision, which includes this; the HTTP guard's Validate has already

@@ -85,7 +85,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, ch UserChanges) (Us
 	}
 	change.UpdatedAt = s.cfg.Now()
 	err = s.store.UpdateUser(ctx, u.ID, change)
-	s.forgetUser(u.ID)
+	s.forgetUser(ctx, u.ID)
 	if err != nil {
 		return User{}, nil, s.updateError(ctx, u.ID, change, err)
 	}
@@ -223,7 +223,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string, opts DeleteUserOpti
 	if !u.Disabled {
 		disabled := true
 		err := s.store.UpdateUser(ctx, u.ID, UserChange{Disabled: &disabled, UpdatedAt: s.cfg.Now()})
-		s.forgetUser(u.ID)
+		s.forgetUser(ctx, u.ID)
 		if err != nil {
 			return s.updateError(ctx, u.ID, UserChange{}, err)
 		}
@@ -254,7 +254,7 @@ func (s *Service) DeleteUser(ctx context.Context, id string, opts DeleteUserOpti
 		s.log.WarnContext(ctx, "could not clear a deleted user's lockout state", "user_id", u.ID, "error", err)
 	}
 	err = s.store.DeleteUser(ctx, u.ID)
-	s.forgetUser(u.ID)
+	s.forgetUser(ctx, u.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fail("delete account", apierr.Internalf("delete user: %w", err))
 	}
@@ -312,7 +312,7 @@ func (s *Service) setPassword(ctx context.Context, u User, next Secret, keep, by
 		return 0, err
 	}
 	err = s.store.UpdateUser(ctx, u.ID, UserChange{PasswordHash: hash, UpdatedAt: s.cfg.Now()})
-	s.forgetUser(u.ID)
+	s.forgetUser(ctx, u.ID)
 	if err != nil {
 		return 0, s.updateError(ctx, u.ID, UserChange{}, err)
 	}

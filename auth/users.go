@@ -78,7 +78,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		if derr := s.store.DeleteUser(context.WithoutCancel(ctx), u.ID); derr != nil {
 			s.log.ErrorContext(ctx, "could not delete a half-made user", "user_id", u.ID, "error", derr)
 		}
-		s.forgetUser(u.ID)
+		s.forgetUser(ctx, u.ID)
 		return User{}, err
 	}
 	s.log.InfoContext(ctx, "user created", "user_id", u.ID, "org_id", org)

@@ -223,9 +223,23 @@ var (
 
 // caller is the outcome of authenticating a call once: the identity, or why there is none.
 type caller struct {
-	id     Identity
-	err    error // nil: authenticated
-	absent bool  // no credential at all
+	id     *Identity // filled in when err is nil
+	err    error     // nil: authenticated
+	absent bool      // no credential at all
+}
+
+// identityContext is a granted call's context carrying its Identity: one allocation for the
+// context node and the identity it hands out (the guard's largest per-call values).
+type identityContext struct {
+	context.Context
+	id Identity
+}
+
+func (c *identityContext) Value(key any) any {
+	if key == (identityKey{}) {
+		return &c.id
+	}
+	return c.Context.Value(key)
 }
 
 // verifiedCaller is what an Authenticator may offer so that a token the HTTP guard validated
@@ -264,8 +278,8 @@ func guardedFrom(ctx context.Context) *guardedRequest {
 	return v
 }
 
-// authenticate resolves the call's credential into an identity.
-func (g *Guard) authenticate(ctx context.Context) caller {
+// authenticate resolves the call's credential into an identity, written to id.
+func (g *Guard) authenticate(ctx context.Context, id *Identity) caller {
 	tok, method := g.cfg.Credentials(ctx)
 	if tok == "" {
 		return caller{absent: true, err: auth.ErrUnauthenticated}
@@ -286,49 +300,56 @@ func (g *Guard) authenticate(ctx context.Context) caller {
 	if claims.APIKeyID != "" {
 		method = "api_key"
 	}
-	return caller{id: Identity{UserID: user.ID, OrgID: orgOf(user, claims), SessionID: claims.SessionID,
-		Scopes: claims.Scopes, AuthMethod: method, User: user, Claims: claims}}
+	*id = Identity{UserID: user.ID, OrgID: orgOf(user, claims), SessionID: claims.SessionID,
+		Scopes: claims.Scopes, AuthMethod: method, User: user, Claims: claims}
+	return caller{id: id}
 }
 
 // decide authorizes one call of tool. On success it returns the context for the handler; it
 // also returns the caller, so that a denial's audit event can say whom it denied.
 func (g *Guard) decide(ctx context.Context, tool string) (context.Context, caller, error) {
-	c := g.authenticate(ctx)
-	callCtx, err := g.check(ctx, tool, c, true)
-	return callCtx, c, err
+	callCtx := &identityContext{Context: ctx}
+	c := g.authenticate(ctx, &callCtx.id)
+	if err := g.check(ctx, tool, c, true); err != nil {
+		return nil, c, err
+	}
+	if c.err != nil { // a public tool called without a valid credential: no identity
+		return ctx, c, nil
+	}
+	return callCtx, c, nil
 }
 
 // check applies tool's rule to an authenticated (or not) caller; a call (not a listing) also
-// counts against the identity's rate limit.
-func (g *Guard) check(ctx context.Context, tool string, c caller, isCall bool) (context.Context, error) {
+// counts against the identity's rate limit. The decision is written to the caller's identity.
+func (g *Guard) check(ctx context.Context, tool string, c caller, isCall bool) error {
 	rule, ok := g.cfg.Policy.Tools[tool]
 	if !ok {
-		return nil, errUnmapped.With("tool", tool)
+		return errUnmapped.With("tool", tool)
 	}
 	if c.err != nil {
 		if rule.Public { // a stale token does not stop anyone from logging in again
-			return ctx, nil
+			return nil
 		}
-		return nil, c.err
+		return c.err
 	}
-	id := &c.id
+	id := c.id
 	if isCall && g.cfg.Limiter != nil {
 		d, err := g.cfg.Limiter.Allow(ctx, "calls:"+id.UserID, g.cfg.CallLimit)
 		if err != nil {
-			return nil, apierr.New(apierr.Internal, "rate limiter unavailable ("+g.cfg.Limiter.Name()+")").Wrap(err)
+			return apierr.New(apierr.Internal, "rate limiter unavailable ("+g.cfg.Limiter.Name()+")").Wrap(err)
 		}
 		if !d.Allowed {
-			return nil, auth.RateLimited(d.RetryAfter)
+			return auth.RateLimited(d.RetryAfter)
 		}
 	}
 	if !rule.Public && !rule.Authenticated {
 		d, err := g.authorize(ctx, rule, id)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		id.Decision = d
 	}
-	return context.WithValue(ctx, identityKey{}, id), nil
+	return nil
 }
 
 func orgOf(u auth.User, c token.Claims) string {
@@ -457,7 +478,7 @@ func (g *Guard) recordRefusal(ctx context.Context, calls []string, c token.Claim
 		}
 		who := caller{err: cause}
 		if c.Subject != "" {
-			who = caller{id: Identity{UserID: c.Subject, OrgID: c.OrgID, SessionID: c.SessionID}}
+			who = caller{id: &Identity{UserID: c.Subject, OrgID: c.OrgID, SessionID: c.SessionID}}
 		}
 		derr := cause
 		if rule, ok := g.cfg.Policy.Tools[tool]; ok && len(rule.AnyOf) > 0 && apierr.CodeOf(cause) != apierr.PermissionDenied {
@@ -498,10 +519,11 @@ func (g *Guard) Filter() server.ToolFilterFunc {
 				return list
 			}
 		}
-		c := g.authenticate(ctx) // once for the whole list
+		var id Identity
+		c := g.authenticate(ctx, &id) // once for the whole list
 		out = make([]mcpgo.Tool, 0, len(list))
 		for _, t := range list {
-			if _, err := g.check(ctx, t.Name, c, false); err == nil {
+			if err := g.check(ctx, t.Name, c, false); err == nil {
 				out = append(out, t)
 			}
 		}

@@ -110,6 +110,32 @@ func TestShouldShareRevocationsAndLimitsBetweenInstances(t *testing.T) {
 		kB.WantUnauthorized(t, "auth_whoami", nil, "")
 	})
 
+	t.Run("user_record_change", func(t *testing.T) {
+		// A user's record (here its email) changed on A: B, which holds the record (trusted for
+		// 30 s when nothing announces a change), shows the new one within a second.
+		user := ownerA.CreateUser(t, "before@example.com", password, "viewer")
+		cB := dialHTTP(t, b)
+		cB.Login(t, nil, args{"email": "before@example.com", "password": password})
+		for range 2 { // the second answer comes from B's cached record
+			if w := decode[whoamiResult](t, cB.Call(t, "auth_whoami", nil)); w.User.Email != "before@example.com" {
+				t.Fatalf("auth_whoami on B: %+v", w.User)
+			}
+		}
+		decode[userResult](t, ownerA.Call(t, "user_update", args{"id": user.ID, "fields": args{"email": "after@example.com"}}))
+		changed := time.Now()
+		for {
+			w := decode[whoamiResult](t, cB.Call(t, "auth_whoami", nil))
+			if w.User.Email == "after@example.com" {
+				t.Logf("changed on A, shown on B %s later", time.Since(changed).Round(time.Millisecond))
+				break
+			}
+			if time.Since(changed) > propagation {
+				t.Fatalf("B still shows %q %s after the change on A", w.User.Email, time.Since(changed).Round(time.Millisecond))
+			}
+			time.Sleep(20 * time.Millisecond) // polling for the change to arrive, bounded by propagation
+		}
+	})
+
 	t.Run("lockout", func(t *testing.T) {
 		// Three failures spread over A and B lock the account on both; an unlock on B frees it on A.
 		user := ownerA.CreateUser(t, "shared@example.com", password, "viewer")

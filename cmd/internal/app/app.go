@@ -137,6 +137,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 		Issuer: c.Issuer, Audience: c.Audience, AccessTTL: c.AccessTTL, RefreshTTL: c.RefreshTTL,
 		Password: password.Config{Cost: c.BcryptCost}, Logger: logger, Sealer: sealer,
 		TokenCacheSize: offIfZero(c.TokenCacheSize), UserCacheTTL: offIfZero(c.UserCacheTTL),
+		UserVersions: versions,
 		StepUpMaxAge: offIfZero(c.StepUpMaxAge), APIKeyTTL: c.APIKeyTTL,
 		Limiter: limiter, Lockout: lockout, Limits: c.Limits, Revocations: revocations, Audit: a.audit,
 		// Tokens carry the user's permissions in its organization; the guard re-checks the

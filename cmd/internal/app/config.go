@@ -118,7 +118,7 @@ var storeFlags = []envVar{
 	{"audit-retention", "MCPAUTH_AUDIT_RETENTION", "delete audit events older than this at start, e.g. 2160h (default: keep forever)"},
 	{"audit-search-timeout", "MCPAUTH_AUDIT_SEARCH_TIMEOUT", "longest one audit search may run, e.g. 10s (default 30s)"},
 	{"token-cache-size", "MCPAUTH_TOKEN_CACHE_SIZE", "verified access tokens remembered (by hash), 0 turns the cache off (default 10000)"},
-	{"user-cache-ttl", "MCPAUTH_USER_CACHE_TTL", "how long a caller's user record is trusted before it is read again, at most 1m; 0: every call (default 1s)"},
+	{"user-cache-ttl", "MCPAUTH_USER_CACHE_TTL", "how long a caller's user record is trusted when no change of it was announced (changes through any instance are seen within a second), at most 1m; 0: read every call (default 30s)"},
 	{"audit-granted-sample", "MCPAUTH_AUDIT_GRANTED_SAMPLE", "share of granted tool calls recorded in the audit trail, 0-1 (default 1; denials are always recorded)"},
 	{"step-up-max-age", "MCPAUTH_STEP_UP_MAX_AGE", "how long after a login its tokens may create API keys and change MFA or email without the password, at most 1h; 0: always ask (default 5m)"},
 	{"apikey-ttl", "MCPAUTH_APIKEY_TTL", "lifetime of an API key created without expires_at, from 1m to 87600h (default 2160h: 90 days; a key that never expires is asked for explicitly)"},

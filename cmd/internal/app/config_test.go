@@ -49,7 +49,7 @@ func TestShouldApplyDefaults(t *testing.T) {
 	}
 	if c.Issuer != defaultIssuer || c.Audience != defaultAudience || c.MongoDB != "mcpauth" ||
 		c.BcryptCost != 10 || c.AccessTTL != 15*time.Minute || c.SigningAlg != "EdDSA" || c.DataDir != "/xdg/mcpauth" ||
-		c.TokenCacheSize != 10_000 || c.UserCacheTTL != time.Second {
+		c.TokenCacheSize != 10_000 || c.UserCacheTTL != auth.DefaultUserCacheTTL {
 		t.Fatalf("defaults wrong: %+v", c)
 	}
 }
