@@ -52,6 +52,13 @@ const (
 	UserDisabled       = "USER_DISABLED"
 	UserDeleted        = "USER_DELETED"
 	KeyRotated         = "KEY_ROTATED"
+	// The authorization server's (auth/oauth): a client registered, an authorization the user
+	// granted or refused on the consent page, a code redeemed for tokens, a code presented again.
+	OAuthClientRegistered = "OAUTH_CLIENT_REGISTERED"
+	OAuthAuthorized       = "OAUTH_AUTHORIZED"
+	OAuthConsentDenied    = "OAUTH_CONSENT_DENIED"
+	OAuthTokenIssued      = "OAUTH_TOKEN_ISSUED"
+	OAuthCodeReused       = "OAUTH_CODE_REUSED"
 	// RetentionAnchor is written by retention: it carries the hash of the last deleted event, so
 	// the chain of what remains still verifies. (Anchors are documents of their own, in
 	// audit_anchors, not events of the chain; MongoStore.Last returns one as an Event of this

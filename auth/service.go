@@ -191,6 +191,9 @@ type Tokens struct {
 	TokenType    string    `json:"token_type"`
 	ExpiresAt    time.Time `json:"expires_at"`
 	SessionID    string    `json:"session_id"`
+	// Scopes are the access token's (what the OAuth token endpoint answers as scope); tools
+	// do not show them.
+	Scopes []string `json:"-"`
 }
 
 // LoginRequest is a password login. Identifier is an email (contains '@') or a username.
@@ -295,6 +298,10 @@ func (s *Service) proveLogin(ctx context.Context, identifier string, req LoginRe
 		return User{}, false, s.failed(ctx, u.ID, ErrAccountDisabled)
 	}
 	mfaOn, err := s.secondFactorIfEnabled(ctx, u, req.MFACode, "")
+	if errors.Is(err, mfa.ErrRequired) { // the password was right: Authenticate's page asks for the code
+		u.PasswordHash = nil
+		return u, true, err
+	}
 	if err != nil {
 		return User{}, false, err
 	}
@@ -333,18 +340,26 @@ func (s *Service) openSession(ctx context.Context, u User, rememberMe bool, clie
 	return s.tokensFor(ctx, u, sess, refresh)
 }
 
-// tokensFor mints an access token of u for sess, beside its new refresh token.
+// tokensFor mints an access token of u for sess, beside its new refresh token: with the
+// user's permissions in a session of mcpauth's own tools, with what was granted in an OAuth
+// client's (the guard narrows either to the user's live permissions on every call).
 func (s *Service) tokensFor(ctx context.Context, u User, sess session.Session, refresh string) (Tokens, error) {
-	scopes, err := s.cfg.Scopes(ctx, u)
-	if err != nil {
-		return Tokens{}, apierr.Internalf("scopes of %s: %w", u.ID, err)
+	sub := token.Subject{User: u.ID, Session: sess.ID, Org: u.OrgID, AuthTime: sess.CreatedAt}
+	if g := sess.Grant; g != nil {
+		sub.Scopes, sub.AuthTime, sub.ClientID = g.Scopes, g.AuthTime, g.ClientID
+	} else {
+		scopes, err := s.cfg.Scopes(ctx, u)
+		if err != nil {
+			return Tokens{}, apierr.Internalf("scopes of %s: %w", u.ID, err)
+		}
+		sub.Scopes = scopes
 	}
-	access, claims, err := s.codec.Sign(u.ID, sess.ID, u.OrgID, scopes, sess.CreatedAt, s.cfg.Now())
+	access, claims, err := s.codec.Sign(sub, s.cfg.Now())
 	if err != nil {
 		return Tokens{}, apierr.Internalf("%w", err)
 	}
 	return Tokens{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer",
-		ExpiresAt: claims.ExpiresAt, SessionID: sess.ID}, nil
+		ExpiresAt: claims.ExpiresAt, SessionID: sess.ID, Scopes: sub.Scopes}, nil
 }
 
 // Refresh rotates a refresh token: the presented one is spent, a new pair is issued. A token
@@ -356,10 +371,24 @@ func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (_ Tokens, e
 }
 
 func (s *Service) refresh(ctx context.Context, refreshToken Secret) (Tokens, error) {
+	return s.rotate(ctx, refreshToken, func(sess session.Session) bool { return sess.Grant == nil })
+}
+
+// rotate spends a refresh token and issues the next pair, when its session is one the caller
+// may refresh (mine): auth_refresh those of mcpauth's own tools, an OAuth client its own
+// grant's. A token presented where it does not belong is spent and its session revoked.
+func (s *Service) rotate(ctx context.Context, refreshToken Secret, mine func(session.Session) bool) (Tokens, error) {
 	if err := s.allow(ctx, "refresh:addr:"+limitAddr(ctx), s.cfg.Limits.Refresh); err != nil {
 		return Tokens{}, err
 	}
 	rt, sess, err := s.sessions.Spend(ctx, refreshToken.Reveal())
+	if err == nil && !mine(sess) {
+		if _, rerr := s.revokeSession(ctx, sess.ID, "refresh token presented by another client"); rerr != nil {
+			return Tokens{}, rerr
+		}
+		s.log.WarnContext(ctx, "refresh token presented by another client: session revoked", "user_id", rt.UserID, "session_id", sess.ID)
+		return Tokens{}, ErrNotThisClient
+	}
 	if errors.Is(err, session.ErrReused) {
 		if _, rerr := s.revokeSession(ctx, rt.SessionID, "refresh token reuse"); rerr != nil {
 			return Tokens{}, rerr
@@ -438,7 +467,8 @@ func (s *Service) ExpiredSubject(ctx context.Context, tok Secret) string {
 
 // Caller validates a bearer token and loads its live user record: a disabled or deleted user
 // is refused even while the token is unexpired (when the change was made by another instance:
-// as soon as Config.UserVersions announces it, at most Config.UserCacheTTL). The user comes without its password hash.
+// as soon as Config.UserVersions announces it, at most Config.UserCacheTTL). The user comes
+// without its password hash.
 //
 // Caller is the guard's per-call check: it records no validation metrics or span of its own
 // (the guard records its decision, which includes this; the HTTP guard's Validate has already

@@ -83,10 +83,25 @@ func (m *Sessions) ttl(rememberMe bool) time.Duration {
 // revocations as Revoke does (a failure to share them fails the login, as it fails Revoke).
 func (m *Sessions) Open(ctx context.Context, userID, orgID string, rememberMe bool, client string) (Session, string, error) {
 	now := m.now()
-	sess := Session{
+	return m.open(ctx, Session{
 		ID: random.ID("ses"), UserID: userID, OrgID: orgID, RememberMe: rememberMe, Client: client,
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(m.ttl(rememberMe)),
-	}
+	})
+}
+
+// OpenGrant starts the session of an OAuth grant under the given id (the authorization server
+// derives it from the code, so that a second redemption of the code can revoke it), for the
+// refresh lifetime; ErrAlreadyExists (wrapped in an INTERNAL error) when id is taken.
+func (m *Sessions) OpenGrant(ctx context.Context, id, userID, orgID string, g Grant) (Session, string, error) {
+	now := m.now()
+	return m.open(ctx, Session{
+		ID: id, UserID: userID, OrgID: orgID, RememberMe: true, Client: g.ClientID, Grant: &g,
+		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(m.ttl(true)),
+	})
+}
+
+func (m *Sessions) open(ctx context.Context, sess Session) (Session, string, error) {
+	now := sess.CreatedAt
 	evicted, err := m.store.CreateSession(ctx, sess)
 	// Shared even when the creation failed: the store may have revoked them before it did.
 	shareErr := m.share(ctx, evicted...)

@@ -52,11 +52,14 @@ type Store interface {
 
 // Session is one login: a family of refresh tokens. Its id is the access tokens' sid claim.
 type Session struct {
-	ID         string    `bson:"_id"`
-	UserID     string    `bson:"user_id"`
-	OrgID      string    `bson:"org_id"`
-	RememberMe bool      `bson:"remember_me"`
-	Client     string    `bson:"client,omitempty"`
+	ID         string `bson:"_id"`
+	UserID     string `bson:"user_id"`
+	OrgID      string `bson:"org_id"`
+	RememberMe bool   `bson:"remember_me"`
+	Client     string `bson:"client,omitempty"`
+	// Grant is what an OAuth client was granted: the session's tokens are that client's, for
+	// that resource and those scopes (nil for a session of mcpauth's own tools, auth_login).
+	Grant      *Grant    `bson:"grant,omitempty"`
 	CreatedAt  time.Time `bson:"created_at"`
 	LastUsedAt time.Time `bson:"last_used_at"`
 	ExpiresAt  time.Time `bson:"expires_at"`
@@ -65,6 +68,14 @@ type Session struct {
 	Revoked      bool      `bson:"-"`
 	RevokedAt    time.Time `bson:"-"`
 	RevokeReason string    `bson:"-"`
+}
+
+// Grant is an OAuth client's authorization in a session.
+type Grant struct {
+	ClientID string    `bson:"client_id"`
+	Resource string    `bson:"resource"`
+	Scopes   []string  `bson:"scopes"`
+	AuthTime time.Time `bson:"auth_time"` // the login the grant came from
 }
 
 // Active reports whether the session can still be used at now. Expiry is checked here, at read

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -50,6 +51,8 @@ type Claims struct {
 	TokenID   string   `json:"jti"`
 	// APIKeyID is set when the credential was an API key (then SessionID is empty).
 	APIKeyID string `json:"api_key_id,omitempty"`
+	// ClientID is the OAuth client the token was issued to (ClientID for mcpauth's own).
+	ClientID string `json:"client_id,omitempty"`
 	// AuthTime is when the user last proved who they are (the session's login); zero for an
 	// API key.
 	AuthTime  time.Time `json:"auth_time,omitzero"`
@@ -98,26 +101,35 @@ func NewCodec(cfg CodecConfig) *Codec {
 // algorithm, so listing them all admits nothing a key does not.
 var parser = jwt.NewParser(jwt.WithValidMethods(SupportedAlgs), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
 
-// Sign issues an access token for sub in session sid and organization org, with the scopes;
-// authTime is when the user last proved who they are (the session's login).
-func (c *Codec) Sign(sub, sid, org string, scopes []string, authTime, now time.Time) (string, Claims, error) {
+// Subject is what an access token is issued for: a user in a session and organization, with
+// the scopes; AuthTime is when the user last proved who they are (the session's login);
+// ClientID the OAuth client it is issued to (default ClientID: mcpauth's own tools).
+type Subject struct {
+	User, Session, Org string
+	Scopes             []string
+	AuthTime           time.Time
+	ClientID           string
+}
+
+// Sign issues an access token for sub.
+func (c *Codec) Sign(sub Subject, now time.Time) (string, Claims, error) {
 	k := c.keys.signingKey()
 	jti := random.String(16)
 	claims := accessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    c.issuer,
-			Subject:   sub,
+			Subject:   sub.User,
 			Audience:  jwt.ClaimStrings{c.audience},
 			ExpiresAt: jwt.NewNumericDate(now.Add(c.ttl)),
 			NotBefore: jwt.NewNumericDate(now),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        jti,
 		},
-		Scope:     strings.Join(scopes, " "),
-		SessionID: sid,
-		OrgID:     org,
-		ClientID:  ClientID,
-		AuthTime:  jwt.NewNumericDate(authTime),
+		Scope:     strings.Join(sub.Scopes, " "),
+		SessionID: sub.Session,
+		OrgID:     sub.Org,
+		ClientID:  cmp.Or(sub.ClientID, ClientID),
+		AuthTime:  jwt.NewNumericDate(sub.AuthTime),
 	}
 	t := jwt.NewWithClaims(k.method, claims)
 	t.Header["typ"] = AccessTokenType
@@ -130,7 +142,7 @@ func (c *Codec) Sign(sub, sid, org string, scopes []string, authTime, now time.T
 }
 
 func claimsOf(c accessClaims) Claims {
-	out := Claims{Subject: c.Subject, SessionID: c.SessionID, OrgID: c.OrgID, TokenID: c.ID, Scopes: []string{}}
+	out := Claims{Subject: c.Subject, SessionID: c.SessionID, OrgID: c.OrgID, TokenID: c.ID, ClientID: c.ClientID, Scopes: []string{}}
 	if c.Scope != "" {
 		out.Scopes = strings.Fields(c.Scope)
 	}

@@ -1,0 +1,104 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/bduf/mcpauth/auth/storeerr"
+	"github.com/bduf/mcpauth/internal/mongox"
+)
+
+// MongoStore is the Store on MongoDB (or the embedded FerretDB). Every read is one _id look-up,
+// the only filter FerretDB v1 answers without scanning the collection.
+//
+// Redeeming a code inserts its redemption record with the code's hash as _id, never an update
+// of the code: FerretDB v1 runs an update as a read and a whole-document replace, so a
+// conditional "redeem if unredeemed" would let several concurrent redemptions win, while a
+// duplicate-key insert is atomic on every MongoDB-wire server.
+//
+// Like the other stores it has no TTL indexes (FerretDB v1 refuses expireAfterSeconds): an
+// expired code is kept and its reader decides, as GetCode promises. Codes and redemptions are
+// small and one each per authorization.
+type MongoStore struct {
+	clients     *mongo.Collection
+	codes       *mongo.Collection
+	redemptions *mongo.Collection // one document per redeemed code: the record of redemption
+}
+
+// redemption is the record that a code was redeemed; its _id is the code's hash.
+type redemption struct {
+	Hash string    `bson:"_id"`
+	At   time.Time `bson:"redeemed_at"`
+}
+
+var _ Store = (*MongoStore)(nil)
+
+// NewMongoStore returns a store on db, creating its collections (idempotently).
+func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error) {
+	s := &MongoStore{
+		clients:     db.Collection("oauth_clients"),
+		codes:       db.Collection("oauth_codes"),
+		redemptions: db.Collection("oauth_code_redemptions"),
+	}
+	// Made now rather than at the first insert so that the embedded store indexes their _id
+	// before the first authorization (it indexes only the collections that exist), and so that
+	// the first concurrent redemptions do not each create the collection.
+	for _, c := range []*mongo.Collection{s.clients, s.codes, s.redemptions} {
+		if err := createCollection(ctx, db, c.Name()); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// namespaceExists is the server's answer to creating a collection that exists (MongoDB and
+// FerretDB alike).
+const namespaceExists = 48
+
+func createCollection(ctx context.Context, db *mongo.Database, name string) error {
+	err := db.CreateCollection(ctx, name)
+	var se mongo.ServerError
+	if err == nil || (errors.As(err, &se) && se.HasErrorCode(namespaceExists)) {
+		return nil
+	}
+	return fmt.Errorf("create collection %s: %w", name, err)
+}
+
+// CreateClient inserts the client; its id is the _id, so a taken id is a duplicate key.
+func (s *MongoStore) CreateClient(ctx context.Context, c Client) error {
+	_, err := s.clients.InsertOne(ctx, c)
+	return mongox.InsertErr(err, "oauth client", storeerr.ErrAlreadyExists)
+}
+
+// GetClient finds a client by id.
+func (s *MongoStore) GetClient(ctx context.Context, id string) (Client, error) {
+	return mongox.FindOne[Client](ctx, s.clients, mongox.ByID(id), "oauth client", storeerr.ErrNotFound)
+}
+
+// DeleteClient deletes a client's record. Its codes are left to expire: they live a minute at
+// most, and finding them would take a filter on client_id, which FerretDB v1 answers by a scan.
+func (s *MongoStore) DeleteClient(ctx context.Context, id string) error {
+	return mongox.DeleteByID(ctx, s.clients, id, "oauth client", storeerr.ErrNotFound)
+}
+
+// CreateCode inserts an issued code by its hash.
+func (s *MongoStore) CreateCode(ctx context.Context, c Code) error {
+	_, err := s.codes.InsertOne(ctx, c)
+	return mongox.InsertErr(err, "oauth code", storeerr.ErrAlreadyExists)
+}
+
+// GetCode finds a code by its hash, expired or redeemed.
+func (s *MongoStore) GetCode(ctx context.Context, hash string) (Code, error) {
+	return mongox.FindOne[Code](ctx, s.codes, mongox.ByID(hash), "oauth code", storeerr.ErrNotFound)
+}
+
+// RedeemCode inserts the code's redemption record: of any number of concurrent redemptions the
+// server lets one insert through, and every other is a duplicate key (ErrAlreadyExists).
+func (s *MongoStore) RedeemCode(ctx context.Context, hash string, at time.Time) error {
+	_, err := s.redemptions.InsertOne(ctx, redemption{Hash: hash, At: at})
+	return mongox.InsertErr(err, "oauth code redemption", storeerr.ErrAlreadyExists)
+}

@@ -1,0 +1,319 @@
+package oauth
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/audit"
+	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/session"
+	"github.com/bduf/mcpauth/auth/storeerr"
+	"github.com/bduf/mcpauth/auth/throttle"
+	"github.com/bduf/mcpauth/auth/token"
+)
+
+// Authenticator is what the server asks of auth.Service.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req auth.LoginRequest) (auth.User, error)
+	AuthenticateSecondFactor(ctx context.Context, userID string, code auth.Secret) (auth.User, error)
+	OpenGrant(ctx context.Context, sessionID, userID string, g session.Grant) (auth.Tokens, error)
+	RevokeGrant(ctx context.Context, sessionID, reason string) error
+	RefreshGrant(ctx context.Context, refreshToken auth.Secret, clientID string) (auth.Tokens, error)
+	Revoke(ctx context.Context, tok auth.Secret) (bool, error)
+}
+
+// Scopes is the server's scope policy. A scope is a permission ("projects:read").
+type Scopes struct {
+	// Supported are the scopes a token may carry (the permissions the guarded tools need);
+	// others in a request are dropped.
+	Supported []string
+	// Default is granted when a request names no scope: the minimal set the resource's
+	// metadata lists (more by step-up).
+	Default []string
+	// Held returns which of scopes u holds now (its live permissions allow them).
+	Held func(ctx context.Context, u auth.User, scopes []string) ([]string, error)
+}
+
+// Config configures a Server.
+type Config struct {
+	// Issuer is the server's issuer identifier: an origin, no path, no trailing slash.
+	// Resource is the one protected resource tokens are for (the MCP URL).
+	Issuer, Resource string
+	Auth             Authenticator
+	Store            Store
+	// Sealer seals what a browser carries between the pages (the pending authorization):
+	// with several instances it must be the same master key everywhere.
+	Sealer *token.Sealer
+	Scopes Scopes
+	// Registration turns RFC 7591 dynamic client registration on; RegisterLimit bounds it per
+	// client address (through Limiter; default 20 a minute).
+	Registration  bool
+	Limiter       throttle.Limiter
+	RegisterLimit throttle.Limit
+	// ClientAddr names the client address of a request for the registration limit ("" for
+	// none known).
+	ClientAddr func(*http.Request) string
+	Audit      audit.Recorder
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Lifetimes.
+const (
+	// CodeTTL is an authorization code's lifetime (OAuth 2.1: short; MCP clients redeem at once).
+	CodeTTL = 60 * time.Second
+	// pageTTL bounds how long a person may take on the login, second-factor and consent pages.
+	pageTTL = 10 * time.Minute
+)
+
+// Server is the authorization server's HTTP side.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	pages *template.Template
+}
+
+//go:embed pages/*.html
+var pageFiles embed.FS
+
+// NewServer checks cfg and returns the server.
+func NewServer(cfg Config) (*Server, error) {
+	if err := checkIssuer(cfg.Issuer); err != nil {
+		return nil, err
+	}
+	if cfg.Resource == "" || cfg.Auth == nil || cfg.Store == nil || cfg.Sealer == nil || cfg.Scopes.Held == nil {
+		return nil, errors.New("oauth: resource, authenticator, store, sealer and scopes are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = audit.Discard
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = throttle.NewLocalLimiter(nil)
+	}
+	if cfg.RegisterLimit == (throttle.Limit{}) {
+		cfg.RegisterLimit = throttle.Limit{Rate: 20, Period: time.Minute, Burst: 20}
+	}
+	if cfg.ClientAddr == nil {
+		cfg.ClientAddr = func(*http.Request) string { return "" }
+	}
+	pages, err := template.ParseFS(pageFiles, "pages/*.html")
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, pages: pages}, nil
+}
+
+// checkIssuer holds the issuer to the one form every client compares byte for byte: an
+// http(s) origin without path, query, fragment or trailing slash.
+func checkIssuer(issuer string) error {
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.HasSuffix(issuer, "/") {
+		return errors.New("oauth: the issuer must be an origin such as https://auth.example.com (no path, no trailing slash)")
+	}
+	return nil
+}
+
+// Paths of the endpoints, relative to the issuer.
+const (
+	MetadataPath     = "/.well-known/oauth-authorization-server"
+	AuthorizePath    = "/authorize"
+	loginPath        = "/authorize/login"
+	secondFactorPath = "/authorize/mfa"
+	consentPath      = "/authorize/consent"
+	TokenPath        = "/token"
+	RegistrationPath = "/register"
+	RevocationPath   = "/revoke"
+	JWKSPath         = "/.well-known/jwks.json"
+	maxFormBytes     = 64 << 10
+)
+
+// Register adds the endpoints to mux, each behind wrap (the transport's per-request context).
+func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
+	handle := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, wrap(h)) }
+	handle(MetadataPath, s.cors(s.metadata))
+	handle(MetadataPath+"/", s.cors(s.metadata)) // the path-suffixed form some clients build
+	handle(AuthorizePath, s.authorize)
+	handle("POST "+loginPath, s.login)
+	handle("POST "+secondFactorPath, s.secondFactor)
+	handle("POST "+consentPath, s.consent)
+	handle(TokenPath, s.cors(s.token))
+	handle(RevocationPath, s.cors(s.revoke))
+	if s.cfg.Registration {
+		handle(RegistrationPath, s.cors(s.register))
+	}
+}
+
+// cors lets browser-based clients (the MCP Inspector) call an endpoint: any origin, never
+// with credentials (none of these endpoints reads a cookie).
+func (s *Server) cors(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, MCP-Protocol-Version")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// Metadata is the RFC 8414 authorization server metadata.
+type Metadata struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
+	IssParameterSupported             bool     `json:"authorization_response_iss_parameter_supported"`
+	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported"`
+}
+
+// Metadata returns the server's metadata document.
+func (s *Server) Metadata() Metadata {
+	m := Metadata{
+		Issuer:                            s.cfg.Issuer,
+		AuthorizationEndpoint:             s.cfg.Issuer + AuthorizePath,
+		TokenEndpoint:                     s.cfg.Issuer + TokenPath,
+		RevocationEndpoint:                s.cfg.Issuer + RevocationPath,
+		JWKSURI:                           s.cfg.Issuer + JWKSPath,
+		ScopesSupported:                   slices.Clone(s.cfg.Scopes.Supported),
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query"},
+		GrantTypesSupported:               []string{GrantAuthorizationCode, GrantRefreshToken},
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		TokenEndpointAuthMethodsSupported: []string{AuthNone, AuthSecretBasic, AuthSecretPost},
+		RevocationEndpointAuthMethods:     []string{AuthNone, AuthSecretBasic, AuthSecretPost},
+		IssParameterSupported:             true,
+		// Client ID metadata documents are not fetched yet: advertised only when they work.
+		ClientIDMetadataDocumentSupported: false,
+	}
+	if s.cfg.Registration {
+		m.RegistrationEndpoint = s.cfg.Issuer + RegistrationPath
+	}
+	return m
+}
+
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	// The path-suffixed form names the resource's path (RFC 8414 §3.1): answer it for ours.
+	if suffix := strings.TrimPrefix(r.URL.Path, MetadataPath); suffix != "" && suffix != resourcePath(s.cfg.Resource) {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, s.Metadata())
+}
+
+func resourcePath(resource string) string {
+	if u, err := url.Parse(resource); err == nil {
+		return u.Path
+	}
+	return ""
+}
+
+// codeHash is how a code is stored and looked up: its SHA-256, hex.
+func codeHash(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return hex.EncodeToString(sum[:])
+}
+
+// grantSession is the id of the session a code opens: derived from the code's hash, so that a
+// second redemption finds what the first issued without the first writing anything more.
+func grantSession(hash string) string {
+	sum := sha256.Sum256([]byte("mcpauth oauth grant session\x00" + hash))
+	return "ses_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:16]))
+}
+
+// secretHash is how a client secret is stored: its SHA-256, hex (a secret is 256 random bits,
+// so a fast hash is enough).
+func secretHash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func sameSecretHash(a, b string) bool {
+	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// record writes an audit event; a failure is logged (the flows do not depend on it).
+func (s *Server) record(ctx context.Context, e audit.Event) {
+	if err := s.cfg.Audit.Record(ctx, e); err != nil {
+		s.log.ErrorContext(ctx, "audit event not recorded", "type", e.Type, "error", err)
+	}
+}
+
+func (s *Server) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
+
+// lookupClient reads a client; unknown ones are ErrUnknownClient.
+func (s *Server) lookupClient(ctx context.Context, id string) (Client, error) {
+	if id == "" || len(id) > 256 {
+		return Client{}, errUnknownClient
+	}
+	c, err := s.cfg.Store.GetClient(ctx, id)
+	if errors.Is(err, storeerr.ErrNotFound) {
+		return Client{}, errUnknownClient
+	}
+	if err != nil {
+		return Client{}, apierr.Internalf("read client: %w", err)
+	}
+	return c, nil
+}
+
+var errUnknownClient = errors.New("unknown client")
+
+// scopeList splits a space-separated scope parameter, dropping empty and repeated entries.
+func scopeList(s string) []string {
+	var out []string
+	for _, f := range strings.Fields(s) {
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func cmpOr(a, b string) string { return cmp.Or(a, b) }
