@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -159,10 +158,12 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	handle("POST "+loginPath, s.login)
 	handle("POST "+secondFactorPath, s.secondFactor)
 	handle("POST "+consentPath, s.consent)
-	handle(TokenPath, s.cors(s.token))
-	handle(RevocationPath, s.cors(s.revoke))
-	if s.cfg.Registration {
-		handle(RegistrationPath, s.cors(s.register))
+	for path, h := range map[string]http.HandlerFunc{TokenPath: s.token, RevocationPath: s.revoke, RegistrationPath: s.register} {
+		if path == RegistrationPath && !s.cfg.Registration {
+			continue
+		}
+		handle("POST "+path, s.cors(h))
+		handle("OPTIONS "+path, s.cors(nil)) // the preflight: answered by cors
 	}
 }
 
@@ -315,5 +316,3 @@ func scopeList(s string) []string {
 	}
 	return out
 }
-
-func cmpOr(a, b string) string { return cmp.Or(a, b) }

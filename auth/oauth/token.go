@@ -1,12 +1,15 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,11 +53,6 @@ type tokenResponse struct {
 
 // token is the token endpoint: the authorization_code and refresh_token grants.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST, OPTIONS")
-		s.writeTokenError(w, tokenError{http.StatusMethodNotAllowed, "invalid_request", "use POST"})
-		return
-	}
 	form, ok := s.readForm(w, r)
 	if !ok {
 		return
@@ -64,10 +62,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.writeTokenError(w, *terr)
 		return
 	}
-	var (
-		tokens auth.Tokens
-		err    error
-	)
+	var tokens auth.Tokens
 	switch form.Get("grant_type") {
 	case GrantAuthorizationCode:
 		tokens, terr = s.redeem(r.Context(), client, form)
@@ -78,7 +73,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	default:
 		terr = &tokenError{http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token"}
 	}
-	if terr == nil && err == nil {
+	if terr == nil {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
 		writeJSON(w, http.StatusOK, tokenResponse{AccessToken: tokens.AccessToken, TokenType: "Bearer",
@@ -242,11 +237,6 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (Client, *
 // revoke is RFC 7009 revocation onto auth's: an access token ends its session, a refresh token
 // its family. The answer is 200 whether or not there was anything to revoke.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST, OPTIONS")
-		s.writeTokenError(w, tokenError{http.StatusMethodNotAllowed, "invalid_request", "use POST"})
-		return
-	}
 	form, ok := s.readForm(w, r)
 	if !ok {
 		return
@@ -283,13 +273,8 @@ type registrationResponse struct {
 // register is RFC 7591 dynamic registration: open to anyone (it is how MCP clients arrive), so
 // bounded per client address.
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST, OPTIONS")
-		s.writeTokenError(w, tokenError{http.StatusMethodNotAllowed, "invalid_request", "use POST"})
-		return
-	}
 	ctx := r.Context()
-	d, err := s.cfg.Limiter.Allow(ctx, "oauth:register:"+cmpOr(s.cfg.ClientAddr(r), "local"), s.cfg.RegisterLimit)
+	d, err := s.cfg.Limiter.Allow(ctx, "oauth:register:"+cmp.Or(s.cfg.ClientAddr(r), "local"), s.cfg.RegisterLimit)
 	if err != nil {
 		s.writeTokenError(w, *s.serverError(ctx, "registration limit", err))
 		return
@@ -338,6 +323,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, resp)
 }
 
+// retryAfter is a Retry-After value: whole seconds, at least one.
 func retryAfter(d time.Duration) string {
-	return strings.TrimSuffix(time.Duration(max(d.Round(time.Second), time.Second)).String(), "s")
+	return strconv.Itoa(max(int(math.Ceil(d.Seconds())), 1))
 }
