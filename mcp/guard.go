@@ -61,6 +61,10 @@ type GuardConfig struct {
 	ResourceURI string
 	// AuthorizationServers are the issuers whose tokens are accepted (RFC 9728).
 	AuthorizationServers []string
+	// ScopesSupported are the scopes the protected-resource metadata lists: the minimal set a
+	// client asks for first, more by step-up (403 insufficient_scope names them). Nil: every
+	// permission of the policy.
+	ScopesSupported []string
 	Logger               *slog.Logger
 	// Audit receives one decision event per guarded call: denials and errors always, grants
 	// sampled at GrantedSampleRate (0: none, 1: all). Nil: no events.
@@ -521,6 +525,14 @@ func (g *Guard) Filter() server.ToolFilterFunc {
 		}
 		var id Identity
 		c := g.authenticate(ctx, &id) // once for the whole list
+		if c.err == nil && c.id.Claims.ClientID != "" {
+			// A token of an OAuth client lists what its user may do, not only what it was
+			// granted: a call beyond its scopes answers 403 insufficient_scope with the scope
+			// to ask for (step-up), which a client never tries for a tool it cannot see.
+			stepUp := *c.id
+			stepUp.Scopes = allScopes
+			c.id = &stepUp
+		}
 		out = make([]mcpgo.Tool, 0, len(list))
 		for _, t := range list {
 			if err := g.check(ctx, t.Name, c, false); err == nil {
@@ -530,6 +542,9 @@ func (g *Guard) Filter() server.ToolFilterFunc {
 		return out
 	}
 }
+
+// allScopes is a credential narrowed by nothing: its user's live grants decide.
+var allScopes = []string{"*"}
 
 // Body caps of the HTTP guard: a request with a valid credential may send up to maxBody; one
 // without (anonymous initialize, tools/list, public tools, or a credential that failed) at most
@@ -859,8 +874,11 @@ func (g *Guard) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	var scopes []string
+	scopes := g.cfg.ScopesSupported
 	for _, rule := range g.cfg.Policy.Tools {
+		if g.cfg.ScopesSupported != nil {
+			break
+		}
 		for _, p := range rule.AnyOf {
 			if !slices.Contains(scopes, p) {
 				scopes = append(scopes, p)

@@ -78,6 +78,15 @@ func HTTPContext(transport string) func(ctx context.Context, r *http.Request) co
 	}
 }
 
+// withRequest gives the requests of next the transport's facts, as HTTPContext does for MCP's.
+func withRequest(transport string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(call.With(r.Context(), newRequest(r, transport))))
+		})
+	}
+}
+
 // newRequest is what the transport knows of an HTTP request: its client address (behind
 // trusted proxies, what the client-address resolver put in RemoteAddr), the client's
 // X-Request-Id only if short and plain (otherwise one of the server's), and the bearer token.
@@ -147,6 +156,10 @@ type HTTPOptions struct {
 	// proxies are not capped.
 	Sessions           SessionLimits
 	MaxConnsPerAddress int
+	// Routes adds endpoints beside MCP (the authorization server's) to mux, each behind wrap,
+	// which gives a request the transport's facts (package call: its client address, for the
+	// per-address limits). Nil: none.
+	Routes func(mux *http.ServeMux, wrap func(http.Handler) http.Handler)
 }
 
 // Listener limits. A request's headers are at most MaxHeaderBytes (net/http's default is 1 MiB,
@@ -211,6 +224,9 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *token.KeySet, logger *slog.Log
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_ = json.NewEncoder(w).Encode(keys.JWKS())
 	})
+	if opts.Routes != nil {
+		opts.Routes(mux, withRequest(call.HTTP))
+	}
 	addrs := NewClientAddrs(opts.TrustedProxies)
 	return &HTTP{Handler: writeDeadlines(cmp.Or(opts.WriteTimeout, DefaultWriteTimeout), addrs.Handler(mux)),
 		streamable: streamable, sse: sse, readTimeout: opts.ReadTimeout, idleTimeout: opts.IdleTimeout,

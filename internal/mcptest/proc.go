@@ -241,6 +241,10 @@ func (in *Instance) Env(extra ...string) []string {
 		"MCPAUTH_BCRYPT_COST=4",
 		"MCPAUTH_LOG_LEVEL=info",
 		"MCPAUTH_METRICS_LISTEN=127.0.0.1:0", // servers run side by side: no fixed port
+		// One issuer for every process of the instance, whatever port each listens on (a
+		// token from one is good at the next); a URN, so the OAuth authorization server is
+		// off and HTTP keeps anonymous initialize. OAuthEnv gives the defaults back.
+		"MCPAUTH_ISSUER=urn:mcpauth",
 	)
 	if in.MongoURI != "" {
 		env = append(env, "MCPAUTH_MONGO_URI="+in.MongoURI, "MCPAUTH_MONGO_DB="+in.MongoDB)
@@ -253,6 +257,10 @@ func (in *Instance) Env(extra ...string) []string {
 	env = append(env, in.Extra...)
 	return append(env, extra...)
 }
+
+// OAuthEnv is the environment of a process serving OAuth as a fresh install does: the issuer
+// and audience derived from its listener, nothing anonymous.
+var OAuthEnv = []string{"MCPAUTH_ISSUER=", "MCPAUTH_AUDIENCE="}
 
 // Owner is the login arguments of the bootstrap owner.
 func (in *Instance) Owner() Args {

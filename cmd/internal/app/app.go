@@ -21,6 +21,7 @@ import (
 
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/oauth"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/session"
 	"github.com/bduf/mcpauth/auth/throttle"
@@ -45,8 +46,11 @@ type app struct {
 	auth      *auth.Service
 	authz     *rbac.Authorizer
 	tools     *tools.Set
-	closers   []func(context.Context) error
-	embedded  *embedmongo.Server // nil on an external MongoDB
+	// sealer and oauthStore serve the authorization server (oauthServer).
+	sealer     *token.Sealer
+	oauthStore *oauth.MongoStore
+	closers    []func(context.Context) error
+	embedded   *embedmongo.Server // nil on an external MongoDB
 }
 
 func (a *app) Close() {
@@ -80,10 +84,10 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
-	sealer, err := token.NewSealer(master)
-	if err != nil {
+	if a.sealer, err = token.NewSealer(master); err != nil {
 		return nil, err
 	}
+	sealer := a.sealer
 	db, err := a.connectMongo(ctx, c, logger)
 	if err != nil {
 		return nil, err
@@ -115,6 +119,9 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	}
 	rbacStore, err := rbac.NewMongoStore(ctx, db)
 	if err != nil {
+		return nil, err
+	}
+	if a.oauthStore, err = oauth.NewMongoStore(ctx, db); err != nil {
 		return nil, err
 	}
 	if err := a.openAudit(ctx, c, db, logger); err != nil {

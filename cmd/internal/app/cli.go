@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -137,12 +138,6 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		}
 		policy = policy.Merge(fromFile)
 	}
-	if c.AnonymousMethodsSet {
-		policy.AnonymousMethods = c.AnonymousMethods
-	}
-	if err := policy.Validate(); err != nil {
-		return Fail(p.Name, stderr, err)
-	}
 	logger := newLogger(stderr, c.LogLevel)
 	tel, err := setupTelemetry(ctx, getenv)
 	if err != nil {
@@ -160,15 +155,34 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 			return Fail(p.Name, stderr, err)
 		}
 	}
+	stdio := *transport == "stdio"
+	if !stdio {
+		c.originDefaults(l.Addr())
+	}
+	switch {
+	case c.AnonymousMethodsSet:
+		policy.AnonymousMethods = c.AnonymousMethods
+	case c.oauthOn(stdio):
+		// Clients start the OAuth flow on a 401 at connect: nothing is anonymous (but calls of
+		// public tools, auth_login among them).
+		policy.AnonymousMethods = []string{}
+	}
+	if err := policy.Validate(); err != nil {
+		return Fail(p.Name, stderr, err)
+	}
 	a, err := openApp(ctx, c, logger)
 	if err != nil {
 		return Fail(p.Name, stderr, err)
 	}
 	defer a.Close()
-	if err := bootstrap(ctx, a, c, p.Name, *transport == "stdio", stderr); err != nil {
+	if err := bootstrap(ctx, a, c, p.Name, stdio, stderr); err != nil {
 		return Fail(p.Name, stderr, err)
 	}
-	guard, err := mcp.NewGuard(mcp.GuardConfig{Auth: a.auth, Authz: a.authz, Policy: policy,
+	var prmScopes []string // nil: every permission of the policy
+	if c.oauthOn(stdio) {
+		prmScopes = minimalScopes(policyScopes(policy))
+	}
+	guard, err := mcp.NewGuard(mcp.GuardConfig{Auth: a.auth, Authz: a.authz, Policy: policy, ScopesSupported: prmScopes,
 		Credentials: a.tools.Credential, ResourceURI: c.Audience, AuthorizationServers: []string{c.Issuer}, Logger: logger,
 		Limiter: a.limiter, CallLimit: a.callLimit, Audit: a.audit, GrantedSampleRate: c.AuditGrantedSample})
 	if err != nil {
@@ -176,7 +190,7 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 	}
 	bench.announce(p.Name, stderr, logger, p.Tools)                            // benchmark-only
 	srv := bench.newServer(p.Name, p.Version, guard, a.tools.Tools(), p.Tools) // mcp.NewServer unless --insecure-no-guard
-	if *transport == "stdio" {
+	if stdio {
 		logger.Info("serving MCP on stdio")
 		if c.Token != "" { // the host's log is where its user looks: say at once if it cannot work
 			if _, err := a.auth.Validate(ctx, c.Token); err != nil {
@@ -202,7 +216,16 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 		}()
 		logger.Info("metrics listening", "url", "http://"+ml.Addr().String()+"/metrics")
 	}
-	h := mcp.NewHTTP(srv, guard, a.auth.Keys(), logger, mcp.HTTPOptions{Ready: a.ready, AllowedOrigins: c.AllowedOrigins,
+	var routes func(*http.ServeMux, func(http.Handler) http.Handler)
+	if c.oauthOn(false) {
+		as, err := a.oauthServer(c, policy, logger)
+		if err != nil {
+			return Fail(p.Name, stderr, err)
+		}
+		routes = as.Register
+		logger.Info("OAuth authorization server on", "issuer", c.Issuer, "resource", c.Audience, "registration", c.OAuthRegistration)
+	}
+	h := mcp.NewHTTP(srv, guard, a.auth.Keys(), logger, mcp.HTTPOptions{Ready: a.ready, AllowedOrigins: c.AllowedOrigins, Routes: routes,
 		ReadTimeout: c.HTTPReadTimeout, IdleTimeout: c.HTTPIdleTimeout, WriteTimeout: c.HTTPWriteTimeout,
 		TrustedProxies: c.TrustedProxies, MaxConnsPerAddress: cmp.Or(c.MaxConnsPerAddress, -1),
 		Sessions: mcp.SessionLimits{Max: c.MaxSessions, PerAddress: c.MaxSessionsPerAddress}})

@@ -1,11 +1,13 @@
 package app
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -26,22 +28,29 @@ import (
 type config struct {
 	// cli: a command of the CLI, which may run beside a server on the same data directory (its
 	// audit events then go into a hash chain of their own).
-	cli        bool
-	DataDir    string
-	MongoURI   string
-	MongoDB    string
-	Issuer     string
-	Audience   string
-	AccessTTL  time.Duration
-	RefreshTTL time.Duration
-	BcryptCost int
-	SigningAlg string
-	LogLevel   string
-	RedisURL   string
-	PolicyFile string
-	Limits     auth.Limits
-	CallLimit  throttle.Limit
-	Lockout    throttle.Policy
+	cli      bool
+	DataDir  string
+	MongoURI string
+	MongoDB  string
+	Issuer   string
+	Audience string
+	// issuerSet, audienceSet: configured, not defaulted (over HTTP the defaults are the
+	// listener's origin and its MCP URL: originDefaults).
+	issuerSet, audienceSet bool
+	// OAuth is the authorization server's mode: auto (on over HTTP when the issuer is an
+	// http(s) origin), on or off. OAuthRegistration turns dynamic client registration on.
+	OAuth             string
+	OAuthRegistration bool
+	AccessTTL         time.Duration
+	RefreshTTL        time.Duration
+	BcryptCost        int
+	SigningAlg        string
+	LogLevel          string
+	RedisURL          string
+	PolicyFile        string
+	Limits            auth.Limits
+	CallLimit         throttle.Limit
+	Lockout           throttle.Policy
 	// DegradeLimits: with Redis unreachable, fall back to in-process limits (logged loudly)
 	// instead of refusing to authenticate.
 	DegradeLimits bool
@@ -84,8 +93,9 @@ type config struct {
 	Token             auth.Secret
 }
 
-// Defaults. The issuer and audience are URNs so that tokens stay valid across transports and
-// restarts of a local server; production sets them to real URLs.
+// Defaults. Over HTTP the issuer and audience default to the listener's origin and its MCP URL
+// (originDefaults), what OAuth clients discover and compare; over stdio and in the CLI, where
+// there is no listener, to URNs.
 const (
 	defaultMongoDB  = "mcpauth"
 	defaultIssuer   = "urn:mcpauth"
@@ -104,8 +114,10 @@ var storeFlags = []envVar{
 	{"data-dir", "MCPAUTH_DATA_DIR", "data directory: embedded store and master key (default: $XDG_DATA_HOME/mcpauth or ~/.local/share/mcpauth)"},
 	{"mongo-uri", "MCPAUTH_MONGO_URI", "MongoDB URI; empty: run the embedded store in the data directory"},
 	{"mongo-db", "MCPAUTH_MONGO_DB", "MongoDB database name (default \"mcpauth\")"},
-	{"issuer", "MCPAUTH_ISSUER", "token issuer (iss) (default \"urn:mcpauth\")"},
-	{"audience", "MCPAUTH_AUDIENCE", "resource URI put in aud (default \"urn:mcpauth:mcp\")"},
+	{"issuer", "MCPAUTH_ISSUER", "issuer (iss of tokens, the authorization server's identifier), an origin such as https://auth.example.com (default: over HTTP the listener's origin, http://127.0.0.1:8080; over stdio \"urn:mcpauth\")"},
+	{"audience", "MCPAUTH_AUDIENCE", "resource URI put in aud: the MCP URL clients call (default: the issuer followed by /mcp; over stdio \"urn:mcpauth:mcp\")"},
+	{"oauth", "MCPAUTH_OAUTH", "the OAuth 2.1 authorization server MCP clients log in with: auto (on over HTTP when the issuer is an http(s) origin), on or off (default auto)"},
+	{"oauth-registration", "MCPAUTH_OAUTH_REGISTRATION", "dynamic client registration (RFC 7591) at /register: open or off (default open; rate-limited per address)"},
 	{"access-ttl", "MCPAUTH_ACCESS_TTL", "access token lifetime, e.g. 15m (default 15m)"},
 	{"refresh-ttl", "MCPAUTH_REFRESH_TTL", "refresh token lifetime with remember_me, e.g. 168h (default 168h)"},
 	{"bcrypt-cost", "MCPAUTH_BCRYPT_COST", "bcrypt cost, 4-31 (default 10; below 10 only for tests)"},
@@ -221,11 +233,31 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	default:
 		return c, fmt.Errorf("--degrade-limits: want true or false, got %q", vals["degrade-limits"])
 	}
+	c.issuerSet, c.audienceSet = c.Issuer != "", c.Audience != ""
 	if c.Issuer == "" {
 		c.Issuer = defaultIssuer
 	}
 	if c.Audience == "" {
 		c.Audience = defaultAudience
+		if isOrigin(c.Issuer) {
+			c.Audience = c.Issuer + mcpPath
+		}
+	}
+	switch c.OAuth = cmp.Or(vals["oauth"], "auto"); c.OAuth {
+	case "auto", "off":
+	case "on":
+		if !isOrigin(c.Issuer) && c.issuerSet {
+			return c, fmt.Errorf("--oauth=on: the issuer must be an http(s) origin such as https://auth.example.com, got %q", c.Issuer)
+		}
+	default:
+		return c, fmt.Errorf("--oauth: want auto, on or off, got %q", c.OAuth)
+	}
+	switch vals["oauth-registration"] {
+	case "", "open":
+		c.OAuthRegistration = true
+	case "off":
+	default:
+		return c, fmt.Errorf("--oauth-registration: want open or off, got %q", vals["oauth-registration"])
 	}
 	if c.SigningAlg == "" {
 		c.SigningAlg = defaultAlg
@@ -318,6 +350,39 @@ func parseOrigins(s string) ([]string, error) {
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// mcpPath is where streamable HTTP is served (mcp.NewHTTP).
+const mcpPath = "/mcp"
+
+// isOrigin reports an http(s) origin: scheme and host, no path, query or trailing slash (what
+// an OAuth issuer must be).
+func isOrigin(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Path == "" &&
+		u.RawQuery == "" && u.Fragment == "" && u.User == nil && !strings.HasSuffix(s, "/")
+}
+
+// originDefaults gives an HTTP server the issuer and audience OAuth clients expect when none
+// is configured: the listener's origin (a wildcard address is named by 127.0.0.1: behind a
+// public name, set MCPAUTH_ISSUER) and its MCP URL.
+func (c *config) originDefaults(addr net.Addr) {
+	if !c.issuerSet {
+		host, port, _ := net.SplitHostPort(addr.String())
+		if ip, err := netip.ParseAddr(host); err != nil || ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		c.Issuer = "http://" + net.JoinHostPort(host, port)
+	}
+	if !c.audienceSet && isOrigin(c.Issuer) {
+		c.Audience = c.Issuer + mcpPath
+	}
+}
+
+// oauthOn reports whether the authorization server runs: over HTTP, unless off, when the
+// issuer is an origin (a URN issuer is for stdio and tokens minted elsewhere).
+func (c *config) oauthOn(stdio bool) bool {
+	return !stdio && c.OAuth != "off" && isOrigin(c.Issuer)
 }
 
 // parseAnonymousMethods reads --anonymous-methods: "" is unset (the policy's list stands),

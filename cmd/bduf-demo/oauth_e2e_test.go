@@ -1,0 +1,218 @@
+package main
+
+// The OAuth authorization server end to end, as a fresh install serves it (issuer and
+// resource from the listener, nothing anonymous), driven by the official Go SDK's client: its
+// AuthorizationCodeHandler discovers the server from the 401, registers (RFC 7591), sends the
+// person through the pages (here mcptest.FormLogin, HTTP form posts instead of a browser),
+// redeems the code with PKCE and calls guarded tools; a call beyond the granted scopes steps up.
+// Then the refresh token, refreshed by golang.org/x/oauth2 as the SDK does (without resource),
+// rotates, and its reuse ends the family.
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"golang.org/x/oauth2"
+
+	"github.com/bduf/mcpauth/internal/mcptest"
+)
+
+// authorizations records what each authorization request of a client asked for.
+type authorizations struct {
+	mu   sync.Mutex
+	urls []*url.URL
+}
+
+func (a *authorizations) add(u *url.URL) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.urls = append(a.urls, u)
+}
+
+func (a *authorizations) all() []*url.URL {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.urls)
+}
+
+// sdkFetcher is the Go SDK's code fetcher: the person signs in through the pages.
+func sdkFetcher(t *testing.T, login mcptest.FormLogin, seen *authorizations) sdkauth.AuthorizationCodeFetcher {
+	return func(ctx context.Context, args *sdkauth.AuthorizationArgs) (*sdkauth.AuthorizationResult, error) {
+		u, err := url.Parse(args.URL)
+		if err != nil {
+			return nil, err
+		}
+		seen.add(u)
+		l := login // a browser of its own per authorization, as a new tab would share cookies; both work
+		back, err := l.Run(ctx, args.URL)
+		if err != nil {
+			return nil, err
+		}
+		q := back.Query()
+		if e := q.Get("error"); e != "" {
+			return nil, errors.New("authorization refused: " + e + ": " + q.Get("error_description"))
+		}
+		return &sdkauth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+	}
+}
+
+// jwtClaims reads an access token's payload (the server verified it; the test only looks).
+func jwtClaims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("access token is not a JWT: %d parts", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestGoSDKLogsInThroughTheAuthorizationServerAndStepsUp(t *testing.T) {
+	in := mcptest.NewInstance(t)
+	srv := mcptest.StartHTTP(t, binPath, in.Env(mcptest.OAuthEnv...), "http")
+	issuer, resource := srv.URL, srv.URL+"/mcp"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// What the client discovers: this server, by the URL it called.
+	md := mcptest.GetResourceMetadata(t, srv.URL+"/.well-known/oauth-protected-resource/mcp")
+	if md.Resource != resource || !slices.Equal(md.AuthorizationServers, []string{issuer}) {
+		t.Fatalf("protected-resource metadata: resource %q, authorization_servers %v; want %q, [%q]", md.Resource, md.AuthorizationServers, resource, issuer)
+	}
+	if slices.Contains(md.ScopesSupported, "projects:write") || !slices.Contains(md.ScopesSupported, "projects:read") {
+		t.Errorf("protected-resource scopes_supported %v: want the minimal (read) set, projects:read but not projects:write", md.ScopesSupported)
+	}
+
+	seen := &authorizations{}
+	const redirect = "http://127.0.0.1:47123/callback"
+	handler, err := sdkauth.NewAuthorizationCodeHandler(&sdkauth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &sdkauth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			RedirectURIs: []string{redirect}, ClientName: "Go SDK e2e", TokenEndpointAuthMethod: "none",
+			GrantTypes: []string{"authorization_code", "refresh_token"}}},
+		RedirectURL:              redirect,
+		AuthorizationCodeFetcher: sdkFetcher(t, mcptest.FormLogin{Identifier: in.OwnerEmail, Password: in.OwnerPassword}, seen),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := sdk.NewClient(&sdk.Implementation{Name: "oauth-e2e", Version: "1"}, nil)
+	session, err := client.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: resource, OAuthHandler: handler}, nil)
+	if err != nil {
+		t.Fatalf("connect through the authorization server: %v\nstderr:\n%s", err, srv.Proc.Stderr)
+	}
+	defer session.Close()
+	if n := len(seen.all()); n != 1 {
+		t.Fatalf("authorizations at connect: %d, want 1", n)
+	}
+	first := seen.all()[0].Query()
+	if first.Get("resource") != resource || first.Get("code_challenge_method") != "S256" {
+		t.Errorf("the SDK's authorization request: resource %q, method %q", first.Get("resource"), first.Get("code_challenge_method"))
+	}
+
+	// The token: for this resource, from this issuer, to the registered client, the read scopes.
+	ts, err := handler.TokenSource(ctx)
+	if err != nil || ts == nil {
+		t.Fatalf("token source: %v", err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := jwtClaims(t, tok.AccessToken)
+	clientID, _ := claims["client_id"].(string)
+	if claims["iss"] != issuer || claims["aud"] != resource && !audContains(claims["aud"], resource) || clientID == "" {
+		t.Errorf("access token claims iss=%v aud=%v client_id=%v; want %s, %s, the registered client", claims["iss"], claims["aud"], claims["client_id"], issuer, resource)
+	}
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token for a client registered for refresh_token")
+	}
+
+	// The tool list shows what the user may step up to; a read works with the first token.
+	tools, err := session.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range tools.Tools {
+		names = append(names, tl.Name)
+	}
+	for _, want := range []string{"projects_list", "projects_create"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("tools/list lacks %s: %v", want, names)
+		}
+	}
+	res, err := session.CallTool(ctx, &sdk.CallToolParams{Name: "projects_list", Arguments: map[string]any{}})
+	if err != nil || res.IsError {
+		t.Fatalf("projects_list: %v %+v", err, res)
+	}
+
+	// A write needs projects:write: the 403 names it, the SDK asks again, the call goes through.
+	res, err = session.CallTool(ctx, &sdk.CallToolParams{Name: "projects_create", Arguments: map[string]any{"name": "through OAuth"}})
+	if err != nil || res.IsError {
+		t.Fatalf("projects_create after step-up: %v %+v", err, res)
+	}
+	all := seen.all()
+	if len(all) != 2 {
+		t.Fatalf("authorizations: %d, want 2 (connect, step-up)", len(all))
+	}
+	if scopes := strings.Fields(all[1].Query().Get("scope")); !slices.Contains(scopes, "projects:write") || !slices.Contains(scopes, "projects:read") {
+		t.Errorf("step-up request scope %v: want projects:write with what was granted before", scopes)
+	}
+
+	// Refresh as x/oauth2 does it (no resource): a new pair; the old refresh token is spent,
+	// and presenting it again ends the family, the new access token with it.
+	ts, _ = handler.TokenSource(ctx)
+	tok, _ = ts.Token()
+	clientID, _ = jwtClaims(t, tok.AccessToken)["client_id"].(string) // the SDK registers again for a step-up
+	conf := &oauth2.Config{ClientID: clientID, Endpoint: oauth2.Endpoint{TokenURL: issuer + "/token", AuthStyle: oauth2.AuthStyleInParams}}
+	fresh, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh: %v\nstderr:\n%s", err, srv.Proc.Stderr)
+	}
+	if fresh.RefreshToken == "" || fresh.RefreshToken == tok.RefreshToken || fresh.AccessToken == tok.AccessToken {
+		t.Fatal("refresh did not rotate the pair")
+	}
+	if got := jwtClaims(t, fresh.AccessToken)["scope"]; !strings.Contains(got.(string), "projects:write") {
+		t.Errorf("refreshed scope %q: want the grant's, projects:write included", got)
+	}
+	// The stateless protocol: one request, no session to open first.
+	listBody := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"projects_list","arguments":{},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},` +
+		`"io.modelcontextprotocol/clientInfo":{"name":"e2e","version":"1"}}}}`
+	modern := []string{"MCP-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/call", "Mcp-Name", "projects_list"}
+	if r := mcptest.Post(t, resource, fresh.AccessToken, listBody, modern...); r.Status != http.StatusOK {
+		t.Fatalf("refreshed access token: %d %s", r.Status, r.Body)
+	}
+	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("reused refresh token: %v, want invalid_grant", err)
+	}
+	if r := mcptest.Post(t, resource, fresh.AccessToken, listBody, modern...); r.Status != http.StatusUnauthorized {
+		t.Errorf("access token of a family whose refresh token was reused: %d, want 401", r.Status)
+	}
+}
+
+func audContains(aud any, want string) bool {
+	list, ok := aud.([]any)
+	return ok && slices.Contains(list, any(want))
+}

@@ -1,0 +1,112 @@
+package mcptest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// FormLogin goes through the authorization server's pages as a person would in a browser that
+// runs no script: it opens the authorization URL, signs in, gives the second factor when asked
+// and answers the consent page. It stops at the redirect back to the client, which it returns
+// (the client's redirect URI with code or error, state and iss) without following it.
+type FormLogin struct {
+	Identifier, Password string
+	// SecondFactor gives the TOTP or recovery code when the server asks for one (nil: the
+	// test expects no second factor).
+	SecondFactor func() string
+	// Deny answers the consent page with Deny.
+	Deny bool
+	// Client carries the browser's cookie; nil: a new one per run.
+	Client *http.Client
+	// Pages are the page actions seen, in order (for assertions): "/authorize/login", ...
+	Pages []string
+}
+
+// NewBrowser is an HTTP client with a cookie jar that never follows redirects (the test looks
+// at each).
+func NewBrowser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// Run signs in through authURL and returns where the server sends the browser back.
+func (f *FormLogin) Run(ctx context.Context, authURL string) (*url.URL, error) {
+	if f.Client == nil {
+		f.Client = NewBrowser()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	for range 4 { // login, second factor, consent, and the redirect
+		resp, err := f.Client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		_ = resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusFound {
+			return req.URL.Parse(resp.Header.Get("Location"))
+		}
+		page := string(body)
+		action, sealed := formField(page, `action="([^"]*)"`), formField(page, `name="request" value="([^"]*)"`)
+		if action == "" || sealed == "" {
+			return nil, fmt.Errorf("%s answered %d with no form: %s", req.URL.Path, resp.StatusCode, pageError(page))
+		}
+		f.Pages = append(f.Pages, action)
+		form := url.Values{"request": {sealed}}
+		switch {
+		case strings.HasSuffix(action, "/login"):
+			if e := pageError(page); e != "" && len(f.Pages) > 1 {
+				return nil, fmt.Errorf("login refused: %s", e)
+			}
+			form.Set("identifier", f.Identifier)
+			form.Set("password", f.Password)
+		case strings.HasSuffix(action, "/mfa"):
+			if f.SecondFactor == nil {
+				return nil, errors.New("the server asked for a second factor")
+			}
+			form.Set("code", f.SecondFactor())
+		case strings.HasSuffix(action, "/consent"):
+			form.Set("decision", "allow")
+			if f.Deny {
+				form.Set("decision", "deny")
+			}
+		default:
+			return nil, fmt.Errorf("unknown page action %q", action)
+		}
+		target, err := req.URL.Parse(action)
+		if err != nil {
+			return nil, err
+		}
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(form.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	return nil, errors.New("the pages did not end in a redirect")
+}
+
+func formField(page, pattern string) string {
+	if m := regexp.MustCompile(pattern).FindStringSubmatch(page); m != nil {
+		return html.UnescapeString(m[1])
+	}
+	return ""
+}
+
+// pageError is the error a page shows ("" if none).
+func pageError(page string) string {
+	return formField(page, `class="error" role="alert">([^<]*)<`)
+}
