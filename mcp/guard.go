@@ -65,7 +65,7 @@ type GuardConfig struct {
 	// client asks for first, more by step-up (403 insufficient_scope names them). Nil: every
 	// permission of the policy.
 	ScopesSupported []string
-	Logger               *slog.Logger
+	Logger          *slog.Logger
 	// Audit receives one decision event per guarded call: denials and errors always, grants
 	// sampled at GrantedSampleRate (0: none, 1: all). Nil: no events.
 	Audit             audit.Recorder

@@ -92,6 +92,9 @@ func startServer(ctx context.Context, s serverSettings, mode string, logger *slo
 		"MCPAUTH_BOOTSTRAP_ADMIN_PASSWORD="+srv.password,
 		"MCPAUTH_RATE_LIMITS="+s.rateLimits,
 		"MCPAUTH_ACCESS_TTL=24h", // a long run must not see its tokens expire
+		// The simulated clients log in with auth_login (no browser): their initialize comes
+		// without a token, as with the authorization server off.
+		"MCPAUTH_ANONYMOUS_METHODS=initialize,ping,tools/list",
 		"MCPAUTH_LOG_LEVEL=info",
 		"MCPAUTH_METRICS_LISTEN=off",                                                   // two servers side by side; nobody scrapes them
 		"MCPAUTH_MAX_SESSIONS_PER_ADDRESS=10000000", "MCPAUTH_MAX_CONNS_PER_ADDRESS=0", // every simulated client comes from 127.0.0.1

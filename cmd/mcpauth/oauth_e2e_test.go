@@ -1,0 +1,417 @@
+package main
+
+// The authorization server's spec checklist, against the real binary: what a client, a person
+// and a stranger see of /authorize, the pages, /token and /register. Anonymous initialize is
+// kept on for this server (MCPAUTH_ANONYMOUS_METHODS), so the test can set users up through
+// the tools; the Go SDK's test in bduf-demo runs the default, where nothing is anonymous.
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/bduf/mcpauth/internal/mcptest"
+)
+
+// asHarness talks to the authorization server of one running binary.
+type asHarness struct {
+	t        *testing.T
+	issuer   string
+	resource string
+}
+
+// asClient is a registered client.
+type asClient struct {
+	id, secret, redirect string
+}
+
+func (h asHarness) post(path string, form url.Values, basic *asClient) (int, map[string]any, http.Header) {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.issuer+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basic != nil {
+		req.SetBasicAuth(url.QueryEscape(basic.id), url.QueryEscape(basic.secret))
+	}
+	return h.do(req)
+}
+
+func (h asHarness) do(req *http.Request) (int, map[string]any, http.Header) {
+	h.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return resp.StatusCode, m, resp.Header
+}
+
+func (h asHarness) register(meta map[string]any) (int, map[string]any) {
+	h.t.Helper()
+	b, _ := json.Marshal(meta)
+	req, _ := http.NewRequest(http.MethodPost, h.issuer+"/register", strings.NewReader(string(b)))
+	req.Header.Set("Content-Type", "application/json")
+	status, m, _ := h.do(req)
+	return status, m
+}
+
+func (h asHarness) mustRegister(meta map[string]any) asClient {
+	h.t.Helper()
+	status, m := h.register(meta)
+	if status != http.StatusCreated {
+		h.t.Fatalf("register %v: %d %v", meta, status, m)
+	}
+	secret, _ := m["client_secret"].(string)
+	return asClient{id: m["client_id"].(string), secret: secret, redirect: meta["redirect_uris"].([]string)[0]}
+}
+
+// authRequest is an authorization request with PKCE; q overrides its parameters ("" deletes).
+type authRequest struct {
+	verifier, state string
+	url             string
+}
+
+func (h asHarness) authorizeURL(c asClient, q map[string]string) authRequest {
+	r := authRequest{verifier: oauth2.GenerateVerifier(), state: mcptest.RandomHex(8)}
+	v := url.Values{"response_type": {"code"}, "client_id": {c.id}, "redirect_uri": {c.redirect}, "state": {r.state},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(r.verifier)}, "code_challenge_method": {"S256"}}
+	for k, val := range q {
+		if val == "" {
+			v.Del(k)
+		} else {
+			v.Set(k, val)
+		}
+	}
+	r.url = h.issuer + "/authorize?" + v.Encode()
+	return r
+}
+
+// code runs the pages with login and returns the code the redirect carries.
+func (h asHarness) code(c asClient, r authRequest, login *mcptest.FormLogin) string {
+	h.t.Helper()
+	back, err := login.Run(context.Background(), r.url)
+	if err != nil {
+		h.t.Fatalf("sign-in: %v", err)
+	}
+	q := back.Query()
+	if q.Get("code") == "" || q.Get("state") != r.state || q.Get("iss") != h.issuer {
+		h.t.Fatalf("redirect %s: want code, state %s, iss %s", back, r.state, h.issuer)
+	}
+	return q.Get("code")
+}
+
+func (h asHarness) exchange(c asClient, code, verifier string, basic bool) (int, map[string]any, http.Header) {
+	h.t.Helper()
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {c.redirect}, "code_verifier": {verifier}}
+	if basic {
+		return h.post("/token", form, &c)
+	}
+	form.Set("client_id", c.id)
+	return h.post("/token", form, nil)
+}
+
+// call makes one stateless tools/call with token and returns the HTTP status.
+func (h asHarness) call(token, tool string) int {
+	h.t.Helper()
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `","arguments":{},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},` +
+		`"io.modelcontextprotocol/clientInfo":{"name":"e2e","version":"1"}}}}`
+	return mcptest.Post(h.t, h.resource, token, body, "MCP-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/call", "Mcp-Name", tool).Status
+}
+
+// noRedirect fetches u and returns the status, the Location and the body.
+func noRedirect(t *testing.T, u string) (int, string, string) {
+	t.Helper()
+	resp, err := mcptest.NewBrowser().Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location"), string(b)
+}
+
+func TestAuthorizationServerChecklist(t *testing.T) {
+	env := append(slices.Clone(mcptest.OAuthEnv), "MCPAUTH_ANONYMOUS_METHODS=initialize,ping,tools/list")
+	in, sec, srv, owner, _ := attackServer(t, env...)
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	ownerLogin := mcptest.FormLogin{Identifier: in.OwnerEmail, Password: in.OwnerPassword}
+	public := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5555/cb"}, "client_name": "Public",
+		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"}})
+	other := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5555/cb"}, "client_name": "Other",
+		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"}})
+
+	t.Run("metadata names one issuer at both paths", func(t *testing.T) {
+		for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/oauth-authorization-server/mcp"} {
+			req, _ := http.NewRequest(http.MethodGet, h.issuer+path, nil)
+			status, m, hdr := h.do(req)
+			if status != http.StatusOK || m["issuer"] != h.issuer || m["authorization_endpoint"] != h.issuer+"/authorize" ||
+				m["token_endpoint"] != h.issuer+"/token" || m["registration_endpoint"] != h.issuer+"/register" ||
+				m["authorization_response_iss_parameter_supported"] != true || hdr.Get("Access-Control-Allow-Origin") != "*" {
+				t.Errorf("GET %s: %d %v", path, status, m)
+			}
+			for field, want := range map[string]string{"response_types_supported": "code", "code_challenge_methods_supported": "S256",
+				"grant_types_supported": "refresh_token", "token_endpoint_auth_methods_supported": "client_secret_basic"} {
+				if list, _ := m[field].([]any); !slices.Contains(list, any(want)) {
+					t.Errorf("GET %s: %s = %v, want %s in it", path, field, m[field], want)
+				}
+			}
+		}
+		md := mcptest.GetResourceMetadata(t, h.issuer+"/.well-known/oauth-protected-resource/mcp")
+		if md.Resource != h.resource || !slices.Equal(md.AuthorizationServers, []string{h.issuer}) {
+			t.Errorf("protected-resource metadata %+v", md)
+		}
+	})
+
+	t.Run("a bad client or redirect URI gets an error page, never a redirect", func(t *testing.T) {
+		for name, q := range map[string]map[string]string{
+			"unknown client":                 {"client_id": "mcp_nobody"},
+			"unregistered path":              {"redirect_uri": "http://127.0.0.1:5555/other"},
+			"localhost for 127.0.0.1":        {"redirect_uri": "http://localhost:5555/cb"},
+			"an attacker's host":             {"redirect_uri": "https://evil.example/cb"},
+			"https for the registered http":  {"redirect_uri": "https://127.0.0.1:5555/cb"},
+			"no redirect URI for a loopback": {"redirect_uri": ""},
+		} {
+			status, loc, body := noRedirect(t, h.authorizeURL(public, q).url)
+			if status != http.StatusBadRequest || loc != "" || !strings.Contains(body, "Sign-in stopped") {
+				t.Errorf("%s: %d Location %q", name, status, loc)
+			}
+		}
+		// RFC 8252 §7.3: a loopback redirect URI may come back on any port.
+		if status, loc, body := noRedirect(t, h.authorizeURL(public, map[string]string{"redirect_uri": "http://127.0.0.1:61000/cb"}).url); status != http.StatusOK || loc != "" || !strings.Contains(body, `name="password"`) {
+			t.Errorf("another loopback port: %d %q, want the login page", status, loc)
+		}
+	})
+
+	t.Run("request errors go back with state and iss", func(t *testing.T) {
+		for name, tc := range map[string]struct {
+			q    map[string]string
+			want string
+		}{
+			"no PKCE":                   {map[string]string{"code_challenge": ""}, "invalid_request"},
+			"plain PKCE":                {map[string]string{"code_challenge_method": "plain"}, "invalid_request"},
+			"implicit":                  {map[string]string{"response_type": "token"}, "unsupported_response_type"},
+			"another resource":          {map[string]string{"resource": "https://other.example/mcp"}, "invalid_target"},
+			"a path under the resource": {map[string]string{"resource": h.resource + "/x"}, "invalid_target"},
+		} {
+			r := h.authorizeURL(public, tc.q)
+			status, loc, _ := noRedirect(t, r.url)
+			u, _ := url.Parse(loc)
+			if status != http.StatusSeeOther || u == nil || !strings.HasPrefix(loc, public.redirect) || u.Query().Get("error") != tc.want ||
+				u.Query().Get("state") != r.state || u.Query().Get("iss") != h.issuer {
+				t.Errorf("%s: %d %q, want %s with state and iss", name, status, loc, tc.want)
+			}
+		}
+	})
+
+	t.Run("a code is single use, bound to its client and verifier", func(t *testing.T) {
+		r := h.authorizeURL(public, map[string]string{"scope": "users:read"})
+		code := h.code(public, r, &ownerLogin)
+		// A stranger's guesses spend nothing: another client, a wrong verifier.
+		if status, m, _ := h.exchange(other, code, r.verifier, false); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Errorf("another client redeems: %d %v", status, m)
+		}
+		if status, m, _ := h.exchange(public, code, oauth2.GenerateVerifier(), false); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Errorf("wrong verifier: %d %v", status, m)
+		}
+		status, m, hdr := h.exchange(public, code, r.verifier, false)
+		if status != http.StatusOK || m["token_type"] != "Bearer" || m["scope"] != "users:read" || hdr.Get("Cache-Control") != "no-store" {
+			t.Fatalf("redeem: %d %v (Cache-Control %q)", status, m, hdr.Get("Cache-Control"))
+		}
+		access, refresh := m["access_token"].(string), m["refresh_token"].(string)
+		sec.Add(access, refresh, code)
+		claims := decodeJWT(t, access)
+		if claims["iss"] != h.issuer || !slices.Equal(toStrings(claims["aud"]), []string{h.resource}) || claims["client_id"] != public.id {
+			t.Errorf("access token claims %v", claims)
+		}
+		if s := h.call(access, "auth_whoami"); s != http.StatusOK {
+			t.Fatalf("the code's access token: %d", s)
+		}
+		// The second redemption: refused, and what the first issued is revoked.
+		if status, m, _ := h.exchange(public, code, r.verifier, false); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Errorf("second redemption: %d %v", status, m)
+		}
+		if s := h.call(access, "auth_whoami"); s != http.StatusUnauthorized {
+			t.Errorf("access token after the code was replayed: %d, want 401", s)
+		}
+		if status, m, _ := h.post("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {public.id}}, nil); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Errorf("refresh token after the code was replayed: %d %v", status, m)
+		}
+	})
+
+	t.Run("a refresh token presented by another client ends its family", func(t *testing.T) {
+		r := h.authorizeURL(public, nil)
+		_, m, _ := h.exchange(public, h.code(public, r, &ownerLogin), r.verifier, false)
+		refresh, _ := m["refresh_token"].(string)
+		sec.Add(refresh)
+		if status, m, _ := h.post("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {other.id}}, nil); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Errorf("another client refreshes: %d %v", status, m)
+		}
+		if status, m, _ := h.post("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {public.id}}, nil); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Errorf("the rightful client after the theft: %d %v, want invalid_grant (the family is revoked)", status, m)
+		}
+	})
+
+	t.Run("client authentication", func(t *testing.T) {
+		if status, m, hdr := h.post("/token", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "client_id": {"mcp_nobody"}}, nil); status != http.StatusUnauthorized || m["error"] != "invalid_client" || hdr.Get("WWW-Authenticate") == "" {
+			t.Errorf("unknown client: %d %v", status, m)
+		}
+		conf := h.mustRegister(map[string]any{"redirect_uris": []string{"https://app.example/cb"}, "client_name": "Confidential",
+			"token_endpoint_auth_method": "client_secret_basic"})
+		if conf.secret == "" {
+			t.Fatal("a confidential client got no secret")
+		}
+		sec.Add(conf.secret)
+		r := h.authorizeURL(conf, nil)
+		code := h.code(conf, r, &ownerLogin)
+		wrong := conf
+		wrong.secret = "not-the-secret"
+		if status, m, _ := h.exchange(wrong, code, r.verifier, true); status != http.StatusUnauthorized || m["error"] != "invalid_client" {
+			t.Errorf("wrong secret: %d %v", status, m)
+		}
+		if status, m, _ := h.exchange(conf, code, r.verifier, false); status != http.StatusUnauthorized || m["error"] != "invalid_client" {
+			t.Errorf("confidential client without its secret: %d %v", status, m)
+		}
+		if status, m, _ := h.exchange(conf, code, r.verifier, true); status != http.StatusOK {
+			t.Errorf("right secret (Basic): %d %v", status, m)
+		}
+	})
+
+	t.Run("the login page answers an unknown account and a wrong password alike", func(t *testing.T) {
+		answer := func(identifier string) string {
+			l := mcptest.FormLogin{Identifier: identifier, Password: "Wrong-password-123"}
+			_, err := l.Run(context.Background(), h.authorizeURL(public, nil).url)
+			if err == nil {
+				t.Fatalf("%s: signed in with a wrong password", identifier)
+			}
+			return err.Error()
+		}
+		if a, b := answer(in.OwnerEmail), answer("nobody@example.com"); a != b || !strings.Contains(a, "not right") {
+			t.Errorf("wrong password: %q; unknown account: %q", a, b)
+		}
+	})
+
+	t.Run("a page cannot be posted from another browser", func(t *testing.T) {
+		_, _, body := noRedirect(t, h.authorizeURL(public, nil).url) // browser A opens the login page
+		sealed := between(body, `name="request" value="`, `"`)
+		form := url.Values{"request": {sealed}, "identifier": {in.OwnerEmail}, "password": {in.OwnerPassword}}
+		resp, err := mcptest.NewBrowser().PostForm(h.issuer+"/authorize/login", form) // browser B, without A's cookie
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(b), `name="decision"`) {
+			t.Errorf("login form from another browser: %d, want 400 and no consent page", resp.StatusCode)
+		}
+	})
+
+	t.Run("consent denied goes back as access_denied", func(t *testing.T) {
+		r := h.authorizeURL(public, nil)
+		l := ownerLogin
+		l.Deny = true
+		back, err := l.Run(context.Background(), r.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q := back.Query(); q.Get("error") != "access_denied" || q.Get("state") != r.state || q.Get("iss") != h.issuer || q.Get("code") != "" {
+			t.Errorf("denied: %s", back)
+		}
+	})
+
+	t.Run("scopes are narrowed to what the user holds", func(t *testing.T) {
+		password := freshPassword(sec)
+		owner.CreateUser(t, "oauth-viewer@example.com", password, "viewer")
+		r := h.authorizeURL(public, map[string]string{"scope": "users:read users:write"})
+		_, m, _ := h.exchange(public, h.code(public, r, &mcptest.FormLogin{Identifier: "oauth-viewer@example.com", Password: password}), r.verifier, false)
+		if m["scope"] != "" || m["access_token"] == nil {
+			t.Errorf("a viewer asking for users:read users:write got %v, want a token with no scope", m)
+		}
+		if access, _ := m["access_token"].(string); access != "" && h.call(access, "user_list") != http.StatusForbidden {
+			t.Errorf("the viewer's token calls user_list")
+		}
+	})
+
+	t.Run("a user with MFA gives the code after the password", func(t *testing.T) {
+		password := freshPassword(sec)
+		_, _, en, _, step := mfaUser(t, srv, owner, sec, "oauth-mfa@example.com", password)
+		calls := 0
+		l := mcptest.FormLogin{Identifier: "oauth-mfa@example.com", Password: password, SecondFactor: func() string {
+			calls++
+			return totpCode(t, en.Secret, max(step+1, totpStep(time.Now())))
+		}}
+		r := h.authorizeURL(public, nil)
+		h.code(public, r, &l)
+		if calls != 1 || !slices.Equal(l.Pages, []string{"/authorize/login", "/authorize/mfa", "/authorize/consent"}) {
+			t.Errorf("pages %v, second factor asked %d times", l.Pages, calls)
+		}
+	})
+
+	t.Run("registration refuses unsafe redirect URIs and accepts real clients' shapes", func(t *testing.T) {
+		for _, uri := range []string{"javascript:alert(1)", "data:text/html,x", "file:///etc/passwd", "https://app.example/cb#frag", "http://app.example/cb"} {
+			if status, m := h.register(map[string]any{"redirect_uris": []string{uri}}); status != http.StatusBadRequest || m["error"] != "invalid_redirect_uri" {
+				t.Errorf("register %s: %d %v", uri, status, m)
+			}
+		}
+		for name, uris := range map[string][]string{
+			"claude.ai": {"https://claude.ai/api/mcp/auth_callback"},
+			"VS Code":   {"http://127.0.0.1:33418", "https://vscode.dev/redirect", "http://localhost:33418", "https://insiders.vscode.dev/redirect"},
+			"Cursor":    {"cursor://anysphere.cursor-mcp/oauth/callback"},
+		} {
+			meta := map[string]any{"redirect_uris": uris, "client_name": name, "token_endpoint_auth_method": "none",
+				"software_statement_unknown_member": "ignored"}
+			if status, m := h.register(meta); status != http.StatusCreated || m["client_id"] == "" {
+				t.Errorf("register %s: %d %v", name, status, m)
+			}
+		}
+	})
+	sec.CheckNotIn(t, "server stderr", srv.Stderr.String())
+}
+
+func decodeJWT(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// between is the text of s after the first start, up to end.
+func between(s, start, end string) string {
+	_, rest, _ := strings.Cut(s, start)
+	v, _, _ := strings.Cut(rest, end)
+	return v
+}
+
+func toStrings(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
