@@ -128,6 +128,11 @@ func (s *Server) redeem(ctx context.Context, client Client, form url.Values) (au
 	if err != nil {
 		return auth.Tokens{}, s.grantError(ctx, err)
 	}
+	if !slices.Contains(client.GrantTypes, GrantRefreshToken) {
+		// A client that did not register for refresh tokens gets none (its session's stays
+		// unusable: refresh refuses such a client); it signs in again when the token expires.
+		tokens.RefreshToken = ""
+	}
 	return tokens, nil
 }
 

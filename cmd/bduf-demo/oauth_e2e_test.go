@@ -216,3 +216,69 @@ func audContains(aud any, want string) bool {
 	list, ok := aud.([]any)
 	return ok && slices.Contains(list, any(want))
 }
+
+// tsOAuthStep is one step of ts-sdk-e2e.mjs's oauth case.
+type tsOAuthStep struct {
+	Step           string   `json:"step"`
+	OK             bool     `json:"ok"`
+	Connected      bool     `json:"connected"`
+	Authorizations int      `json:"authorizations"`
+	Iss            string   `json:"iss"`
+	Scope          string   `json:"scope"`
+	HasRefresh     bool     `json:"has_refresh"`
+	Tools          []string `json:"tools"`
+	IsError        bool     `json:"isError"`
+	Rotated        bool     `json:"rotated"`
+	Raw            string   `json:"-"`
+}
+
+func TestTypeScriptSDKLogsInThroughTheAuthorizationServerAndStepsUp(t *testing.T) {
+	nc := mcptest.FindNodeClients(t)
+	in := mcptest.NewInstance(t)
+	srv := mcptest.StartHTTP(t, binPath, in.Env(mcptest.OAuthEnv...), "http")
+	r := nc.Run(t, []string{"E2E_URL=" + srv.URL, "E2E_EMAIL=" + in.OwnerEmail, "E2E_PASSWORD=" + in.OwnerPassword}, 2*time.Minute, "ts-sdk-e2e.mjs", "oauth")
+	t.Logf("ts-sdk-e2e.mjs oauth (%s):\n%s", r.Took.Round(time.Millisecond), r.Stdout)
+	if r.Err != nil {
+		t.Fatalf("ts-sdk-e2e.mjs oauth: %v\n%s%s", r.Err, r.Stdout, r.Stderr)
+	}
+	steps := map[string]tsOAuthStep{}
+	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		var s tsOAuthStep
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			t.Fatalf("output line %q: %v", line, err)
+		}
+		s.Raw = line
+		steps[s.Step] = s
+	}
+	ok := func(name string) tsOAuthStep {
+		t.Helper()
+		s, found := steps[name]
+		if !found || !s.OK {
+			t.Fatalf("step %s: %s\nstderr:\n%s", name, s.Raw, srv.Proc.Stderr)
+		}
+		return s
+	}
+	if s := ok("connect_unauthorized"); s.Connected || s.Authorizations != 1 || s.Iss != srv.URL {
+		t.Errorf("the first connect: %s; want a 401, one authorization, iss %s", s.Raw, srv.URL)
+	}
+	if s := ok("finish_auth"); !s.HasRefresh || !strings.Contains(s.Scope, "projects:read") || strings.Contains(s.Scope, "projects:write") {
+		t.Errorf("the code's tokens: %s; want the minimal scopes and a refresh token", s.Raw)
+	}
+	ok("connect")
+	if s := ok("list_tools"); !slices.Contains(s.Tools, "projects_create") {
+		t.Errorf("tools/list: %v", s.Tools)
+	}
+	if s := ok("call_read"); s.IsError {
+		t.Errorf("projects_list: %s", s.Raw)
+	}
+	if s := ok("refresh"); s.IsError || !s.Rotated || s.Authorizations != 1 {
+		t.Errorf("refresh: %s; want the call through a rotated refresh token, no new sign-in", s.Raw)
+	}
+	if s := ok("stepup_connect_unauthorized"); s.Connected || s.Authorizations != 1 || s.HasRefresh {
+		t.Errorf("the step-up client's first connect: %s; want one authorization and no refresh token (it did not register for one)", s.Raw)
+	}
+	ok("stepup_connect")
+	if s := ok("call_write"); s.IsError || s.Authorizations != 2 || !strings.Contains(s.Scope, "projects:write") {
+		t.Errorf("projects_create by step-up: %s; want success after a second authorization granting projects:write", s.Raw)
+	}
+}

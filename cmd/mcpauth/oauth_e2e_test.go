@@ -271,7 +271,7 @@ func TestAuthorizationServerChecklist(t *testing.T) {
 			t.Errorf("unknown client: %d %v", status, m)
 		}
 		conf := h.mustRegister(map[string]any{"redirect_uris": []string{"https://app.example/cb"}, "client_name": "Confidential",
-			"token_endpoint_auth_method": "client_secret_basic"})
+			"token_endpoint_auth_method": "client_secret_basic", "grant_types": []string{"authorization_code"}})
 		if conf.secret == "" {
 			t.Fatal("a confidential client got no secret")
 		}
@@ -286,8 +286,12 @@ func TestAuthorizationServerChecklist(t *testing.T) {
 		if status, m, _ := h.exchange(conf, code, r.verifier, false); status != http.StatusUnauthorized || m["error"] != "invalid_client" {
 			t.Errorf("confidential client without its secret: %d %v", status, m)
 		}
-		if status, m, _ := h.exchange(conf, code, r.verifier, true); status != http.StatusOK {
+		status, m, _ := h.exchange(conf, code, r.verifier, true)
+		if status != http.StatusOK {
 			t.Errorf("right secret (Basic): %d %v", status, m)
+		}
+		if m["refresh_token"] != nil { // it registered for authorization_code alone
+			t.Errorf("a client not registered for refresh_token got one")
 		}
 	})
 

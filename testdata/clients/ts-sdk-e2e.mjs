@@ -11,10 +11,14 @@
 //   expiry          E2E_URL, E2E_EMAIL, E2E_PASSWORD (a server with a short access-token TTL)
 //   stdio-login     E2E_BIN, E2E_EMAIL, E2E_PASSWORD (the server's environment is this one's)
 //   session-delete  E2E_URL, E2E_TOKEN
+//   oauth           E2E_URL, E2E_EMAIL, E2E_PASSWORD (a server whose authorization server is on):
+//                   an OAuthClientProvider registers, signs in through the pages (form posts),
+//                   steps up on 403 insufficient_scope and refreshes
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
 const env = process.env;
 const timeoutMs = Number(env.E2E_TIMEOUT_MS || 30000);
@@ -110,7 +114,148 @@ async function callStep(name, client, state, tool, args) {
   return r;
 }
 
+// formLogin goes through the authorization server's pages as a browser that runs no script:
+// the login form, then the consent form (Allow), keeping the browser cookie by hand; it returns
+// the redirect back to the client without following it.
+async function formLogin(authUrl, identifier, password) {
+  let cookie = '';
+  const keep = r => {
+    for (const c of r.headers.getSetCookie()) cookie = c.split(';')[0];
+  };
+  let r = await fetch(authUrl, { redirect: 'manual' });
+  keep(r);
+  for (let i = 0; i < 4; i++) {
+    if (r.status === 302 || r.status === 303) return new URL(r.headers.get('location'), authUrl);
+    const page = await r.text();
+    const action = /action="([^"]*)"/.exec(page)?.[1];
+    const sealed = /name="request" value="([^"]*)"/.exec(page)?.[1];
+    if (!action || !sealed) throw new Error(`${new URL(r.url || authUrl).pathname} answered ${r.status} without a form`);
+    const form = new URLSearchParams({ request: sealed });
+    if (action.endsWith('/login')) {
+      form.set('identifier', identifier);
+      form.set('password', password);
+    } else if (action.endsWith('/consent')) {
+      form.set('decision', 'allow');
+    } else {
+      throw new Error(`unexpected page ${action}`);
+    }
+    r = await fetch(new URL(action, authUrl), {
+      method: 'POST', redirect: 'manual', body: form,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }
+    });
+    keep(r);
+  }
+  throw new Error('the pages did not end in a redirect');
+}
+
+// TestProvider is an OAuthClientProvider as an app writes one, with the browser replaced by
+// formLogin: the code the redirect carries waits in `back` for finishAuth.
+class TestProvider {
+  constructor(grantTypes = ['authorization_code', 'refresh_token']) {
+    this.authorizations = [];
+    this.grantTypes = grantTypes;
+  }
+  get redirectUrl() {
+    return 'http://127.0.0.1:47124/callback';
+  }
+  get clientMetadata() {
+    return {
+      client_name: 'TypeScript SDK e2e', redirect_uris: [this.redirectUrl], response_types: ['code'],
+      grant_types: this.grantTypes, token_endpoint_auth_method: 'none'
+    };
+  }
+  clientInformation() {
+    return this.client;
+  }
+  saveClientInformation(c) {
+    this.client = c;
+  }
+  tokens() {
+    return this.saved;
+  }
+  saveTokens(t) {
+    this.saved = t;
+  }
+  saveCodeVerifier(v) {
+    this.verifier = v;
+  }
+  codeVerifier() {
+    return this.verifier;
+  }
+  async redirectToAuthorization(url) {
+    this.authorizations.push(url.toString());
+    this.back = await formLogin(url.toString(), env.E2E_EMAIL, env.E2E_PASSWORD);
+  }
+  code() {
+    return this.back?.searchParams.get('code');
+  }
+}
+
 const cases = {
+  async oauth() {
+    const provider = new TestProvider();
+    const transport = () => new StreamableHTTPClientTransport(new URL(env.E2E_URL + '/mcp'), { authProvider: provider });
+    const first = transport();
+    await step('connect_unauthorized', async () => {
+      try {
+        await new Client(clientInfo, { capabilities: {} }).connect(first, requestOpts);
+        return { connected: true };
+      } catch (err) {
+        if (!(err instanceof UnauthorizedError)) throw err;
+        return { connected: false, authorizations: provider.authorizations.length, iss: provider.back?.searchParams.get('iss') ?? null };
+      }
+    });
+    await step('finish_auth', async () => {
+      await first.finishAuth(provider.code());
+      return { scope: provider.saved?.scope ?? null, has_refresh: Boolean(provider.saved?.refresh_token) };
+    });
+    const client = new Client(clientInfo, { capabilities: {} });
+    const t = transport();
+    if (!(await connect('connect', client, t))) return;
+    await step('list_tools', () => client.listTools(undefined, requestOpts), toolNames);
+    await step('call_read', () => client.callTool({ name: 'projects_list', arguments: {} }, undefined, requestOpts), toolResult);
+    // An access token the server refuses: the SDK refreshes with the refresh token, no new login.
+    await step('refresh', async () => {
+      const old = provider.saved.refresh_token;
+      provider.saved = { ...provider.saved, access_token: 'not-a-valid-token' };
+      const r = await client.callTool({ name: 'projects_list', arguments: {} }, undefined, requestOpts);
+      return { ...toolResult(r), rotated: provider.saved.refresh_token !== old, authorizations: provider.authorizations.length };
+    });
+    await client.close();
+
+    // Step-up. Holding a refresh token, SDK v1 answers a 403 insufficient_scope by refreshing,
+    // which never widens a grant, and then gives up ("403 after trying upscoping"); without one
+    // it asks again, as v2 always does. So the step-up client registers without refresh_token.
+    const up = new TestProvider(['authorization_code']);
+    const upFirst = new StreamableHTTPClientTransport(new URL(env.E2E_URL + '/mcp'), { authProvider: up });
+    await step('stepup_connect_unauthorized', async () => {
+      try {
+        await new Client(clientInfo, { capabilities: {} }).connect(upFirst, requestOpts);
+        return { connected: true };
+      } catch (err) {
+        if (!(err instanceof UnauthorizedError)) throw err;
+        await upFirst.finishAuth(up.code());
+        return { connected: false, authorizations: up.authorizations.length, has_refresh: Boolean(up.saved?.refresh_token) };
+      }
+    });
+    const upClient = new Client(clientInfo, { capabilities: {} });
+    const t2 = new StreamableHTTPClientTransport(new URL(env.E2E_URL + '/mcp'), { authProvider: up });
+    if (!(await connect('stepup_connect', upClient, t2))) return;
+    // A write beyond the granted scopes: 403 insufficient_scope, the SDK asks again (a second
+    // authorization), the app finishes it and calls again.
+    await step('call_write', async () => {
+      const write = () => upClient.callTool({ name: 'projects_create', arguments: { name: 'from TypeScript' } }, undefined, requestOpts);
+      try {
+        return await write();
+      } catch (err) {
+        if (!(err instanceof UnauthorizedError)) throw err;
+        await t2.finishAuth(up.code());
+        return await write();
+      }
+    }, r => ({ ...toolResult(r), authorizations: up.authorizations.length, scope: up.saved?.scope ?? null }));
+    await upClient.close();
+  },
+
   // A bearer token: list and call; a call outside the token's scopes is refused; the same
   // connection goes on working.
   async bearer() {
