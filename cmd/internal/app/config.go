@@ -136,7 +136,7 @@ var storeFlags = []envVar{
 	{"apikey-ttl", "MCPAUTH_APIKEY_TTL", "lifetime of an API key created without expires_at, from 1m to 87600h (default 2160h: 90 days; a key that never expires is asked for explicitly)"},
 	{"metrics-listen", "MCPAUTH_METRICS_LISTEN", "where /metrics is served, a listener of its own; off: nowhere (default 127.0.0.1:9464)"},
 	{"allowed-origins", "MCPAUTH_ALLOWED_ORIGINS", "comma-separated browser origins allowed to call /mcp, /sse and /message, e.g. https://app.example.com (default: none; any other Origin is refused)"},
-	{"anonymous-methods", "MCPAUTH_ANONYMOUS_METHODS", "comma-separated JSON-RPC methods that may arrive over HTTP without a token; server/discover goes with initialize; none: nothing, every request needs a token (default initialize,ping,tools/list; calls of public tools such as auth_login always may)"},
+	{"anonymous-methods", "MCPAUTH_ANONYMOUS_METHODS", "comma-separated JSON-RPC methods that may arrive over HTTP without a token; server/discover goes with initialize; none: nothing, every request needs a token (default: none with the authorization server on, else initialize,ping,tools/list; calls of public tools such as auth_login always may)"},
 	{"trusted-proxies", "MCPAUTH_TRUSTED_PROXIES", "comma-separated CIDRs or addresses of the reverse proxies whose X-Forwarded-For (or Forwarded) names the client, e.g. 10.0.0.0/8 (default: none; those headers are ignored)"},
 	{"http-read-timeout", "MCPAUTH_HTTP_READ_TIMEOUT", "longest time to read a whole HTTP request, body included (default 30s)"},
 	{"http-idle-timeout", "MCPAUTH_HTTP_IDLE_TIMEOUT", "how long an idle keep-alive connection is kept (default 2m)"},
