@@ -525,7 +525,7 @@ func (g *Guard) Filter() server.ToolFilterFunc {
 		}
 		var id Identity
 		c := g.authenticate(ctx, &id) // once for the whole list
-		if c.err == nil && c.id.Claims.ClientID != "" {
+		if c.err == nil && c.id.Claims.ClientID != "" && c.id.Claims.ClientID != token.ClientID {
 			// A token of an OAuth client lists what its user may do, not only what it was
 			// granted: a call beyond its scopes answers 403 insufficient_scope with the scope
 			// to ask for (step-up), which a client never tries for a tool it cannot see.

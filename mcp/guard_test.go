@@ -27,17 +27,20 @@ import (
 // These tests drive the guard in process, through mcp-go's own server and client. The identity
 // provider and the authorizer are fakes: the real ones are exercised end to end in cmd/.
 
-// fakeAuth knows tokens "viewer", "owner" and "narrow" (an owner token whose scopes were
-// narrowed to projects:read).
+// fakeAuth knows tokens "viewer", "owner", "narrow" (an owner token of mcpauth's own whose
+// scopes were narrowed to projects:read) and "oauth-narrow" (the same, issued to an OAuth
+// client).
 type fakeAuth struct{}
 
 var users = map[string]struct {
 	user   auth.User
 	scopes []string
+	client string
 }{
-	"viewer": {auth.User{ID: "usr_viewer", OrgID: "acme"}, []string{"projects:read"}},
-	"owner":  {auth.User{ID: "usr_owner", OrgID: "acme"}, []string{"projects:*"}},
-	"narrow": {auth.User{ID: "usr_owner", OrgID: "acme"}, []string{"projects:read"}},
+	"viewer":       {auth.User{ID: "usr_viewer", OrgID: "acme"}, []string{"projects:read"}, token.ClientID},
+	"owner":        {auth.User{ID: "usr_owner", OrgID: "acme"}, []string{"projects:*"}, token.ClientID},
+	"narrow":       {auth.User{ID: "usr_owner", OrgID: "acme"}, []string{"projects:read"}, token.ClientID},
+	"oauth-narrow": {auth.User{ID: "usr_owner", OrgID: "acme"}, []string{"projects:read"}, "mcp_someclient"},
 }
 
 func (fakeAuth) Validate(_ context.Context, tok auth.Secret) (token.Claims, error) {
@@ -55,7 +58,7 @@ func (fakeAuth) Validate(_ context.Context, tok auth.Secret) (token.Claims, erro
 	if !ok {
 		return token.Claims{}, token.ErrInvalid
 	}
-	return token.Claims{Subject: u.user.ID, OrgID: u.user.OrgID, Scopes: u.scopes, SessionID: "ses_1"}, nil
+	return token.Claims{Subject: u.user.ID, OrgID: u.user.OrgID, Scopes: u.scopes, SessionID: "ses_1", ClientID: u.client}, nil
 }
 
 func (f fakeAuth) Caller(ctx context.Context, tok auth.Secret) (auth.User, token.Claims, error) {
@@ -287,10 +290,19 @@ func TestShouldListOnlyTheToolsACallerMayCall(t *testing.T) {
 		{"", []string{"server_status"}},
 		{"viewer", []string{"projects_list", "server_status", "whoami"}},
 		{"owner", []string{"projects_delete", "projects_list", "server_status", "whoami"}},
+		{"narrow", []string{"projects_list", "server_status", "whoami"}},
+		// An OAuth client's token lists what its user may step up to...
+		{"oauth-narrow", []string{"projects_delete", "projects_list", "server_status", "whoami"}},
 	} {
 		if got := list(tt.token); !slices.Equal(got, tt.want) {
 			t.Errorf("tools/list for %q = %v, want %v", tt.token, got, tt.want)
 		}
+	}
+	// ...and calls only what it was granted.
+	h.token.Store("oauth-narrow")
+	res, err := h.client.CallTool(t.Context(), mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: "projects_delete"}})
+	if err != nil || !res.IsError {
+		t.Errorf("projects_delete with an OAuth token granted projects:read: %v %+v, want a denial", err, res)
 	}
 }
 
