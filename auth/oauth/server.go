@@ -35,6 +35,8 @@ type Authenticator interface {
 	RevokeGrant(ctx context.Context, sessionID, reason string) error
 	RefreshGrant(ctx context.Context, refreshToken auth.Secret, clientID string) (auth.Tokens, error)
 	Revoke(ctx context.Context, tok auth.Secret) (bool, error)
+	// Caller is the guard's check of an access token (for introspection).
+	Caller(ctx context.Context, tok auth.Secret) (auth.User, token.Claims, error)
 }
 
 // Scopes is the server's scope policy. A scope is a permission ("projects:read").
@@ -145,6 +147,7 @@ const (
 	TokenPath        = "/token"
 	RegistrationPath = "/register"
 	RevocationPath   = "/revoke"
+	IntrospectPath   = "/introspect"
 	JWKSPath         = "/.well-known/jwks.json"
 	maxFormBytes     = 64 << 10
 )
@@ -158,7 +161,8 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	handle("POST "+loginPath, s.login)
 	handle("POST "+secondFactorPath, s.secondFactor)
 	handle("POST "+consentPath, s.consent)
-	for path, h := range map[string]http.HandlerFunc{TokenPath: s.token, RevocationPath: s.revoke, RegistrationPath: s.register} {
+	for path, h := range map[string]http.HandlerFunc{TokenPath: s.token, RevocationPath: s.revoke,
+		IntrospectPath: s.introspect, RegistrationPath: s.register} {
 		if path == RegistrationPath && !s.cfg.Registration {
 			continue
 		}
@@ -199,6 +203,8 @@ type Metadata struct {
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	IntrospectionEndpointAuthMethods  []string `json:"introspection_endpoint_auth_methods_supported"`
 	IssParameterSupported             bool     `json:"authorization_response_iss_parameter_supported"`
 	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported"`
 }
@@ -218,6 +224,8 @@ func (s *Server) Metadata() Metadata {
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		TokenEndpointAuthMethodsSupported: []string{AuthNone, AuthSecretBasic, AuthSecretPost},
 		RevocationEndpointAuthMethods:     []string{AuthNone, AuthSecretBasic, AuthSecretPost},
+		IntrospectionEndpoint:             s.cfg.Issuer + IntrospectPath,
+		IntrospectionEndpointAuthMethods:  []string{AuthSecretBasic, AuthSecretPost},
 		IssParameterSupported:             true,
 		// Client ID metadata documents are not fetched yet: advertised only when they work.
 		ClientIDMetadataDocumentSupported: false,

@@ -295,6 +295,39 @@ func TestAuthorizationServerChecklist(t *testing.T) {
 		}
 	})
 
+	t.Run("introspection answers confidential clients only, and only for live access tokens", func(t *testing.T) {
+		rs := h.mustRegister(map[string]any{"redirect_uris": []string{"https://rs.example/cb"}, "client_name": "Resource server",
+			"token_endpoint_auth_method": "client_secret_post", "grant_types": []string{"authorization_code"}})
+		sec.Add(rs.secret)
+		r := h.authorizeURL(public, map[string]string{"scope": "users:read"})
+		_, m, _ := h.exchange(public, h.code(public, r, &ownerLogin), r.verifier, false)
+		access, _ := m["access_token"].(string)
+		sec.Add(access)
+		introspect := func(c asClient, tok string) (int, map[string]any) {
+			status, m, _ := h.post("/introspect", url.Values{"token": {tok}, "client_id": {c.id}, "client_secret": {c.secret}}, nil)
+			return status, m
+		}
+		status, got := introspect(rs, access)
+		if status != http.StatusOK || got["active"] != true || got["scope"] != "users:read" || got["client_id"] != public.id ||
+			got["aud"] != h.resource || got["iss"] != h.issuer || got["username"] != in.OwnerEmail {
+			t.Errorf("a live access token: %d %v", status, got)
+		}
+		if status, got := introspect(public, access); status != http.StatusUnauthorized || got["error"] != "invalid_client" {
+			t.Errorf("a public client introspects: %d %v", status, got)
+		}
+		for name, tok := range map[string]string{"garbage": "a.b.c", "an API key": "mcpk_" + strings.Repeat("x", 40), "a refresh token": m["refresh_token"].(string)} {
+			if status, got := introspect(rs, tok); status != http.StatusOK || len(got) != 1 || got["active"] != false {
+				t.Errorf("%s: %d %v, want only active=false", name, status, got)
+			}
+		}
+		if status, _, _ := h.post("/revoke", url.Values{"token": {access}, "client_id": {public.id}}, nil); status != http.StatusOK {
+			t.Fatalf("revoke: %d", status)
+		}
+		if status, got := introspect(rs, access); status != http.StatusOK || len(got) != 1 || got["active"] != false {
+			t.Errorf("a revoked access token: %d %v, want only active=false", status, got)
+		}
+	})
+
 	t.Run("the login page answers an unknown account and a wrong password alike", func(t *testing.T) {
 		answer := func(identifier string) string {
 			l := mcptest.FormLogin{Identifier: identifier, Password: "Wrong-password-123"}
