@@ -59,6 +59,8 @@ const (
 	OAuthConsentDenied    = "OAUTH_CONSENT_DENIED"
 	OAuthTokenIssued      = "OAUTH_TOKEN_ISSUED"
 	OAuthCodeReused       = "OAUTH_CODE_REUSED"
+	// OAuthDocumentRefused: a client ID metadata document could not be fetched or used.
+	OAuthDocumentRefused = "OAUTH_CIMD_FETCH_FAILED"
 	// RetentionAnchor is written by retention: it carries the hash of the last deleted event, so
 	// the chain of what remains still verifies. (Anchors are documents of their own, in
 	// audit_anchors, not events of the chain; MongoStore.Last returns one as an Event of this

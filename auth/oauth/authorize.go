@@ -118,9 +118,13 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.Form
 	ctx := r.Context()
-	client, err := s.lookupClient(ctx, q.Get("client_id"))
+	client, err := s.lookupClient(r, q.Get("client_id"))
 	if errors.Is(err, errUnknownClient) {
 		s.errorPage(w, http.StatusBadRequest, "The application asking you to sign in is not registered here.")
+		return
+	}
+	if de := (*DocumentError)(nil); errors.As(err, &de) {
+		s.errorPage(w, http.StatusBadRequest, "The application's published description ("+redirectHost(q.Get("client_id"))+") cannot be used: "+de.Reason+".")
 		return
 	}
 	if err != nil {
@@ -279,7 +283,7 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request, step string) (pe
 		s.errorPage(w, http.StatusBadRequest, "This sign-in page has expired or was not opened in this browser. Start again from the application.")
 		return pending{}, Client{}, false
 	}
-	client, err := s.lookupClient(r.Context(), p.ClientID)
+	client, err := s.lookupClient(r, p.ClientID)
 	if err != nil {
 		s.errorPage(w, http.StatusBadRequest, "The application asking you to sign in is no longer registered here.")
 		return pending{}, Client{}, false

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -64,7 +65,10 @@ type Config struct {
 	Scopes Scopes
 	// Registration turns RFC 7591 dynamic client registration on; RegisterLimit bounds it per
 	// client address (through Limiter; default 20 a minute).
-	Registration  bool
+	Registration bool
+	// Documents resolves client_ids that are https URLs (client ID metadata documents); nil:
+	// such clients are unknown.
+	Documents     *Documents
 	Limiter       throttle.Limiter
 	RegisterLimit throttle.Limit
 	// ClientAddr names the client address of a request for the registration limit ("" for
@@ -227,8 +231,7 @@ func (s *Server) Metadata() Metadata {
 		IntrospectionEndpoint:             s.cfg.Issuer + IntrospectPath,
 		IntrospectionEndpointAuthMethods:  []string{AuthSecretBasic, AuthSecretPost},
 		IssParameterSupported:             true,
-		// Client ID metadata documents are not fetched yet: advertised only when they work.
-		ClientIDMetadataDocumentSupported: false,
+		ClientIDMetadataDocumentSupported: s.cfg.Documents != nil,
 	}
 	if s.cfg.Registration {
 		m.RegistrationEndpoint = s.cfg.Issuer + RegistrationPath
@@ -297,9 +300,37 @@ func (s *Server) record(ctx context.Context, e audit.Event) {
 
 func (s *Server) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
 
-// lookupClient reads a client; unknown ones are ErrUnknownClient.
-func (s *Server) lookupClient(ctx context.Context, id string) (Client, error) {
-	if id == "" || len(id) > 256 {
+// lookupClient reads a client: a registered one from the store, one whose client_id is an https
+// URL from its metadata document (fetched at most at the registration rate per address).
+// Unknown ones are errUnknownClient, a document that cannot be used a *DocumentError.
+func (s *Server) lookupClient(r *http.Request, id string) (Client, error) {
+	ctx := r.Context()
+	if id == "" || len(id) > 2048 {
+		return Client{}, errUnknownClient
+	}
+	if IsDocumentID(id) {
+		if s.cfg.Documents == nil {
+			return Client{}, errUnknownClient
+		}
+		fresh := !s.cfg.Documents.Cached(id)
+		if fresh {
+			d, err := s.cfg.Limiter.Allow(ctx, "oauth:register:"+cmp.Or(s.cfg.ClientAddr(r), "local"), s.cfg.RegisterLimit)
+			if err != nil {
+				return Client{}, apierr.Internalf("document fetch limit: %w", err)
+			}
+			if !d.Allowed {
+				return Client{}, documentError("too many new clients from this address; try again later")
+			}
+		}
+		c, err := s.cfg.Documents.Client(ctx, id)
+		if de := (*DocumentError)(nil); errors.As(err, &de) && fresh {
+			s.log.WarnContext(ctx, "client metadata document refused", "client_id", id, "reason", de.Reason)
+			s.record(ctx, audit.Event{Type: audit.OAuthDocumentRefused, Severity: audit.Warning,
+				Details: map[string]any{"client_id": id, "reason": de.Reason}})
+		}
+		return c, err
+	}
+	if len(id) > 256 {
 		return Client{}, errUnknownClient
 	}
 	c, err := s.cfg.Store.GetClient(ctx, id)

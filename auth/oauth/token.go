@@ -223,8 +223,8 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (Client, *
 	if id == "" {
 		return Client{}, &tokenError{http.StatusUnauthorized, "invalid_client", "client_id is required"}
 	}
-	c, err := s.lookupClient(r.Context(), id)
-	if errors.Is(err, errUnknownClient) {
+	c, err := s.lookupClient(r, id)
+	if de := (*DocumentError)(nil); errors.Is(err, errUnknownClient) || errors.As(err, &de) {
 		return Client{}, &errInvalidClient
 	}
 	if err != nil {

@@ -12,12 +12,17 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,5 +285,62 @@ func TestTypeScriptSDKLogsInThroughTheAuthorizationServerAndStepsUp(t *testing.T
 	ok("stepup_connect")
 	if s := ok("call_write"); s.IsError || s.Authorizations != 2 || !strings.Contains(s.Scope, "projects:write") {
 		t.Errorf("projects_create by step-up: %s; want success after a second authorization granting projects:write", s.Raw)
+	}
+}
+
+// A client that names itself by a metadata document URL, shaped as Claude Code's (port-less
+// loopback redirect URIs, used with a port of the moment), served by a local TLS host the
+// server is told to trust (MCPAUTH_OAUTH_CIMD_TEST_CA: loopback listeners only).
+func TestGoSDKLogsInWithAClientIDMetadataDocument(t *testing.T) {
+	var fetched atomic.Int32
+	doc := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched.Add(1)
+		id := "https://" + r.Host + r.URL.Path
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "max-age=3600")
+		_ = json.NewEncoder(w).Encode(map[string]any{"client_id": id, "client_name": "Claude Code (e2e)",
+			"redirect_uris": []string{"http://localhost/callback", "http://127.0.0.1/callback"},
+			"grant_types":   []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
+			"token_endpoint_auth_method": "none"})
+	}))
+	defer doc.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: doc.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := mcptest.NewInstance(t)
+	srv := mcptest.StartHTTP(t, binPath, in.Env(append(slices.Clone(mcptest.OAuthEnv), "MCPAUTH_OAUTH_CIMD_TEST_CA="+caFile)...), "http")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	clientID := doc.URL + "/oauth/claude-code-client-metadata"
+	seen := &authorizations{}
+	handler, err := sdkauth.NewAuthorizationCodeHandler(&sdkauth.AuthorizationCodeHandlerConfig{
+		ClientIDMetadataDocumentConfig: &sdkauth.ClientIDMetadataDocumentConfig{URL: clientID},
+		RedirectURL:                    "http://127.0.0.1:51234/callback", // the port of this run
+		AuthorizationCodeFetcher:       sdkFetcher(t, mcptest.FormLogin{Identifier: in.OwnerEmail, Password: in.OwnerPassword}, seen),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, err := sdk.NewClient(&sdk.Implementation{Name: "cimd-e2e", Version: "1"}, nil).
+		Connect(ctx, &sdk.StreamableClientTransport{Endpoint: srv.URL + "/mcp", OAuthHandler: handler}, nil)
+	if err != nil {
+		t.Fatalf("connect with a metadata document: %v\nstderr:\n%s", err, srv.Proc.Stderr)
+	}
+	defer session.Close()
+	if got := seen.all()[0].Query().Get("client_id"); got != clientID {
+		t.Errorf("the authorization request's client_id %q, want the document URL", got)
+	}
+	if res, err := session.CallTool(ctx, &sdk.CallToolParams{Name: "projects_list", Arguments: map[string]any{}}); err != nil || res.IsError {
+		t.Fatalf("projects_list: %v %+v", err, res)
+	}
+	ts, _ := handler.TokenSource(ctx)
+	tok, _ := ts.Token()
+	if got := jwtClaims(t, tok.AccessToken)["client_id"]; got != clientID {
+		t.Errorf("the token's client_id %v, want the document URL", got)
+	}
+	if n := fetched.Load(); n != 1 {
+		t.Errorf("the document was fetched %d times for one sign-in (authorize and token), want 1 (kept per its max-age)", n)
 	}
 }

@@ -10,10 +10,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,7 +164,8 @@ func TestAuthorizationServerChecklist(t *testing.T) {
 			status, m, hdr := h.do(req)
 			if status != http.StatusOK || m["issuer"] != h.issuer || m["authorization_endpoint"] != h.issuer+"/authorize" ||
 				m["token_endpoint"] != h.issuer+"/token" || m["registration_endpoint"] != h.issuer+"/register" ||
-				m["authorization_response_iss_parameter_supported"] != true || hdr.Get("Access-Control-Allow-Origin") != "*" {
+				m["authorization_response_iss_parameter_supported"] != true || m["client_id_metadata_document_supported"] != true ||
+				m["introspection_endpoint"] != h.issuer+"/introspect" || hdr.Get("Access-Control-Allow-Origin") != "*" {
 				t.Errorf("GET %s: %d %v", path, status, m)
 			}
 			for field, want := range map[string]string{"response_types_supported": "code", "code_challenge_methods_supported": "S256",
@@ -325,6 +329,23 @@ func TestAuthorizationServerChecklist(t *testing.T) {
 		}
 		if status, got := introspect(rs, access); status != http.StatusOK || len(got) != 1 || got["active"] != false {
 			t.Errorf("a revoked access token: %d %v, want only active=false", status, got)
+		}
+	})
+
+	t.Run("a client_id URL on a private address is never fetched", func(t *testing.T) {
+		var hits atomic.Int32
+		inside := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+		defer inside.Close()
+		_, port, _ := net.SplitHostPort(inside.Listener.Addr().String())
+		for _, id := range []string{inside.URL + "/client.json", "https://localhost:" + port + "/client.json"} {
+			c := asClient{id: id, redirect: "http://127.0.0.1:5555/cb"}
+			status, loc, body := noRedirect(t, h.authorizeURL(c, nil).url)
+			if status != http.StatusBadRequest || loc != "" || !strings.Contains(body, "non-public address") {
+				t.Errorf("%s: %d %q, want the error page naming the non-public address", id, status, loc)
+			}
+		}
+		if n := hits.Load(); n != 0 {
+			t.Errorf("the internal server got %d requests", n)
 		}
 	})
 

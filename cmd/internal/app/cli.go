@@ -158,6 +158,9 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 	stdio := *transport == "stdio"
 	if !stdio {
 		c.originDefaults(l.Addr())
+		if a, ok := l.Addr().(*net.TCPAddr); c.OAuthDocumentsTestCA != "" && (!ok || !a.IP.IsLoopback()) {
+			return Fail(p.Name, stderr, fmt.Errorf("MCPAUTH_OAUTH_CIMD_TEST_CA is for tests: refused on the non-loopback listener %s", l.Addr()))
+		}
 	}
 	switch {
 	case c.AnonymousMethodsSet:

@@ -41,16 +41,20 @@ type config struct {
 	// http(s) origin), on or off. OAuthRegistration turns dynamic client registration on.
 	OAuth             string
 	OAuthRegistration bool
-	AccessTTL         time.Duration
-	RefreshTTL        time.Duration
-	BcryptCost        int
-	SigningAlg        string
-	LogLevel          string
-	RedisURL          string
-	PolicyFile        string
-	Limits            auth.Limits
-	CallLimit         throttle.Limit
-	Lockout           throttle.Policy
+	// OAuthDocuments turns client ID metadata documents on; OAuthDocumentsTestCA (environment
+	// only, tests only) trusts a CA for document hosts and lets them be loopback or private.
+	OAuthDocuments       bool
+	OAuthDocumentsTestCA string
+	AccessTTL            time.Duration
+	RefreshTTL           time.Duration
+	BcryptCost           int
+	SigningAlg           string
+	LogLevel             string
+	RedisURL             string
+	PolicyFile           string
+	Limits               auth.Limits
+	CallLimit            throttle.Limit
+	Lockout              throttle.Policy
 	// DegradeLimits: with Redis unreachable, fall back to in-process limits (logged loudly)
 	// instead of refusing to authenticate.
 	DegradeLimits bool
@@ -118,6 +122,7 @@ var storeFlags = []envVar{
 	{"audience", "MCPAUTH_AUDIENCE", "resource URI put in aud: the MCP URL clients call (default: the issuer followed by /mcp; over stdio \"urn:mcpauth:mcp\")"},
 	{"oauth", "MCPAUTH_OAUTH", "the OAuth 2.1 authorization server MCP clients log in with: auto (on over HTTP when the issuer is an http(s) origin), on or off (default auto)"},
 	{"oauth-registration", "MCPAUTH_OAUTH_REGISTRATION", "dynamic client registration (RFC 7591) at /register: open or off (default open; rate-limited per address)"},
+	{"oauth-client-metadata", "MCPAUTH_OAUTH_CLIENT_METADATA", "client ID metadata documents (a client_id that is an https URL, fetched from public addresses only): on or off (default on)"},
 	{"access-ttl", "MCPAUTH_ACCESS_TTL", "access token lifetime, e.g. 15m (default 15m)"},
 	{"refresh-ttl", "MCPAUTH_REFRESH_TTL", "refresh token lifetime with remember_me, e.g. 168h (default 168h)"},
 	{"bcrypt-cost", "MCPAUTH_BCRYPT_COST", "bcrypt cost, 4-31 (default 10; below 10 only for tests)"},
@@ -252,6 +257,14 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	default:
 		return c, fmt.Errorf("--oauth: want auto, on or off, got %q", c.OAuth)
 	}
+	switch vals["oauth-client-metadata"] {
+	case "", "on":
+		c.OAuthDocuments = true
+	case "off":
+	default:
+		return c, fmt.Errorf("--oauth-client-metadata: want on or off, got %q", vals["oauth-client-metadata"])
+	}
+	c.OAuthDocumentsTestCA = getenv("MCPAUTH_OAUTH_CIMD_TEST_CA")
 	switch vals["oauth-registration"] {
 	case "", "open":
 		c.OAuthRegistration = true

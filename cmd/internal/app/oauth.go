@@ -2,8 +2,12 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 
@@ -19,7 +23,24 @@ import (
 // that its user holds, and the guard re-checks the live grants on every call.
 func (a *app) oauthServer(c config, policy mcp.Policy, logger *slog.Logger) (*oauth.Server, error) {
 	supported := policyScopes(policy)
-	return oauth.NewServer(oauth.Config{
+	var docs *oauth.Documents
+	if c.OAuthDocuments {
+		dc := oauth.DocumentsConfig{}
+		if c.OAuthDocumentsTestCA != "" {
+			pem, err := os.ReadFile(c.OAuthDocumentsTestCA)
+			if err != nil {
+				return nil, fmt.Errorf("MCPAUTH_OAUTH_CIMD_TEST_CA: %w", err)
+			}
+			dc.RootCAs = x509.NewCertPool()
+			if !dc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, errors.New("MCPAUTH_OAUTH_CIMD_TEST_CA: no PEM certificate in the file")
+			}
+			dc.AllowPrivate = true
+			logger.Warn("MCPAUTH_OAUTH_CIMD_TEST_CA is set: client metadata documents may come from loopback and private addresses (tests only)")
+		}
+		docs = oauth.NewDocuments(dc)
+	}
+	return oauth.NewServer(oauth.Config{Documents: docs,
 		Issuer: c.Issuer, Resource: c.Audience, Auth: a.auth, Store: a.oauthStore, Sealer: a.sealer,
 		Scopes: oauth.Scopes{Supported: supported, Default: minimalScopes(supported),
 			Held: func(ctx context.Context, u auth.User, scopes []string) ([]string, error) {
