@@ -1,0 +1,203 @@
+package main
+
+// The sign-in pages in a real browser (headless Chromium, driven by chromedp), as a person on a
+// phone-width window meets them: /authorize → password → TOTP → consent → the client's loopback
+// redirect on a port of the moment. What only a browser shows is asserted here: that Chromium
+// follows the redirect after the consent POST (its CSP form-action must allow the client's
+// origin), the cookie's flags, the refusal of a form whose browser cookie is gone, no
+// horizontal scrolling, labels on every field. Screenshots land in test-artifacts/.
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/bduf/mcpauth/internal/mcptest"
+)
+
+// redirectCatcher is the client's loopback listener: it records the query each redirect brings.
+type redirectCatcher struct {
+	port string
+	got  chan url.Values
+}
+
+func newRedirectCatcher(t *testing.T) *redirectCatcher {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &redirectCatcher{got: make(chan url.Values, 4)}
+	_, c.port, _ = net.SplitHostPort(l.Addr().String())
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/callback" { // the browser's favicon.ico
+			http.NotFound(w, r)
+			return
+		}
+		c.got <- r.URL.Query()
+		_, _ = w.Write([]byte("<!doctype html><title>Signed in</title><p>You can close this window."))
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return c
+}
+
+func (c *redirectCatcher) await(t *testing.T) url.Values {
+	t.Helper()
+	select {
+	case q := <-c.got:
+		return q
+	case <-time.After(20 * time.Second):
+		t.Fatal("the browser never came back to the client's redirect URI")
+		return nil
+	}
+}
+
+func TestShouldSignInThroughThePagesInARealBrowser(t *testing.T) {
+	env := append(mcptest.OAuthEnv, "MCPAUTH_ANONYMOUS_METHODS=initialize,ping,tools/list")
+	_, sec, srv, owner, _ := attackServer(t, env...)
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	password := freshPassword(sec)
+	_, u, en, _, step := mfaUser(t, srv, owner, sec, "browser@example.com", password)
+	owner.Call(t, "role_assign", args{"user_id": u.ID, "role": "admin"}) // holds users:read and audit:read, not roles:write
+	catcher := newRedirectCatcher(t)
+	// Registered port-less, as Claude Code's document does; used with this run's port.
+	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1/callback"}, "client_name": "Browser e2e",
+		"token_endpoint_auth_method": "none"})
+	client.redirect = "http://127.0.0.1:" + catcher.port + "/callback"
+	ctx := mcptest.Browser(t, 390, 844) // a phone-width window
+	b := browserSteps{t: t, ctx: ctx}
+
+	req := h.authorizeURL(client, map[string]string{"scope": "users:read audit:read roles:write"})
+	code := totpCode(t, en.Secret, max(step+1, totpStep(time.Now())))
+	b.do(chromedp.EmulateViewport(390, 844), chromedp.Navigate(req.url), chromedp.WaitVisible(chromedp.ID("identifier")))
+	fitsWidth := b.eval(`document.documentElement.scrollWidth <= window.innerWidth`)
+	labelled := b.eval(`[...document.querySelectorAll('input:not([type=hidden])')].every(i => document.querySelector('label[for="'+i.id+'"]'))`)
+	b.shot("oauth-login.png")
+	b.do(chromedp.SendKeys(chromedp.ID("identifier"), "browser@example.com"), chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.ID("code")))
+	b.shot("oauth-mfa.png")
+	b.do(chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Click(chromedp.CSS("button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("button[value=allow]")))
+	b.shot("oauth-consent.png")
+	if text := b.text("main"); !strings.Contains(text, "read users (users:read)") || strings.Contains(text, "roles:write") {
+		t.Errorf("consent page: %q; want the scopes the user holds, in words, and not roles:write", text)
+	}
+	cookies, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do(chromedp.Click(chromedp.CSS("button[value=allow]")))
+	q := catcher.await(t)
+	if q.Get("code") == "" || q.Get("state") != req.state || q.Get("iss") != h.issuer {
+		t.Fatalf("the redirect brought %v; want code, state %s, iss %s", q, req.state, h.issuer)
+	}
+	if status, m, _ := h.exchange(client, q.Get("code"), req.verifier, false); status != http.StatusOK || m["scope"] != "users:read audit:read" {
+		t.Errorf("redeem the browser's code: %d %v; want the scopes asked for that the user holds", status, m)
+	}
+	if !fitsWidth || !labelled {
+		t.Errorf("login page at 390 px: fits the width %v, every field labelled %v", fitsWidth, labelled)
+	}
+	var browserCookie *network.Cookie
+	for _, c := range cookies.Cookies {
+		if c.Name == "mcpauth_browser" {
+			browserCookie = c
+		}
+	}
+	if browserCookie == nil || !browserCookie.HTTPOnly || browserCookie.SameSite != network.CookieSameSiteLax || browserCookie.Path != "/" {
+		t.Errorf("browser cookie %+v: want mcpauth_browser, HttpOnly, SameSite=Lax, Path=/", browserCookie)
+	}
+
+	t.Run("a form whose browser cookie is gone is refused", func(t *testing.T) {
+		b := browserSteps{t: t, ctx: ctx}
+		b.do(chromedp.Navigate(h.authorizeURL(client, nil).url), chromedp.WaitVisible(chromedp.ID("identifier")))
+		if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+			t.Fatal(err)
+		}
+		b.do(chromedp.SendKeys(chromedp.ID("identifier"), "browser@example.com"), chromedp.SendKeys(chromedp.ID("password"), password),
+			chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.CSS("p.error")))
+		if text := b.text("main"); !strings.Contains(text, "not opened in this browser") || strings.Contains(text, "Two-step") {
+			t.Errorf("page after posting without the cookie: %q", text)
+		}
+	})
+
+	t.Run("a bad redirect URI shows an error page and goes nowhere", func(t *testing.T) {
+		b := browserSteps{t: t, ctx: ctx}
+		bad := h.authorizeURL(client, map[string]string{"redirect_uri": "http://localhost:" + catcher.port + "/callback"})
+		b.do(chromedp.Navigate(bad.url), chromedp.WaitVisible(chromedp.CSS("p.error")))
+		b.shot("oauth-error.png")
+		at, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := b.text("main"); !strings.Contains(text, "not registered for it") || !strings.HasPrefix(at, h.issuer) {
+			t.Errorf("at %s: %q", at, text)
+		}
+		select {
+		case q := <-catcher.got:
+			t.Errorf("the client's listener was reached: %v", q)
+		default:
+		}
+	})
+}
+
+// browserSteps runs chromedp actions for a test, each batch within 20 s.
+type browserSteps struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func (b browserSteps) within() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(b.ctx, 20*time.Second)
+}
+
+func (b browserSteps) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := b.within()
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("browser: %v", err)
+	}
+}
+
+func (b browserSteps) eval(expr string) bool {
+	b.t.Helper()
+	ctx, cancel := b.within()
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+	if err != nil {
+		b.t.Fatalf("browser: %s: %v", expr, err)
+	}
+	return v
+}
+
+func (b browserSteps) text(css string) string {
+	b.t.Helper()
+	ctx, cancel := b.within()
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
+	if err != nil {
+		b.t.Fatalf("browser: text of %s: %v", css, err)
+	}
+	return v
+}
+
+// shot keeps a screenshot of the page as a test artifact.
+func (b browserSteps) shot(name string) {
+	b.t.Helper()
+	ctx, cancel := b.within()
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("browser: screenshot: %v", err)
+	}
+	mcptest.Artifact(b.t, name, png)
+}
