@@ -28,8 +28,8 @@ func TestShouldTakeOnlyHTTPSURLsWithAPathAsDocumentClientIDs(t *testing.T) {
 		"https://app.example/a/../client.json":                false,
 		"https://app.example/a/./client.json":                 false,
 		"https://app.example/a/%2e%2e/client.json":            false,
-		"mcp_abcdef":                                          false,
-		"https:///client.json":                                false,
+		"mcp_abcdef":           false,
+		"https:///client.json": false,
 	} {
 		if got := IsDocumentID(id); got != want {
 			t.Errorf("IsDocumentID(%q) = %v, want %v", id, got, want)
