@@ -14,11 +14,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -342,5 +344,70 @@ func TestGoSDKLogsInWithAClientIDMetadataDocument(t *testing.T) {
 	}
 	if n := fetched.Load(); n != 1 {
 		t.Errorf("the document was fetched %d times for one sign-in (authorize and token), want 1 (kept per its max-age)", n)
+	}
+}
+
+// The official conformance suite's authorization-server scenarios (npm
+// @modelcontextprotocol/conformance): the metadata, then the authorization code grant, whose
+// browser step is mcptest.FormLogin on the URL the suite prints, the redirect then delivered to
+// the suite's own callback listener.
+func TestShouldPassTheConformanceSuitesAuthorizationServerScenarios(t *testing.T) {
+	nc := mcptest.FindNodeClients(t)
+	in := mcptest.NewInstance(t)
+	srv := mcptest.StartHTTP(t, binPath, in.Env(mcptest.OAuthEnv...), "http")
+	l, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the suite's callback listener
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	// The suite takes a pre-registered client: registered here, public, as it asks.
+	reg, _ := json.Marshal(map[string]any{"redirect_uris": []string{"http://127.0.0.1:" + port + "/callback"},
+		"token_endpoint_auth_method": "none", "client_name": "MCP conformance suite"})
+	resp, err := http.Post(srv.URL+"/register", "application/json", strings.NewReader(string(reg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var client struct {
+		ClientID string `json:"client_id"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&client)
+	resp.Body.Close()
+	if client.ClientID == "" {
+		t.Fatalf("register: %d", resp.StatusCode)
+	}
+
+	suite := mcptest.StartProc(t, nc.Node, append(in.Env(), "PATH="+filepath.Dir(nc.Node)+string(os.PathListSeparator)+os.Getenv("PATH"), "NO_COLOR=1"), nil,
+		filepath.Join(nc.Dir, "node_modules", ".bin", "conformance"), "authorization", "--url", srv.URL,
+		"--client-id", client.ClientID, "--port", port, "--resource", srv.URL+"/mcp")
+	m, err := suite.Stdout.WaitFor(regexp.MustCompile(`(?m)^(`+regexp.QuoteMeta(srv.URL)+`/authorize\?\S+)$`), suite.Exited, 60*time.Second)
+	if err != nil {
+		t.Fatalf("the suite printed no authorization URL: %v\n%s\n%s", err, suite.Stdout, suite.Stderr)
+	}
+	login := mcptest.FormLogin{Identifier: in.OwnerEmail, Password: in.OwnerPassword}
+	back, err := login.Run(context.Background(), m[1])
+	if err != nil {
+		t.Fatalf("sign-in: %v", err)
+	}
+	cb, err := http.Get(back.String()) // the browser lands on the suite's callback
+	if err != nil {
+		t.Fatalf("deliver the redirect to the suite: %v", err)
+	}
+	cb.Body.Close()
+	select {
+	case <-suite.Exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the suite did not finish:\n%s", suite.Stdout)
+	}
+	out := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(suite.Stdout.String(), "")
+	t.Logf("conformance authorization:\n%s", out)
+	res := regexp.MustCompile(`Total: (\d+) passed, (\d+) failed`).FindStringSubmatch(out)
+	if res == nil || res[2] != "0" || res[1] != "3" {
+		t.Fatalf("conformance authorization: %v; want 3 checks passed, none failed\n%s", res, out)
+	}
+	for _, scenario := range []string{"authorization-server-metadata-endpoint", "authorization-code-grant"} {
+		if !regexp.MustCompile(`✓ ` + regexp.QuoteMeta(scenario) + `: \d+ passed, 0 failed`).MatchString(out) {
+			t.Errorf("scenario %s did not pass", scenario)
+		}
 	}
 }
