@@ -411,3 +411,41 @@ func TestShouldPassTheConformanceSuitesAuthorizationServerScenarios(t *testing.T
 		}
 	}
 }
+
+// mcp-remote (npm 0.15.1), the bridge Claude Desktop and others use for remote servers: its
+// mcp-remote-client registers, prints the authorization URL (here signed in through with
+// mcptest.FormLogin, the redirect then delivered to its callback listener), and lists the tools.
+func TestShouldLetMCPRemoteSignInAndListTheTools(t *testing.T) {
+	nc := mcptest.FindNodeClients(t)
+	in := mcptest.NewInstance(t)
+	srv := mcptest.StartHTTP(t, binPath, in.Env(mcptest.OAuthEnv...), "http")
+	home := t.TempDir() // mcp-remote keeps its clients and tokens under ~/.mcp-auth
+	stdin, keepOpen, err := os.Pipe() // mcp-remote shuts down when its stdin ends: it gets one that stays open
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = stdin.Close(), keepOpen.Close() })
+	remote := mcptest.StartProc(t, nc.Node, append(in.Env(), "HOME="+home, "BROWSER=/bin/true", "NO_COLOR=1",
+		"PATH="+filepath.Dir(nc.Node)+string(os.PathListSeparator)+os.Getenv("PATH")), stdin,
+		filepath.Join(nc.Dir, "node_modules", ".bin", "mcp-remote-client"), srv.URL+"/mcp")
+	m, err := remote.Stderr.WaitFor(regexp.MustCompile(`Please authorize this client by visiting:\s+(\S+)`), remote.Exited, 60*time.Second)
+	if err != nil {
+		t.Fatalf("mcp-remote printed no authorization URL: %v\n%s", err, remote.Stderr)
+	}
+	login := mcptest.FormLogin{Identifier: in.OwnerEmail, Password: in.OwnerPassword}
+	back, err := login.Run(context.Background(), m[1])
+	if err != nil {
+		t.Fatalf("sign-in: %v", err)
+	}
+	if back.Query().Get("code") == "" || back.Query().Get("iss") != srv.URL {
+		t.Fatalf("redirect %s: want a code and iss", back)
+	}
+	cb, err := http.Get(back.String()) // the browser lands on mcp-remote's callback listener
+	if err != nil {
+		t.Fatalf("deliver the redirect to mcp-remote: %v", err)
+	}
+	cb.Body.Close()
+	if _, err := remote.Stderr.WaitFor(regexp.MustCompile(`(?s)Tools:.*"projects_create".*Exiting OK`), remote.Exited, 60*time.Second); err != nil {
+		t.Fatalf("mcp-remote did not list the tools: %v\nstdout:\n%s\nstderr:\n%s", err, remote.Stdout, remote.Stderr)
+	}
+}
