@@ -419,7 +419,7 @@ func TestShouldLetMCPRemoteSignInAndListTheTools(t *testing.T) {
 	nc := mcptest.FindNodeClients(t)
 	in := mcptest.NewInstance(t)
 	srv := mcptest.StartHTTP(t, binPath, in.Env(mcptest.OAuthEnv...), "http")
-	home := t.TempDir() // mcp-remote keeps its clients and tokens under ~/.mcp-auth
+	home := t.TempDir()               // mcp-remote keeps its clients and tokens under ~/.mcp-auth
 	stdin, keepOpen, err := os.Pipe() // mcp-remote shuts down when its stdin ends: it gets one that stays open
 	if err != nil {
 		t.Fatal(err)
