@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
@@ -85,6 +86,35 @@ func (s *Service) AuthenticateSecondFactor(ctx context.Context, userID string, c
 	}
 	u.PasswordHash = nil
 	s.recordBrowserLogin(ctx, u, true)
+	return u, nil
+}
+
+// ResumeLogin is the authorization server's check of a login it remembers in a browser (its
+// browser session): the user, proven at authTime (with the second factor when withMFA), is
+// still the same account. A deleted or disabled account, any change of the account since
+// (password, email, enable state: UpdatedAt), or a second factor turned on after a login made
+// without one are ErrInvalidCredentials: the person signs in again.
+func (s *Service) ResumeLogin(ctx context.Context, userID string, authTime time.Time, withMFA bool) (User, error) {
+	u, err := s.store.GetUser(ctx, userID)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return User{}, apierr.Internalf("user of a browser session: %w", err)
+	}
+	if u.Disabled || u.UpdatedAt.After(authTime) {
+		return User{}, ErrInvalidCredentials
+	}
+	if !withMFA {
+		_, enabled, err := s.factors.Enabled(ctx, u.ID)
+		if err != nil {
+			return User{}, err
+		}
+		if enabled {
+			return User{}, ErrInvalidCredentials
+		}
+	}
+	u.PasswordHash = nil
 	return u, nil
 }
 

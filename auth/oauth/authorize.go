@@ -2,11 +2,13 @@ package oauth
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
 	"github.com/bduf/mcpauth/auth/mfa"
+	"github.com/bduf/mcpauth/auth/storeerr"
 )
 
 // The browser's way through the server: GET /authorize checks the request and shows the login
@@ -146,7 +149,73 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.RedirectURI, p.Browser = redirect, s.browser(w, r)
+	prompt := strings.Fields(q.Get("prompt")) // OpenID Connect's: login, consent, none
+	if u, b, ok := s.resumeBrowserSession(r); ok && !slices.Contains(prompt, "login") {
+		p.UserID, p.AuthTime, p.MFA = u.ID, b.AuthTime.Unix(), b.MFA
+		s.proceed(w, r, client, p, u, slices.Contains(prompt, "consent"), slices.Contains(prompt, "none"))
+		return
+	}
+	if slices.Contains(prompt, "none") {
+		s.redirectError(w, r, redirect, p.State, authError{"login_required", "the user is not signed in here"})
+		return
+	}
 	s.showLogin(w, http.StatusOK, client, p, "", "")
+}
+
+// proceed goes on from a proven user: straight to the code when the user already allowed this
+// client these scopes and the client returns to a web origin, else to the consent page. A
+// client that returns to this computer (loopback, private-use scheme) is asked every time:
+// any program on the computer could claim its redirect.
+func (s *Server) proceed(w http.ResponseWriter, r *http.Request, client Client, p pending, u auth.User, forceConsent, silent bool) {
+	ctx := r.Context()
+	held, err := s.cfg.Scopes.Held(ctx, u, p.Scopes)
+	if err != nil {
+		s.log.ErrorContext(ctx, "scopes of a user at consent", "user_id", u.ID, "error", err)
+		s.errorPage(w, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
+		return
+	}
+	p.Scopes = held // what the user may grant: the request narrowed to what they hold
+	if !forceConsent && s.remembered(ctx, u.ID, client, held) {
+		s.issue(w, r, client, p, true)
+		return
+	}
+	if silent {
+		s.redirectError(w, r, p.RedirectURI, p.State, authError{"consent_required", "the user has not allowed this request"})
+		return
+	}
+	prior, _ := s.cfg.Store.GetConsent(ctx, u.ID, client.ID) // none: nothing is new
+	s.showConsent(w, client, p, u, prior.Scopes)
+}
+
+// remembered reports whether u allowed client every scope of held before, for a client whose
+// redirect URIs are all https.
+func (s *Server) remembered(ctx context.Context, userID string, client Client, held []string) bool {
+	if !webClient(client) {
+		return false
+	}
+	c, err := s.cfg.Store.GetConsent(ctx, userID, client.ID)
+	if err != nil {
+		if !errors.Is(err, storeerr.ErrNotFound) {
+			s.log.WarnContext(ctx, "read a consent (asking again)", "user_id", userID, "client_id", client.ID, "error", err)
+		}
+		return false
+	}
+	for _, sc := range held {
+		if !slices.Contains(c.Scopes, sc) {
+			return false
+		}
+	}
+	return true
+}
+
+// webClient reports a client whose every redirect URI is https.
+func webClient(c Client) bool {
+	for _, u := range c.RedirectURIs {
+		if !strings.HasPrefix(u, "https://") {
+			return false
+		}
+	}
+	return len(c.RedirectURIs) > 0
 }
 
 // checkRequest checks what follows the redirect URI: the response type, PKCE, the resource,
@@ -218,7 +287,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, status, client, p, identifier, msg)
 	default:
 		p.UserID, p.AuthTime = u.ID, s.now().Unix()
-		s.showConsent(w, r, client, p, u)
+		s.startBrowserSession(w, r, u.ID, false)
+		s.proceed(w, r, client, p, u, false, false)
 	}
 }
 
@@ -240,7 +310,8 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.AuthTime, p.MFA = s.now().Unix(), true
-	s.showConsent(w, r, client, p, u)
+	s.startBrowserSession(w, r, u.ID, true)
+	s.proceed(w, r, client, p, u, false, false)
 }
 
 // consent takes the person's answer: a code (or access_denied) for the client's redirect URI.
@@ -251,14 +322,35 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	event := audit.Event{Subject: p.UserID, Actor: p.UserID,
-		Details: map[string]any{"client_id": client.ID, "client_name": client.Name, "scopes": p.Scopes, "redirect_uri": p.RedirectURI}}
 	if r.PostFormValue("decision") != "allow" {
-		event.Type = audit.OAuthConsentDenied
-		s.record(ctx, event)
+		s.record(ctx, audit.Event{Type: audit.OAuthConsentDenied, Subject: p.UserID, Actor: p.UserID,
+			Details: map[string]any{"client_id": client.ID, "client_name": client.Name, "scopes": p.Scopes, "redirect_uri": p.RedirectURI}})
 		s.redirectError(w, r, p.RedirectURI, p.State, authError{"access_denied", "the user did not allow the request"})
 		return
 	}
+	// Remembered: what the user allowed this client so far, this answer included.
+	prior, err := s.cfg.Store.GetConsent(ctx, p.UserID, client.ID)
+	if err != nil && !errors.Is(err, storeerr.ErrNotFound) {
+		s.log.WarnContext(ctx, "read a consent", "user_id", p.UserID, "error", err)
+	}
+	scopes := slices.Clone(prior.Scopes)
+	for _, sc := range p.Scopes {
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	if scopes == nil {
+		scopes = []string{}
+	}
+	if err := s.cfg.Store.PutConsent(ctx, Consent{UserID: p.UserID, ClientID: client.ID, Scopes: scopes, UpdatedAt: s.now()}); err != nil {
+		s.log.WarnContext(ctx, "record a consent (it will be asked again)", "user_id", p.UserID, "error", err)
+	}
+	s.issue(w, r, client, p, false)
+}
+
+// issue stores a code for p and sends the browser back to the client with it.
+func (s *Server) issue(w http.ResponseWriter, r *http.Request, client Client, p pending, remembered bool) {
+	ctx := r.Context()
 	code := randomToken()
 	now := s.now()
 	c := Code{Hash: codeHash(code), ClientID: client.ID, RedirectURI: p.RedirectURI, Challenge: p.Challenge,
@@ -269,10 +361,24 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, p.RedirectURI, p.State, authError{"server_error", "the authorization could not be stored"})
 		return
 	}
-	event.Type = audit.OAuthAuthorized
-	s.record(ctx, event)
-	v := url.Values{"code": {code}}
-	s.redirect(w, r, p.RedirectURI, p.State, v)
+	s.record(ctx, audit.Event{Type: audit.OAuthAuthorized, Subject: p.UserID, Actor: p.UserID,
+		Details: map[string]any{"client_id": client.ID, "client_name": client.Name, "scopes": p.Scopes,
+			"redirect_uri": p.RedirectURI, "remembered_consent": remembered}})
+	s.redirect(w, r, p.RedirectURI, p.State, url.Values{"code": {code}})
+}
+
+// switchAccount is the consent page's "Not you?": the browser session ends and the login page
+// comes back for the same request.
+func (s *Server) switchAccount(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	p, client, ok := s.resume(w, r, stepConsent)
+	if !ok {
+		return
+	}
+	s.endBrowserSession(w, r)
+	p.UserID, p.AuthTime, p.MFA = "", 0, false
+	p.Expires = s.now().Add(pageTTL).Unix()
+	s.showLogin(w, http.StatusOK, client, p, "", "")
 }
 
 // resume opens a page's sealed request and reads its client again (deleted meanwhile: the
@@ -384,11 +490,11 @@ func isLoopback(raw string) bool {
 }
 
 type pageData struct {
-	Title, Nonce, Error, Action, Request               string
+	Title, Nonce, Error, Action, SwitchAction, Request string
 	ClientName, ClientHost, ClientID, Identifier, User string
 	RedirectHost                                       string
 	LoopbackOnly                                       bool
-	Scopes                                             []string
+	Scopes                                             []scopeLine
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, status int, c Client, p pending, identifier, msg string) {
@@ -401,22 +507,18 @@ func (s *Server) showSecondFactor(w http.ResponseWriter, status int, c Client, p
 		Request: s.seal(stepFactor, p), ClientName: clientName(c)})
 }
 
-func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, c Client, p pending, u auth.User) {
-	held, err := s.cfg.Scopes.Held(r.Context(), u, p.Scopes)
-	if err != nil {
-		s.log.ErrorContext(r.Context(), "scopes of a user at consent", "user_id", u.ID, "error", err)
-		s.errorPage(w, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
-		return
-	}
-	p.Scopes = held // what the user may grant: the request narrowed to what they hold
+// showConsent asks u about p; granted is what u allowed the client before (a step-up marks
+// what it adds).
+func (s *Server) showConsent(w http.ResponseWriter, c Client, p pending, u auth.User, granted []string) {
 	p.Expires = s.now().Add(pageTTL).Unix()
 	who := u.Email
 	if u.Username != "" {
 		who = u.Username + " (" + u.Email + ")"
 	}
+	sealed := s.seal(stepConsent, p)
 	s.render(w, http.StatusOK, "consent", p.RedirectURI, pageData{Title: "Allow access", Action: consentPath,
-		Request: s.seal(stepConsent, p), ClientName: clientName(c), ClientID: c.ID, User: who,
-		RedirectHost: redirectHost(p.RedirectURI), LoopbackOnly: loopbackOnly(c), Scopes: describeScopes(held)})
+		SwitchAction: switchPath, Request: sealed, ClientName: clientName(c), ClientID: c.ID, User: who,
+		RedirectHost: redirectHost(p.RedirectURI), LoopbackOnly: loopbackOnly(c), Scopes: describeScopes(p.Scopes, granted)})
 }
 
 func (s *Server) errorPage(w http.ResponseWriter, status int, msg string) {
@@ -487,19 +589,28 @@ func loopbackOnly(c Client) bool {
 	return len(c.RedirectURIs) > 0
 }
 
-// describeScopes says what each scope lets the client do, in words.
-func describeScopes(scopes []string) []string {
-	out := make([]string, 0, len(scopes))
+// scopeLine is a scope on the consent page: in words, and whether the user allowed it before.
+type scopeLine struct {
+	Text string
+	New  bool
+}
+
+// describeScopes says what each scope lets the client do, in words; with granted (an earlier
+// consent), the ones it adds are marked new.
+func describeScopes(scopes, granted []string) []scopeLine {
+	out := make([]scopeLine, 0, len(scopes))
 	for _, sc := range scopes {
 		res, act, _ := strings.Cut(sc, ":")
+		line := scopeLine{New: len(granted) > 0 && !slices.Contains(granted, sc)}
 		switch {
 		case sc == "*":
-			out = append(out, "do anything your account can do")
+			line.Text = "do anything your account can do"
 		case act == "*":
-			out = append(out, "do anything with "+res+" ("+sc+")")
+			line.Text = "do anything with " + res + " (" + sc + ")"
 		default:
-			out = append(out, act+" "+res+" ("+sc+")")
+			line.Text = act + " " + res + " (" + sc + ")"
 		}
+		out = append(out, line)
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/bduf/mcpauth/auth/storeerr"
 	"github.com/bduf/mcpauth/internal/mongox"
@@ -27,7 +28,18 @@ type MongoStore struct {
 	clients     *mongo.Collection
 	codes       *mongo.Collection
 	redemptions *mongo.Collection // one document per redeemed code: the record of redemption
+	browsers    *mongo.Collection
+	consents    *mongo.Collection // _id: consentID(user, client)
 }
+
+// consentDoc is a Consent with its _id.
+type consentDoc struct {
+	ID      string `bson:"_id"`
+	Consent `bson:",inline"`
+}
+
+// consentID is a consent's _id: the user and the client, joined by a byte neither contains.
+func consentID(userID, clientID string) string { return userID + "\x00" + clientID }
 
 // redemption is the record that a code was redeemed; its _id is the code's hash.
 type redemption struct {
@@ -43,11 +55,13 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 		clients:     db.Collection("oauth_clients"),
 		codes:       db.Collection("oauth_codes"),
 		redemptions: db.Collection("oauth_code_redemptions"),
+		browsers:    db.Collection("oauth_browser_sessions"),
+		consents:    db.Collection("oauth_consents"),
 	}
 	// Made now rather than at the first insert so that the embedded store indexes their _id
 	// before the first authorization (it indexes only the collections that exist), and so that
 	// the first concurrent redemptions do not each create the collection.
-	for _, c := range []*mongo.Collection{s.clients, s.codes, s.redemptions} {
+	for _, c := range []*mongo.Collection{s.clients, s.codes, s.redemptions, s.browsers, s.consents} {
 		if err := createCollection(ctx, db, c.Name()); err != nil {
 			return nil, err
 		}
@@ -101,4 +115,36 @@ func (s *MongoStore) GetCode(ctx context.Context, hash string) (Code, error) {
 func (s *MongoStore) RedeemCode(ctx context.Context, hash string, at time.Time) error {
 	_, err := s.redemptions.InsertOne(ctx, redemption{Hash: hash, At: at})
 	return mongox.InsertErr(err, "oauth code redemption", storeerr.ErrAlreadyExists)
+}
+
+// CreateBrowserSession inserts a browser session by its hash.
+func (s *MongoStore) CreateBrowserSession(ctx context.Context, b BrowserSession) error {
+	_, err := s.browsers.InsertOne(ctx, b)
+	return mongox.InsertErr(err, "browser session", storeerr.ErrAlreadyExists)
+}
+
+// GetBrowserSession finds a browser session by hash, expired or not.
+func (s *MongoStore) GetBrowserSession(ctx context.Context, hash string) (BrowserSession, error) {
+	return mongox.FindOne[BrowserSession](ctx, s.browsers, mongox.ByID(hash), "browser session", storeerr.ErrNotFound)
+}
+
+// DeleteBrowserSession ends a browser session.
+func (s *MongoStore) DeleteBrowserSession(ctx context.Context, hash string) error {
+	return mongox.DeleteByID(ctx, s.browsers, hash, "browser session", storeerr.ErrNotFound)
+}
+
+// PutConsent replaces the user's consent for the client (a whole-document upsert by _id: the
+// last answer wins, which is what a person changing their mind expects).
+func (s *MongoStore) PutConsent(ctx context.Context, c Consent) error {
+	id := consentID(c.UserID, c.ClientID)
+	if _, err := s.consents.ReplaceOne(ctx, mongox.ByID(id), consentDoc{ID: id, Consent: c}, options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("put consent: %w", err)
+	}
+	return nil
+}
+
+// GetConsent reads the user's consent for the client.
+func (s *MongoStore) GetConsent(ctx context.Context, userID, clientID string) (Consent, error) {
+	d, err := mongox.FindOne[consentDoc](ctx, s.consents, mongox.ByID(consentID(userID, clientID)), "consent", storeerr.ErrNotFound)
+	return d.Consent, err
 }

@@ -82,7 +82,28 @@ type Code struct {
 	ExpiresAt   time.Time `bson:"expires_at"`
 }
 
-// Store keeps clients and codes. Implementations answer storeerr.ErrNotFound and
+// BrowserSession is a login the server remembers in a browser (its mcpauth_session cookie),
+// so that the next authorization from that browser needs no password: only the cookie value's
+// hash is stored (Hash, SHA-256 hex).
+type BrowserSession struct {
+	Hash   string `bson:"_id"`
+	UserID string `bson:"user_id"`
+	// AuthTime is when the person proved who they are; MFA whether with the second factor.
+	AuthTime  time.Time `bson:"auth_time"`
+	MFA       bool      `bson:"mfa"`
+	CreatedAt time.Time `bson:"created_at"`
+	ExpiresAt time.Time `bson:"expires_at"`
+}
+
+// Consent is what a user allowed a client: the scopes granted so far (remembered consent).
+type Consent struct {
+	UserID    string    `bson:"user_id"`
+	ClientID  string    `bson:"client_id"`
+	Scopes    []string  `bson:"scopes"`
+	UpdatedAt time.Time `bson:"updated_at"`
+}
+
+// Store keeps clients and codes, browser sessions and consents. Implementations answer storeerr.ErrNotFound and
 // storeerr.ErrAlreadyExists (wrapped with %w).
 type Store interface {
 	// CreateClient stores a new client; ErrAlreadyExists when its id is taken.
@@ -96,4 +117,15 @@ type Store interface {
 	// RedeemCode records the code's one redemption: a unique insert, so of concurrent
 	// redemptions exactly one succeeds and every other gets ErrAlreadyExists.
 	RedeemCode(ctx context.Context, hash string, at time.Time) error
+
+	// CreateBrowserSession stores a new browser session; GetBrowserSession reads it by hash
+	// (expired ones too: the caller decides); DeleteBrowserSession ends it (ErrNotFound when
+	// there is none).
+	CreateBrowserSession(ctx context.Context, b BrowserSession) error
+	GetBrowserSession(ctx context.Context, hash string) (BrowserSession, error)
+	DeleteBrowserSession(ctx context.Context, hash string) error
+	// PutConsent records what userID allowed clientID, replacing what was recorded before;
+	// GetConsent reads it (ErrNotFound when the user never allowed the client).
+	PutConsent(ctx context.Context, c Consent) error
+	GetConsent(ctx context.Context, userID, clientID string) (Consent, error)
 }

@@ -32,6 +32,7 @@ import (
 type Authenticator interface {
 	Authenticate(ctx context.Context, req auth.LoginRequest) (auth.User, error)
 	AuthenticateSecondFactor(ctx context.Context, userID string, code auth.Secret) (auth.User, error)
+	ResumeLogin(ctx context.Context, userID string, authTime time.Time, withMFA bool) (auth.User, error)
 	OpenGrant(ctx context.Context, sessionID, userID string, g session.Grant) (auth.Tokens, error)
 	RevokeGrant(ctx context.Context, sessionID, reason string) error
 	RefreshGrant(ctx context.Context, refreshToken auth.Secret, clientID string) (auth.Tokens, error)
@@ -148,6 +149,7 @@ const (
 	loginPath        = "/authorize/login"
 	secondFactorPath = "/authorize/mfa"
 	consentPath      = "/authorize/consent"
+	switchPath       = "/authorize/switch"
 	TokenPath        = "/token"
 	RegistrationPath = "/register"
 	RevocationPath   = "/revoke"
@@ -165,6 +167,7 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	handle("POST "+loginPath, s.login)
 	handle("POST "+secondFactorPath, s.secondFactor)
 	handle("POST "+consentPath, s.consent)
+	handle("POST "+switchPath, s.switchAccount)
 	for path, h := range map[string]http.HandlerFunc{TokenPath: s.token, RevocationPath: s.revoke,
 		IntrospectPath: s.introspect, RegistrationPath: s.register} {
 		if path == RegistrationPath && !s.cfg.Registration {

@@ -106,19 +106,22 @@ func TestShouldSignInThroughThePagesInARealBrowser(t *testing.T) {
 	if !fitsWidth || !labelled {
 		t.Errorf("login page at 390 px: fits the width %v, every field labelled %v", fitsWidth, labelled)
 	}
-	var browserCookie *network.Cookie
-	for _, c := range cookies.Cookies {
-		if c.Name == "mcpauth_browser" {
-			browserCookie = c
+	for _, name := range []string{"mcpauth_browser", "mcpauth_session"} { // the page binding; the signed-in browser
+		var found *network.Cookie
+		for _, c := range cookies.Cookies {
+			if c.Name == name {
+				found = c
+			}
 		}
-	}
-	if browserCookie == nil || !browserCookie.HTTPOnly || browserCookie.SameSite != network.CookieSameSiteLax || browserCookie.Path != "/" {
-		t.Errorf("browser cookie %+v: want mcpauth_browser, HttpOnly, SameSite=Lax, Path=/", browserCookie)
+		if found == nil || !found.HTTPOnly || found.SameSite != network.CookieSameSiteLax || found.Path != "/" {
+			t.Errorf("cookie %s: %+v; want HttpOnly, SameSite=Lax, Path=/", name, found)
+		}
 	}
 
 	t.Run("a form whose browser cookie is gone is refused", func(t *testing.T) {
 		b := browserSteps{t: t, ctx: ctx}
-		b.do(chromedp.Navigate(h.authorizeURL(client, nil).url), chromedp.WaitVisible(chromedp.ID("identifier")))
+		// prompt=login: this browser is signed in now, and would otherwise go straight to consent.
+		b.do(chromedp.Navigate(h.authorizeURL(client, map[string]string{"prompt": "login"}).url), chromedp.WaitVisible(chromedp.ID("identifier")))
 		if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
 			t.Fatal(err)
 		}

@@ -349,6 +349,63 @@ func TestAuthorizationServerChecklist(t *testing.T) {
 		}
 	})
 
+	t.Run("a signed-in browser is not asked the password again, a web client not asked consent again", func(t *testing.T) {
+		password := freshPassword(sec)
+		u := owner.CreateUser(t, "remember@example.com", password, "admin")
+		web := h.mustRegister(map[string]any{"redirect_uris": []string{"https://app.example/cb"}, "client_name": "Web app",
+			"token_endpoint_auth_method": "none"})
+		browser := mcptest.FormLogin{Identifier: "remember@example.com", Password: password} // one browser throughout
+		pages := func(c asClient, q map[string]string) []string {
+			t.Helper()
+			browser.Pages = nil
+			h.code(c, h.authorizeURL(c, q), &browser)
+			return browser.Pages
+		}
+		want := func(what string, got []string, want ...string) {
+			t.Helper()
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: pages %v, want %v", what, got, want)
+			}
+		}
+		want("first sign-in", pages(public, nil), "/authorize/login", "/authorize/consent")
+		want("a loopback client again: consent only (another program could claim its redirect)", pages(public, nil), "/authorize/consent")
+		want("a web client, first time", pages(web, map[string]string{"scope": "users:read"}), "/authorize/consent")
+		want("the web client again, same scopes", pages(web, map[string]string{"scope": "users:read"}))
+		want("a step-up", pages(web, map[string]string{"scope": "users:read audit:read"}), "/authorize/consent")
+		if page := browser.LastPage; !strings.Contains(page, `(audit:read) <strong class="new">new</strong>`) || strings.Contains(page, `(users:read) <strong`) {
+			t.Errorf("the step-up's consent page does not mark what it adds:\n%s", page)
+		}
+		want("prompt=consent", pages(web, map[string]string{"scope": "users:read", "prompt": "consent"}), "/authorize/consent")
+		want("prompt=login", pages(web, map[string]string{"scope": "users:read", "prompt": "login"}), "/authorize/login")
+		// prompt=none in a browser that is not signed in: login_required, at the client.
+		r := h.authorizeURL(web, map[string]string{"prompt": "none"})
+		_, loc, _ := noRedirect(t, r.url)
+		if back, _ := url.Parse(loc); back == nil || back.Query().Get("error") != "login_required" || back.Query().Get("iss") != h.issuer {
+			t.Errorf("prompt=none without a session: %q", loc)
+		}
+		// The account changes (an administrator sets its password): the browser signs in again.
+		newPassword := freshPassword(sec)
+		owner.Call(t, "user_set_password", args{"id": u.ID, "new_password": newPassword})
+		browser.Password = newPassword
+		want("after the password changed", pages(web, map[string]string{"scope": "users:read"}), "/authorize/login")
+		// "Not you?" on the consent page ends the browser session.
+		browser.Pages = nil
+		if _, err := browser.Run(context.Background(), h.authorizeURL(public, nil).url); err != nil {
+			t.Fatal(err)
+		}
+		sealed := between(browser.LastPage, `name="request" value="`, `"`)
+		resp, err := browser.Client.PostForm(h.issuer+"/authorize/switch", url.Values{"request": {sealed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `name="password"`) {
+			t.Errorf("Not you?: %d, want the login page", resp.StatusCode)
+		}
+		want("after Not you?", pages(web, map[string]string{"scope": "users:read"}), "/authorize/login")
+	})
+
 	t.Run("the login page answers an unknown account and a wrong password alike", func(t *testing.T) {
 		answer := func(identifier string) string {
 			l := mcptest.FormLogin{Identifier: identifier, Password: "Wrong-password-123"}

@@ -26,8 +26,10 @@ type FormLogin struct {
 	Deny bool
 	// Client carries the browser's cookie; nil: a new one per run.
 	Client *http.Client
-	// Pages are the page actions seen, in order (for assertions): "/authorize/login", ...
-	Pages []string
+	// Pages are the page actions seen, in order (for assertions): "/authorize/login", ...;
+	// LastPage the HTML of the last page answered.
+	Pages    []string
+	LastPage string
 }
 
 // NewBrowser is an HTTP client with a cookie jar that never follows redirects (the test looks
@@ -60,6 +62,7 @@ func (f *FormLogin) Run(ctx context.Context, authURL string) (*url.URL, error) {
 			return req.URL.Parse(resp.Header.Get("Location"))
 		}
 		page := string(body)
+		f.LastPage = page
 		action, sealed := formField(page, `action="([^"]*)"`), formField(page, `name="request" value="([^"]*)"`)
 		if action == "" || sealed == "" {
 			return nil, fmt.Errorf("%s answered %d with no form: %s", req.URL.Path, resp.StatusCode, pageError(page))

@@ -36,6 +36,10 @@ func Run(t *testing.T, newStore func(t *testing.T) oauth.Store) {
 		{"ShouldLetExactlyOneOfConcurrentRedemptionsWin", testConcurrentRedemptions},
 		{"ShouldRedeemEachCodeOnItsOwn", testRedemptionsAreIndependent},
 		{"ShouldKeepACodeReadableAfterItsRedemption", testCodeAfterRedemption},
+		{"ShouldCreateAndGetABrowserSessionWithEveryField", testBrowserSessionRoundTrip},
+		{"ShouldRefuseASecondBrowserSessionWithTheSameHashAndKeepTheFirst", testDuplicateBrowserSession},
+		{"ShouldForgetAnEndedBrowserSessionOnly", testEndBrowserSession},
+		{"ShouldKeepOneConsentPerUserAndClientTheLatestAnswerWinning", testConsents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
