@@ -6,6 +6,12 @@ package mcp
 // out). A request that carries an Origin header (every browser's cross-origin request does) is
 // refused unless the origin is on the allow-list; a POST must be application/json, which no
 // HTML form and no CORS-"simple" fetch can send without a preflight.
+//
+// An allowed origin (a browser-based MCP client such as the Inspector's web app) gets CORS
+// here, before the guard: its preflight is answered without a credential (a browser never
+// sends one on OPTIONS), and every answer, the guard's 401 included, lets it read the
+// WWW-Authenticate challenge and Mcp-Session-Id. The origin is echoed, never "*", and
+// credentials (cookies) are never allowed: the MCP endpoints read none.
 
 import (
 	"net"
@@ -19,25 +25,41 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 )
 
-// noOrigin is the allow-list handed to mcp-go when no origin is allowed. Any configured list
-// turns off its SSE default of "Access-Control-Allow-Origin: *"; this entry is not an origin
-// serialization (RFC 6454), so no browser can ever send it and nothing is granted.
+// noOrigin is the allow-list handed to mcp-go, whatever ours is: any list turns off its SSE
+// default of "Access-Control-Allow-Origin: *", and this entry is not an origin serialization
+// (RFC 6454), so mcp-go grants nothing itself (keepBrowsersOut does, for the allowed origins).
 const noOrigin = "no-cross-origin-access"
 
-// corsOrigins is what mcp-go's CORS handling is given for the allow-list.
-func corsOrigins(allowed []string) []string {
-	if len(allowed) == 0 {
-		return []string{noOrigin}
-	}
-	return allowed
-}
+// CORS of the MCP endpoints for an allowed origin.
+const (
+	corsAllowMethods  = "GET, POST, DELETE, OPTIONS"
+	corsAllowHeaders  = "Authorization, Content-Type, MCP-Protocol-Version, Mcp-Session-Id, Last-Event-ID, Mcp-Method, Mcp-Name"
+	corsExposeHeaders = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version"
+)
 
 // keepBrowsersOut refuses a request whose Origin is not allowed (403) and a POST whose body is
 // not declared as JSON (415) before next sees it. It allocates nothing.
 func keepBrowsersOut(allowed []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o := r.Header.Get("Origin"); o != "" && !slices.Contains(allowed, o) && !sameLoopbackOrigin(o, r) {
+		o := r.Header.Get("Origin")
+		if o != "" && !slices.Contains(allowed, o) && !sameLoopbackOrigin(o, r) {
 			writeRefusal(w, nil, http.StatusForbidden, CodeForbidden, apierr.New(apierr.PermissionDenied, "cross-origin requests are not accepted from this origin"))
+			return
+		}
+		h := w.Header()
+		if o != "" && slices.Contains(allowed, o) {
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Allow-Origin", o)
+			h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		}
+		if r.Method == http.MethodOptions { // a preflight, or a client asking what is allowed: no credential needed
+			h.Set("Allow", corsAllowMethods)
+			if o != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+				h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+				h.Set("Access-Control-Max-Age", "600")
+			}
+			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		if r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
@@ -77,8 +99,8 @@ func isJSON(contentType string) bool {
 	return strings.EqualFold(strings.TrimSpace(mediaType), "application/json")
 }
 
-// corsOptions are the CORS settings of both transports for the allow-list.
-func corsOptions(allowed []string) (server.SSEOption, server.StreamableHTTPOption) {
-	origins := server.WithCORSAllowedOrigins(corsOrigins(allowed)...)
+// transportCORS turns mcp-go's own CORS handling of both transports off (see noOrigin).
+func transportCORS() (server.SSEOption, server.StreamableHTTPOption) {
+	origins := server.WithCORSAllowedOrigins(noOrigin)
 	return server.WithSSECORS(origins), server.WithStreamableHTTPCORS(origins)
 }

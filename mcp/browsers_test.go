@@ -51,11 +51,61 @@ func TestShouldRefuseForeignOriginsAndNonJSONBodiesWithoutAllocating(t *testing.
 			}
 		})
 	}
+	// What nearly every request is: a client that is not a browser (no Origin).
 	r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
 	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("Origin", "https://app.example.com")
 	var w http.ResponseWriter = httptest.NewRecorder()
 	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n != 0 {
 		t.Errorf("an accepted request costs %v allocations in the check, want 0", n)
+	}
+}
+
+func TestShouldGiveAllowedOriginsCORSBeforeTheGuard(t *testing.T) {
+	reached := 0
+	h := keepBrowsersOut([]string{"https://app.example.com"}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		reached++
+		w.WriteHeader(http.StatusUnauthorized) // the guard's answer to a request without a token
+	}))
+	do := func(method, origin string, header ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, "/mcp", strings.NewReader("{}"))
+		r.Header.Set("Content-Type", "application/json")
+		if origin != "" {
+			r.Header.Set("Origin", origin)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			r.Header.Set(header[i], header[i+1])
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	// The browser's preflight carries no credential: answered here, never by the guard.
+	w := do(http.MethodOptions, "https://app.example.com", "Access-Control-Request-Method", "POST",
+		"Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version")
+	hd := w.Header()
+	if w.Code != http.StatusNoContent || reached != 0 || hd.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		!strings.Contains(hd.Get("Access-Control-Allow-Headers"), "Authorization") || !strings.Contains(hd.Get("Access-Control-Allow-Headers"), "MCP-Protocol-Version") ||
+		!strings.Contains(hd.Get("Access-Control-Allow-Methods"), "POST") || hd.Get("Access-Control-Allow-Credentials") != "" {
+		t.Errorf("preflight: %d (guard reached %d) %v", w.Code, reached, hd)
+	}
+	// The guard's 401 is readable, challenge included.
+	w = do(http.MethodPost, "https://app.example.com")
+	hd = w.Header()
+	if w.Code != http.StatusUnauthorized || hd.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		!strings.Contains(hd.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") || !strings.Contains(hd.Get("Access-Control-Expose-Headers"), "Mcp-Session-Id") ||
+		hd.Get("Vary") != "Origin" || hd.Get("Access-Control-Allow-Credentials") != "" {
+		t.Errorf("the guard's answer to an allowed origin: %d %v", w.Code, hd)
+	}
+	// A foreign origin's preflight is refused, and nothing is granted.
+	if w := do(http.MethodOptions, "https://evil.example", "Access-Control-Request-Method", "POST"); w.Code != http.StatusForbidden || w.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("foreign preflight: %d %v", w.Code, w.Header())
+	}
+	// OPTIONS without an Origin (not a browser): what is allowed, no credential asked.
+	if w := do(http.MethodOptions, ""); w.Code != http.StatusNoContent || w.Header().Get("Allow") == "" || w.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("OPTIONS without Origin: %d %v", w.Code, w.Header())
+	}
+	// Without an Origin nothing CORS is added.
+	if w := do(http.MethodPost, ""); w.Header().Get("Access-Control-Allow-Origin") != "" || w.Header().Get("Vary") != "" {
+		t.Errorf("a POST without Origin got CORS headers: %v", w.Header())
 	}
 }

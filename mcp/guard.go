@@ -888,6 +888,7 @@ func (g *Guard) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(scopes)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Access-Control-Allow-Origin", "*") // public, no cookie read: any browser-based client may discover
 	_ = json.NewEncoder(w).Encode(ResourceMetadata{Resource: g.cfg.ResourceURI, AuthorizationServers: g.cfg.AuthorizationServers,
 		BearerMethodsSupported: []string{"header"}, ScopesSupported: scopes, ResourceName: ServerName})
 }

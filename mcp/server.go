@@ -172,7 +172,7 @@ const (
 
 // NewHTTP builds the HTTP handlers around s, each behind g.HTTP.
 func NewHTTP(s *server.MCPServer, g *Guard, keys *token.KeySet, logger *slog.Logger, opts HTTPOptions) *HTTP {
-	sseCORS, streamableCORS := corsOptions(opts.AllowedOrigins)
+	sseCORS, streamableCORS := transportCORS()
 	table := newSessions(opts.Sessions, SessionIdleTTL)
 	streamable := server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath("/mcp"),

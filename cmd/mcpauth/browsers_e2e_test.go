@@ -58,6 +58,47 @@ func TestShouldNotLetAWebPageDriveALocalServer(t *testing.T) {
 	}
 }
 
+// A browser-based MCP client on an allowed origin (the Inspector's web app) against a server
+// whose authorization server is on: its preflight needs no credential, and it can read the
+// 401's challenge to start the OAuth flow, the metadata and the token endpoint answering it too.
+func TestShouldLetAnAllowedBrowserClientDiscoverOAuth(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	in.Extra = append(in.Extra, "MCPAUTH_ALLOWED_ORIGINS=http://localhost:6274", "MCPAUTH_ISSUER=", "MCPAUTH_AUDIENCE=")
+	srv := startHTTP(t, in, "http")
+	origin := "http://localhost:6274"
+	req, _ := http.NewRequest(http.MethodOptions, srv.URL+"/mcp", nil)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version")
+	resp, err := mcptest.HTTPClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != origin ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Errorf("preflight of /mcp: %d %v", resp.StatusCode, resp.Header)
+	}
+	r := send(t, http.MethodPost, srv.URL+"/mcp", mcptest.InitializeJSON, "Origin", origin)
+	if r.Status != http.StatusUnauthorized || r.Header.Get("Access-Control-Allow-Origin") != origin ||
+		!strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") || r.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("initialize from the allowed origin: %d %v; want a readable 401 challenge", r.Status, r.Header)
+	}
+	for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-authorization-server"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req.Header.Set("Origin", origin)
+		resp, err := mcptest.HTTPClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Access-Control-Allow-Origin") == "" {
+			t.Errorf("GET %s from a browser: %d, Access-Control-Allow-Origin %q", path, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+}
+
 // send is mcptest.Post for a POST (header pairs override its JSON defaults); for a GET it
 // returns the status and headers only.
 func send(t *testing.T, method, url, body string, headerPairs ...string) mcptest.Response {
