@@ -855,7 +855,11 @@ func (g *Guard) deny(w http.ResponseWriter, r *http.Request, body []byte, status
 		w.Header().Set("Retry-After", "1")
 	}
 	if _, scoped := e.Details["scope"]; status == http.StatusUnauthorized || status == http.StatusForbidden && scoped {
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q, %s`, g.metadataURL(r), challengeFor(status, e)))
+		ch := fmt.Sprintf(`Bearer resource_metadata=%q`, g.metadataURL(r))
+		if more := challengeFor(status, e, bearer(r) == "", g.cfg.ScopesSupported); more != "" {
+			ch += ", " + more
+		}
+		w.Header().Set("WWW-Authenticate", ch)
 	}
 	writeRefusal(w, body, status, code, e)
 }

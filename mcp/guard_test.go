@@ -399,7 +399,8 @@ func TestShouldChallengeHTTPRequestsWithoutAValidToken(t *testing.T) {
 		wantData string
 		wantWhy  string
 	}{
-		{"no token, nothing anonymous", nil, "", initialize, 401, []string{`resource_metadata="` + metadataURL + `"`, `error="invalid_token"`},
+		// No credential sent: where to log in, no error code (RFC 6750 §3.1).
+		{"no token, nothing anonymous", nil, "", initialize, 401, []string{`resource_metadata="` + metadataURL + `"`},
 			mcp.CodeUnauthorized, "1", "UNAUTHENTICATED", "a bearer token is required"},
 		{"an invalid token", nil, "forged", callDelete, 401, []string{`error="invalid_token"`},
 			mcp.CodeUnauthorized, "2", "TOKEN_INVALID", "token is invalid"},
@@ -413,9 +414,9 @@ func TestShouldChallengeHTTPRequestsWithoutAValidToken(t *testing.T) {
 			mcp.CodeUnauthorized, "3", "TOKEN_EXPIRED", "expired"},
 		{"a token without the tool's scope", nil, "viewer", callDelete, 403, []string{`error="insufficient_scope"`, `scope="projects:delete"`},
 			mcp.CodeForbidden, "2", "PERMISSION_DENIED", "projects:delete"},
-		{"a batch hiding a guarded call behind a public one", []string{"initialize"}, "", batchOfCalls, 401, []string{`error="invalid_token"`},
+		{"a batch hiding a guarded call behind a public one", []string{"initialize"}, "", batchOfCalls, 401, []string{`resource_metadata="` + metadataURL + `"`},
 			mcp.CodeUnauthorized, "null", "UNAUTHENTICATED", "bearer token"},
-		{"server/discover where initialize is not anonymous", []string{"tools/list"}, "", discover, 401, []string{`error="invalid_token"`},
+		{"server/discover where initialize is not anonymous", []string{"tools/list"}, "", discover, 401, []string{`resource_metadata="` + metadataURL + `"`},
 			mcp.CodeUnauthorized, `"d-1"`, "UNAUTHENTICATED", "bearer token"},
 		{"a rate-limited caller", nil, "limited", callDelete, 429, nil, mcp.CodeRateLimited, "2", "RATE_LIMITED", ""},
 		{"a dependency down", nil, "outage", callDelete, 503, nil, mcp.CodeUnavailable, "2", "INTERNAL", "try again"},
@@ -444,6 +445,9 @@ func TestShouldChallengeHTTPRequestsWithoutAValidToken(t *testing.T) {
 				if !strings.Contains(got, want) {
 					t.Errorf("WWW-Authenticate = %s, want it to contain %s", got, want)
 				}
+			}
+			if tt.token == "" && strings.Contains(got, "error=") {
+				t.Errorf("WWW-Authenticate = %s: a request without a credential gets no error code", got)
 			}
 			if tt.wantStatus == 200 {
 				return

@@ -80,10 +80,18 @@ func requestID(body []byte) json.RawMessage {
 }
 
 // challengeFor is the WWW-Authenticate parameters (RFC 6750) of a 401 or 403 for e.
-func challengeFor(status int, e *apierr.Error) string {
-	if status == http.StatusForbidden {
+func challengeFor(status int, e *apierr.Error, noCredential bool, scopes []string) string {
+	switch {
+	case status == http.StatusForbidden:
 		scope, _ := e.Details["scope"].(string)
 		return fmt.Sprintf(`error="insufficient_scope", scope=%q, error_description=%q`, scope, e.Message)
+	case noCredential:
+		// RFC 6750 §3.1: a request without credentials gets no error code, only where to log
+		// in (and, when minimal scopes are configured, what to ask for: MCP's scope selection).
+		if len(scopes) == 0 {
+			return ""
+		}
+		return fmt.Sprintf(`scope=%q`, strings.Join(scopes, " "))
 	}
 	return fmt.Sprintf(`error="invalid_token", error_description=%q`, e.Message)
 }

@@ -176,7 +176,7 @@ func TestShouldRefuseHTTPWithoutATokenAndTokensForAnotherAudience(t *testing.T) 
 
 	// No token: 401 with a challenge pointing at the protected-resource metadata.
 	r := mcptest.Post(t, srv.URL+"/mcp", "", mcptest.ToolsCallJSON(1, "projects_list", nil))
-	r.Challenge().Want(t, http.StatusUnauthorized, "invalid_token", prm+"/mcp")
+	r.Challenge().Want(t, http.StatusUnauthorized, "", prm+"/mcp") // no token sent: no error code (RFC 6750 §3.1)
 	for _, url := range []string{prm, prm + "/mcp"} {
 		md := mcptest.GetResourceMetadata(t, url)
 		if md.Resource != "urn:bduf:a" || !slices.Equal(md.BearerMethodsSupported, []string{"header"}) ||

@@ -468,7 +468,7 @@ func TestShouldTellAGoSDKUserWhyItsTokenIsRefused(t *testing.T) {
 			t.Parallel()
 			wantReason := func(b *bearerTransport, what string, err error) {
 				t.Helper()
-				b.lastRefusal(t, what).Want(t, http.StatusUnauthorized, "invalid_token", srv.URL+"/.well-known/oauth-protected-resource/mcp")
+				b.lastRefusal(t, what).Want(t, http.StatusUnauthorized, mcptest.ChallengeError(tt.token), srv.URL+"/.well-known/oauth-protected-resource/mcp")
 				r := wantGoSDKRefusal(t, what, err, mcptest.RPCUnauthorized, tt.code, tt.why)
 				if tt.code == "TOKEN_INVALID" && r.Reason == "" {
 					t.Errorf("%s: TOKEN_INVALID without data.reason: %s", what, r.Text)

@@ -227,7 +227,7 @@ func TestShouldTellAnMcpGoClientUserWhyItsTokenIsRefused(t *testing.T) {
 					t.Errorf("%s: the error points at resource metadata %q, want %q", what, authErr.ResourceMetadataURL, metadataURL)
 				}
 				ch := c.HTTP.lastRefusal(t, what)
-				ch.Want(t, http.StatusUnauthorized, "invalid_token", metadataURL)
+				ch.Want(t, http.StatusUnauthorized, mcptest.ChallengeError(tt.token), metadataURL)
 				rf := ch.WantRefusal(t, mcptest.RPCUnauthorized, tt.code)
 				if !strings.Contains(strings.ToLower(rf.Error.Message), tt.why) {
 					t.Errorf("%s: the refusal's message %q does not say why (%s)", what, rf.Error.Message, tt.why)

@@ -409,17 +409,22 @@ func (c *Conn) CallRefused(t testing.TB, tool string, a Args) Challenge {
 
 // WantUnauthorized checks that a guarded call is refused for want of a valid credential: over
 // stdio the tool error stdioCode (UNAUTHENTICATED, TOKEN_REVOKED, ...); over HTTP 401 with
-// `WWW-Authenticate: Bearer resource_metadata="<this endpoint's metadata>", error="invalid_token"`.
-// It returns the error's message (stdio) or the challenge's error_description (HTTP).
+// `WWW-Authenticate: Bearer resource_metadata="<this endpoint's metadata>", error="invalid_token"`
+// (no error code when the connection sends no token: RFC 6750 §3.1).
+// It returns the error's message (stdio) or the challenge's error_description (HTTP; without a
+// token, the refusal's message).
 func (c *Conn) WantUnauthorized(t testing.TB, tool string, a Args, stdioCode string) string {
 	t.Helper()
 	if !c.IsHTTP() {
 		return c.Call(t, tool, a).WantError(t, stdioCode).Message
 	}
 	ch := c.CallRefused(t, tool, a)
-	ch.Want(t, http.StatusUnauthorized, "invalid_token", c.MetadataURL)
+	ch.Want(t, http.StatusUnauthorized, ChallengeError(c.Bearer()), c.MetadataURL)
 	if stdioCode != "" {
 		ch.WantRefusal(t, RPCUnauthorized, stdioCode) // the same code as over stdio
+	}
+	if c.Bearer() == "" {
+		return ch.Refusal(t).Error.Message
 	}
 	return ch.Params["error_description"]
 }

@@ -98,13 +98,16 @@ func NewChallenge(status int, header string) Challenge {
 
 // Want checks the status and that the challenge is exactly
 // `Bearer resource_metadata="<metadataURL>", error="<errCode>"` followed only by more
-// parameters.
+// parameters; errCode "" (a request that sent no credential, RFC 6750 §3.1) wants no error.
 func (ch Challenge) Want(t testing.TB, status int, errCode, metadataURL string) {
 	t.Helper()
 	if ch.Status != status {
 		t.Fatalf("HTTP status %d, want %d (WWW-Authenticate: %s)", ch.Status, status, ch.Header)
 	}
-	prefix := `Bearer resource_metadata="` + metadataURL + `", error="` + errCode + `"`
+	prefix := `Bearer resource_metadata="` + metadataURL + `"`
+	if errCode != "" {
+		prefix += `, error="` + errCode + `"`
+	}
 	if !strings.HasPrefix(ch.Header, prefix) || (len(ch.Header) > len(prefix) && ch.Header[len(prefix)] != ',') {
 		t.Fatalf("WWW-Authenticate: %s\nwant it to start with: %s", ch.Header, prefix)
 	}
@@ -117,6 +120,15 @@ func (ch Challenge) Want(t testing.TB, status int, errCode, metadataURL string) 
 			t.Fatalf("HTTP %d: JSON-RPC error code %d, want %d: %s", status, r.Error.Code, want, ch.Body)
 		}
 	}
+}
+
+// ChallengeError is the error code a 401 challenges a request with: invalid_token for a
+// credential that was refused, none for a request that sent none (RFC 6750 §3.1).
+func ChallengeError(bearer string) string {
+	if bearer == "" {
+		return ""
+	}
+	return "invalid_token"
 }
 
 // HTTPClient is a plain client with the call timeout.

@@ -118,10 +118,15 @@ async function callStep(name, client, state, tool, args) {
 // the login form, then the consent form (Allow), keeping the browser cookie by hand; it returns
 // the redirect back to the client without following it.
 async function formLogin(authUrl, identifier, password) {
-  let cookie = '';
+  const jar = new Map(); // name -> value, as a browser keeps them
   const keep = r => {
-    for (const c of r.headers.getSetCookie()) cookie = c.split(';')[0];
+    for (const c of r.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const eq = pair.indexOf('=');
+      jar.set(pair.slice(0, eq), pair.slice(eq + 1));
+    }
   };
+  const cookieHeader = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
   let r = await fetch(authUrl, { redirect: 'manual' });
   keep(r);
   for (let i = 0; i < 4; i++) {
@@ -141,7 +146,7 @@ async function formLogin(authUrl, identifier, password) {
     }
     r = await fetch(new URL(action, authUrl), {
       method: 'POST', redirect: 'manual', body: form,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookieHeader() }
     });
     keep(r);
   }
