@@ -28,6 +28,8 @@ import (
 	"testing"
 	"time"
 
+	mcpclient "github.com/mark3labs/mcp-go/client"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
@@ -447,5 +449,81 @@ func TestShouldLetMCPRemoteSignInAndListTheTools(t *testing.T) {
 	cb.Body.Close()
 	if _, err := remote.Stderr.WaitFor(regexp.MustCompile(`(?s)Tools:.*"projects_create".*Exiting OK`), remote.Exited, 60*time.Second); err != nil {
 		t.Fatalf("mcp-remote did not list the tools: %v\nstdout:\n%s\nstderr:\n%s", err, remote.Stdout, remote.Stderr)
+	}
+}
+
+// mcp-go's OAuth client (v1.2.1, what mcpauth's own server is built on): a 401 at initialize
+// hands the application the OAuthHandler, which registers (RFC 7591, with the extra resource
+// member mcp-go sends), builds the authorization URL with PKCE, redeems the code; the client
+// then initializes and calls a guarded tool, and refreshes (with resource, as mcp-go does).
+func TestMCPGoOAuthClientSignsInAndRefreshes(t *testing.T) {
+	in := mcptest.NewInstance(t)
+	srv := mcptest.StartHTTP(t, binPath, in.Env(mcptest.OAuthEnv...), "http")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	store := mcpclient.NewMemoryTokenStore()
+	c, err := mcpclient.NewOAuthStreamableHttpClient(srv.URL+"/mcp", mcpclient.OAuthConfig{
+		RedirectURI: "http://127.0.0.1:8085/oauth/callback", Scopes: []string{"projects:read"},
+		TokenStore: store, PKCEEnabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	initialize := func() error {
+		_, err := c.Initialize(ctx, mcpgo.InitializeRequest{Params: mcpgo.InitializeParams{ProtocolVersion: mcpgo.LATEST_PROTOCOL_VERSION,
+			ClientInfo: mcpgo.Implementation{Name: "mcp-go-oauth-e2e", Version: "1"}}})
+		return err
+	}
+	err = initialize()
+	if !mcpclient.IsOAuthAuthorizationRequiredError(err) {
+		t.Fatalf("first initialize: %v, want mcp-go's OAuth authorization required", err)
+	}
+	h := mcpclient.GetOAuthHandler(err)
+	if err := h.RegisterClient(ctx, "mcp-go e2e"); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	verifier, err := mcpclient.GenerateCodeVerifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := mcpclient.GenerateState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	authURL, err := h.GetAuthorizationURL(ctx, state, mcpclient.GenerateCodeChallenge(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := mcptest.FormLogin{Identifier: in.OwnerEmail, Password: in.OwnerPassword}
+	back, err := login.Run(ctx, authURL)
+	if err != nil {
+		t.Fatalf("sign-in: %v", err)
+	}
+	if back.Query().Get("state") != state || back.Query().Get("iss") != srv.URL {
+		t.Fatalf("redirect %s", back)
+	}
+	if err := h.ProcessAuthorizationResponse(ctx, back.Query().Get("code"), state, verifier); err != nil {
+		t.Fatalf("redeem: %v", err)
+	}
+	if err := initialize(); err != nil {
+		t.Fatalf("initialize with the token: %v", err)
+	}
+	res, err := c.CallTool(ctx, mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: "projects_list", Arguments: map[string]any{}}})
+	if err != nil || res.IsError {
+		t.Fatalf("projects_list: %v %+v", err, res)
+	}
+	tok, err := store.GetToken(ctx)
+	if err != nil || tok.RefreshToken == "" || tok.Scope != "projects:read" {
+		t.Fatalf("stored token: %v %+v", err, tok)
+	}
+	fresh, err := h.RefreshToken(ctx, tok.RefreshToken)
+	if err != nil || fresh.AccessToken == tok.AccessToken || fresh.RefreshToken == tok.RefreshToken {
+		t.Fatalf("refresh: %v; want a new pair", err)
+	}
+	if res, err := c.CallTool(ctx, mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: "projects_list", Arguments: map[string]any{}}}); err != nil || res.IsError {
+		t.Fatalf("projects_list after the refresh: %v %+v", err, res)
 	}
 }
