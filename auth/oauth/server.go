@@ -158,23 +158,27 @@ const (
 	maxFormBytes     = 64 << 10
 )
 
-// Register adds the endpoints to mux, each behind wrap (the transport's per-request context).
+// Register adds the endpoints to mux, each behind wrap (the transport's per-request context)
+// and counted by instrument.
 func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
-	handle := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, wrap(h)) }
-	handle(MetadataPath, s.cors(s.metadata))
-	handle(MetadataPath+"/", s.cors(s.metadata)) // the path-suffixed form some clients build
-	handle(AuthorizePath, s.authorize)
-	handle("POST "+loginPath, s.login)
-	handle("POST "+secondFactorPath, s.secondFactor)
-	handle("POST "+consentPath, s.consent)
-	handle("POST "+switchPath, s.switchAccount)
-	for path, h := range map[string]http.HandlerFunc{TokenPath: s.token, RevocationPath: s.revoke,
-		IntrospectPath: s.introspect, RegistrationPath: s.register} {
-		if path == RegistrationPath && !s.cfg.Registration {
+	handle := func(pattern, name string, h http.HandlerFunc) { mux.Handle(pattern, wrap(instrument(name, h))) }
+	handle(MetadataPath, "metadata", s.cors(s.metadata))
+	handle(MetadataPath+"/", "metadata", s.cors(s.metadata)) // the path-suffixed form some clients build
+	handle(AuthorizePath, "authorize", s.authorize)
+	handle("POST "+loginPath, "login", s.login)
+	handle("POST "+secondFactorPath, "second_factor", s.secondFactor)
+	handle("POST "+consentPath, "consent", s.consent)
+	handle("POST "+switchPath, "switch_account", s.switchAccount)
+	for _, e := range []struct {
+		path, name string
+		h          http.HandlerFunc
+	}{{TokenPath, "token", s.token}, {RevocationPath, "revoke", s.revoke}, {IntrospectPath, "introspect", s.introspect},
+		{RegistrationPath, "register", s.register}} {
+		if e.path == RegistrationPath && !s.cfg.Registration {
 			continue
 		}
-		handle("POST "+path, s.cors(h))
-		handle("OPTIONS "+path, s.cors(nil)) // the preflight: answered by cors
+		handle("POST "+e.path, e.name, s.cors(e.h))
+		handle("OPTIONS "+e.path, e.name, s.cors(nil)) // the preflight: answered by cors
 	}
 }
 

@@ -494,7 +494,24 @@ func TestAuthorizationServerChecklist(t *testing.T) {
 			}
 		}
 	})
+	// Every endpoint is counted, by endpoint and status; nothing a request chose is a label.
+	resp, err := http.Get(srv.MetricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`mcpauth_oauth_requests_total{endpoint="token"`, `endpoint="authorize"`, `endpoint="register"`,
+		`endpoint="introspect"`, `mcpauth_oauth_request_duration_seconds_bucket{endpoint="token"`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(metrics), public.id) {
+		t.Errorf("a client id is a metric label")
+	}
 	sec.CheckNotIn(t, "server stderr", srv.Stderr.String())
+	sec.CheckNotIn(t, "metrics", string(metrics))
 }
 
 func decodeJWT(t *testing.T, tok string) map[string]any {
