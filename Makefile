@@ -45,7 +45,7 @@ cover: test-deps
 # About 12 minutes on 2 cores.
 BENCH_COUNT ?= 3
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1s -count $(BENCH_COUNT) -timeout 30m ./mcp/ ./auth/ ./rbac/ ./audit/
+	$(GO) test -run '^$$' -bench . -benchtime 1s -count $(BENCH_COUNT) -timeout 30m ./mcp/ ./auth/ ./auth/oauth/ ./rbac/ ./audit/
 	$(GO) test -run '^$$' -bench Scale -benchtime 20x -count 1 -timeout 30m ./internal/scale/
 	$(GO) build -o bin/bduf-demo ./cmd/bduf-demo
 	$(GO) run ./cmd/mcpauth-load --server-bin bin/bduf-demo --sessions 64 --duration 10s --rounds 2 --audit-granted-sample 0

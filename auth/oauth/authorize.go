@@ -45,6 +45,8 @@ type pending struct {
 	UserID   string `json:"u,omitempty"`
 	AuthTime int64  `json:"at,omitempty"`
 	MFA      bool   `json:"m,omitempty"`
+	// Granted is what the user allowed the client before (read once, at the consent page).
+	Granted []string `json:"g,omitempty"`
 }
 
 // Steps a sealed request is for; each seals with its own id, so that a login page's request
@@ -184,7 +186,8 @@ func (s *Server) proceed(w http.ResponseWriter, r *http.Request, client Client, 
 		return
 	}
 	prior, _ := s.cfg.Store.GetConsent(ctx, u.ID, client.ID) // none: nothing is new
-	s.showConsent(w, client, p, u, prior.Scopes)
+	p.Granted = prior.Scopes
+	s.showConsent(w, client, p, u)
 }
 
 // remembered reports whether u allowed client every scope of held before, for a client whose
@@ -328,12 +331,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, p.RedirectURI, p.State, authError{"access_denied", "the user did not allow the request"})
 		return
 	}
-	// Remembered: what the user allowed this client so far, this answer included.
-	prior, err := s.cfg.Store.GetConsent(ctx, p.UserID, client.ID)
-	if err != nil && !errors.Is(err, storeerr.ErrNotFound) {
-		s.log.WarnContext(ctx, "read a consent", "user_id", p.UserID, "error", err)
-	}
-	scopes := slices.Clone(prior.Scopes)
+	// Remembered: what the user allowed this client so far (read for the page), this answer
+	// included. Two consents at once for one user and client: the later write wins.
+	scopes := slices.Clone(p.Granted)
 	for _, sc := range p.Scopes {
 		if !slices.Contains(scopes, sc) {
 			scopes = append(scopes, sc)
@@ -376,7 +376,7 @@ func (s *Server) switchAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.endBrowserSession(w, r)
-	p.UserID, p.AuthTime, p.MFA = "", 0, false
+	p.UserID, p.AuthTime, p.MFA, p.Granted = "", 0, false, nil
 	p.Expires = s.now().Add(pageTTL).Unix()
 	s.showLogin(w, http.StatusOK, client, p, "", "")
 }
@@ -507,9 +507,9 @@ func (s *Server) showSecondFactor(w http.ResponseWriter, status int, c Client, p
 		Request: s.seal(stepFactor, p), ClientName: clientName(c)})
 }
 
-// showConsent asks u about p; granted is what u allowed the client before (a step-up marks
+// showConsent asks u about p; p.Granted is what u allowed the client before (a step-up marks
 // what it adds).
-func (s *Server) showConsent(w http.ResponseWriter, c Client, p pending, u auth.User, granted []string) {
+func (s *Server) showConsent(w http.ResponseWriter, c Client, p pending, u auth.User) {
 	p.Expires = s.now().Add(pageTTL).Unix()
 	who := u.Email
 	if u.Username != "" {
@@ -518,7 +518,7 @@ func (s *Server) showConsent(w http.ResponseWriter, c Client, p pending, u auth.
 	sealed := s.seal(stepConsent, p)
 	s.render(w, http.StatusOK, "consent", p.RedirectURI, pageData{Title: "Allow access", Action: consentPath,
 		SwitchAction: switchPath, Request: sealed, ClientName: clientName(c), ClientID: c.ID, User: who,
-		RedirectHost: redirectHost(p.RedirectURI), LoopbackOnly: loopbackOnly(c), Scopes: describeScopes(p.Scopes, granted)})
+		RedirectHost: redirectHost(p.RedirectURI), LoopbackOnly: loopbackOnly(c), Scopes: describeScopes(p.Scopes, p.Granted)})
 }
 
 func (s *Server) errorPage(w http.ResponseWriter, status int, msg string) {

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
@@ -90,9 +92,10 @@ const (
 
 // Server is the authorization server's HTTP side.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	pages *template.Template
+	cfg     Config
+	log     *slog.Logger
+	pages   *template.Template
+	clients *lru.Cache[string, cachedClient]
 }
 
 //go:embed pages/*.html
@@ -128,7 +131,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, pages: pages}, nil
+	clients, _ := lru.New[string, cachedClient](clientCacheSize) // size > 0: no error
+	return &Server{cfg: cfg, log: cfg.Logger, pages: pages, clients: clients}, nil
 }
 
 // checkIssuer holds the issuer to the one form every client compares byte for byte: an
@@ -340,6 +344,9 @@ func (s *Server) lookupClient(r *http.Request, id string) (Client, error) {
 	if len(id) > 256 {
 		return Client{}, errUnknownClient
 	}
+	if e, ok := s.clients.Get(id); ok && s.now().Before(e.until) {
+		return e.client, nil
+	}
 	c, err := s.cfg.Store.GetClient(ctx, id)
 	if errors.Is(err, storeerr.ErrNotFound) {
 		return Client{}, errUnknownClient
@@ -347,7 +354,22 @@ func (s *Server) lookupClient(r *http.Request, id string) (Client, error) {
 	if err != nil {
 		return Client{}, apierr.Internalf("read client: %w", err)
 	}
+	s.clients.Add(id, cachedClient{client: c, until: s.now().Add(clientCacheTTL)})
 	return c, nil
+}
+
+// A registered client does not change, so the server keeps the ones it read: a sign-in reads
+// its client four times (the request, each page, the token request). A client deleted through
+// another process is still known here for clientCacheTTL at most. Unknown ids are not kept: a
+// stranger's guesses cannot fill the cache.
+const (
+	clientCacheTTL  = time.Minute
+	clientCacheSize = 4096
+)
+
+type cachedClient struct {
+	client Client
+	until  time.Time
 }
 
 var errUnknownClient = errors.New("unknown client")
