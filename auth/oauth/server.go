@@ -292,6 +292,12 @@ func secretHash(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// NewClientSecret returns a new client secret (256 random bits) and the hash to store.
+func NewClientSecret() (secret, hash string) {
+	secret = randomToken()
+	return secret, secretHash(secret)
+}
+
 func randomToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)

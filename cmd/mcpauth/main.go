@@ -23,6 +23,7 @@ Usage:
   mcpauth serve [flags]          run the server (MCP over stdio, or HTTP: streamable HTTP + SSE)
   mcpauth user create [flags]    create a user; the password is read from stdin
   mcpauth user unlock --email E  lift a user's login lockout (the permanent one too)
+  mcpauth client add|delete      register an OAuth client ahead of time (or delete one)
   mcpauth audit verify|tail|export  check the audit trail's hash chains, show or export events
   mcpauth key rotate             make a new signing key the signing one (the old one verifies on)
   mcpauth version                print the version
@@ -32,7 +33,9 @@ Quick start:
   mcpauth serve --transport http --listen 127.0.0.1:8080
     First start creates an owner: MCPAUTH_BOOTSTRAP_ADMIN_EMAIL/_PASSWORD if set, otherwise
     admin@localhost with a random password printed once to stderr.
-  Then point an MCP client at http://127.0.0.1:8080/mcp (or /sse) and call auth_login.
+  Then point an MCP client at http://127.0.0.1:8080/mcp: an OAuth client (Claude Code, VS Code,
+  Cursor, the SDKs) logs its user in with the browser; a script runs the server with
+  --anonymous-methods initialize,ping,tools/list and calls auth_login.
 
 Run 'mcpauth serve --help' or 'mcpauth user create --help' for flags. Every flag also has an
 environment variable (shown in [$...]); a flag on the command line wins.
@@ -67,6 +70,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return app.ExitUsage
 	case "key":
 		return app.Key(ctx, args[1:], stdout, stderr, getenv)
+	case "client":
+		return app.Client(ctx, args[1:], stdout, stderr, getenv)
 	case "audit":
 		return app.Audit(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":

@@ -547,3 +547,57 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// Clients registered ahead of time with `mcpauth client add` (for clients that do not register
+// themselves, or with --oauth-registration off): a confidential one signs a user in with its
+// secret; a deleted one is unknown; bad input changes nothing.
+func TestShouldServeClientsAddedFromTheCommandLine(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		return runBinary(t, in.Env(), "", startTimeout, append([]string{"client"}, args...)...)
+	}
+	for name, args := range map[string][]string{
+		"a javascript: redirect URI": {"add", "--name", "Bad", "--redirect-uri", "javascript:alert(1)"},
+		"no redirect URI":            {"add", "--name", "Bad"},
+		"an id that is a URL":        {"add", "--name", "Bad", "--redirect-uri", "https://app.example/cb", "--id", "https://evil.example/x"},
+		"mcpauth's own client id":    {"add", "--name", "Bad", "--redirect-uri", "https://app.example/cb", "--id", "mcpauth"},
+	} {
+		if code, stdout, stderr := run(args...); code != 2 || stdout != "" || stderr == "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want 2 and a reason", name, code, stdout, stderr)
+		}
+	}
+	code, stdout, stderr := run("add", "--name", "Internal dashboard", "--redirect-uri", "https://dash.example/cb", "--confidential", "--id", "dashboard")
+	var added struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &added) != nil || added.ClientID != "dashboard" || added.ClientSecret == "" {
+		t.Fatalf("client add: exit %d %s %s", code, stdout, stderr)
+	}
+	if code, _, stderr := run("add", "--name", "Again", "--redirect-uri", "https://dash.example/cb", "--id", "dashboard"); code == 0 || !strings.Contains(stderr, "dashboard") {
+		t.Errorf("adding a taken id: exit %d %s", code, stderr)
+	}
+	if code, _, stderr := run("add", "--name", "Gone", "--redirect-uri", "https://gone.example/cb", "--id", "gone"); code != 0 {
+		t.Fatalf("client add: %s", stderr)
+	}
+	if code, _, stderr := run("delete", "--id", "gone"); code != 0 {
+		t.Fatalf("client delete: %s", stderr)
+	}
+	sec := &secrets{}
+	sec.Add(in.OwnerPassword, added.ClientSecret)
+	in.Extra = append(in.Extra, mcptest.OAuthEnv...)
+	srv := startHTTP(t, in, "http")
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	dash := asClient{id: added.ClientID, secret: added.ClientSecret, redirect: "https://dash.example/cb"}
+	r := h.authorizeURL(dash, map[string]string{"scope": "users:read"})
+	code2 := h.code(dash, r, &mcptest.FormLogin{Identifier: in.OwnerEmail, Password: in.OwnerPassword})
+	if status, m, _ := h.exchange(dash, code2, r.verifier, true); status != http.StatusOK || m["scope"] != "users:read" {
+		t.Errorf("the added client's code: %d %v", status, m)
+	}
+	if status, _, body := noRedirect(t, h.authorizeURL(asClient{id: "gone", redirect: "https://gone.example/cb"}, nil).url); status != http.StatusBadRequest || !strings.Contains(body, "not registered here") {
+		t.Errorf("a deleted client: %d", status)
+	}
+	sec.CheckNotIn(t, "server stderr", srv.Stderr.String())
+}
