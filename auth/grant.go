@@ -166,9 +166,11 @@ var ErrNotThisClient = token.ErrRevoked.With("reason", "the refresh token was is
 
 // RefreshGrant rotates a refresh token for the OAuth client clientID, as Refresh does. A refresh
 // token of another client, or of mcpauth's own tools, is refused and its session revoked: the
-// token is in the wrong hands.
-func (s *Service) RefreshGrant(ctx context.Context, refreshToken Secret, clientID string) (Tokens, error) {
+// token is in the wrong hands. With scopes (the request's scope parameter), the new access token
+// carries the grant's scopes that are among them (RFC 6749 §6: never wider; the grant itself
+// stays as it was, so a later refresh may ask for all of it again); nil: the grant's.
+func (s *Service) RefreshGrant(ctx context.Context, refreshToken Secret, clientID string, scopes []string) (Tokens, error) {
 	return s.rotate(ctx, refreshToken, func(sess session.Session) bool {
 		return sess.Grant != nil && sess.Grant.ClientID == clientID
-	})
+	}, scopes)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -371,13 +372,13 @@ func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (_ Tokens, e
 }
 
 func (s *Service) refresh(ctx context.Context, refreshToken Secret) (Tokens, error) {
-	return s.rotate(ctx, refreshToken, func(sess session.Session) bool { return sess.Grant == nil })
+	return s.rotate(ctx, refreshToken, func(sess session.Session) bool { return sess.Grant == nil }, nil)
 }
 
 // rotate spends a refresh token and issues the next pair, when its session is one the caller
 // may refresh (mine): auth_refresh those of mcpauth's own tools, an OAuth client its own
 // grant's. A token presented where it does not belong is spent and its session revoked.
-func (s *Service) rotate(ctx context.Context, refreshToken Secret, mine func(session.Session) bool) (Tokens, error) {
+func (s *Service) rotate(ctx context.Context, refreshToken Secret, mine func(session.Session) bool, narrow []string) (Tokens, error) {
 	if err := s.allow(ctx, "refresh:addr:"+limitAddr(ctx), s.cfg.Limits.Refresh); err != nil {
 		return Tokens{}, err
 	}
@@ -413,6 +414,11 @@ func (s *Service) rotate(ctx context.Context, refreshToken Secret, mine func(ses
 	refresh, err := s.sessions.Rotate(ctx, rt, sess)
 	if err != nil {
 		return Tokens{}, err
+	}
+	if narrow != nil && sess.Grant != nil {
+		g := *sess.Grant
+		g.Scopes = slices.DeleteFunc(slices.Clone(g.Scopes), func(sc string) bool { return !slices.Contains(narrow, sc) })
+		sess.Grant = &g
 	}
 	tokens, err := s.tokensFor(ctx, u, sess, refresh)
 	if err != nil {

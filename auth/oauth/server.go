@@ -37,7 +37,7 @@ type Authenticator interface {
 	ResumeLogin(ctx context.Context, userID string, authTime time.Time, withMFA bool) (auth.User, error)
 	OpenGrant(ctx context.Context, sessionID, userID string, g session.Grant) (auth.Tokens, error)
 	RevokeGrant(ctx context.Context, sessionID, reason string) error
-	RefreshGrant(ctx context.Context, refreshToken auth.Secret, clientID string) (auth.Tokens, error)
+	RefreshGrant(ctx context.Context, refreshToken auth.Secret, clientID string, scopes []string) (auth.Tokens, error)
 	Revoke(ctx context.Context, tok auth.Secret) (bool, error)
 	// Caller is the guard's check of an access token (for introspection).
 	Caller(ctx context.Context, tok auth.Secret) (auth.User, token.Claims, error)

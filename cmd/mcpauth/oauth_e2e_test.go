@@ -270,6 +270,35 @@ func TestAuthorizationServerChecklist(t *testing.T) {
 		}
 	})
 
+	t.Run("a refresh narrows the scope on request, never widens it, and loses nothing", func(t *testing.T) {
+		r := h.authorizeURL(public, map[string]string{"scope": "users:read audit:read"})
+		_, m, _ := h.exchange(public, h.code(public, r, &ownerLogin), r.verifier, false)
+		refresh := m["refresh_token"].(string)
+		step := func(scope string) map[string]any {
+			t.Helper()
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {public.id}}
+			if scope != "-" {
+				form.Set("scope", scope)
+			}
+			status, m, _ := h.post("/token", form, nil)
+			if status != http.StatusOK {
+				t.Fatalf("refresh with scope %q: %d %v", scope, status, m)
+			}
+			refresh = m["refresh_token"].(string)
+			sec.Add(refresh, m["access_token"].(string))
+			return m
+		}
+		if m := step("users:read"); m["scope"] != "users:read" || decodeJWT(t, m["access_token"].(string))["scope"] != "users:read" {
+			t.Errorf("narrowed: %v", m["scope"])
+		}
+		if m := step("users:read roles:write"); m["scope"] != "users:read" {
+			t.Errorf("asked wider: scope %v, want only what was granted among it", m["scope"])
+		}
+		if m := step("-"); m["scope"] != "users:read audit:read" {
+			t.Errorf("no scope: %v, want the whole grant again", m["scope"])
+		}
+	})
+
 	t.Run("client authentication", func(t *testing.T) {
 		if status, m, hdr := h.post("/token", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "client_id": {"mcp_nobody"}}, nil); status != http.StatusUnauthorized || m["error"] != "invalid_client" || hdr.Get("WWW-Authenticate") == "" {
 			t.Errorf("unknown client: %d %v", status, m)
