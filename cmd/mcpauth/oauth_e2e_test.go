@@ -630,3 +630,45 @@ func TestShouldServeClientsAddedFromTheCommandLine(t *testing.T) {
 	}
 	sec.CheckNotIn(t, "server stderr", srv.Stderr.String())
 }
+
+// Registration is open to strangers, so it is bounded per client address: 20 a minute from one
+// address, then 429 with Retry-After, while another address still registers.
+func TestShouldBoundDynamicRegistrationsPerAddress(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	in.Extra = append(in.Extra, mcptest.OAuthEnv...)
+	srv := startHTTP(t, in, "http")
+	from := func(ip string) *http.Client {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}).DialContext
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	register := func(c *http.Client) *http.Response {
+		t.Helper()
+		resp, err := c.Post(srv.URL+"/register", "application/json",
+			strings.NewReader(`{"redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	stranger, other := from("127.0.0.3"), from("127.0.0.4")
+	created := 0
+	var refused *http.Response
+	for range 25 {
+		resp := register(stranger)
+		if resp.StatusCode == http.StatusCreated {
+			created++
+			continue
+		}
+		refused = resp
+		break
+	}
+	if created != 20 || refused == nil || refused.StatusCode != http.StatusTooManyRequests || refused.Header.Get("Retry-After") == "" {
+		t.Fatalf("one address registered %d clients, then %v; want 20, then 429 with Retry-After", created, refused)
+	}
+	if resp := register(other); resp.StatusCode != http.StatusCreated {
+		t.Errorf("another address: %d, want 201", resp.StatusCode)
+	}
+}
