@@ -32,13 +32,8 @@ type introspection struct {
 // and refresh tokens are mcpauth's own and read inactive. The answer is the guard's view of
 // the token: signature, expiry, the session's revocation and the live user record.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	form, ok := s.readForm(w, r)
+	form, client, ok := s.clientRequest(w, r)
 	if !ok {
-		return
-	}
-	client, terr := s.authenticateClient(r, form)
-	if terr != nil {
-		s.writeTokenError(w, *terr)
 		return
 	}
 	if client.Public() {

@@ -53,16 +53,14 @@ type tokenResponse struct {
 
 // token is the token endpoint: the authorization_code and refresh_token grants.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	form, ok := s.readForm(w, r)
+	form, client, ok := s.clientRequest(w, r)
 	if !ok {
 		return
 	}
-	client, terr := s.authenticateClient(r, form)
-	if terr != nil {
-		s.writeTokenError(w, *terr)
-		return
-	}
-	var tokens auth.Tokens
+	var (
+		tokens auth.Tokens
+		terr   *tokenError
+	)
 	switch form.Get("grant_type") {
 	case GrantAuthorizationCode:
 		tokens, terr = s.redeem(r.Context(), client, form)
@@ -208,6 +206,21 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, b
 	return form, true
 }
 
+// clientRequest reads the form of a request to the token, revocation or introspection
+// endpoint and authenticates its client; on failure it has answered.
+func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (url.Values, Client, bool) {
+	form, ok := s.readForm(w, r)
+	if !ok {
+		return nil, Client{}, false
+	}
+	client, terr := s.authenticateClient(r, form)
+	if terr != nil {
+		s.writeTokenError(w, *terr)
+		return nil, Client{}, false
+	}
+	return form, client, true
+}
+
 // authenticateClient finds the client of a token or revocation request: HTTP Basic
 // (client_secret_basic), the form's client_id and client_secret (client_secret_post), or the
 // client_id alone for a public client. A confidential client without its secret, a wrong
@@ -246,12 +259,8 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (Client, *
 // revoke is RFC 7009 revocation onto auth's: an access token ends its session, a refresh token
 // its family. The answer is 200 whether or not there was anything to revoke.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	form, ok := s.readForm(w, r)
+	form, _, ok := s.clientRequest(w, r)
 	if !ok {
-		return
-	}
-	if _, terr := s.authenticateClient(r, form); terr != nil {
-		s.writeTokenError(w, *terr)
 		return
 	}
 	if tok := form.Get("token"); tok != "" {

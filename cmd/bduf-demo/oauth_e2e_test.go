@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -77,24 +76,6 @@ func sdkFetcher(t *testing.T, login mcptest.FormLogin, seen *authorizations) sdk
 	}
 }
 
-// jwtClaims reads an access token's payload (the server verified it; the test only looks).
-func jwtClaims(t *testing.T, tok string) map[string]any {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("access token is not a JWT: %d parts", len(parts))
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestGoSDKLogsInThroughTheAuthorizationServerAndStepsUp(t *testing.T) {
 	in := mcptest.NewInstance(t)
 	srv := mcptest.StartHTTP(t, binPath, in.Env(mcptest.OAuthEnv...), "http")
@@ -146,7 +127,7 @@ func TestGoSDKLogsInThroughTheAuthorizationServerAndStepsUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	claims := jwtClaims(t, tok.AccessToken)
+	claims := mcptest.JWTClaims(t, tok.AccessToken)
 	clientID, _ := claims["client_id"].(string)
 	if claims["iss"] != issuer || claims["aud"] != resource && !audContains(claims["aud"], resource) || clientID == "" {
 		t.Errorf("access token claims iss=%v aud=%v client_id=%v; want %s, %s, the registered client", claims["iss"], claims["aud"], claims["client_id"], issuer, resource)
@@ -191,7 +172,7 @@ func TestGoSDKLogsInThroughTheAuthorizationServerAndStepsUp(t *testing.T) {
 	// and presenting it again ends the family, the new access token with it.
 	ts, _ = handler.TokenSource(ctx)
 	tok, _ = ts.Token()
-	clientID, _ = jwtClaims(t, tok.AccessToken)["client_id"].(string) // the SDK registers again for a step-up
+	clientID, _ = mcptest.JWTClaims(t, tok.AccessToken)["client_id"].(string) // the SDK registers again for a step-up
 	conf := &oauth2.Config{ClientID: clientID, Endpoint: oauth2.Endpoint{TokenURL: issuer + "/token", AuthStyle: oauth2.AuthStyleInParams}}
 	fresh, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	if err != nil {
@@ -200,7 +181,7 @@ func TestGoSDKLogsInThroughTheAuthorizationServerAndStepsUp(t *testing.T) {
 	if fresh.RefreshToken == "" || fresh.RefreshToken == tok.RefreshToken || fresh.AccessToken == tok.AccessToken {
 		t.Fatal("refresh did not rotate the pair")
 	}
-	if got := jwtClaims(t, fresh.AccessToken)["scope"]; !strings.Contains(got.(string), "projects:write") {
+	if got := mcptest.JWTClaims(t, fresh.AccessToken)["scope"]; !strings.Contains(got.(string), "projects:write") {
 		t.Errorf("refreshed scope %q: want the grant's, projects:write included", got)
 	}
 	// The stateless protocol: one request, no session to open first.
@@ -341,7 +322,7 @@ func TestGoSDKLogsInWithAClientIDMetadataDocument(t *testing.T) {
 	}
 	ts, _ := handler.TokenSource(ctx)
 	tok, _ := ts.Token()
-	if got := jwtClaims(t, tok.AccessToken)["client_id"]; got != clientID {
+	if got := mcptest.JWTClaims(t, tok.AccessToken)["client_id"]; got != clientID {
 		t.Errorf("the token's client_id %v, want the document URL", got)
 	}
 	if n := fetched.Load(); n != 1 {

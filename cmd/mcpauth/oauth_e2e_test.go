@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -238,7 +237,7 @@ func TestAuthorizationServerChecklist(t *testing.T) {
 		}
 		access, refresh := m["access_token"].(string), m["refresh_token"].(string)
 		sec.Add(access, refresh, code)
-		claims := decodeJWT(t, access)
+		claims := mcptest.JWTClaims(t, access)
 		if claims["iss"] != h.issuer || !slices.Equal(toStrings(claims["aud"]), []string{h.resource}) || claims["client_id"] != public.id {
 			t.Errorf("access token claims %v", claims)
 		}
@@ -288,7 +287,7 @@ func TestAuthorizationServerChecklist(t *testing.T) {
 			sec.Add(refresh, m["access_token"].(string))
 			return m
 		}
-		if m := step("users:read"); m["scope"] != "users:read" || decodeJWT(t, m["access_token"].(string))["scope"] != "users:read" {
+		if m := step("users:read"); m["scope"] != "users:read" || mcptest.JWTClaims(t, m["access_token"].(string))["scope"] != "users:read" {
 			t.Errorf("narrowed: %v", m["scope"])
 		}
 		if m := step("users:read roles:write"); m["scope"] != "users:read" {
@@ -541,23 +540,6 @@ func TestAuthorizationServerChecklist(t *testing.T) {
 	}
 	sec.CheckNotIn(t, "server stderr", srv.Stderr.String())
 	sec.CheckNotIn(t, "metrics", string(metrics))
-}
-
-func decodeJWT(t *testing.T, tok string) map[string]any {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 // between is the text of s after the first start, up to end.

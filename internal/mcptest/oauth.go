@@ -2,6 +2,8 @@ package mcptest
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -11,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"testing"
 )
 
 // FormLogin goes through the authorization server's pages as a person would in a browser that
@@ -112,4 +115,23 @@ func formField(page, pattern string) string {
 // pageError is the error a page shows ("" if none).
 func pageError(page string) string {
 	return formField(page, `class="error" role="alert">([^<]*)<`)
+}
+
+// JWTClaims is the payload of a JWT, unverified: for a test looking at what a server it trusts
+// issued.
+func JWTClaims(t testing.TB, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %d parts", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
