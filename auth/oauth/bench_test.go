@@ -213,8 +213,37 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 			}
 		}
 	})
+	// Throughput on both cores: refreshes of GOMAXPROCS families at once (each goroutine its
+	// own family, as clients are), beside signatures at once.
+	signParallel := benchratio.Run(b, "raw_sign_parallel", func(b *testing.B) {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "usr_x", "aud": benchResource}).SignedString(priv); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	rotateParallel := benchratio.Run(b, "refresh_parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			verifier := oauth2.GenerateVerifier()
+			rt := as.redeem(b, as.authorize(b, verifier), verifier)["refresh_token"].(string)
+			for pb.Next() {
+				w := as.form(oauth.TokenPath, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {as.client}})
+				var m map[string]any
+				if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &m) != nil {
+					b.Errorf("refresh: %d %s", w.Code, w.Body)
+					return
+				}
+				rt = m["refresh_token"].(string)
+			}
+		})
+	})
 	benchratio.Report(b, map[string][2]*benchratio.Samples{
-		"redeem/sign": {redeem, sign}, "refresh/sign": {rotate, sign}, "introspect/sign": {introspect, sign}})
+		"redeem/sign": {redeem, sign}, "refresh/sign": {rotate, sign}, "introspect/sign": {introspect, sign},
+		"refresh-parallel/sign-parallel": {rotateParallel, signParallel}})
 }
 
 // BenchmarkAuthorizationCodePath: the whole path a person and a client take (the login page,
