@@ -135,3 +135,65 @@ func JWTClaims(t testing.TB, tok string) map[string]any {
 	}
 	return m
 }
+
+// ProviderLogin goes through an external OpenID Provider's pages (node-oidc-provider's
+// development interactions: a login form taking the account id as "login", then a consent
+// form) from authURL until the provider sends the browser to a URL starting with back, which
+// it returns without following. browser carries the provider's cookies (nil: a new one).
+func ProviderLogin(ctx context.Context, browser *http.Client, authURL, back, login string) (*url.URL, error) {
+	if browser == nil {
+		browser = NewBrowser()
+	}
+	next, err := url.Parse(authURL)
+	if err != nil {
+		return nil, err
+	}
+	method, body := http.MethodGet, ""
+	for range 12 {
+		req, err := http.NewRequestWithContext(ctx, method, next.String(), strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		if method == http.MethodPost {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := browser.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		page, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		_ = resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
+			to, err := next.Parse(loc)
+			if err != nil {
+				return nil, err
+			}
+			if strings.HasPrefix(to.String(), back) {
+				return to, nil
+			}
+			next, method, body = to, http.MethodGet, ""
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("provider page %s answered %d: %.300s", next.Path, resp.StatusCode, page)
+		}
+		action := formField(string(page), `<form[^>]*action="([^"]*)"`)
+		if action == "" {
+			return nil, fmt.Errorf("provider page %s has no form: %.300s", next.Path, page)
+		}
+		form := url.Values{}
+		for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)"`).FindAllStringSubmatch(string(page), -1) {
+			form.Set(m[1], html.UnescapeString(m[2]))
+		}
+		if strings.Contains(string(page), `name="login"`) {
+			form.Set("login", login)
+			form.Set("password", "any")
+		}
+		to, err := next.Parse(action)
+		if err != nil {
+			return nil, err
+		}
+		next, method, body = to, http.MethodPost, form.Encode()
+	}
+	return nil, errors.New("the provider's pages did not end at the callback")
+}
