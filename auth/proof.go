@@ -153,6 +153,12 @@ func (s *Service) checkPassword(ctx context.Context, u User, pw Secret, during s
 		}
 		return err
 	}
+	if len(u.PasswordHash) == 0 { // an account of single sign-on: no password matches, in the time one takes
+		s.passwords.CompareDummy(pw.Reveal())
+		release()
+		s.record(ctx, authFailed(u, audit.ReasonInvalidPassword, during, nil))
+		return s.failed(ctx, u.ID, ErrInvalidCredentials)
+	}
 	ok, err := password.Matches(u.PasswordHash, pw.Reveal())
 	release() // the rest is cheap: free the worker for the next check
 	if err != nil {

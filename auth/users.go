@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/bduf/mcpauth/apierr"
@@ -18,12 +19,21 @@ type NewUser struct {
 	Email    string
 	Username string
 	Password Secret
-	OrgID    string
+	// NoPassword makes an account without a password (single sign-on: package federation):
+	// password login is impossible until an administrator sets one. Password is then ignored.
+	NoPassword bool
+	// ID, when set, is the new user's id (federation links an identity to it before the
+	// account exists); it must look like the ids this package makes.
+	ID    string
+	OrgID string
 	// Provision, if set, runs once the user is stored (e.g. to assign roles in rbac). If it
 	// fails, the user is deleted again and its error returned: with no transactions, this is
 	// how a user never exists half-made.
 	Provision func(ctx context.Context, u User) error
 }
+
+// userIDPattern is the form of the ids random.ID("usr") makes.
+var userIDPattern = regexp.MustCompile(`^usr_[a-z2-7]{26}$`)
 
 // CreateUser validates and creates an account. Nothing is written unless every field is valid.
 func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
@@ -44,15 +54,23 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if err := ValidateOrgID("org_id", org); err != nil {
 		return User{}, err
 	}
-	if err := password.CheckPolicy("password", nu.Password.Reveal()); err != nil {
-		return User{}, err
+	id := nu.ID
+	if id == "" {
+		id = random.ID("usr")
+	} else if !userIDPattern.MatchString(id) {
+		return User{}, apierr.Field("id", "must be a user id (usr_ followed by 26 lower-case letters and digits)")
 	}
-	hash, err := s.hash(ctx, nu.Password)
-	if err != nil {
-		return User{}, err
+	var hash []byte
+	if !nu.NoPassword {
+		if err := password.CheckPolicy("password", nu.Password.Reveal()); err != nil {
+			return User{}, err
+		}
+		if hash, err = s.hash(ctx, nu.Password); err != nil {
+			return User{}, err
+		}
 	}
 	now := s.cfg.Now()
-	u := User{ID: random.ID("usr"), Email: email, Username: username, PasswordHash: hash, OrgID: org,
+	u := User{ID: id, Email: email, Username: username, PasswordHash: hash, OrgID: org,
 		CreatedAt: now, UpdatedAt: now}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, ErrAlreadyExists) {
