@@ -59,6 +59,12 @@ const (
 	OAuthConsentDenied    = "OAUTH_CONSENT_DENIED"
 	OAuthTokenIssued      = "OAUTH_TOKEN_ISSUED"
 	OAuthCodeReused       = "OAUTH_CODE_REUSED"
+	// Single sign-on (auth/federation): a sign-in through an identity provider, the account it
+	// made (JIT) or linked (by email), and a refusal with its reason.
+	SSOLogin        = "SSO_LOGIN"
+	SSOUserCreated  = "SSO_USER_CREATED"
+	SSOLinked       = "SSO_LINKED"
+	SSOLoginRefused = "SSO_LOGIN_REFUSED"
 	// OAuthDocumentRefused: a client ID metadata document could not be fetched or used.
 	OAuthDocumentRefused = "OAUTH_CIMD_FETCH_FAILED"
 	// RetentionAnchor is written by retention: it carries the hash of the last deleted event, so

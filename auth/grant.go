@@ -174,3 +174,36 @@ func (s *Service) RefreshGrant(ctx context.Context, refreshToken Secret, clientI
 		return sess.Grant != nil && sess.Grant.ClientID == clientID
 	}, scopes)
 }
+
+// SSOLogin signs userID in after the identity provider connector proved who they are (the
+// authorization server resolved the identity to this account): the account must be enabled,
+// and when it has a second factor that the provider is not trusted for (mfaDone false), the
+// answer is mfa.ErrRequired with the user, for the page to ask for the code
+// (AuthenticateSecondFactor).
+func (s *Service) SSOLogin(ctx context.Context, userID, connector string, mfaDone bool) (User, error) {
+	u, err := s.store.GetUser(ctx, userID)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return User{}, apierr.Internalf("user of a single sign-on: %w", err)
+	}
+	if u.Disabled {
+		s.record(ctx, authFailed(u, audit.ReasonAccountInactive, "", nil))
+		return User{}, ErrAccountDisabled
+	}
+	u.PasswordHash = nil
+	if !mfaDone {
+		_, enabled, err := s.factors.Enabled(ctx, u.ID)
+		if err != nil {
+			return User{}, err
+		}
+		if enabled {
+			return u, mfa.ErrRequired
+		}
+	}
+	s.log.InfoContext(ctx, "single sign-on on the authorization server's page", "user_id", u.ID, "connector", connector)
+	s.record(ctx, audit.Event{Type: audit.SSOLogin, Subject: u.ID, Actor: u.ID, OrgID: u.OrgID,
+		Details: map[string]any{"connector": connector, "mfa": mfaDone, "via": "authorization_server"}})
+	return u, nil
+}

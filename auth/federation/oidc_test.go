@@ -2,10 +2,7 @@ package federation_test
 
 import (
 	"context"
-	"encoding/json"
 	"net"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -16,33 +13,7 @@ import (
 	"github.com/bduf/mcpauth/internal/mcptest"
 )
 
-// provider is a running node-oidc-provider (testdata/clients/oidc-op.mjs).
-type provider struct {
-	issuer string
-}
-
-const (
-	testClient = "mcpauth"
-	testSecret = "op-client-secret-for-tests-only"
-)
-
-// startProvider starts a real OpenID Provider with one confidential client whose redirect URI
-// is redirect, and the accounts (login → claims).
-func startProvider(t *testing.T, redirect string, accounts map[string]map[string]any) provider {
-	t.Helper()
-	nc := mcptest.FindNodeClients(t)
-	cfg, _ := json.Marshal(map[string]any{
-		"clients": []map[string]any{{"client_id": testClient, "client_secret": testSecret, "redirect_uris": []string{redirect},
-			"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"}}},
-		"accounts": accounts,
-	})
-	p := mcptest.StartProc(t, nc.Node, append(mcptest.BaseEnv(), "OP_CONFIG="+string(cfg)), nil, filepath.Join(nc.Dir, "oidc-op.mjs"))
-	m, err := p.Stdout.WaitFor(regexp.MustCompile(`LISTENING (\S+)`), p.Exited, 30*time.Second)
-	if err != nil {
-		t.Fatalf("the OpenID Provider did not start: %v\n%s", err, p.Stderr)
-	}
-	return provider{issuer: m[1]}
-}
+type provider struct{ issuer string }
 
 func freeRedirect(t *testing.T) string {
 	t.Helper()
@@ -56,14 +27,14 @@ func freeRedirect(t *testing.T) string {
 
 func TestShouldProveAnIdentityThroughARealOpenIDProvider(t *testing.T) {
 	redirect := freeRedirect(t)
-	op := startProvider(t, redirect, map[string]map[string]any{
+	op := provider{issuer: mcptest.StartOpenIDProvider(t, redirect, map[string]map[string]any{
 		"ada":   {"email": "ada@example.com", "email_verified": true, "preferred_username": "ada", "groups": []string{"eng", "admins"}},
 		"grace": {"email": "grace@example.com", "preferred_username": "grace"}, // no email_verified
-	})
+	})}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := federation.NewOIDC(ctx, federation.OIDCConfig{ID: "op", Name: "Test OP", Issuer: op.issuer, ClientID: testClient,
-		ClientSecret: testSecret, RedirectURL: redirect, Scopes: []string{"openid", "email", "profile", "groups"}})
+	c, err := federation.NewOIDC(ctx, federation.OIDCConfig{ID: "op", Name: "Test OP", Issuer: op.issuer, ClientID: mcptest.ProviderClientID,
+		ClientSecret: mcptest.ProviderClientSecret, RedirectURL: redirect, Scopes: []string{"openid", "email", "profile", "groups"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +86,7 @@ func TestShouldProveAnIdentityThroughARealOpenIDProvider(t *testing.T) {
 
 	t.Run("a provider that names another issuer is refused at discovery", func(t *testing.T) {
 		_, err := federation.NewOIDC(ctx, federation.OIDCConfig{ID: "op", Issuer: "http://localhost" + op.issuer[len("http://127.0.0.1"):],
-			ClientID: testClient, RedirectURL: redirect})
+			ClientID: mcptest.ProviderClientID, RedirectURL: redirect})
 		if err == nil {
 			t.Fatal("discovery under another issuer name accepted")
 		}

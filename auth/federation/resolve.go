@@ -118,13 +118,8 @@ func (r *Resolver) Resolve(ctx context.Context, id Identity, p Policy) (Outcome,
 	if !p.JIT {
 		return Outcome{}, denied(ReasonUnknownIdentity)
 	}
-	if id.Email != "" {
-		if _, err := r.Accounts.AccountByEmail(ctx, id.Email); err == nil {
-			return Outcome{}, denied(ReasonEmailInUse) // never silently someone else's account
-		} else if !errors.Is(err, storeerr.ErrNotFound) {
-			return Outcome{}, err
-		}
-	}
+	// JIT: the link first (of concurrent first sign-ins one wins, the others follow it), then
+	// the account, whose unique email refuses to take over someone else's (ReasonEmailInUse).
 	o, err := r.link(ctx, id, p, r.NewID())
 	o.MFADone = mfa
 	return o, err

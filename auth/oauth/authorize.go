@@ -489,8 +489,13 @@ func isLoopback(raw string) bool {
 	return false
 }
 
+// ssoButton is a connector on the login page.
+type ssoButton struct{ ID, Name string }
+
 type pageData struct {
 	Title, Nonce, Error, Action, SwitchAction, Request string
+	SSOAction                                          string
+	Connectors                                         []ssoButton
 	ClientName, ClientHost, ClientID, Identifier, User string
 	RedirectHost                                       string
 	LoopbackOnly                                       bool
@@ -498,8 +503,12 @@ type pageData struct {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, status int, c Client, p pending, identifier, msg string) {
-	s.render(w, status, "login", p.RedirectURI, pageData{Title: "Sign in", Error: msg, Action: loginPath,
-		Request: s.seal(stepLogin, p), ClientName: clientName(c), ClientHost: clientHost(c, p.RedirectURI), Identifier: identifier})
+	d := pageData{Title: "Sign in", Error: msg, Action: loginPath, SSOAction: ssoPath,
+		Request: s.seal(stepLogin, p), ClientName: clientName(c), ClientHost: clientHost(c, p.RedirectURI), Identifier: identifier}
+	for _, sc := range s.cfg.SSO {
+		d.Connectors = append(d.Connectors, ssoButton{ID: sc.Connector.ID(), Name: sc.Connector.Name()})
+	}
+	s.render(w, status, "login", p.RedirectURI, d)
 }
 
 func (s *Server) showSecondFactor(w http.ResponseWriter, status int, c Client, p pending, msg string) {
@@ -533,6 +542,9 @@ func (s *Server) render(w http.ResponseWriter, status int, name, redirect string
 	formAction := "'self'"
 	if redirect != "" {
 		formAction = formActionSource(redirect)
+	}
+	if name == "login" && len(d.Connectors) > 0 { // its buttons lead on to the providers
+		formAction += " " + s.ssoOrigins()
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")

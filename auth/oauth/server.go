@@ -24,6 +24,7 @@ import (
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/federation"
 	"github.com/bduf/mcpauth/auth/session"
 	"github.com/bduf/mcpauth/auth/storeerr"
 	"github.com/bduf/mcpauth/auth/throttle"
@@ -35,6 +36,9 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, req auth.LoginRequest) (auth.User, error)
 	AuthenticateSecondFactor(ctx context.Context, userID string, code auth.Secret) (auth.User, error)
 	ResumeLogin(ctx context.Context, userID string, authTime time.Time, withMFA bool) (auth.User, error)
+	// SSOLogin signs userID in after connector proved who they are: mfa.ErrRequired (with the
+	// user) when the account has a second factor and mfaDone is false.
+	SSOLogin(ctx context.Context, userID, connector string, mfaDone bool) (auth.User, error)
 	OpenGrant(ctx context.Context, sessionID, userID string, g session.Grant) (auth.Tokens, error)
 	RevokeGrant(ctx context.Context, sessionID, reason string) error
 	RefreshGrant(ctx context.Context, refreshToken auth.Secret, clientID string, scopes []string) (auth.Tokens, error)
@@ -69,6 +73,10 @@ type Config struct {
 	// Registration turns RFC 7591 dynamic client registration on; RegisterLimit bounds it per
 	// client address (through Limiter; default 20 a minute).
 	Registration bool
+	// SSO are the identity providers the login page offers, Resolver what turns their
+	// identities into accounts (both nil: none).
+	SSO      []SSOConnector
+	Resolver *federation.Resolver
 	// Documents resolves client_ids that are https URLs (client ID metadata documents); nil:
 	// such clients are unknown.
 	Documents     *Documents
@@ -108,6 +116,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.Resource == "" || cfg.Auth == nil || cfg.Store == nil || cfg.Sealer == nil || cfg.Scopes.Held == nil {
 		return nil, errors.New("oauth: resource, authenticator, store, sealer and scopes are required")
+	}
+	if len(cfg.SSO) > 0 && cfg.Resolver == nil {
+		return nil, errors.New("oauth: single sign-on connectors need a resolver")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -173,6 +184,10 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	handle("POST "+secondFactorPath, "second_factor", s.secondFactor)
 	handle("POST "+consentPath, "consent", s.consent)
 	handle("POST "+switchPath, "switch_account", s.switchAccount)
+	if len(s.cfg.SSO) > 0 {
+		handle("POST "+ssoPath, "sso_start", s.ssoStart)
+		handle("GET "+ssoBasis+"{connector}/callback", "sso_callback", s.ssoCallback)
+	}
 	for _, e := range []struct {
 		path, name string
 		h          http.HandlerFunc

@@ -27,6 +27,9 @@ type FormLogin struct {
 	SecondFactor func() string
 	// Deny answers the consent page with Deny.
 	Deny bool
+	// SSO, when set, signs in with that connector's button instead of the password, as
+	// ProviderAccount at the provider (ProviderLogin).
+	SSO, ProviderAccount string
 	// Client carries the browser's cookie; nil: a new one per run.
 	Client *http.Client
 	// Pages are the page actions seen, in order (for assertions): "/authorize/login", ...;
@@ -51,7 +54,7 @@ func (f *FormLogin) Run(ctx context.Context, authURL string) (*url.URL, error) {
 	if err != nil {
 		return nil, err
 	}
-	for range 4 { // login, second factor, consent, and the redirect
+	for range 6 { // login (or the provider and back), second factor, consent, and the redirect
 		resp, err := f.Client.Do(req)
 		if err != nil {
 			return nil, err
@@ -73,6 +76,11 @@ func (f *FormLogin) Run(ctx context.Context, authURL string) (*url.URL, error) {
 		f.Pages = append(f.Pages, action)
 		form := url.Values{"request": {sealed}}
 		switch {
+		case strings.HasSuffix(action, "/login") && f.SSO != "":
+			if req, err = f.viaProvider(ctx, req.URL, page, sealed); err != nil {
+				return nil, err
+			}
+			continue
 		case strings.HasSuffix(action, "/login"):
 			if e := pageError(page); e != "" && len(f.Pages) > 1 {
 				return nil, fmt.Errorf("login refused: %s", e)
@@ -103,6 +111,39 @@ func (f *FormLogin) Run(ctx context.Context, authURL string) (*url.URL, error) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	return nil, errors.New("the pages did not end in a redirect")
+}
+
+// viaProvider presses the login page's button of f.SSO, signs in at the provider and returns
+// the request of the callback back at the server.
+func (f *FormLogin) viaProvider(ctx context.Context, at *url.URL, page, sealed string) (*http.Request, error) {
+	action := formField(page, `<form method="post" action="([^"]*)" class="sso">`)
+	if action == "" {
+		return nil, errors.New("the login page offers no single sign-on")
+	}
+	f.Pages = append(f.Pages, action)
+	target, err := at.Parse(action)
+	if err != nil {
+		return nil, err
+	}
+	form := url.Values{"request": {sealed}, "connector": {f.SSO}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := f.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		return nil, fmt.Errorf("%s answered %d, want the redirect to the provider", action, resp.StatusCode)
+	}
+	back, err := ProviderLogin(ctx, f.Client, resp.Header.Get("Location"), at.Scheme+"://"+at.Host+"/sso/", f.ProviderAccount)
+	if err != nil {
+		return nil, err
+	}
+	return http.NewRequestWithContext(ctx, http.MethodGet, back.String(), nil)
 }
 
 func formField(page, pattern string) string {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/bduf/mcpauth/audit"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/federation"
 	"github.com/bduf/mcpauth/auth/oauth"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/session"
@@ -49,6 +50,7 @@ type app struct {
 	// sealer and oauthStore serve the authorization server (oauthServer).
 	sealer     *token.Sealer
 	oauthStore *oauth.MongoStore
+	links      *federation.MongoStore // external identities (single sign-on)
 	closers    []func(context.Context) error
 	embedded   *embedmongo.Server // nil on an external MongoDB
 }
@@ -122,6 +124,9 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 		return nil, err
 	}
 	if a.oauthStore, err = oauth.NewMongoStore(ctx, db); err != nil {
+		return nil, err
+	}
+	if a.links, err = federation.NewMongoStore(ctx, db); err != nil {
 		return nil, err
 	}
 	if err := a.openAudit(ctx, c, db, logger); err != nil {

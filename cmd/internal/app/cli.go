@@ -221,7 +221,7 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 	}
 	var routes func(*http.ServeMux, func(http.Handler) http.Handler)
 	if c.oauthOn(false) {
-		as, err := a.oauthServer(c, policy, logger)
+		as, err := a.oauthServer(ctx, c, policy, getenv, logger)
 		if err != nil {
 			return Fail(p.Name, stderr, err)
 		}

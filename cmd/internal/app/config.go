@@ -45,16 +45,18 @@ type config struct {
 	// only, tests only) trusts a CA for document hosts and lets them be loopback or private.
 	OAuthDocuments       bool
 	OAuthDocumentsTestCA string
-	AccessTTL            time.Duration
-	RefreshTTL           time.Duration
-	BcryptCost           int
-	SigningAlg           string
-	LogLevel             string
-	RedisURL             string
-	PolicyFile           string
-	Limits               auth.Limits
-	CallLimit            throttle.Limit
-	Lockout              throttle.Policy
+	// SSOConnectors is the file of identity providers the login page offers ("" for none).
+	SSOConnectors string
+	AccessTTL     time.Duration
+	RefreshTTL    time.Duration
+	BcryptCost    int
+	SigningAlg    string
+	LogLevel      string
+	RedisURL      string
+	PolicyFile    string
+	Limits        auth.Limits
+	CallLimit     throttle.Limit
+	Lockout       throttle.Policy
 	// DegradeLimits: with Redis unreachable, fall back to in-process limits (logged loudly)
 	// instead of refusing to authenticate.
 	DegradeLimits bool
@@ -122,6 +124,7 @@ var storeFlags = []envVar{
 	{"audience", "MCPAUTH_AUDIENCE", "resource URI put in aud: the MCP URL clients call (default: the issuer followed by /mcp; over stdio \"urn:mcpauth:mcp\")"},
 	{"oauth", "MCPAUTH_OAUTH", "the OAuth 2.1 authorization server MCP clients log in with: auto (on over HTTP when the issuer is an http(s) origin), on or off (default auto)"},
 	{"oauth-registration", "MCPAUTH_OAUTH_REGISTRATION", "dynamic client registration (RFC 7591) at /register: open or off (default open; rate-limited per address)"},
+	{"sso-connectors", "MCPAUTH_SSO_CONNECTORS", "JSON file of OpenID Connect identity providers the sign-in page offers (single sign-on; see README, Connect your identity provider)"},
 	{"oauth-client-metadata", "MCPAUTH_OAUTH_CLIENT_METADATA", "client ID metadata documents (a client_id that is an https URL, fetched from public addresses only): on or off (default on)"},
 	{"access-ttl", "MCPAUTH_ACCESS_TTL", "access token lifetime, e.g. 15m (default 15m)"},
 	{"refresh-ttl", "MCPAUTH_REFRESH_TTL", "refresh token lifetime with remember_me, e.g. 168h (default 168h)"},
@@ -265,6 +268,7 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 		return c, fmt.Errorf("--oauth-client-metadata: want on or off, got %q", vals["oauth-client-metadata"])
 	}
 	c.OAuthDocumentsTestCA = getenv("MCPAUTH_OAUTH_CIMD_TEST_CA")
+	c.SSOConnectors = vals["sso-connectors"]
 	switch vals["oauth-registration"] {
 	case "", "open":
 		c.OAuthRegistration = true

@@ -21,8 +21,15 @@ import (
 // oauthServer builds the authorization server of a serve over HTTP. Its scopes are the
 // permissions of the guard's policy: a token an OAuth client gets carries the ones asked for
 // that its user holds, and the guard re-checks the live grants on every call.
-func (a *app) oauthServer(c config, policy mcp.Policy, logger *slog.Logger) (*oauth.Server, error) {
+func (a *app) oauthServer(ctx context.Context, c config, policy mcp.Policy, getenv func(string) string, logger *slog.Logger) (*oauth.Server, error) {
 	supported := policyScopes(policy)
+	var sso []oauth.SSOConnector
+	if c.SSOConnectors != "" {
+		var err error
+		if sso, err = loadConnectors(ctx, c.SSOConnectors, c.Issuer, getenv, logger); err != nil {
+			return nil, err
+		}
+	}
 	var docs *oauth.Documents
 	if c.OAuthDocuments {
 		dc := oauth.DocumentsConfig{}
@@ -40,7 +47,7 @@ func (a *app) oauthServer(c config, policy mcp.Policy, logger *slog.Logger) (*oa
 		}
 		docs = oauth.NewDocuments(dc)
 	}
-	return oauth.NewServer(oauth.Config{Documents: docs,
+	return oauth.NewServer(oauth.Config{Documents: docs, SSO: sso, Resolver: a.resolver(),
 		Issuer: c.Issuer, Resource: c.Audience, Auth: a.auth, Store: a.oauthStore, Sealer: a.sealer,
 		Scopes: oauth.Scopes{Supported: supported, Default: minimalScopes(supported),
 			Held: func(ctx context.Context, u auth.User, scopes []string) ([]string, error) {

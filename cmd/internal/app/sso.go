@@ -1,0 +1,133 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+
+	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/federation"
+	"github.com/bduf/mcpauth/auth/oauth"
+	"github.com/bduf/mcpauth/auth/storeerr"
+	"github.com/bduf/mcpauth/internal/random"
+	"github.com/bduf/mcpauth/rbac"
+	"github.com/bduf/mcpauth/tools"
+)
+
+// connectorConfig is one identity provider of the --sso-connectors file. Its client secret
+// comes from the environment (client_secret_env) or a file of its own (client_secret_file),
+// never from the file itself or a flag, so that the file can be shared and kept in a repository.
+type connectorConfig struct {
+	ID                 string   `json:"id"`
+	Name               string   `json:"name"`
+	Issuer             string   `json:"issuer"`
+	ClientID           string   `json:"client_id"`
+	ClientSecretEnv    string   `json:"client_secret_env"`
+	ClientSecretFile   string   `json:"client_secret_file"`
+	Scopes             []string `json:"scopes"`
+	EmailClaim         string   `json:"email_claim"`
+	UsernameClaim      string   `json:"username_claim"`
+	GroupsClaim        string   `json:"groups_claim"`
+	JIT                bool     `json:"jit"`
+	Org                string   `json:"org"`
+	DefaultRole        string   `json:"default_role"`
+	AllowedDomains     []string `json:"allowed_domains"`
+	AllowedGroups      []string `json:"allowed_groups"`
+	LinkByEmailDomains []string `json:"link_by_email_domains"`
+	TrustMFA           bool     `json:"trust_mfa"`
+}
+
+// loadConnectors reads the connectors file and discovers each provider. A provider that cannot
+// be discovered is an error: an operator who configured it expects it on the login page.
+func loadConnectors(ctx context.Context, path, issuer string, getenv func(string) string, logger *slog.Logger) ([]oauth.SSOConnector, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--sso-connectors: %w", err)
+	}
+	var cfgs []connectorConfig
+	if err := json.Unmarshal(b, &cfgs, json.RejectUnknownMembers(true)); err != nil {
+		return nil, fmt.Errorf("--sso-connectors %s: %w", path, err)
+	}
+	var out []oauth.SSOConnector
+	for i, c := range cfgs {
+		if !clientIDPattern.MatchString(c.ID) || strings.ContainsAny(c.ID, "/.") {
+			return nil, fmt.Errorf("--sso-connectors: connector %d: id %q: want 3 to 128 letters, digits, '_' or '-'", i, c.ID)
+		}
+		secret := getenv(c.ClientSecretEnv)
+		if c.ClientSecretFile != "" {
+			f, err := os.ReadFile(c.ClientSecretFile)
+			if err != nil {
+				return nil, fmt.Errorf("--sso-connectors: connector %s: client_secret_file: %w", c.ID, err)
+			}
+			secret = strings.TrimSpace(string(f))
+		}
+		if c.DefaultRole == "" {
+			c.DefaultRole = rbac.RoleViewer
+		}
+		if !rbac.IsBuiltinRole(c.DefaultRole) {
+			return nil, fmt.Errorf("--sso-connectors: connector %s: default_role %q is not a built-in role", c.ID, c.DefaultRole)
+		}
+		if c.Org == "" {
+			c.Org = auth.DefaultOrgID
+		}
+		conn, err := federation.NewOIDC(ctx, federation.OIDCConfig{ID: c.ID, Name: c.Name, Issuer: c.Issuer, ClientID: c.ClientID,
+			ClientSecret: secret, RedirectURL: issuer + oauth.CallbackPath(c.ID), Scopes: c.Scopes,
+			EmailClaim: c.EmailClaim, UsernameClaim: c.UsernameClaim, GroupsClaim: c.GroupsClaim})
+		if err != nil {
+			return nil, fmt.Errorf("--sso-connectors: connector %s: %w", c.ID, err)
+		}
+		origin := c.Issuer
+		if u, err := url.Parse(conn.LoginURL("s", "n", "v")); err == nil {
+			origin = u.Scheme + "://" + u.Host
+		}
+		out = append(out, oauth.SSOConnector{Connector: conn, Origin: origin, Policy: federation.Policy{JIT: c.JIT, OrgID: c.Org,
+			DefaultRole: c.DefaultRole, AllowedDomains: c.AllowedDomains, AllowedGroups: c.AllowedGroups,
+			LinkByEmailDomains: c.LinkByEmailDomains, TrustMFA: c.TrustMFA}})
+		logger.Info("single sign-on connector", "id", c.ID, "issuer", c.Issuer, "jit", c.JIT, "org", c.Org)
+	}
+	return out, nil
+}
+
+// ssoAccounts are auth's accounts as federation's resolver asks for them; a JIT account gets
+// its connector's default role through rbac.
+type ssoAccounts struct{ a *app }
+
+func (s ssoAccounts) AccountByID(ctx context.Context, id string) (federation.Account, error) {
+	u, err := s.a.auth.GetUser(ctx, id)
+	return accountOf(u, err)
+}
+
+func (s ssoAccounts) AccountByEmail(ctx context.Context, email string) (federation.Account, error) {
+	u, err := s.a.auth.FindUser(ctx, email, "")
+	return accountOf(u, err)
+}
+
+func (s ssoAccounts) CreateAccount(ctx context.Context, id, email, username, orgID, role string) (federation.Account, error) {
+	u, err := s.a.auth.CreateUser(ctx, auth.NewUser{ID: id, Email: email, Username: username, OrgID: orgID, NoPassword: true,
+		Provision: tools.AssignRoles(s.a.authz, []string{role})})
+	if apierr.CodeOf(err) == apierr.Conflict { // the id or the email is taken
+		return federation.Account{}, storeerr.ErrAlreadyExists
+	}
+	return accountOf(u, err)
+}
+
+func accountOf(u auth.User, err error) (federation.Account, error) {
+	if apierr.CodeOf(err) == apierr.NotFound {
+		return federation.Account{}, storeerr.ErrNotFound
+	}
+	if err != nil {
+		return federation.Account{}, err
+	}
+	return federation.Account{ID: u.ID, Email: u.Email, OrgID: u.OrgID, Disabled: u.Disabled}, nil
+}
+
+// resolver is the SSO resolver on the app's stores.
+func (a *app) resolver() *federation.Resolver {
+	return &federation.Resolver{Store: a.links, Accounts: ssoAccounts{a}, NewID: func() string { return random.ID("usr") }}
+}

@@ -1,0 +1,35 @@
+package mcptest
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+)
+
+// Provider client credentials of StartOpenIDProvider's one client.
+const (
+	ProviderClientID     = "mcpauth"
+	ProviderClientSecret = "op-client-secret-for-tests-only"
+)
+
+// StartOpenIDProvider starts a real OpenID Provider (node-oidc-provider, testdata/clients/
+// oidc-op.mjs) on a free loopback port, with one confidential client (ProviderClientID,
+// ProviderClientSecret) whose redirect URI is redirect, and the accounts (login → claims); it
+// returns the issuer. It is stopped when t ends.
+func StartOpenIDProvider(t testing.TB, redirect string, accounts map[string]map[string]any) string {
+	t.Helper()
+	nc := FindNodeClients(t)
+	cfg, _ := json.Marshal(map[string]any{
+		"clients": []map[string]any{{"client_id": ProviderClientID, "client_secret": ProviderClientSecret, "redirect_uris": []string{redirect},
+			"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"}}},
+		"accounts": accounts,
+	})
+	p := StartProc(t, nc.Node, append(BaseEnv(), "OP_CONFIG="+string(cfg)), nil, filepath.Join(nc.Dir, "oidc-op.mjs"))
+	m, err := p.Stdout.WaitFor(regexp.MustCompile(`LISTENING (\S+)`), p.Exited, 30*time.Second)
+	if err != nil {
+		t.Fatalf("the OpenID Provider did not start: %v\n%s", err, p.Stderr)
+	}
+	return m[1]
+}
