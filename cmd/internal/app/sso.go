@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/go-json-experiment/json"
@@ -43,6 +44,9 @@ type connectorConfig struct {
 	TrustMFA           bool     `json:"trust_mfa"`
 }
 
+// connectorIDPattern is what a connector may be called: it is a path segment of its callback.
+var connectorIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
 // loadConnectors reads the connectors file and discovers each provider. A provider that cannot
 // be discovered is an error: an operator who configured it expects it on the login page.
 func loadConnectors(ctx context.Context, path, issuer string, getenv func(string) string, logger *slog.Logger) ([]oauth.SSOConnector, error) {
@@ -56,8 +60,8 @@ func loadConnectors(ctx context.Context, path, issuer string, getenv func(string
 	}
 	var out []oauth.SSOConnector
 	for i, c := range cfgs {
-		if !clientIDPattern.MatchString(c.ID) || strings.ContainsAny(c.ID, "/.") {
-			return nil, fmt.Errorf("--sso-connectors: connector %d: id %q: want 3 to 128 letters, digits, '_' or '-'", i, c.ID)
+		if !connectorIDPattern.MatchString(c.ID) {
+			return nil, fmt.Errorf("--sso-connectors: connector %d: id %q: want 1 to 64 lower-case letters, digits, '_' or '-' (it is in the callback URL)", i, c.ID)
 		}
 		secret := getenv(c.ClientSecretEnv)
 		if c.ClientSecretFile != "" {

@@ -1,0 +1,111 @@
+package main
+
+// Single sign-on end to end: the real binary, a real OpenID Provider (node-oidc-provider), a
+// client going through the sign-in page's connector button: a JIT account made once, refusals
+// by policy, an existing account's email never taken over.
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bduf/mcpauth/internal/mcptest"
+)
+
+// startSSOServer starts mcpauth on a port chosen first (the provider's client is registered
+// with its callback before it starts) with one connector, "op", configured by policy.
+func startSSOServer(t *testing.T, in *instance, policy map[string]any) (*httpServer, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	issuer := mcptest.StartOpenIDProvider(t, "http://"+addr+"/sso/op/callback", map[string]map[string]any{
+		"ada":    {"email": "ada@acme.example", "email_verified": true, "preferred_username": "ada", "groups": []string{"eng"}},
+		"grace":  {"email": "grace@acme.example", "preferred_username": "grace"}, // email not verified
+		"victim": {"email": "victim@acme.example", "email_verified": true},       // a local account's email
+		"eve":    {"email": "eve@evil.example", "email_verified": true},
+	})
+	conn := map[string]any{"id": "op", "name": "Acme SSO", "issuer": issuer, "client_id": mcptest.ProviderClientID,
+		"client_secret_env": "E2E_OP_SECRET", "scopes": []string{"openid", "email", "profile", "groups"}, "org": "default"}
+	for k, v := range policy {
+		conn[k] = v
+	}
+	b, _ := json.Marshal([]any{conn})
+	file := filepath.Join(t.TempDir(), "connectors.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := in.Env(append(append([]string{}, mcptest.OAuthEnv...), "MCPAUTH_SSO_CONNECTORS="+file,
+		"E2E_OP_SECRET="+mcptest.ProviderClientSecret)...)
+	p := mcptest.StartProc(t, binPath, env, nil, "serve", "--transport", "http", "--listen", addr)
+	m, err := p.Stderr.WaitFor(mcptest.ListeningLine, p.Exited, mcptest.StartTimeout)
+	if err != nil {
+		t.Fatalf("serve with a connector: %v\n%s", err, p.Stderr)
+	}
+	return &httpServer{Proc: p, URL: m[1]}, issuer
+}
+
+func TestShouldSignInThroughAnIdentityProvider(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	// A local account the provider's "victim" must never sign in as.
+	if code, _, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example"); code != 0 {
+		t.Fatalf("user create: %s", stderr)
+	}
+	srv, _ := startSSOServer(t, in, map[string]any{"jit": true, "default_role": "viewer", "allowed_domains": []string{"acme.example"}})
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5557/cb"}, "token_endpoint_auth_method": "none"})
+	viaSSO := func(account string) (*mcptest.FormLogin, map[string]any, error) {
+		t.Helper()
+		l := &mcptest.FormLogin{SSO: "op", ProviderAccount: account}
+		r := h.authorizeURL(client, map[string]string{"scope": "users:read"})
+		back, err := l.Run(context.Background(), r.url)
+		if err != nil {
+			return l, nil, err
+		}
+		if back.Query().Get("code") == "" || back.Query().Get("iss") != h.issuer {
+			t.Fatalf("redirect %s", back)
+		}
+		status, m, _ := h.exchange(client, back.Query().Get("code"), r.verifier, false)
+		if status != http.StatusOK {
+			t.Fatalf("token: %d %v", status, m)
+		}
+		return l, m, nil
+	}
+	l, m, err := viaSSO("ada")
+	if err != nil {
+		t.Fatalf("ada through the provider: %v\nstderr:\n%s", err, srv.Stderr)
+	}
+	if !strings.Contains(strings.Join(l.Pages, " "), "/authorize/sso") || !strings.HasSuffix(strings.Join(l.Pages, " "), "/authorize/consent") {
+		t.Errorf("pages %v: want the SSO button, then consent", l.Pages)
+	}
+	first := mcptest.JWTClaims(t, m["access_token"].(string))["sub"]
+	if m["scope"] != "" { // a JIT viewer holds no users:read
+		t.Errorf("a JIT viewer was granted %v", m["scope"])
+	}
+	_, m, err = viaSSO("ada")
+	if err != nil || mcptest.JWTClaims(t, m["access_token"].(string))["sub"] != first {
+		t.Errorf("ada's second sign-in: %v; want the same account %v", err, first)
+	}
+	for account, why := range map[string]string{
+		"grace":  "not verified",                // allowed domain, unverified email
+		"eve":    "email domain is not allowed", // another domain
+		"victim": "already has its email",       // never a local account
+	} {
+		if _, _, err := viaSSO(account); err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("%s through the provider: %v; want a refusal saying %q", account, err, why)
+		}
+	}
+	// The local account was not touched: its own password still signs in.
+	if _, err := (&mcptest.FormLogin{Identifier: "victim@acme.example", Password: "Victim-password-123"}).Run(context.Background(), h.authorizeURL(client, nil).url); err != nil {
+		t.Errorf("the local account's own sign-in after the refused takeover: %v", err)
+	}
+}
