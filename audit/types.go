@@ -65,6 +65,7 @@ const (
 	SSOUserCreated  = "SSO_USER_CREATED"
 	SSOLinked       = "SSO_LINKED"
 	SSOLoginRefused = "SSO_LOGIN_REFUSED"
+	SSORolesChanged = "SSO_ROLES_CHANGED" // a connector's group rules gave or took back roles
 	// OAuthDocumentRefused: a client ID metadata document could not be fetched or used.
 	OAuthDocumentRefused = "OAUTH_CIMD_FETCH_FAILED"
 	// RetentionAnchor is written by retention: it carries the hash of the last deleted event, so

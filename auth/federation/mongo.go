@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/bduf/mcpauth/auth/storeerr"
 	"github.com/bduf/mcpauth/internal/mongox"
@@ -15,19 +16,33 @@ import (
 // filter FerretDB v1 answers without a scan, and made by unique insert, the one atomic step
 // every MongoDB-wire server has.
 type MongoStore struct {
-	links *mongo.Collection
+	links  *mongo.Collection
+	grants *mongo.Collection // _id: grantsID(connector, user)
 }
 
-var _ Store = (*MongoStore)(nil)
+// grantsDoc is what one connector's rules gave one user.
+type grantsDoc struct {
+	ID    string    `bson:"_id"`
+	Roles []OrgRole `bson:"roles"`
+}
+
+func grantsID(connectorID, userID string) string { return connectorID + "\x00" + userID }
+
+var (
+	_ Store      = (*MongoStore)(nil)
+	_ GrantStore = (*MongoStore)(nil)
+)
 
 // NewMongoStore returns a store on db, creating its collection (idempotently: the embedded
 // store indexes the _id of the collections that exist).
 func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error) {
-	s := &MongoStore{links: db.Collection("external_identities")}
-	err := db.CreateCollection(ctx, s.links.Name())
-	var se mongo.ServerError
-	if err != nil && !(errors.As(err, &se) && se.HasErrorCode(48)) { // 48: the collection exists
-		return nil, fmt.Errorf("create collection %s: %w", s.links.Name(), err)
+	s := &MongoStore{links: db.Collection("external_identities"), grants: db.Collection("sso_role_grants")}
+	for _, c := range []*mongo.Collection{s.links, s.grants} {
+		err := db.CreateCollection(ctx, c.Name())
+		var se mongo.ServerError
+		if err != nil && !(errors.As(err, &se) && se.HasErrorCode(48)) { // 48: the collection exists
+			return nil, fmt.Errorf("create collection %s: %w", c.Name(), err)
+		}
 	}
 	return s, nil
 }
@@ -47,4 +62,23 @@ func (s *MongoStore) GetLink(ctx context.Context, issuer, subject string) (Link,
 // DeleteLink removes the link of an identity.
 func (s *MongoStore) DeleteLink(ctx context.Context, issuer, subject string) error {
 	return mongox.DeleteByID(ctx, s.links, LinkID(issuer, subject), "external identity", storeerr.ErrNotFound)
+}
+
+// GetGrants reads what a connector gave a user (none: empty).
+func (s *MongoStore) GetGrants(ctx context.Context, connectorID, userID string) ([]OrgRole, error) {
+	d, err := mongox.FindOne[grantsDoc](ctx, s.grants, mongox.ByID(grantsID(connectorID, userID)), "sso role grants", storeerr.ErrNotFound)
+	if errors.Is(err, storeerr.ErrNotFound) {
+		return []OrgRole{}, nil
+	}
+	return d.Roles, err
+}
+
+// PutGrants replaces what a connector gave a user (a whole-document upsert: one sign-in of a
+// user at a time writes it; the last one wins).
+func (s *MongoStore) PutGrants(ctx context.Context, connectorID, userID string, roles []OrgRole) error {
+	id := grantsID(connectorID, userID)
+	if _, err := s.grants.ReplaceOne(ctx, mongox.ByID(id), grantsDoc{ID: id, Roles: roles}, options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("put sso role grants: %w", err)
+	}
+	return nil
 }

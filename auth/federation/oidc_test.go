@@ -27,10 +27,11 @@ func freeRedirect(t *testing.T) string {
 
 func TestShouldProveAnIdentityThroughARealOpenIDProvider(t *testing.T) {
 	redirect := freeRedirect(t)
-	op := provider{issuer: mcptest.StartOpenIDProvider(t, redirect, map[string]map[string]any{
+	issuer, _ := mcptest.StartOpenIDProvider(t, redirect, map[string]map[string]any{
 		"ada":   {"email": "ada@example.com", "email_verified": true, "preferred_username": "ada", "groups": []string{"eng", "admins"}},
 		"grace": {"email": "grace@example.com", "preferred_username": "grace"}, // no email_verified
-	})}
+	})
+	op := provider{issuer: issuer}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := federation.NewOIDC(ctx, federation.OIDCConfig{ID: "op", Name: "Test OP", Issuer: op.issuer, ClientID: mcptest.ProviderClientID,

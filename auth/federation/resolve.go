@@ -26,6 +26,8 @@ type Policy struct {
 	// TrustMFA counts the provider's multi-factor authentication (amr mfa, otp or hwk) as the
 	// second factor of an account that has one.
 	TrustMFA bool
+	// GroupRoles map the provider's groups to roles, applied at every sign-in (SyncRoles).
+	GroupRoles []GroupRole
 }
 
 // Account is a local account as the resolver needs it.
@@ -74,6 +76,9 @@ func denied(reason string) error { return &DeniedError{Reason: reason} }
 type Resolver struct {
 	Store    Store
 	Accounts Accounts
+	// Roles and Grants apply a policy's GroupRoles (nil: no mapping).
+	Roles  Roles
+	Grants GrantStore
 	// NewID makes the id of a JIT account (auth's user ids).
 	NewID func() string
 	Now   func() time.Time

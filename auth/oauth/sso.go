@@ -137,6 +137,18 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	details := map[string]any{"connector": id, "issuer": ident.Issuer, "subject": ident.Subject}
+	if len(c.Policy.GroupRoles) > 0 && s.cfg.Resolver.Roles != nil {
+		added, removed, err := federation.SyncRoles(ctx, s.cfg.Resolver.Roles, s.cfg.Resolver.Grants, id, o.Account.ID, ident.Groups, c.Policy.GroupRoles)
+		if err != nil { // fail closed: no sign-in with roles half applied
+			s.log.ErrorContext(ctx, "single sign-on: apply the group roles", "connector", id, "user_id", o.Account.ID, "error", err)
+			s.errorPage(w, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
+			return
+		}
+		if len(added)+len(removed) > 0 {
+			s.record(ctx, audit.Event{Type: audit.SSORolesChanged, Subject: o.Account.ID, OrgID: o.Account.OrgID,
+				Details: map[string]any{"connector": id, "added": added, "removed": removed, "groups": ident.Groups}})
+		}
+	}
 	switch {
 	case o.Created:
 		s.record(ctx, audit.Event{Type: audit.SSOUserCreated, Subject: o.Account.ID, OrgID: o.Account.OrgID, Details: details})

@@ -19,7 +19,7 @@ import (
 
 // startSSOServer starts mcpauth on a port chosen first (the provider's client is registered
 // with its callback before it starts) with one connector, "op", configured by policy.
-func startSSOServer(t *testing.T, in *instance, policy map[string]any) (*httpServer, string) {
+func startSSOServer(t *testing.T, in *instance, policy map[string]any) (*httpServer, func(map[string]map[string]any)) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -27,12 +27,7 @@ func startSSOServer(t *testing.T, in *instance, policy map[string]any) (*httpSer
 	}
 	addr := l.Addr().String()
 	l.Close()
-	issuer := mcptest.StartOpenIDProvider(t, "http://"+addr+"/sso/op/callback", map[string]map[string]any{
-		"ada":    {"email": "ada@acme.example", "email_verified": true, "preferred_username": "ada", "groups": []string{"eng"}},
-		"grace":  {"email": "grace@acme.example", "preferred_username": "grace"}, // email not verified
-		"victim": {"email": "victim@acme.example", "email_verified": true},       // a local account's email
-		"eve":    {"email": "eve@evil.example", "email_verified": true},
-	})
+	issuer, setAccounts := mcptest.StartOpenIDProvider(t, "http://"+addr+"/sso/op/callback", ssoAccounts("eng"))
 	conn := map[string]any{"id": "op", "name": "Acme SSO", "issuer": issuer, "client_id": mcptest.ProviderClientID,
 		"client_secret_env": "E2E_OP_SECRET", "scopes": []string{"openid", "email", "profile", "groups"}, "org": "default"}
 	for k, v := range policy {
@@ -50,7 +45,17 @@ func startSSOServer(t *testing.T, in *instance, policy map[string]any) (*httpSer
 	if err != nil {
 		t.Fatalf("serve with a connector: %v\n%s", err, p.Stderr)
 	}
-	return &httpServer{Proc: p, URL: m[1]}, issuer
+	return &httpServer{Proc: p, URL: m[1]}, setAccounts
+}
+
+// ssoAccounts are the provider's people; ada is in adaGroups.
+func ssoAccounts(adaGroups ...string) map[string]map[string]any {
+	return map[string]map[string]any{
+		"ada":    {"email": "ada@acme.example", "email_verified": true, "preferred_username": "ada", "groups": adaGroups},
+		"grace":  {"email": "grace@acme.example", "preferred_username": "grace"}, // email not verified
+		"victim": {"email": "victim@acme.example", "email_verified": true},       // a local account's email
+		"eve":    {"email": "eve@evil.example", "email_verified": true},
+	}
 }
 
 func TestShouldSignInThroughAnIdentityProvider(t *testing.T) {
@@ -60,7 +65,8 @@ func TestShouldSignInThroughAnIdentityProvider(t *testing.T) {
 	if code, _, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example"); code != 0 {
 		t.Fatalf("user create: %s", stderr)
 	}
-	srv, _ := startSSOServer(t, in, map[string]any{"jit": true, "default_role": "viewer", "allowed_domains": []string{"acme.example"}})
+	srv, setAccounts := startSSOServer(t, in, map[string]any{"jit": true, "default_role": "viewer", "allowed_domains": []string{"acme.example"},
+		"group_roles": []map[string]string{{"group": "eng", "org": "default", "role": "admin"}}})
 	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
 	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5557/cb"}, "token_endpoint_auth_method": "none"})
 	viaSSO := func(account string) (*mcptest.FormLogin, map[string]any, error) {
@@ -88,12 +94,17 @@ func TestShouldSignInThroughAnIdentityProvider(t *testing.T) {
 		t.Errorf("pages %v: want the SSO button, then consent", l.Pages)
 	}
 	first := mcptest.JWTClaims(t, m["access_token"].(string))["sub"]
-	if m["scope"] != "" { // a JIT viewer holds no users:read
-		t.Errorf("a JIT viewer was granted %v", m["scope"])
+	if m["scope"] != "users:read" { // a JIT viewer, and admin through the eng group: users:read
+		t.Errorf("ada in eng was granted %q, want users:read (the group's admin role)", m["scope"])
 	}
+	// Ada leaves eng at the provider: the next sign-in takes the group's role back.
+	setAccounts(ssoAccounts())
 	_, m, err = viaSSO("ada")
 	if err != nil || mcptest.JWTClaims(t, m["access_token"].(string))["sub"] != first {
-		t.Errorf("ada's second sign-in: %v; want the same account %v", err, first)
+		t.Fatalf("ada's second sign-in: %v; want the same account %v", err, first)
+	}
+	if m["scope"] != "" {
+		t.Errorf("ada out of eng was granted %q, want nothing (the viewer role only)", m["scope"])
 	}
 	for account, why := range map[string]string{
 		"grace":  "not verified",                // allowed domain, unverified email

@@ -4,8 +4,10 @@
 // them in with HTTP form posts, as they do mcpauth's own pages.
 //
 //   OP_CONFIG  JSON {"clients": [oidc-provider client metadata...],
-//                    "accounts": {"<login>": {claims...}}}
+//                    "accounts": {"<login>": {claims...}}, or "accounts_file": a path to
+//                    that object, read at each sign-in (a test changes a person's groups)}
 // It prints "LISTENING <issuer>" once it serves.
+import fs from 'node:fs';
 import http from 'node:http';
 import Provider from 'oidc-provider';
 
@@ -16,7 +18,8 @@ server.listen(0, '127.0.0.1', () => {
   const provider = new Provider(issuer, {
     clients: cfg.clients || [],
     findAccount: async (ctx, id) => {
-      const claims = (cfg.accounts || {})[id];
+      const accounts = cfg.accounts_file ? JSON.parse(fs.readFileSync(cfg.accounts_file, 'utf8')) : cfg.accounts || {};
+      const claims = accounts[id];
       if (!claims) return undefined;
       return { accountId: id, claims: async () => ({ sub: id, ...claims }) };
     },

@@ -42,6 +42,8 @@ type connectorConfig struct {
 	AllowedGroups      []string `json:"allowed_groups"`
 	LinkByEmailDomains []string `json:"link_by_email_domains"`
 	TrustMFA           bool     `json:"trust_mfa"`
+	// GroupRoles map the provider's groups to roles ([{"group", "org", "role"}]).
+	GroupRoles []federation.GroupRole `json:"group_roles"`
 }
 
 // connectorIDPattern is what a connector may be called: it is a path segment of its callback.
@@ -92,7 +94,7 @@ func loadConnectors(ctx context.Context, path, issuer string, getenv func(string
 		}
 		out = append(out, oauth.SSOConnector{Connector: conn, Origin: origin, Policy: federation.Policy{JIT: c.JIT, OrgID: c.Org,
 			DefaultRole: c.DefaultRole, AllowedDomains: c.AllowedDomains, AllowedGroups: c.AllowedGroups,
-			LinkByEmailDomains: c.LinkByEmailDomains, TrustMFA: c.TrustMFA}})
+			LinkByEmailDomains: c.LinkByEmailDomains, TrustMFA: c.TrustMFA, GroupRoles: c.GroupRoles}})
 		logger.Info("single sign-on connector", "id", c.ID, "issuer", c.Issuer, "jit", c.JIT, "org", c.Org)
 	}
 	return out, nil
@@ -133,5 +135,25 @@ func accountOf(u auth.User, err error) (federation.Account, error) {
 
 // resolver is the SSO resolver on the app's stores.
 func (a *app) resolver() *federation.Resolver {
-	return &federation.Resolver{Store: a.links, Accounts: ssoAccounts{a}, NewID: func() string { return random.ID("usr") }}
+	return &federation.Resolver{Store: a.links, Accounts: ssoAccounts{a}, Roles: ssoRoles{a}, Grants: a.links,
+		NewID: func() string { return random.ID("usr") }}
+}
+
+// ssoRoles are rbac's assignments as the group mapping asks for them.
+type ssoRoles struct{ a *app }
+
+func (s ssoRoles) Assign(ctx context.Context, userID string, r federation.OrgRole) (bool, error) {
+	err := s.a.authz.Assign(ctx, rbac.Assignment{UserID: userID, OrgID: r.OrgID, Role: r.Role})
+	if apierr.CodeOf(err) == apierr.Conflict {
+		return true, nil // held already (by hand, or by another connector): not this rule's
+	}
+	return false, err
+}
+
+func (s ssoRoles) Unassign(ctx context.Context, userID string, r federation.OrgRole) error {
+	err := s.a.authz.Unassign(ctx, rbac.Assignment{UserID: userID, OrgID: r.OrgID, Role: r.Role})
+	if apierr.CodeOf(err) == apierr.NotFound {
+		return nil // taken back meanwhile by hand
+	}
+	return err
 }
