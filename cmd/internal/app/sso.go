@@ -49,8 +49,10 @@ type connectorConfig struct {
 // connectorIDPattern is what a connector may be called: it is a path segment of its callback.
 var connectorIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
-// loadConnectors reads the connectors file and discovers each provider. A provider that cannot
-// be discovered is an error: an operator who configured it expects it on the login page.
+// loadConnectors reads the connectors file and discovers each provider. A mistake in the file
+// stops the start; a provider that cannot be discovered now (down, or naming another issuer) is
+// logged as an error and left off the login page, so that an outage of one provider does not
+// keep everyone else (passwords, other providers, API keys) out: a restart offers it again.
 func loadConnectors(ctx context.Context, path, issuer string, getenv func(string) string, logger *slog.Logger) ([]oauth.SSOConnector, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -86,7 +88,8 @@ func loadConnectors(ctx context.Context, path, issuer string, getenv func(string
 			ClientSecret: secret, RedirectURL: issuer + oauth.CallbackPath(c.ID), Scopes: c.Scopes,
 			EmailClaim: c.EmailClaim, UsernameClaim: c.UsernameClaim, GroupsClaim: c.GroupsClaim})
 		if err != nil {
-			return nil, fmt.Errorf("--sso-connectors: connector %s: %w", c.ID, err)
+			logger.Error("single sign-on connector left out: its provider cannot be discovered", "id", c.ID, "issuer", c.Issuer, "error", err)
+			continue
 		}
 		origin := c.Issuer
 		if u, err := url.Parse(conn.LoginURL("s", "n", "v")); err == nil {
