@@ -120,3 +120,39 @@ func TestShouldSignInThroughAnIdentityProvider(t *testing.T) {
 		t.Errorf("the local account's own sign-in after the refused takeover: %v", err)
 	}
 }
+
+// A mistake in the connectors file stops the start; a provider that is down only leaves its
+// button off the sign-in page.
+func TestShouldStartWithoutAProviderThatIsDownButNotWithABadConnectorsFile(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	write := func(v any) string {
+		b, _ := json.Marshal(v)
+		f := filepath.Join(t.TempDir(), "connectors.json")
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for name, file := range map[string]string{
+		"an id that is not a path segment": write([]any{map[string]any{"id": "../x", "issuer": "https://idp.example", "client_id": "c"}}),
+		"an unknown member":                write([]any{map[string]any{"id": "op", "issuer": "https://idp.example", "client_id": "c", "client_secret": "inline"}}),
+		"not a built-in role":              write([]any{map[string]any{"id": "op", "issuer": "https://idp.example", "client_id": "c", "default_role": "root"}}),
+	} {
+		env := in.Env(append(append([]string{}, mcptest.OAuthEnv...), "MCPAUTH_SSO_CONNECTORS="+file)...)
+		if code, _, stderr := runBinary(t, env, "", startTimeout, "serve", "--transport", "http", "--listen", "127.0.0.1:0"); code == 0 || !strings.Contains(stderr, "--sso-connectors") {
+			t.Errorf("%s: exit %d, stderr %q; want a refusal naming --sso-connectors", name, code, stderr)
+		}
+	}
+	down := write([]any{map[string]any{"id": "down", "name": "Down IdP", "issuer": "http://127.0.0.1:1", "client_id": "c"}})
+	in.Extra = append(in.Extra, append(append([]string{}, mcptest.OAuthEnv...), "MCPAUTH_SSO_CONNECTORS="+down)...)
+	srv := startHTTP(t, in, "http")
+	if !strings.Contains(srv.Stderr.String(), "left out") {
+		t.Errorf("no error logged for the provider that is down:\n%s", srv.Stderr)
+	}
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	c := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5558/cb"}, "token_endpoint_auth_method": "none"})
+	if _, _, body := noRedirect(t, h.authorizeURL(c, nil).url); !strings.Contains(body, `name="password"`) || strings.Contains(body, "Down IdP") {
+		t.Errorf("the sign-in page with its only provider down: want the password form and no button")
+	}
+}
