@@ -187,6 +187,7 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	if len(s.cfg.SSO) > 0 {
 		handle("POST "+ssoPath, "sso_start", s.ssoStart)
 		handle("GET "+ssoBasis+"{connector}/callback", "sso_callback", s.ssoCallback)
+		handle("GET "+ssoBasis+"{connector}/link", "sso_link", s.ssoLink)
 	}
 	for _, e := range []struct {
 		path, name string

@@ -47,7 +47,14 @@ type ssoState struct {
 	State    string  `json:"s"`
 	Nonce    string  `json:"n"`
 	Verifier string  `json:"v"`
+	// LinkTo is the account to link the identity to (the explicit linking from a signed-in
+	// browser), instead of signing in.
+	LinkTo string `json:"l,omitempty"`
 }
+
+// linkMaxAge is how recent the browser's sign-in must be to link an identity to its account:
+// linking gives the provider's account a way in, as a password change would.
+const linkMaxAge = 5 * time.Minute
 
 func (s *Server) ssoCookieName() string {
 	if s.secure() {
@@ -81,7 +88,12 @@ func (s *Server) ssoStart(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusBadRequest, "That way of signing in is not offered here.")
 		return
 	}
-	st := ssoState{P: p, C: c.Connector.ID(), State: random.String(24), Nonce: random.String(24), Verifier: random.String(32)}
+	s.toProvider(w, r, c, ssoState{P: p})
+}
+
+// toProvider sends the browser to c's provider with st, sealed in the browser's cookie.
+func (s *Server) toProvider(w http.ResponseWriter, r *http.Request, c SSOConnector, st ssoState) {
+	st.C, st.State, st.Nonce, st.Verifier = c.Connector.ID(), random.String(24), random.String(24), random.String(32)
 	st.P.Expires = s.now().Add(ssoTTL).Unix()
 	b, _ := json.Marshal(st)
 	http.SetCookie(w, &http.Cookie{Name: s.ssoCookieName(), Value: base64.RawURLEncoding.EncodeToString(s.cfg.Sealer.Seal(stepSSO, b)),
@@ -107,10 +119,13 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusForbidden, "The sign-in with "+c.Connector.Name()+" did not complete ("+clip(q.Get("error"), 64)+").")
 		return
 	}
-	client, err := s.lookupClient(r, st.P.ClientID)
-	if err != nil {
-		s.errorPage(w, http.StatusBadRequest, "The application asking you to sign in is no longer registered here.")
-		return
+	var client Client
+	if st.LinkTo == "" {
+		var err error
+		if client, err = s.lookupClient(r, st.P.ClientID); err != nil {
+			s.errorPage(w, http.StatusBadRequest, "The application asking you to sign in is no longer registered here.")
+			return
+		}
 	}
 	ident, err := c.Connector.HandleCallback(ctx, q.Get("code"), st.Nonce, st.Verifier)
 	if err != nil {
@@ -122,6 +137,10 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) {
 			status, msg = http.StatusForbidden, "The answer from "+c.Connector.Name()+" could not be verified. Start again from the application."
 		}
 		s.errorPage(w, status, msg)
+		return
+	}
+	if st.LinkTo != "" {
+		s.finishLink(w, r, c, ident, st.LinkTo)
 		return
 	}
 	o, err := s.cfg.Resolver.Resolve(ctx, ident, c.Policy)
@@ -240,4 +259,44 @@ func (s *Server) ssoOrigins() string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// ssoLink starts linking an identity at connector to the account this browser is signed in as:
+// GET /sso/{connector}/link in the browser that signed in (with its second factor, when the
+// account has one) in the last linkMaxAge. The provider's identity then signs in as this
+// account, whatever its email: this is the linking a person asks for, never one made for them.
+func (s *Server) ssoLink(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.connector(r.PathValue("connector"))
+	if !ok {
+		s.errorPage(w, http.StatusNotFound, "That way of signing in is not offered here.")
+		return
+	}
+	u, b, ok := s.resumeBrowserSession(r)
+	if !ok || s.now().Sub(b.AuthTime) > linkMaxAge {
+		s.errorPage(w, http.StatusForbidden, "To link your "+c.Connector.Name()+" account, sign in here with your password first "+
+			"(in the last 5 minutes, in this browser), then open this page again.")
+		return
+	}
+	s.toProvider(w, r, c, ssoState{P: pending{Browser: s.browser(w, r)}, LinkTo: u.ID})
+}
+
+// finishLink links ident to the account userID.
+func (s *Server) finishLink(w http.ResponseWriter, r *http.Request, c SSOConnector, ident federation.Identity, userID string) {
+	ctx := r.Context()
+	err := s.cfg.Resolver.Link(ctx, ident, userID)
+	if d := (*federation.DeniedError)(nil); errors.As(err, &d) {
+		s.record(ctx, audit.Event{Type: audit.SSOLoginRefused, Severity: audit.Warning, Subject: userID,
+			Details: map[string]any{"connector": c.Connector.ID(), "reason": d.Reason, "issuer": ident.Issuer, "subject": ident.Subject}})
+		s.errorPage(w, http.StatusConflict, "That "+c.Connector.Name()+" account is linked to another account here already.")
+		return
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "single sign-on: link an identity", "user_id", userID, "error", err)
+		s.errorPage(w, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
+		return
+	}
+	s.record(ctx, audit.Event{Type: audit.SSOLinked, Subject: userID, Actor: userID,
+		Details: map[string]any{"connector": c.Connector.ID(), "issuer": ident.Issuer, "subject": ident.Subject, "by": "the account"}})
+	s.render(w, http.StatusOK, "done", "", pageData{Title: "Account linked",
+		Error: "Your " + c.Connector.Name() + " account is linked: you can sign in with it from now on."})
 }

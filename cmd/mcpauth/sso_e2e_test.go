@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -154,5 +155,80 @@ func TestShouldStartWithoutAProviderThatIsDownButNotWithABadConnectorsFile(t *te
 	c := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5558/cb"}, "token_endpoint_auth_method": "none"})
 	if _, _, body := noRedirect(t, h.authorizeURL(c, nil).url); !strings.Contains(body, `name="password"`) || strings.Contains(body, "Down IdP") {
 		t.Errorf("the sign-in page with its only provider down: want the password form and no button")
+	}
+}
+
+// Linking is asked for from the account: signed in with its password in this browser in the
+// last minutes, the person opens /sso/<id>/link and signs in at the provider; from then on the
+// provider's identity signs in as that account. An identity linked elsewhere is refused.
+func TestShouldLinkAnIdentityFromASignedInBrowserOnly(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	code, stdout, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example")
+	var victim struct {
+		ID string `json:"id"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &victim) != nil || victim.ID == "" {
+		t.Fatalf("user create: %d %s %s", code, stdout, stderr)
+	}
+	srv, _ := startSSOServer(t, in, map[string]any{"jit": true})
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5559/cb"}, "token_endpoint_auth_method": "none"})
+	ctx := context.Background()
+	link := func(browser *http.Client, account string) (int, string) {
+		t.Helper()
+		resp, err := browser.Get(srv.URL + "/sso/op/link")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			return resp.StatusCode, string(first)
+		}
+		back, err := mcptest.ProviderLogin(ctx, browser, resp.Header.Get("Location"), srv.URL+"/sso/", account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err = browser.Get(back.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// Not signed in here: refused, nothing linked.
+	if status, body := link(mcptest.NewBrowser(), "victim"); status != http.StatusForbidden || !strings.Contains(body, "sign in here with your password first") {
+		t.Errorf("linking without a sign-in: %d", status)
+	}
+	// Signed in with the password, in this browser: the provider's "victim" links to the account.
+	browser := &mcptest.FormLogin{Identifier: "victim@acme.example", Password: "Victim-password-123"}
+	if _, err := browser.Run(ctx, h.authorizeURL(client, nil).url); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := link(browser.Client, "victim"); status != http.StatusOK || !strings.Contains(body, "is linked") {
+		t.Fatalf("linking from the signed-in browser: %d %s", status, body)
+	}
+	r := h.authorizeURL(client, nil)
+	back, err := (&mcptest.FormLogin{SSO: "op", ProviderAccount: "victim"}).Run(ctx, r.url)
+	if err != nil {
+		t.Fatalf("sign in with the linked identity: %v", err)
+	}
+	_, m, _ := h.exchange(client, back.Query().Get("code"), r.verifier, false)
+	if sub := mcptest.JWTClaims(t, m["access_token"].(string))["sub"]; sub != victim.ID {
+		t.Errorf("the linked identity signed in as %v, want the account it was linked to (%s)", sub, victim.ID)
+	}
+	// Ada's identity, made hers by JIT, cannot be linked to the victim's account too.
+	if _, err := (&mcptest.FormLogin{SSO: "op", ProviderAccount: "ada"}).Run(ctx, h.authorizeURL(client, nil).url); err != nil {
+		t.Fatal(err)
+	}
+	// (A browser of its own: the provider would otherwise remember its sign-in as "victim".)
+	again := &mcptest.FormLogin{Identifier: "victim@acme.example", Password: "Victim-password-123"}
+	if _, err := again.Run(ctx, h.authorizeURL(client, nil).url); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := link(again.Client, "ada"); status != http.StatusConflict {
+		t.Errorf("linking an identity linked elsewhere: %d, want 409", status)
 	}
 }
