@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bduf/mcpauth/internal/mcptest"
 )
@@ -230,5 +232,81 @@ func TestShouldLinkAnIdentityFromASignedInBrowserOnly(t *testing.T) {
 	}
 	if status, _ := link(again.Client, "ada"); status != http.StatusConflict {
 		t.Errorf("linking an identity linked elsewhere: %d, want 409", status)
+	}
+}
+
+// callTool makes one stateless tools/call with token and returns the result's structured
+// content (failing t on an error result).
+func (h asHarness) callTool(token, tool string, a args) map[string]any {
+	h.t.Helper()
+	argJSON, _ := json.Marshal(a)
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `","arguments":` + string(argJSON) + `,` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},` +
+		`"io.modelcontextprotocol/clientInfo":{"name":"e2e","version":"1"}}}}`
+	r := mcptest.Post(h.t, h.resource, token, body, "MCP-Protocol-Version", "2026-07-28", "Mcp-Method", "tools/call", "Mcp-Name", tool)
+	var resp struct {
+		Result struct {
+			IsError           bool           `json:"isError"`
+			StructuredContent map[string]any `json:"structuredContent"`
+		} `json:"result"`
+	}
+	if r.Status != http.StatusOK || json.Unmarshal(r.Body, &resp) != nil || resp.Result.IsError {
+		h.t.Fatalf("%s: %d %s", tool, r.Status, r.Body)
+	}
+	return resp.Result.StructuredContent
+}
+
+// A provider that is not trusted for MFA does not stand in for an account's own second factor:
+// after the provider, the account's TOTP is asked.
+func TestShouldAskTheAccountsSecondFactorAfterAProviderNotTrustedForIt(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	if code, _, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example"); code != 0 {
+		t.Fatalf("user create: %s", stderr)
+	}
+	srv, _ := startSSOServer(t, in, map[string]any{})
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5560/cb"}, "token_endpoint_auth_method": "none"})
+	ctx := context.Background()
+	// Signed in with the password (no MFA yet): link the provider's "victim", get a token.
+	browser := &mcptest.FormLogin{Identifier: "victim@acme.example", Password: "Victim-password-123"}
+	r := h.authorizeURL(client, nil)
+	back, err := browser.Run(ctx, r.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m, _ := h.exchange(client, back.Query().Get("code"), r.verifier, false)
+	token := m["access_token"].(string)
+	resp, err := browser.Client.Get(srv.URL + "/sso/op/link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cb, err := mcptest.ProviderLogin(ctx, browser.Client, resp.Header.Get("Location"), srv.URL+"/sso/", "victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err = browser.Client.Get(cb.String()); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("link: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	// The account turns TOTP on.
+	en := h.callTool(token, "mfa_enroll", args{"method": "totp"})
+	secret, _ := en["secret"].(string)
+	step := totpStep(time.Now())
+	if conf := h.callTool(token, "mfa_confirm", args{"code": totpCode(t, secret, step)}); conf["enabled"] != true {
+		t.Fatalf("mfa_confirm: %v", conf)
+	}
+	// Through the provider now: its sign-in, then the account's code.
+	asked := 0
+	sso := &mcptest.FormLogin{SSO: "op", ProviderAccount: "victim", SecondFactor: func() string {
+		asked++
+		return totpCode(t, secret, max(step+1, totpStep(time.Now())))
+	}}
+	if back, err := sso.Run(ctx, h.authorizeURL(client, nil).url); err != nil || back.Query().Get("code") == "" {
+		t.Fatalf("sign in through the provider with MFA on: %v", err)
+	}
+	if asked != 1 || !slices.Contains(sso.Pages, "/authorize/mfa") {
+		t.Errorf("pages %v, code asked %d times: want the account's second factor after the provider", sso.Pages, asked)
 	}
 }
