@@ -411,6 +411,12 @@ func (s *Service) rotate(ctx context.Context, refreshToken Secret, mine func(ses
 	if u.Disabled {
 		return Tokens{}, ErrAccountDisabled
 	}
+	if g := sess.Grant; g != nil && !g.NotAfter.IsZero() && !s.cfg.Now().Before(g.NotAfter) {
+		if _, rerr := s.revokeSession(ctx, sess.ID, "grant lifetime over"); rerr != nil {
+			return Tokens{}, rerr
+		}
+		return Tokens{}, token.ErrExpired.With("reason", "the grant's lifetime is over: sign in again")
+	}
 	refresh, err := s.sessions.Rotate(ctx, rt, sess)
 	if err != nil {
 		return Tokens{}, err

@@ -28,6 +28,21 @@ type Policy struct {
 	TrustMFA bool
 	// GroupRoles map the provider's groups to roles, applied at every sign-in (SyncRoles).
 	GroupRoles []GroupRole
+	// Lifetime bounds what a sign-in through the provider leads to (the client's grant,
+	// however often refreshed, and the browser's session), so that the provider is asked
+	// again, and its groups read again, at least that often (0: DefaultSessionTTL).
+	Lifetime time.Duration
+}
+
+// DefaultSessionTTL is how long a single sign-on lasts unless its connector says otherwise.
+const DefaultSessionTTL = 24 * time.Hour
+
+// SessionTTL is p's Lifetime or the default.
+func (p Policy) SessionTTL() time.Duration {
+	if p.Lifetime > 0 {
+		return p.Lifetime
+	}
+	return DefaultSessionTTL
 }
 
 // Account is a local account as the resolver needs it.

@@ -45,6 +45,9 @@ type pending struct {
 	UserID   string `json:"u,omitempty"`
 	AuthTime int64  `json:"at,omitempty"`
 	MFA      bool   `json:"m,omitempty"`
+	// GrantUntil ends the grant this request leads to (a single sign-on's: the provider's
+	// policy), Unix seconds; 0: no end but its refreshes'.
+	GrantUntil int64 `json:"gu,omitempty"`
 	// Granted is what the user allowed the client before (read once, at the consent page).
 	Granted []string `json:"g,omitempty"`
 }
@@ -154,6 +157,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	prompt := strings.Fields(q.Get("prompt")) // OpenID Connect's: login, consent, none
 	if u, b, ok := s.resumeBrowserSession(r); ok && !slices.Contains(prompt, "login") {
 		p.UserID, p.AuthTime, p.MFA = u.ID, b.AuthTime.Unix(), b.MFA
+		if !b.GrantUntil.IsZero() {
+			p.GrantUntil = b.GrantUntil.Unix()
+		}
 		s.proceed(w, r, client, p, u, slices.Contains(prompt, "consent"), slices.Contains(prompt, "none"))
 		return
 	}
@@ -290,7 +296,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, status, client, p, identifier, msg)
 	default:
 		p.UserID, p.AuthTime = u.ID, s.now().Unix()
-		s.startBrowserSession(w, r, u.ID, false)
+		s.startBrowserSession(w, r, u.ID, false, 0)
 		s.proceed(w, r, client, p, u, false, false)
 	}
 }
@@ -313,7 +319,7 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.AuthTime, p.MFA = s.now().Unix(), true
-	s.startBrowserSession(w, r, u.ID, true)
+	s.startBrowserSession(w, r, u.ID, true, p.GrantUntil)
 	s.proceed(w, r, client, p, u, false, false)
 }
 
@@ -356,6 +362,9 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, client Client, p 
 	c := Code{Hash: codeHash(code), ClientID: client.ID, RedirectURI: p.RedirectURI, Challenge: p.Challenge,
 		Resource: p.Resource, Scopes: p.Scopes, UserID: p.UserID, AuthTime: time.Unix(p.AuthTime, 0).UTC(), MFA: p.MFA,
 		CreatedAt: now, ExpiresAt: now.Add(CodeTTL)}
+	if p.GrantUntil != 0 {
+		c.GrantUntil = time.Unix(p.GrantUntil, 0).UTC()
+	}
 	if err := s.cfg.Store.CreateCode(ctx, c); err != nil {
 		s.log.ErrorContext(ctx, "store an authorization code", "error", err)
 		s.redirectError(w, r, p.RedirectURI, p.State, authError{"server_error", "the authorization could not be stored"})

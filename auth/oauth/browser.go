@@ -28,9 +28,13 @@ func (s *Server) browserSessionCookieName() string {
 
 // startBrowserSession remembers userID's login in this browser. A failure to store it is
 // logged: the authorization goes on, and the next one asks for the password again.
-func (s *Server) startBrowserSession(w http.ResponseWriter, r *http.Request, userID string, withMFA bool) {
+func (s *Server) startBrowserSession(w http.ResponseWriter, r *http.Request, userID string, withMFA bool, grantUntil int64) {
 	v, now := randomToken(), s.now()
 	b := BrowserSession{Hash: secretHash(v), UserID: userID, AuthTime: now, MFA: withMFA, CreatedAt: now, ExpiresAt: now.Add(browserSessionTTL)}
+	if grantUntil != 0 { // signed in by a provider: what it leads to ends as the provider's grant does
+		b.GrantUntil = time.Unix(grantUntil, 0).UTC()
+		b.ExpiresAt = minTime(b.ExpiresAt, b.GrantUntil)
+	}
 	if err := s.cfg.Store.CreateBrowserSession(r.Context(), b); err != nil {
 		s.log.WarnContext(r.Context(), "store a browser session (the next authorization asks for the password)", "user_id", userID, "error", err)
 		return
@@ -76,4 +80,11 @@ func (s *Server) endBrowserSession(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: s.browserSessionCookieName(), Value: "", Path: "/", HttpOnly: true,
 		Secure: s.secure(), SameSite: http.SameSiteLaxMode, MaxAge: -1})
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

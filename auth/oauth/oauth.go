@@ -80,6 +80,8 @@ type Code struct {
 	MFA         bool      `bson:"mfa"`
 	CreatedAt   time.Time `bson:"created_at"`
 	ExpiresAt   time.Time `bson:"expires_at"`
+	// GrantUntil ends the grant the code opens (zero: none but its refreshes').
+	GrantUntil time.Time `bson:"grant_until,omitzero"`
 }
 
 // BrowserSession is a login the server remembers in a browser (its mcpauth_session cookie),
@@ -93,6 +95,8 @@ type BrowserSession struct {
 	MFA       bool      `bson:"mfa"`
 	CreatedAt time.Time `bson:"created_at"`
 	ExpiresAt time.Time `bson:"expires_at"`
+	// GrantUntil ends the grants this browser session leads to (a single sign-on's).
+	GrantUntil time.Time `bson:"grant_until,omitzero"`
 }
 
 // Consent is what a user allowed a client: the scopes granted so far (remembered consent).

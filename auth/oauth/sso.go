@@ -176,6 +176,7 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.cfg.Auth.SSOLogin(ctx, o.Account.ID, id, o.MFADone)
 	p := st.P
+	p.GrantUntil = s.now().Add(c.Policy.SessionTTL()).Unix() // the provider is asked again at least this often
 	switch {
 	case errors.Is(err, mfa.ErrRequired): // a local second factor the provider is not trusted for
 		p.UserID = u.ID
@@ -186,7 +187,7 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, status, msg)
 	default:
 		p.UserID, p.AuthTime, p.MFA = u.ID, s.now().Unix(), o.MFADone
-		s.startBrowserSession(w, r, u.ID, o.MFADone)
+		s.startBrowserSession(w, r, u.ID, o.MFADone, p.GrantUntil)
 		s.proceed(w, r, client, p, u, false, false)
 	}
 }

@@ -76,6 +76,9 @@ type Grant struct {
 	Resource string    `bson:"resource"`
 	Scopes   []string  `bson:"scopes"`
 	AuthTime time.Time `bson:"auth_time"` // the login the grant came from
+	// NotAfter, when set, ends the grant whatever its refreshes: a single sign-on's, so that
+	// the provider is asked again (and its groups read again) at least that often.
+	NotAfter time.Time `bson:"not_after,omitzero"`
 }
 
 // Active reports whether the session can still be used at now. Expiry is checked here, at read

@@ -14,7 +14,7 @@ import (
 // NewBrowserSession returns a browser session of userID with every field set.
 func NewBrowserSession(hash, userID string, at time.Time) oauth.BrowserSession {
 	return oauth.BrowserSession{Hash: hash, UserID: userID, AuthTime: at.Add(-time.Second), MFA: true,
-		CreatedAt: at, ExpiresAt: at.Add(8 * time.Hour)}
+		CreatedAt: at, ExpiresAt: at.Add(8 * time.Hour), GrantUntil: at.Add(24 * time.Hour)}
 }
 
 func mustBrowserSession(t *testing.T, what string, got, want oauth.BrowserSession) {
@@ -22,8 +22,9 @@ func mustBrowserSession(t *testing.T, what string, got, want oauth.BrowserSessio
 	conformance.MustTime(t, what+" auth_time", got.AuthTime, want.AuthTime)
 	conformance.MustTime(t, what+" created_at", got.CreatedAt, want.CreatedAt)
 	conformance.MustTime(t, what+" expires_at", got.ExpiresAt, want.ExpiresAt)
-	got.AuthTime, got.CreatedAt, got.ExpiresAt = time.Time{}, time.Time{}, time.Time{}
-	want.AuthTime, want.CreatedAt, want.ExpiresAt = time.Time{}, time.Time{}, time.Time{}
+	conformance.MustTime(t, what+" grant_until", got.GrantUntil, want.GrantUntil)
+	got.AuthTime, got.CreatedAt, got.ExpiresAt, got.GrantUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	want.AuthTime, want.CreatedAt, want.ExpiresAt, want.GrantUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s = %+v, want %+v", what, got, want)
 	}

@@ -63,7 +63,7 @@ func NewCode(hash, client string, at time.Time) oauth.Code {
 	return oauth.Code{Hash: hash, ClientID: client, RedirectURI: "http://127.0.0.1:53682/callback",
 		Challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", Resource: "https://mcp.example/mcp",
 		Scopes: []string{"projects:read", "audit:read"}, UserID: "usr_1", OrgID: "acme",
-		AuthTime: at.Add(-time.Minute), MFA: true, CreatedAt: at, ExpiresAt: at.Add(time.Minute)}
+		AuthTime: at.Add(-time.Minute), MFA: true, CreatedAt: at, ExpiresAt: at.Add(time.Minute), GrantUntil: at.Add(24 * time.Hour)}
 }
 
 // mustClient fails t unless got is want, times within a millisecond.
@@ -82,8 +82,9 @@ func mustCode(t *testing.T, what string, got, want oauth.Code) {
 	conformance.MustTime(t, what+" auth_time", got.AuthTime, want.AuthTime)
 	conformance.MustTime(t, what+" created_at", got.CreatedAt, want.CreatedAt)
 	conformance.MustTime(t, what+" expires_at", got.ExpiresAt, want.ExpiresAt)
-	got.AuthTime, got.CreatedAt, got.ExpiresAt = time.Time{}, time.Time{}, time.Time{}
-	want.AuthTime, want.CreatedAt, want.ExpiresAt = time.Time{}, time.Time{}, time.Time{}
+	conformance.MustTime(t, what+" grant_until", got.GrantUntil, want.GrantUntil)
+	got.AuthTime, got.CreatedAt, got.ExpiresAt, got.GrantUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	want.AuthTime, want.CreatedAt, want.ExpiresAt, want.GrantUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s = %+v, want %+v", what, got, want)
 	}

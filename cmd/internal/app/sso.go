@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/go-json-experiment/json"
 
@@ -44,6 +45,8 @@ type connectorConfig struct {
 	TrustMFA           bool     `json:"trust_mfa"`
 	// GroupRoles map the provider's groups to roles ([{"group", "org", "role"}]).
 	GroupRoles []federation.GroupRole `json:"group_roles"`
+	// SessionTTL bounds what a sign-in through it leads to, e.g. "8h" (default 24h).
+	SessionTTL string `json:"session_ttl"`
 }
 
 // connectorIDPattern is what a connector may be called: it is a path segment of its callback.
@@ -84,6 +87,13 @@ func loadConnectors(ctx context.Context, path, issuer string, getenv func(string
 		if c.Org == "" {
 			c.Org = auth.DefaultOrgID
 		}
+		var lifetime time.Duration
+		if c.SessionTTL != "" {
+			var err error
+			if lifetime, err = time.ParseDuration(c.SessionTTL); err != nil || lifetime < 5*time.Minute || lifetime > 720*time.Hour {
+				return nil, fmt.Errorf("--sso-connectors: connector %s: session_ttl %q: want a duration from 5m to 720h", c.ID, c.SessionTTL)
+			}
+		}
 		conn, err := federation.NewOIDC(ctx, federation.OIDCConfig{ID: c.ID, Name: c.Name, Issuer: c.Issuer, ClientID: c.ClientID,
 			ClientSecret: secret, RedirectURL: issuer + oauth.CallbackPath(c.ID), Scopes: c.Scopes,
 			EmailClaim: c.EmailClaim, UsernameClaim: c.UsernameClaim, GroupsClaim: c.GroupsClaim})
@@ -97,7 +107,7 @@ func loadConnectors(ctx context.Context, path, issuer string, getenv func(string
 		}
 		out = append(out, oauth.SSOConnector{Connector: conn, Origin: origin, Policy: federation.Policy{JIT: c.JIT, OrgID: c.Org,
 			DefaultRole: c.DefaultRole, AllowedDomains: c.AllowedDomains, AllowedGroups: c.AllowedGroups,
-			LinkByEmailDomains: c.LinkByEmailDomains, TrustMFA: c.TrustMFA, GroupRoles: c.GroupRoles}})
+			LinkByEmailDomains: c.LinkByEmailDomains, TrustMFA: c.TrustMFA, GroupRoles: c.GroupRoles, Lifetime: lifetime}})
 		logger.Info("single sign-on connector", "id", c.ID, "issuer", c.Issuer, "jit", c.JIT, "org", c.Org)
 	}
 	return out, nil
