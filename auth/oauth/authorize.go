@@ -552,7 +552,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name, redirect string
 	if redirect != "" {
 		formAction = formActionSource(redirect)
 	}
-	if name == "login" && len(d.Connectors) > 0 { // its buttons lead on to the providers
+	if name == "login" && len(d.Connectors) > 0 || name == "link" { // its buttons lead on to the providers
 		formAction += " " + s.ssoOrigins()
 	}
 	h := w.Header()

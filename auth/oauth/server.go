@@ -188,6 +188,7 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 		handle("POST "+ssoPath, "sso_start", s.ssoStart)
 		handle("GET "+ssoBasis+"{connector}/callback", "sso_callback", s.ssoCallback)
 		handle("GET "+ssoBasis+"{connector}/link", "sso_link", s.ssoLink)
+		handle("POST "+ssoBasis+"{connector}/link", "sso_link", s.ssoLink)
 	}
 	for _, e := range []struct {
 		path, name string

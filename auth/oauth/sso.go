@@ -36,6 +36,7 @@ type SSOConnector struct {
 const (
 	ssoPath  = "/authorize/sso"
 	stepSSO  = "oauth-sso"
+	stepLink = "oauth-sso-link"
 	ssoTTL   = 10 * time.Minute
 	ssoBasis = "/sso/"
 )
@@ -262,10 +263,14 @@ func (s *Server) ssoOrigins() string {
 	return strings.Join(out, " ")
 }
 
-// ssoLink starts linking an identity at connector to the account this browser is signed in as:
-// GET /sso/{connector}/link in the browser that signed in (with its second factor, when the
-// account has one) in the last linkMaxAge. The provider's identity then signs in as this
-// account, whatever its email: this is the linking a person asks for, never one made for them.
+// ssoLink links an identity at connector to the account this browser is signed in as, in the
+// browser that signed in (with its second factor, when the account has one) in the last
+// linkMaxAge. GET /sso/{connector}/link asks; its form's POST (sealed for this browser and this
+// account: a page of another site can neither send it, nor make the browser send its Lax
+// cookies with a cross-site POST) sends the browser to the provider. A GET alone never does:
+// a page of another site could otherwise link, to the victim's account, whatever identity it
+// had signed the victim's browser into at the provider. The provider's identity then signs in
+// as this account, whatever its email: this is the linking a person asks for.
 func (s *Server) ssoLink(w http.ResponseWriter, r *http.Request) {
 	c, ok := s.connector(r.PathValue("connector"))
 	if !ok {
@@ -278,7 +283,20 @@ func (s *Server) ssoLink(w http.ResponseWriter, r *http.Request) {
 			"(in the last 5 minutes, in this browser), then open this page again.")
 		return
 	}
-	s.toProvider(w, r, c, ssoState{P: pending{Browser: s.browser(w, r)}, LinkTo: u.ID})
+	if r.Method == http.MethodGet {
+		p := pending{Browser: s.browser(w, r), UserID: u.ID, Expires: s.now().Add(linkMaxAge).Unix()}
+		d := pageData{Title: "Link an account", Action: ssoBasis + c.Connector.ID() + "/link",
+			Request: s.seal(stepLink, p), ClientName: c.Connector.Name(), User: u.Email}
+		s.render(w, http.StatusOK, "link", "", d)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	p, ok := s.unseal(r, stepLink)
+	if !ok || p.UserID != u.ID {
+		s.errorPage(w, http.StatusBadRequest, "This page has expired or was not opened in this browser. Open the link page again.")
+		return
+	}
+	s.toProvider(w, r, c, ssoState{P: pending{Browser: p.Browser}, LinkTo: u.ID})
 }
 
 // finishLink links ident to the account userID.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -179,14 +180,23 @@ func TestShouldLinkAnIdentityFromASignedInBrowserOnly(t *testing.T) {
 	ctx := context.Background()
 	link := func(browser *http.Client, account string) (int, string) {
 		t.Helper()
-		resp, err := browser.Get(srv.URL + "/sso/op/link")
+		resp, err := browser.Get(srv.URL + "/sso/op/link") // the page that asks
 		if err != nil {
 			t.Fatal(err)
 		}
-		first, _ := io.ReadAll(resp.Body)
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return resp.StatusCode, string(page)
+		}
+		sealed := between(string(page), `name="request" value="`, `"`)
+		resp, err = browser.PostForm(srv.URL+"/sso/op/link", url.Values{"request": {sealed}})
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusSeeOther {
-			return resp.StatusCode, string(first)
+			return resp.StatusCode, ""
 		}
 		back, err := mcptest.ProviderLogin(ctx, browser, resp.Header.Get("Location"), srv.URL+"/sso/", account)
 		if err != nil {
@@ -199,6 +209,16 @@ func TestShouldLinkAnIdentityFromASignedInBrowserOnly(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
+	}
+	// A page of another site cannot send the form: without this browser's sealed page, refused.
+	signedIn := &mcptest.FormLogin{Identifier: "victim@acme.example", Password: "Victim-password-123"}
+	if _, err := signedIn.Run(ctx, h.authorizeURL(client, nil).url); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := signedIn.Client.PostForm(srv.URL+"/sso/op/link", url.Values{"request": {"forged"}}); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a forged link form: %v %v, want 400", err, resp)
+	} else {
+		resp.Body.Close()
 	}
 	// Not signed in here: refused, nothing linked.
 	if status, body := link(mcptest.NewBrowser(), "victim"); status != http.StatusForbidden || !strings.Contains(body, "sign in here with your password first") {
@@ -279,6 +299,11 @@ func TestShouldAskTheAccountsSecondFactorAfterAProviderNotTrustedForIt(t *testin
 	token := m["access_token"].(string)
 	resp, err := browser.Client.Get(srv.URL + "/sso/op/link")
 	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp, err = browser.Client.PostForm(srv.URL+"/sso/op/link", url.Values{"request": {between(string(page), `name="request" value="`, `"`)}}); err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
