@@ -204,3 +204,34 @@ func (b browserSteps) shot(name string) {
 	}
 	mcptest.Artifact(b.t, name, png)
 }
+
+// Single sign-on in a real browser: the sign-in page's provider button, the provider's own pages,
+// and back through consent to the client. Chromium checks the redirect to the provider after the
+// button's POST against the sign-in page's CSP form-action, which must name the provider.
+func TestShouldSignInThroughAProviderInARealBrowser(t *testing.T) {
+	in := newInstance(t)
+	srv, _ := startSSOServer(t, in, map[string]any{"jit": true})
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	catcher := newRedirectCatcher(t)
+	// A client on "localhost": the consent page's form-action names http://localhost:*, so only
+	// the provider's own entry in the sign-in page's CSP lets the browser on to 127.0.0.1:<op>.
+	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://localhost/callback"}, "client_name": "Browser SSO e2e",
+		"token_endpoint_auth_method": "none"})
+	client.redirect = "http://localhost:" + catcher.port + "/callback"
+	b := browserSteps{t: t, ctx: mcptest.Browser(t, 390, 844)}
+	req := h.authorizeURL(client, nil)
+	b.do(chromedp.Navigate(req.url), chromedp.WaitVisible(chromedp.CSS(`button[name=connector]`)))
+	b.shot("sso-login.png")
+	b.do(chromedp.Click(chromedp.CSS(`button[name=connector]`)), chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)))
+	b.do(chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "ada"), chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "any"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`button[autofocus]`)))
+	b.do(chromedp.Click(chromedp.CSS(`button[autofocus]`)), chromedp.WaitVisible(chromedp.CSS("button[value=allow]")))
+	b.do(chromedp.Click(chromedp.CSS("button[value=allow]")))
+	q := catcher.await(t)
+	if q.Get("code") == "" || q.Get("state") != req.state || q.Get("iss") != h.issuer {
+		t.Fatalf("the redirect brought %v", q)
+	}
+	if status, m, _ := h.exchange(client, q.Get("code"), req.verifier, false); status != http.StatusOK {
+		t.Errorf("redeem the code of a single sign-on: %d %v", status, m)
+	}
+}
