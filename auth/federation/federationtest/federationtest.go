@@ -16,6 +16,11 @@ import (
 
 // Run runs the whole suite; newStore returns a fresh, empty store per subtest.
 func Run(t *testing.T, newStore func(t *testing.T) federation.Store) {
+	if _, ok := newStore(t).(federation.GrantStore); ok {
+		t.Run("ShouldKeepEachConnectorsGrantsPerUser", func(t *testing.T) {
+			testGrants(t, newStore(t).(federation.GrantStore))
+		})
+	}
 	for _, tc := range []struct {
 		name string
 		run  func(t *testing.T, s federation.Store)
@@ -118,5 +123,33 @@ func testConcurrent(t *testing.T, s federation.Store) {
 	}
 	if won != 1 {
 		t.Fatalf("%d of %d concurrent first links won, want exactly 1", won, racers)
+	}
+}
+
+func testGrants(t *testing.T, s federation.GrantStore) {
+	ctx := context.Background()
+	got, err := s.GetGrants(ctx, "okta", "usr_1")
+	conformance.MustOK(t, "get before any", err)
+	if len(got) != 0 {
+		t.Fatalf("grants before any: %v", got)
+	}
+	admin, viewer := federation.OrgRole{OrgID: "acme", Role: "admin"}, federation.OrgRole{OrgID: "globex", Role: "viewer"}
+	conformance.MustOK(t, "put", s.PutGrants(ctx, "okta", "usr_1", []federation.OrgRole{admin, viewer}))
+	conformance.MustOK(t, "put another connector's", s.PutGrants(ctx, "google", "usr_1", []federation.OrgRole{viewer}))
+	conformance.MustOK(t, "put another user's", s.PutGrants(ctx, "okta", "usr_2", []federation.OrgRole{admin}))
+	conformance.MustOK(t, "replace", s.PutGrants(ctx, "okta", "usr_1", []federation.OrgRole{viewer}))
+	for _, tc := range []struct {
+		connector, user string
+		want            []federation.OrgRole
+	}{{"okta", "usr_1", []federation.OrgRole{viewer}}, {"google", "usr_1", []federation.OrgRole{viewer}}, {"okta", "usr_2", []federation.OrgRole{admin}}} {
+		got, err := s.GetGrants(ctx, tc.connector, tc.user)
+		conformance.MustOK(t, "get "+tc.connector+" "+tc.user, err)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("grants of %s by %s = %v, want %v", tc.user, tc.connector, got, tc.want)
+		}
+	}
+	conformance.MustOK(t, "put none", s.PutGrants(ctx, "okta", "usr_2", []federation.OrgRole{}))
+	if got, err := s.GetGrants(ctx, "okta", "usr_2"); err != nil || len(got) != 0 {
+		t.Errorf("grants put to none: %v %v", got, err)
 	}
 }
