@@ -170,7 +170,14 @@ func (r *Resolver) link(ctx context.Context, id Identity, p Policy, userID strin
 		return Outcome{}, err
 	}
 	acct, err = r.Accounts.CreateAccount(ctx, userID, id.Email, id.Username, p.OrgID, p.DefaultRole)
-	if errors.Is(err, storeerr.ErrAlreadyExists) { // another identity's account took the email meanwhile
+	if errors.Is(err, storeerr.ErrAlreadyExists) {
+		// Either another account has the email, or another sign-in of this identity, which
+		// found the link, is making this very account (its id is the link's).
+		if other, err := r.Accounts.AccountByEmail(ctx, id.Email); err != nil || other.ID == userID {
+			if acct, err := r.awaitAccount(ctx, userID); err == nil {
+				return Outcome{Account: acct}, r.usable(acct)
+			}
+		}
 		if derr := r.Store.DeleteLink(ctx, id.Issuer, id.Subject); derr != nil && !errors.Is(derr, storeerr.ErrNotFound) {
 			return Outcome{}, derr
 		}
@@ -188,8 +195,8 @@ func (r *Resolver) linkedAccount(ctx context.Context, l Link, id Identity, p Pol
 	acct, err := r.Accounts.AccountByID(ctx, l.UserID)
 	if errors.Is(err, storeerr.ErrNotFound) && p.JIT {
 		acct, err = r.Accounts.CreateAccount(ctx, l.UserID, id.Email, id.Username, p.OrgID, p.DefaultRole)
-		if errors.Is(err, storeerr.ErrAlreadyExists) { // made meanwhile by the sign-in that linked it
-			acct, err = r.Accounts.AccountByID(ctx, l.UserID)
+		if errors.Is(err, storeerr.ErrAlreadyExists) { // being made meanwhile by the sign-in that linked it
+			acct, err = r.awaitAccount(ctx, l.UserID)
 		}
 	}
 	if errors.Is(err, storeerr.ErrNotFound) {
@@ -199,6 +206,24 @@ func (r *Resolver) linkedAccount(ctx context.Context, l Link, id Identity, p Pol
 		return Account{}, err
 	}
 	return acct, r.usable(acct)
+}
+
+// awaitAccount reads the account userID that another sign-in is making (its unique email or id
+// is taken already; the account's record follows), for at most awaitAccount.
+func (r *Resolver) awaitAccount(ctx context.Context, userID string) (Account, error) {
+	ctx, cancel := context.WithTimeout(ctx, awaitAccount)
+	defer cancel()
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		acct, err := r.Accounts.AccountByID(ctx, userID)
+		if !errors.Is(err, storeerr.ErrNotFound) {
+			return acct, err
+		}
+		select {
+		case <-ctx.Done():
+			return Account{}, storeerr.ErrNotFound
+		case <-time.After(wait):
+		}
+	}
 }
 
 // awaitLinked is linkedAccount for a sign-in that lost the race for the link: the winner may

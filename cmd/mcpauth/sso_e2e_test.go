@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -333,5 +335,58 @@ func TestShouldAskTheAccountsSecondFactorAfterAProviderNotTrustedForIt(t *testin
 	}
 	if asked != 1 || !slices.Contains(sso.Pages, "/authorize/mfa") {
 		t.Errorf("pages %v, code asked %d times: want the account's second factor after the provider", sso.Pages, asked)
+	}
+}
+
+// Several first sign-ins of one person at once, through the real provider and binary, make
+// one account.
+func TestShouldMakeOneAccountForConcurrentFirstSignInsThroughTheProvider(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	srv, _ := startSSOServer(t, in, map[string]any{"jit": true})
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5561/cb"}, "token_endpoint_auth_method": "none"})
+	const browsers = 5
+	subs := make(chan any, browsers)
+	errs := make(chan error, browsers)
+	var wg sync.WaitGroup
+	for range browsers {
+		r := h.authorizeURL(client, nil)
+		wg.Go(func() {
+			back, err := (&mcptest.FormLogin{SSO: "op", ProviderAccount: "ada"}).Run(context.Background(), r.url)
+			if err != nil {
+				errs <- err
+				return
+			}
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {client.redirect},
+				"code_verifier": {r.verifier}, "client_id": {client.id}}
+			resp, err := http.PostForm(h.issuer+"/token", form)
+			if err != nil {
+				errs <- err
+				return
+			}
+			var m map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&m)
+			resp.Body.Close()
+			tok, _ := m["access_token"].(string)
+			if tok == "" {
+				errs <- fmt.Errorf("token: %d %v", resp.StatusCode, m)
+				return
+			}
+			subs <- mcptest.JWTClaims(t, tok)["sub"]
+		})
+	}
+	wg.Wait()
+	close(subs)
+	close(errs)
+	for err := range errs {
+		t.Errorf("a concurrent first sign-in: %v", err)
+	}
+	seen := map[any]bool{}
+	for s := range subs {
+		seen[s] = true
+	}
+	if len(seen) != 1 {
+		t.Fatalf("%d concurrent first sign-ins of one person signed in as %d accounts (%v), want 1", browsers, len(seen), seen)
 	}
 }
