@@ -3,10 +3,8 @@ package federation
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/bduf/mcpauth/auth/storeerr"
 	"github.com/bduf/mcpauth/internal/mongox"
@@ -37,12 +35,8 @@ var (
 // store indexes the _id of the collections that exist).
 func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error) {
 	s := &MongoStore{links: db.Collection("external_identities"), grants: db.Collection("sso_role_grants")}
-	for _, c := range []*mongo.Collection{s.links, s.grants} {
-		err := db.CreateCollection(ctx, c.Name())
-		var se mongo.ServerError
-		if err != nil && !(errors.As(err, &se) && se.HasErrorCode(48)) { // 48: the collection exists
-			return nil, fmt.Errorf("create collection %s: %w", c.Name(), err)
-		}
+	if err := mongox.CreateCollections(ctx, db, s.links.Name(), s.grants.Name()); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -77,8 +71,5 @@ func (s *MongoStore) GetGrants(ctx context.Context, connectorID, userID string) 
 // user at a time writes it; the last one wins).
 func (s *MongoStore) PutGrants(ctx context.Context, connectorID, userID string, roles []OrgRole) error {
 	id := grantsID(connectorID, userID)
-	if _, err := s.grants.ReplaceOne(ctx, mongox.ByID(id), grantsDoc{ID: id, Roles: roles}, options.Replace().SetUpsert(true)); err != nil {
-		return fmt.Errorf("put sso role grants: %w", err)
-	}
-	return nil
+	return mongox.ReplaceByID(ctx, s.grants, id, grantsDoc{ID: id, Roles: roles}, "sso role grants")
 }

@@ -229,22 +229,14 @@ func (r *Resolver) awaitAccount(ctx context.Context, userID string) (Account, er
 // awaitLinked is linkedAccount for a sign-in that lost the race for the link: the winner may
 // still be making the account.
 func (r *Resolver) awaitLinked(ctx context.Context, l Link, id Identity, p Policy) (Account, error) {
-	ctx, cancel := context.WithTimeout(ctx, awaitAccount)
-	defer cancel()
-	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
-		acct, err := r.Accounts.AccountByID(ctx, l.UserID)
-		if err == nil {
-			return acct, r.usable(acct)
-		}
-		if !errors.Is(err, storeerr.ErrNotFound) {
-			return Account{}, err
-		}
-		select {
-		case <-ctx.Done(): // the winner stopped: make it (JIT), as a later sign-in would
-			return r.linkedAccount(context.WithoutCancel(ctx), l, id, p)
-		case <-time.After(wait):
-		}
+	acct, err := r.awaitAccount(ctx, l.UserID)
+	if errors.Is(err, storeerr.ErrNotFound) { // the winner stopped: make it (JIT), as a later sign-in would
+		return r.linkedAccount(ctx, l, id, p)
 	}
+	if err != nil {
+		return Account{}, err
+	}
+	return acct, r.usable(acct)
 }
 
 func (r *Resolver) usable(a Account) error {

@@ -2,12 +2,9 @@ package oauth
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/bduf/mcpauth/auth/storeerr"
 	"github.com/bduf/mcpauth/internal/mongox"
@@ -61,25 +58,11 @@ func NewMongoStore(ctx context.Context, db *mongo.Database) (*MongoStore, error)
 	// Made now rather than at the first insert so that the embedded store indexes their _id
 	// before the first authorization (it indexes only the collections that exist), and so that
 	// the first concurrent redemptions do not each create the collection.
-	for _, c := range []*mongo.Collection{s.clients, s.codes, s.redemptions, s.browsers, s.consents} {
-		if err := createCollection(ctx, db, c.Name()); err != nil {
-			return nil, err
-		}
+	if err := mongox.CreateCollections(ctx, db, s.clients.Name(), s.codes.Name(), s.redemptions.Name(), s.browsers.Name(),
+		s.consents.Name()); err != nil {
+		return nil, err
 	}
 	return s, nil
-}
-
-// namespaceExists is the server's answer to creating a collection that exists (MongoDB and
-// FerretDB alike).
-const namespaceExists = 48
-
-func createCollection(ctx context.Context, db *mongo.Database, name string) error {
-	err := db.CreateCollection(ctx, name)
-	var se mongo.ServerError
-	if err == nil || (errors.As(err, &se) && se.HasErrorCode(namespaceExists)) {
-		return nil
-	}
-	return fmt.Errorf("create collection %s: %w", name, err)
 }
 
 // CreateClient inserts the client; its id is the _id, so a taken id is a duplicate key.
@@ -137,10 +120,7 @@ func (s *MongoStore) DeleteBrowserSession(ctx context.Context, hash string) erro
 // last answer wins, which is what a person changing their mind expects).
 func (s *MongoStore) PutConsent(ctx context.Context, c Consent) error {
 	id := consentID(c.UserID, c.ClientID)
-	if _, err := s.consents.ReplaceOne(ctx, mongox.ByID(id), consentDoc{ID: id, Consent: c}, options.Replace().SetUpsert(true)); err != nil {
-		return fmt.Errorf("put consent: %w", err)
-	}
-	return nil
+	return mongox.ReplaceByID(ctx, s.consents, id, consentDoc{ID: id, Consent: c}, "consent")
 }
 
 // GetConsent reads the user's consent for the client.

@@ -66,6 +66,33 @@ func DeleteByID(ctx context.Context, c *mongo.Collection, id, what string, notFo
 	return nil
 }
 
+// namespaceExists is the server's answer to creating a collection that exists (MongoDB and
+// FerretDB alike).
+const namespaceExists = 48
+
+// CreateCollections creates collections that do not exist yet (a store makes its own at start,
+// so that the embedded store indexes their _id before the first write, and concurrent first
+// inserts do not each create one).
+func CreateCollections(ctx context.Context, db *mongo.Database, names ...string) error {
+	for _, name := range names {
+		err := db.CreateCollection(ctx, name)
+		var se mongo.ServerError
+		if err != nil && !(errors.As(err, &se) && se.HasErrorCode(namespaceExists)) {
+			return fmt.Errorf("create collection %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ReplaceByID writes doc as the whole document with _id id, inserting it if there is none (the
+// last writer wins: for records whose every write is complete, never for atomic steps).
+func ReplaceByID(ctx context.Context, c *mongo.Collection, id string, doc any, what string) error {
+	if _, err := c.ReplaceOne(ctx, ByID(id), doc, options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("put %s: %w", what, err)
+	}
+	return nil
+}
+
 // Index is an index of a collection, by name.
 type Index struct {
 	Coll           *mongo.Collection
