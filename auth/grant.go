@@ -125,9 +125,10 @@ func (s *Service) recordBrowserLogin(ctx context.Context, u User, mfaOn bool) {
 }
 
 // OpenGrant opens the session of an OAuth client's grant for userID, under the session id the
-// authorization server chose, and issues its first tokens. The user is read again: one
-// disabled or deleted since the login gets no tokens.
-func (s *Service) OpenGrant(ctx context.Context, sessionID, userID string, g session.Grant) (Tokens, error) {
+// authorization server chose, and issues its first tokens; a non-zero notAfter ends it then
+// (a single sign-on's). The user is read again: one disabled or deleted since the login gets
+// no tokens.
+func (s *Service) OpenGrant(ctx context.Context, sessionID, userID string, g session.Grant, notAfter time.Time) (Tokens, error) {
 	u, err := s.store.GetUser(ctx, userID)
 	if errors.Is(err, ErrNotFound) {
 		return Tokens{}, token.ErrRevoked.With("reason", "the user no longer exists")
@@ -138,7 +139,7 @@ func (s *Service) OpenGrant(ctx context.Context, sessionID, userID string, g ses
 	if u.Disabled {
 		return Tokens{}, ErrAccountDisabled
 	}
-	sess, refresh, err := s.sessions.OpenGrant(ctx, sessionID, u.ID, u.OrgID, g)
+	sess, refresh, err := s.sessions.OpenGrant(ctx, sessionID, u.ID, u.OrgID, g, notAfter)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -206,4 +207,32 @@ func (s *Service) SSOLogin(ctx context.Context, userID, connector string, mfaDon
 	s.record(ctx, audit.Event{Type: audit.SSOLogin, Subject: u.ID, Actor: u.ID, OrgID: u.OrgID,
 		Details: map[string]any{"connector": connector, "mfa": mfaDone, "via": "authorization_server"}})
 	return u, nil
+}
+
+// OpenSSOSession opens a session of mcpauth's own tools for userID, whom an identity provider
+// proved in a browser moments before (sso_login: the authorization server's pages resolved the
+// identity and asked for the account's second factor where needed), ending at notAfter (the
+// connector's session lifetime). The user is read again: one disabled or deleted since gets no
+// tokens.
+func (s *Service) OpenSSOSession(ctx context.Context, userID, connector string, notAfter time.Time, client string) (Tokens, User, error) {
+	u, err := s.store.GetUser(ctx, userID)
+	if errors.Is(err, ErrNotFound) {
+		return Tokens{}, User{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return Tokens{}, User{}, apierr.Internalf("user of a single sign-on: %w", err)
+	}
+	if u.Disabled {
+		s.record(ctx, authFailed(u, audit.ReasonAccountInactive, "", nil))
+		return Tokens{}, User{}, ErrAccountDisabled
+	}
+	u.PasswordHash = nil
+	tokens, err := s.openSession(ctx, u, false, client, notAfter)
+	if err != nil {
+		return Tokens{}, User{}, err
+	}
+	s.log.InfoContext(ctx, "single sign-on session opened", "user_id", u.ID, "connector", connector, "session_id", tokens.SessionID)
+	s.record(ctx, audit.Event{Type: audit.AuthSuccess, Subject: u.ID, Actor: u.ID, OrgID: u.OrgID, SessionID: tokens.SessionID,
+		Details: map[string]any{"method": "sso", "connector": connector, "via": "sso_login"}})
+	return tokens, u, nil
 }

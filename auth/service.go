@@ -240,7 +240,7 @@ func (s *Service) login(ctx context.Context, req LoginRequest) (Tokens, User, er
 	if err != nil {
 		return Tokens{}, User{}, err
 	}
-	tokens, err := s.openSession(ctx, u, req.RememberMe, req.Client)
+	tokens, err := s.openSession(ctx, u, req.RememberMe, req.Client, time.Time{})
 	if err != nil {
 		return Tokens{}, User{}, err
 	}
@@ -333,8 +333,8 @@ func (s *Service) findByIdentifier(ctx context.Context, identifier string) (User
 	return u, err
 }
 
-func (s *Service) openSession(ctx context.Context, u User, rememberMe bool, client string) (Tokens, error) {
-	sess, refresh, err := s.sessions.Open(ctx, u.ID, u.OrgID, rememberMe, client)
+func (s *Service) openSession(ctx context.Context, u User, rememberMe bool, client string, notAfter time.Time) (Tokens, error) {
+	sess, refresh, err := s.sessions.Open(ctx, u.ID, u.OrgID, rememberMe, client, notAfter)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -410,12 +410,6 @@ func (s *Service) rotate(ctx context.Context, refreshToken Secret, mine func(ses
 	}
 	if u.Disabled {
 		return Tokens{}, ErrAccountDisabled
-	}
-	if g := sess.Grant; g != nil && !g.NotAfter.IsZero() && !s.cfg.Now().Before(g.NotAfter) {
-		if _, rerr := s.revokeSession(ctx, sess.ID, "grant lifetime over"); rerr != nil {
-			return Tokens{}, rerr
-		}
-		return Tokens{}, token.ErrExpired.With("reason", "the grant's lifetime is over: sign in again")
 	}
 	refresh, err := s.sessions.Rotate(ctx, rt, sess)
 	if err != nil {

@@ -44,7 +44,7 @@ func declare[A any](t tool, h func(*Set, context.Context, A) (any, error)) tool 
 // declarations are every tool of mcpauth, in the order tools/list shows them. It panics on a
 // tool without a name or description, or a name declared twice.
 func declarations() []tool {
-	all := slices.Concat(authTools(), userTools(), roleTools(), apiKeyTools(), mfaTools(), auditTools())
+	all := slices.Concat(authTools(), ssoTools(), userTools(), roleTools(), apiKeyTools(), mfaTools(), auditTools())
 	seen := make(map[string]bool, len(all))
 	for _, t := range all {
 		switch {

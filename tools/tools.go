@@ -34,6 +34,7 @@ type Set struct {
 	log   *slog.Logger
 	bind  *bindings
 	audit AuditReader
+	sso   SSO // nil: single sign-on is not set up
 }
 
 // New returns the tool set over the auth service, the authorizer and the audit trail (nil: the

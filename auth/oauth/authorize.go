@@ -3,7 +3,6 @@ package oauth
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -50,6 +49,8 @@ type pending struct {
 	GrantUntil int64 `json:"gu,omitempty"`
 	// Granted is what the user allowed the client before (read once, at the consent page).
 	Granted []string `json:"g,omitempty"`
+	// Device is the sso_login sign-in this is (no client, no redirect: device.go).
+	Device *deviceRequest `json:"d,omitempty"`
 }
 
 // Steps a sealed request is for; each seals with its own id, so that a login page's request
@@ -60,23 +61,12 @@ const (
 	stepConsent = "oauth-consent"
 )
 
-func (s *Server) seal(step string, p pending) string {
-	b, _ := json.Marshal(p)
-	return base64.RawURLEncoding.EncodeToString(s.cfg.Sealer.Seal(step, b))
-}
+func (s *Server) seal(step string, p pending) string { return sealJSON(s.cfg.Sealer, step, p) }
 
 // unseal opens a page's request: sealed by us for this step, unexpired, from this browser.
 func (s *Server) unseal(r *http.Request, step string) (pending, bool) {
-	raw, err := base64.RawURLEncoding.DecodeString(r.PostFormValue("request"))
-	if err != nil || len(raw) == 0 {
-		return pending{}, false
-	}
-	b, err := s.cfg.Sealer.Open(step, raw)
-	if err != nil {
-		return pending{}, false
-	}
 	var p pending
-	if json.Unmarshal(b, &p) != nil || s.now().Unix() > p.Expires {
+	if !openJSON(s.cfg.Sealer, step, r.PostFormValue("request"), &p) || s.now().Unix() > p.Expires {
 		return pending{}, false
 	}
 	c, err := r.Cookie(s.browserCookieName())
@@ -175,6 +165,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 // client that returns to this computer (loopback, private-use scheme) is asked every time:
 // any program on the computer could claim its redirect.
 func (s *Server) proceed(w http.ResponseWriter, r *http.Request, client Client, p pending, u auth.User, forceConsent, silent bool) {
+	if p.Device != nil { // an sso_login sign-in: no client to consent to, the tool redeems it
+		s.finishDevice(w, r, p, u)
+		return
+	}
 	ctx := r.Context()
 	held, err := s.cfg.Scopes.Held(ctx, u, p.Scopes)
 	if err != nil {
@@ -398,6 +392,9 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request, step string) (pe
 		s.errorPage(w, http.StatusBadRequest, "This sign-in page has expired or was not opened in this browser. Start again from the application.")
 		return pending{}, Client{}, false
 	}
+	if p.Device != nil {
+		return p, Client{Name: p.Device.Client}, true
+	}
 	client, err := s.lookupClient(r, p.ClientID)
 	if err != nil {
 		s.errorPage(w, http.StatusBadRequest, "The application asking you to sign in is no longer registered here.")
@@ -552,7 +549,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name, redirect string
 	if redirect != "" {
 		formAction = formActionSource(redirect)
 	}
-	if name == "login" && len(d.Connectors) > 0 || name == "link" { // its buttons lead on to the providers
+	if name == "login" && len(d.Connectors) > 0 || name == "link" || name == "device" { // its buttons lead on to the providers
 		formAction += " " + s.ssoOrigins()
 	}
 	h := w.Header()

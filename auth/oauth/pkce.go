@@ -39,9 +39,13 @@ func VerifyS256(verifier, challenge string) bool {
 	if !ValidVerifier(verifier) {
 		return false
 	}
+	return subtle.ConstantTimeCompare([]byte(challengeOf(verifier)), []byte(challenge)) == 1
+}
+
+// challengeOf is the S256 code_challenge of verifier.
+func challengeOf(verifier string) string {
 	sum := sha256.Sum256([]byte(verifier))
-	want := base64.RawURLEncoding.EncodeToString(sum[:])
-	return subtle.ConstantTimeCompare([]byte(want), []byte(challenge)) == 1
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // base64URLChars reports whether s holds only base64url characters; Go's decoder would

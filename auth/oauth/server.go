@@ -39,7 +39,7 @@ type Authenticator interface {
 	// SSOLogin signs userID in after connector proved who they are: mfa.ErrRequired (with the
 	// user) when the account has a second factor and mfaDone is false.
 	SSOLogin(ctx context.Context, userID, connector string, mfaDone bool) (auth.User, error)
-	OpenGrant(ctx context.Context, sessionID, userID string, g session.Grant) (auth.Tokens, error)
+	OpenGrant(ctx context.Context, sessionID, userID string, g session.Grant, notAfter time.Time) (auth.Tokens, error)
 	RevokeGrant(ctx context.Context, sessionID, reason string) error
 	RefreshGrant(ctx context.Context, refreshToken auth.Secret, clientID string, scopes []string) (auth.Tokens, error)
 	Revoke(ctx context.Context, tok auth.Secret) (bool, error)
@@ -189,6 +189,7 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 		handle("GET "+ssoBasis+"{connector}/callback", "sso_callback", s.ssoCallback)
 		handle("GET "+ssoBasis+"{connector}/link", "sso_link", s.ssoLink)
 		handle("POST "+ssoBasis+"{connector}/link", "sso_link", s.ssoLink)
+		handle(DevicePath, "sso_device", s.device)
 	}
 	for _, e := range []struct {
 		path, name string

@@ -1,8 +1,6 @@
 package oauth
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -96,8 +94,7 @@ func (s *Server) ssoStart(w http.ResponseWriter, r *http.Request) {
 func (s *Server) toProvider(w http.ResponseWriter, r *http.Request, c SSOConnector, st ssoState) {
 	st.C, st.State, st.Nonce, st.Verifier = c.Connector.ID(), random.String(24), random.String(24), random.String(32)
 	st.P.Expires = s.now().Add(ssoTTL).Unix()
-	b, _ := json.Marshal(st)
-	http.SetCookie(w, &http.Cookie{Name: s.ssoCookieName(), Value: base64.RawURLEncoding.EncodeToString(s.cfg.Sealer.Seal(stepSSO, b)),
+	http.SetCookie(w, &http.Cookie{Name: s.ssoCookieName(), Value: sealJSON(s.cfg.Sealer, stepSSO, st),
 		Path: ssoBasis, HttpOnly: true, Secure: s.secure(), SameSite: http.SameSiteLaxMode, MaxAge: int(ssoTTL / time.Second)})
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, c.Connector.LoginURL(st.State, st.Nonce, st.Verifier), http.StatusSeeOther)
@@ -121,7 +118,10 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var client Client
-	if st.LinkTo == "" {
+	switch {
+	case st.P.Device != nil:
+		client = Client{Name: st.P.Device.Client}
+	case st.LinkTo == "":
 		var err error
 		if client, err = s.lookupClient(r, st.P.ClientID); err != nil {
 			s.errorPage(w, http.StatusBadRequest, "The application asking you to sign in is no longer registered here.")
@@ -199,16 +199,8 @@ func (s *Server) openSSOState(r *http.Request) (ssoState, bool) {
 	if err != nil {
 		return ssoState{}, false
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil {
-		return ssoState{}, false
-	}
-	b, err := s.cfg.Sealer.Open(stepSSO, raw)
-	if err != nil {
-		return ssoState{}, false
-	}
 	var st ssoState
-	if json.Unmarshal(b, &st) != nil || s.now().Unix() > st.P.Expires {
+	if !openJSON(s.cfg.Sealer, stepSSO, c.Value, &st) || s.now().Unix() > st.P.Expires {
 		return ssoState{}, false
 	}
 	bc, err := r.Cookie(s.browserCookieName()) // the browser that opened the login page

@@ -122,7 +122,7 @@ func (s *Server) redeem(ctx context.Context, client Client, form url.Values) (au
 		return auth.Tokens{}, &tokenError{http.StatusBadRequest, "invalid_grant", "the code was already used; what it issued is revoked"}
 	}
 	tokens, err := s.cfg.Auth.OpenGrant(ctx, sid, c.UserID, session.Grant{ClientID: client.ID, Resource: c.Resource,
-		Scopes: c.Scopes, AuthTime: c.AuthTime, NotAfter: c.GrantUntil})
+		Scopes: c.Scopes, AuthTime: c.AuthTime}, c.GrantUntil)
 	if err != nil {
 		return auth.Tokens{}, s.grantError(ctx, err)
 	}

@@ -23,7 +23,7 @@ func TestShouldFailClosedWhenTheStoreIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	sessions := session.NewSessions(store, session.NewLocalRevocations(time.Now), time.Now, time.Hour, time.Minute)
-	sess, refresh, err := sessions.Open(ctx, "usr_1", "acme", false, "test")
+	sess, refresh, err := sessions.Open(ctx, "usr_1", "acme", false, "test", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestShouldFailClosedWhenTheStoreIsGone(t *testing.T) {
 		}
 	}
 
-	_, _, openErr := sessions.Open(ctx, "usr_1", "acme", true, "test")
+	_, _, openErr := sessions.Open(ctx, "usr_1", "acme", true, "test", time.Time{})
 	_, _, spendErr := sessions.Spend(ctx, refresh)
 	_, rotateErr := sessions.Rotate(ctx, session.RefreshToken{Hash: "h"}, sess)
 	_, revokeSpendErr := sessions.SpendForRevocation(ctx, refresh)
@@ -93,7 +93,7 @@ func TestShouldSayWhenARevocationCouldNotBeShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	sessions := session.NewSessions(store, failingRevocations{}, time.Now, time.Hour, time.Minute)
-	sess, _, err := sessions.Open(ctx, "usr_1", "acme", false, "test")
+	sess, _, err := sessions.Open(ctx, "usr_1", "acme", false, "test", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

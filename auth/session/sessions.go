@@ -78,30 +78,38 @@ func (m *Sessions) ttl(rememberMe bool) time.Duration {
 	return min(m.refreshTTL, shortTTL)
 }
 
-// Open starts a session of userID in orgID and issues its first refresh token. A user keeps at
-// most MaxPerUser sessions: the store revokes the oldest beyond them, and Open shares those
-// revocations as Revoke does (a failure to share them fails the login, as it fails Revoke).
-func (m *Sessions) Open(ctx context.Context, userID, orgID string, rememberMe bool, client string) (Session, string, error) {
-	now := m.now()
+// until is when sess, used at now, expires: its lifetime from now, never past its NotAfter.
+func (m *Sessions) until(sess Session, now time.Time) time.Time {
+	end := now.Add(m.ttl(sess.RememberMe))
+	if !sess.NotAfter.IsZero() && sess.NotAfter.Before(end) {
+		return sess.NotAfter
+	}
+	return end
+}
+
+// Open starts a session of userID in orgID and issues its first refresh token; a non-zero
+// notAfter ends it then whatever its refreshes. A user keeps at most MaxPerUser sessions: the
+// store revokes the oldest beyond them, and Open shares those revocations as Revoke does (a
+// failure to share them fails the login, as it fails Revoke).
+func (m *Sessions) Open(ctx context.Context, userID, orgID string, rememberMe bool, client string, notAfter time.Time) (Session, string, error) {
 	return m.open(ctx, Session{
-		ID: random.ID("ses"), UserID: userID, OrgID: orgID, RememberMe: rememberMe, Client: client,
-		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(m.ttl(rememberMe)),
+		ID: random.ID("ses"), UserID: userID, OrgID: orgID, RememberMe: rememberMe, Client: client, NotAfter: notAfter,
 	})
 }
 
 // OpenGrant starts the session of an OAuth grant under the given id (the authorization server
 // derives it from the code, so that a second redemption of the code can revoke it), for the
-// refresh lifetime; ErrAlreadyExists (wrapped in an INTERNAL error) when id is taken.
-func (m *Sessions) OpenGrant(ctx context.Context, id, userID, orgID string, g Grant) (Session, string, error) {
-	now := m.now()
+// refresh lifetime and never past a non-zero notAfter; ErrAlreadyExists (wrapped in an
+// INTERNAL error) when id is taken.
+func (m *Sessions) OpenGrant(ctx context.Context, id, userID, orgID string, g Grant, notAfter time.Time) (Session, string, error) {
 	return m.open(ctx, Session{
-		ID: id, UserID: userID, OrgID: orgID, RememberMe: true, Client: g.ClientID, Grant: &g,
-		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(m.ttl(true)),
+		ID: id, UserID: userID, OrgID: orgID, RememberMe: true, Client: g.ClientID, Grant: &g, NotAfter: notAfter,
 	})
 }
 
 func (m *Sessions) open(ctx context.Context, sess Session) (Session, string, error) {
-	now := sess.CreatedAt
+	now := m.now()
+	sess.CreatedAt, sess.LastUsedAt, sess.ExpiresAt = now, now, m.until(sess, now)
 	evicted, err := m.store.CreateSession(ctx, sess)
 	// Shared even when the creation failed: the store may have revoked them before it did.
 	shareErr := m.share(ctx, evicted...)
@@ -121,7 +129,7 @@ func (m *Sessions) issue(ctx context.Context, sess Session, now time.Time) (stri
 	_, _ = rand.Read(b)
 	refresh := RefreshTokenPrefix + base64.RawURLEncoding.EncodeToString(b)
 	rt := RefreshToken{Hash: hashToken(refresh), SessionID: sess.ID, UserID: sess.UserID, IssuedAt: now,
-		ExpiresAt: now.Add(m.ttl(sess.RememberMe))}
+		ExpiresAt: m.until(sess, now)}
 	if err := m.store.AddRefreshToken(ctx, rt); err != nil {
 		return "", apierr.Internalf("store refresh token: %w", err)
 	}
@@ -189,7 +197,7 @@ func (m *Sessions) Spend(ctx context.Context, presented string) (RefreshToken, S
 // extended and a new refresh token issued. A session revoked since Spend is token.ErrRevoked.
 func (m *Sessions) Rotate(ctx context.Context, spent RefreshToken, sess Session) (string, error) {
 	now := m.now()
-	if err := m.store.TouchSession(ctx, sess.ID, now, now.Add(m.ttl(sess.RememberMe))); err != nil {
+	if err := m.store.TouchSession(ctx, sess.ID, now, m.until(sess, now)); err != nil {
 		if errors.Is(err, storeerr.ErrNotFound) { // revoked between Spend and now
 			return "", token.ErrRevoked
 		}

@@ -21,7 +21,7 @@ func TestShouldRefuseASessionPushedOutByTheUsersNewerOnes(t *testing.T) {
 	sessions := session.NewSessions(store, session.NewLocalRevocations(time.Now), time.Now, time.Hour, time.Minute)
 	opened := make([]session.Session, session.MaxPerUser)
 	for i := range opened {
-		sess, _, err := sessions.Open(ctx, "usr_1", "acme", false, "test")
+		sess, _, err := sessions.Open(ctx, "usr_1", "acme", false, "test", time.Time{})
 		if err != nil {
 			t.Fatalf("open session %d: %v", i, err)
 		}
@@ -31,7 +31,7 @@ func TestShouldRefuseASessionPushedOutByTheUsersNewerOnes(t *testing.T) {
 		t.Fatalf("the oldest session at the bound: revoked %v, %v; want it working", revoked, err)
 	}
 
-	newest, _, err := sessions.Open(ctx, "usr_1", "acme", false, "test")
+	newest, _, err := sessions.Open(ctx, "usr_1", "acme", false, "test", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestShouldRefuseASessionPushedOutByTheUsersNewerOnes(t *testing.T) {
 
 	// An instance whose revocation set is unreachable: the store still revokes, the login fails.
 	unshared := session.NewSessions(store, failingRevocations{}, time.Now, time.Hour, time.Minute)
-	if _, _, err := unshared.Open(ctx, "usr_1", "acme", false, "test"); apierr.CodeOf(err) != apierr.Internal {
+	if _, _, err := unshared.Open(ctx, "usr_1", "acme", false, "test", time.Time{}); apierr.CodeOf(err) != apierr.Internal {
 		t.Errorf("a login that could not share the revocation it caused = %v, want INTERNAL", err)
 	}
 	if got, err := sessions.Get(ctx, opened[1].ID); err != nil || !got.Revoked {

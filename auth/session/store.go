@@ -63,6 +63,10 @@ type Session struct {
 	CreatedAt  time.Time `bson:"created_at"`
 	LastUsedAt time.Time `bson:"last_used_at"`
 	ExpiresAt  time.Time `bson:"expires_at"`
+	// NotAfter, when set, ends the session whatever its refreshes (its ExpiresAt, and its
+	// refresh tokens', never pass it): a single sign-on's, so that the provider is asked again
+	// (and its groups read again) at least that often.
+	NotAfter time.Time `bson:"not_after,omitzero"`
 	// Revoked, RevokedAt and RevokeReason come from the session's revocation record (see
 	// MongoStore): never stored with the session, so no reader meets a stale copy.
 	Revoked      bool      `bson:"-"`
@@ -76,9 +80,6 @@ type Grant struct {
 	Resource string    `bson:"resource"`
 	Scopes   []string  `bson:"scopes"`
 	AuthTime time.Time `bson:"auth_time"` // the login the grant came from
-	// NotAfter, when set, ends the grant whatever its refreshes: a single sign-on's, so that
-	// the provider is asked again (and its groups read again) at least that often.
-	NotAfter time.Time `bson:"not_after,omitzero"`
 }
 
 // Active reports whether the session can still be used at now. Expiry is checked here, at read

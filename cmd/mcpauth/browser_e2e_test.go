@@ -210,7 +210,7 @@ func (b browserSteps) shot(name string) {
 // button's POST against the sign-in page's CSP form-action, which must name the provider.
 func TestShouldSignInThroughAProviderInARealBrowser(t *testing.T) {
 	in := newInstance(t)
-	srv, _ := startSSOServer(t, in, map[string]any{"jit": true})
+	srv, _, _ := startSSOServer(t, in, map[string]any{"jit": true})
 	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
 	catcher := newRedirectCatcher(t)
 	// A client on "localhost": the consent page's form-action names http://localhost:*, so only

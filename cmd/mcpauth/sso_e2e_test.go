@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,8 +26,9 @@ import (
 )
 
 // startSSOServer starts mcpauth on a port chosen first (the provider's client is registered
-// with its callback before it starts) with one connector, "op", configured by policy.
-func startSSOServer(t *testing.T, in *instance, policy map[string]any) (*httpServer, func(map[string]map[string]any)) {
+// with its callback before it starts) with one connector, "op", configured by policy. It
+// returns the server, the provider's account setter and the server's environment.
+func startSSOServer(t *testing.T, in *instance, policy map[string]any) (*httpServer, func(map[string]map[string]any), []string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,7 +54,7 @@ func startSSOServer(t *testing.T, in *instance, policy map[string]any) (*httpSer
 	if err != nil {
 		t.Fatalf("serve with a connector: %v\n%s", err, p.Stderr)
 	}
-	return &httpServer{Proc: p, URL: m[1]}, setAccounts
+	return &httpServer{Proc: p, URL: m[1]}, setAccounts, env
 }
 
 // ssoAccounts are the provider's people; ada is in adaGroups.
@@ -71,7 +74,7 @@ func TestShouldSignInThroughAnIdentityProvider(t *testing.T) {
 	if code, _, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example"); code != 0 {
 		t.Fatalf("user create: %s", stderr)
 	}
-	srv, setAccounts := startSSOServer(t, in, map[string]any{"jit": true, "default_role": "viewer", "allowed_domains": []string{"acme.example"},
+	srv, setAccounts, _ := startSSOServer(t, in, map[string]any{"jit": true, "default_role": "viewer", "allowed_domains": []string{"acme.example"},
 		"group_roles": []map[string]string{{"group": "eng", "org": "default", "role": "admin"}}})
 	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
 	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5557/cb"}, "token_endpoint_auth_method": "none"})
@@ -176,7 +179,7 @@ func TestShouldLinkAnIdentityFromASignedInBrowserOnly(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &victim) != nil || victim.ID == "" {
 		t.Fatalf("user create: %d %s %s", code, stdout, stderr)
 	}
-	srv, _ := startSSOServer(t, in, map[string]any{"jit": true})
+	srv, _, _ := startSSOServer(t, in, map[string]any{"jit": true})
 	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
 	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5559/cb"}, "token_endpoint_auth_method": "none"})
 	ctx := context.Background()
@@ -286,7 +289,7 @@ func TestShouldAskTheAccountsSecondFactorAfterAProviderNotTrustedForIt(t *testin
 	if code, _, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example"); code != 0 {
 		t.Fatalf("user create: %s", stderr)
 	}
-	srv, _ := startSSOServer(t, in, map[string]any{})
+	srv, _, _ := startSSOServer(t, in, map[string]any{})
 	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
 	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5560/cb"}, "token_endpoint_auth_method": "none"})
 	ctx := context.Background()
@@ -343,7 +346,7 @@ func TestShouldAskTheAccountsSecondFactorAfterAProviderNotTrustedForIt(t *testin
 func TestShouldMakeOneAccountForConcurrentFirstSignInsThroughTheProvider(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t)
-	srv, _ := startSSOServer(t, in, map[string]any{"jit": true})
+	srv, _, _ := startSSOServer(t, in, map[string]any{"jit": true})
 	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
 	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5561/cb"}, "token_endpoint_auth_method": "none"})
 	const browsers = 5
@@ -388,5 +391,95 @@ func TestShouldMakeOneAccountForConcurrentFirstSignInsThroughTheProvider(t *test
 	}
 	if len(seen) != 1 {
 		t.Fatalf("%d concurrent first sign-ins of one person signed in as %d accounts (%v), want 1", browsers, len(seen), seen)
+	}
+}
+
+// ssoStarted and ssoFinished are sso_login's answers.
+type ssoStarted struct {
+	Status    string    `json:"status"`
+	URL       string    `json:"url"`
+	UserCode  string    `json:"user_code"`
+	LoginID   string    `json:"login_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type ssoFinished struct {
+	Status string `json:"status"`
+	mcptest.Tokens
+}
+
+// A stdio client signs in through the provider with sso_login: the tool answers a URL, the
+// person finishes in a browser on the authorization server (another process sharing the store
+// and the master key), and the tool's next call logs the stdio session in, once, for no longer
+// than the connector's session lifetime.
+func TestShouldSignInOverStdioThroughTheSSOLoginTool(t *testing.T) {
+	t.Parallel()
+	uri, db := sharedStore(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	in := &instance{DataDir: t.TempDir(), MongoURI: uri, MongoDB: db, OwnerEmail: "owner@example.com",
+		OwnerPassword: "e2e-Owner-" + randomHex(8), Bootstrap: true,
+		Extra: []string{"MCPAUTH_MASTER_KEY=" + base64.StdEncoding.EncodeToString(key)}}
+	srv, _, env := startSSOServer(t, in, map[string]any{"jit": true, "allowed_domains": []string{"acme.example"}, "session_ttl": "1h"})
+	c := mcptest.DialStdio(t, binPath, append(env, "MCPAUTH_DATA_DIR="+t.TempDir(), "MCPAUTH_ISSUER="+srv.URL))
+	if !slices.Contains(c.ListTools(t), "sso_login") {
+		t.Fatal("tools/list over stdio has no sso_login")
+	}
+	for _, bad := range []struct {
+		name  string
+		args  args
+		field string
+	}{
+		{"neither argument", args{}, "connector"},
+		{"both arguments", args{"connector": "op", "login_id": "x"}, "connector"},
+		{"an unknown connector", args{"connector": "nope"}, "connector"},
+		{"a login id not made here", args{"login_id": strings.Repeat("A", 200)}, "login_id"},
+	} {
+		t.Run(bad.name, func(t *testing.T) { c.Call(t, "sso_login", bad.args).WantFieldError(t, bad.field) })
+	}
+	start := decode[ssoStarted](t, c.Call(t, "sso_login", args{"connector": "op"}))
+	if start.Status != "started" || !strings.HasPrefix(start.URL, srv.URL+"/sso/device?") || len(start.UserCode) != 9 || start.LoginID == "" {
+		t.Fatalf("sso_login started %+v", start)
+	}
+	if got := decode[ssoFinished](t, c.Call(t, "sso_login", args{"login_id": start.LoginID})); got.Status != "pending" || got.AccessToken != "" {
+		t.Fatalf("before the browser: %+v, want pending", got)
+	}
+	// The page the person opens shows the code the tool showed.
+	resp, err := http.Get(start.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), start.UserCode) {
+		t.Fatalf("the sign-in page answered %d without the code %s", resp.StatusCode, start.UserCode)
+	}
+	browser := &mcptest.FormLogin{ProviderAccount: "ada"}
+	if back, err := browser.Run(context.Background(), start.URL); err != nil || back != nil {
+		t.Fatalf("the browser's sign-in: %v %v\nstderr:\n%s", back, err, srv.Stderr)
+	}
+	if !strings.Contains(browser.LastPage, "ada@acme.example") || !strings.Contains(browser.LastPage, start.UserCode) {
+		t.Errorf("the last page does not say who signed in, with the code: %s", browser.LastPage)
+	}
+	done := decode[ssoFinished](t, c.Call(t, "sso_login", args{"login_id": start.LoginID}))
+	if done.Status != "signed_in" || done.AccessToken == "" || done.User.Email != "ada@acme.example" {
+		t.Fatalf("after the browser: %+v", done)
+	}
+	if who := decode[mcptest.Whoami](t, c.Call(t, "auth_whoami", nil)); who.User.Email != "ada@acme.example" {
+		t.Errorf("the stdio session is %q after sso_login, want ada", who.User.Email)
+	}
+	type sessionList struct {
+		Sessions []struct {
+			ExpiresAt time.Time `json:"expires_at"`
+		} `json:"sessions"`
+	}
+	sessions := decode[sessionList](t, c.Call(t, "auth_sessions", nil))
+	if len(sessions.Sessions) != 1 || time.Until(sessions.Sessions[0].ExpiresAt) > time.Hour {
+		t.Errorf("sessions %+v: want one, ending within the connector's hour", sessions.Sessions)
+	}
+	// Once: the login id again, and the link again, sign nobody in.
+	c.Call(t, "sso_login", args{"login_id": start.LoginID}).WantError(t, "TOKEN_INVALID")
+	if _, err := (&mcptest.FormLogin{ProviderAccount: "victim"}).Run(context.Background(), start.URL); err == nil || !strings.Contains(err.Error(), "finished already") {
+		t.Errorf("the link used again by another browser: %v, want refused as finished", err)
 	}
 }

@@ -19,7 +19,9 @@ import (
 // FormLogin goes through the authorization server's pages as a person would in a browser that
 // runs no script: it opens the authorization URL, signs in, gives the second factor when asked
 // and answers the consent page. It stops at the redirect back to the client, which it returns
-// (the client's redirect URI with code or error, state and iss) without following it.
+// (the client's redirect URI with code or error, state and iss) without following it, or at a
+// page saying the sign-in is done (an sso_login sign-in's, with no client to go back to), for
+// which it returns nil and the page in LastPage.
 type FormLogin struct {
 	Identifier, Password string
 	// SecondFactor gives the TOTP or recovery code when the server asks for one (nil: the
@@ -69,6 +71,9 @@ func (f *FormLogin) Run(ctx context.Context, authURL string) (*url.URL, error) {
 		}
 		page := string(body)
 		f.LastPage = page
+		if resp.StatusCode == http.StatusOK && strings.Contains(page, `role="status"`) {
+			return nil, nil
+		}
 		action, sealed := formField(page, `action="([^"]*)"`), formField(page, `name="request" value="([^"]*)"`)
 		if action == "" || sealed == "" {
 			return nil, fmt.Errorf("%s answered %d with no form: %s", req.URL.Path, resp.StatusCode, pageError(page))
@@ -77,7 +82,17 @@ func (f *FormLogin) Run(ctx context.Context, authURL string) (*url.URL, error) {
 		form := url.Values{"request": {sealed}}
 		switch {
 		case strings.HasSuffix(action, "/login") && f.SSO != "":
-			if req, err = f.viaProvider(ctx, req.URL, page, sealed); err != nil {
+			button := formField(page, `<form method="post" action="([^"]*)" class="sso">`)
+			if button == "" {
+				return nil, errors.New("the login page offers no single sign-on")
+			}
+			f.Pages = append(f.Pages, button)
+			if req, err = f.viaProvider(ctx, req.URL, button, url.Values{"request": {sealed}, "connector": {f.SSO}}); err != nil {
+				return nil, err
+			}
+			continue
+		case strings.HasSuffix(action, "/sso/device"): // an sso_login sign-in's page: on to the provider
+			if req, err = f.viaProvider(ctx, req.URL, action, form); err != nil {
 				return nil, err
 			}
 			continue
@@ -113,19 +128,14 @@ func (f *FormLogin) Run(ctx context.Context, authURL string) (*url.URL, error) {
 	return nil, errors.New("the pages did not end in a redirect")
 }
 
-// viaProvider presses the login page's button of f.SSO, signs in at the provider and returns
-// the request of the callback back at the server.
-func (f *FormLogin) viaProvider(ctx context.Context, at *url.URL, page, sealed string) (*http.Request, error) {
-	action := formField(page, `<form method="post" action="([^"]*)" class="sso">`)
-	if action == "" {
-		return nil, errors.New("the login page offers no single sign-on")
-	}
-	f.Pages = append(f.Pages, action)
+// viaProvider posts form to the page's action that leads to the provider (the login page's
+// button, the sso_login page's), signs in there as f.ProviderAccount and returns the request
+// of the callback back at the server.
+func (f *FormLogin) viaProvider(ctx context.Context, at *url.URL, action string, form url.Values) (*http.Request, error) {
 	target, err := at.Parse(action)
 	if err != nil {
 		return nil, err
 	}
-	form := url.Values{"request": {sealed}, "connector": {f.SSO}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/oauth"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
@@ -191,6 +192,13 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 	if err != nil {
 		return Fail(p.Name, stderr, err)
 	}
+	var sso []oauth.SSOConnector
+	if c.SSOConnectors != "" {
+		if sso, err = loadConnectors(ctx, c.SSOConnectors, c.Issuer, getenv, logger); err != nil {
+			return Fail(p.Name, stderr, err)
+		}
+		a.useSSO(c, sso, stdio, logger)
+	}
 	bench.announce(p.Name, stderr, logger, p.Tools)                            // benchmark-only
 	srv := bench.newServer(p.Name, p.Version, guard, a.tools.Tools(), p.Tools) // mcp.NewServer unless --insecure-no-guard
 	if stdio {
@@ -221,7 +229,7 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 	}
 	var routes func(*http.ServeMux, func(http.Handler) http.Handler)
 	if c.oauthOn(false) {
-		as, err := a.oauthServer(ctx, c, policy, getenv, logger)
+		as, err := a.oauthServer(c, policy, sso, logger)
 		if err != nil {
 			return Fail(p.Name, stderr, err)
 		}

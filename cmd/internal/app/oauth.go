@@ -21,15 +21,8 @@ import (
 // oauthServer builds the authorization server of a serve over HTTP. Its scopes are the
 // permissions of the guard's policy: a token an OAuth client gets carries the ones asked for
 // that its user holds, and the guard re-checks the live grants on every call.
-func (a *app) oauthServer(ctx context.Context, c config, policy mcp.Policy, getenv func(string) string, logger *slog.Logger) (*oauth.Server, error) {
+func (a *app) oauthServer(c config, policy mcp.Policy, sso []oauth.SSOConnector, logger *slog.Logger) (*oauth.Server, error) {
 	supported := policyScopes(policy)
-	var sso []oauth.SSOConnector
-	if c.SSOConnectors != "" {
-		var err error
-		if sso, err = loadConnectors(ctx, c.SSOConnectors, c.Issuer, getenv, logger); err != nil {
-			return nil, err
-		}
-	}
 	var docs *oauth.Documents
 	if c.OAuthDocuments {
 		dc := oauth.DocumentsConfig{}

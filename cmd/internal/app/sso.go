@@ -113,6 +113,22 @@ func loadConnectors(ctx context.Context, path, issuer string, getenv func(string
 	return out, nil
 }
 
+// useSSO turns the sso_login tool on: its sign-ins finish on the authorization server's pages,
+// this process's over HTTP, another's (the issuer's, sharing the store and the master key)
+// over stdio.
+func (a *app) useSSO(c config, sso []oauth.SSOConnector, stdio bool, logger *slog.Logger) {
+	if !isOrigin(c.Issuer) || (!stdio && !c.oauthOn(false)) {
+		logger.Warn("single sign-on connectors are configured but the authorization server's pages are not served at the issuer: sso_login is off",
+			"issuer", c.Issuer)
+		return
+	}
+	conns := make([]oauth.DeviceConnector, len(sso))
+	for i, s := range sso {
+		conns[i] = oauth.DeviceConnector{ID: s.Connector.ID(), Name: s.Connector.Name()}
+	}
+	a.tools.UseSSO(&oauth.Devices{Issuer: c.Issuer, Store: a.oauthStore, Sealer: a.sealer, Auth: a.auth, Connectors: conns})
+}
+
 // ssoAccounts are auth's accounts as federation's resolver asks for them; a JIT account gets
 // its connector's default role through rbac.
 type ssoAccounts struct{ a *app }
