@@ -482,4 +482,18 @@ func TestShouldSignInOverStdioThroughTheSSOLoginTool(t *testing.T) {
 	if _, err := (&mcptest.FormLogin{ProviderAccount: "victim"}).Run(context.Background(), start.URL); err == nil || !strings.Contains(err.Error(), "finished already") {
 		t.Errorf("the link used again by another browser: %v, want refused as finished", err)
 	}
+	// Ada turns TOTP on: the next sso_login asks for it in the browser after the provider.
+	secret := enrollMFA(t, c, "ada@acme.example").Secret
+	step := totpStep(time.Now())
+	if conf := decode[map[string]any](t, c.Call(t, "mfa_confirm", args{"code": totpCode(t, secret, step)})); conf["enabled"] != true {
+		t.Fatalf("mfa_confirm: %v", conf)
+	}
+	again := decode[ssoStarted](t, c.Call(t, "sso_login", args{"connector": "op"}))
+	browser = &mcptest.FormLogin{ProviderAccount: "ada", SecondFactor: func() string { return totpCode(t, secret, max(step+1, totpStep(time.Now()))) }}
+	if _, err := browser.Run(context.Background(), again.URL); err != nil || !slices.Contains(browser.Pages, "/authorize/mfa") {
+		t.Fatalf("sso_login with TOTP on: %v, pages %v: want the second factor after the provider", err, browser.Pages)
+	}
+	if done := decode[ssoFinished](t, c.Call(t, "sso_login", args{"login_id": again.LoginID})); done.Status != "signed_in" || done.User.Email != "ada@acme.example" {
+		t.Fatalf("after the browser with TOTP: %+v", done)
+	}
 }
