@@ -25,6 +25,10 @@ type tool struct {
 	// ReadOnly is the readOnlyHint. Destructive says destructiveHint: true, which is also
 	// mcp-go's default for a tool that does not say otherwise (none says false).
 	ReadOnly, Destructive bool
+	// Available, when set, keeps the tool out of Tools() for a set that lacks what it needs
+	// (sso_login without single sign-on): a tool that can only answer "not set up here" is
+	// noise in a model's list of tools.
+	Available func(*Set) bool
 
 	args *argSpec
 	bind func(*Set) server.ToolHandlerFunc // the handler, bound to a tool set
@@ -58,12 +62,13 @@ func declarations() []tool {
 	return all
 }
 
-// Tools returns every tool with its handler, for server.AddTools.
+// Tools returns every tool available in s with its handler, for server.AddTools.
 func (s *Set) Tools() []server.ServerTool {
-	decls := declarations()
-	out := make([]server.ServerTool, len(decls))
-	for i, t := range decls {
-		out[i] = server.ServerTool{Tool: t.mcpTool(), Handler: t.bind(s)}
+	var out []server.ServerTool
+	for _, t := range declarations() {
+		if t.Available == nil || t.Available(s) {
+			out = append(out, server.ServerTool{Tool: t.mcpTool(), Handler: t.bind(s)})
+		}
 	}
 	return out
 }

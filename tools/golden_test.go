@@ -2,6 +2,7 @@ package tools_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -11,8 +12,25 @@ import (
 
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/oauth"
 	"github.com/bduf/mcpauth/tools"
 )
+
+// allTools are every declared tool: a set with single sign-on set up (sso_login is listed only
+// then), whose services are never called.
+func allTools() []server.ServerTool {
+	set := tools.New(nil, nil, nil, nil)
+	set.UseSSO(noSSO{})
+	return set.Tools()
+}
+
+type noSSO struct{}
+
+func (noSSO) Start(string, string) (oauth.DeviceSignIn, error) { return oauth.DeviceSignIn{}, nil }
+func (noSSO) Redeem(context.Context, string, string) (auth.Tokens, auth.User, error) {
+	return auth.Tokens{}, auth.User{}, oauth.ErrPending
+}
 
 var update = flag.Bool("update", false, "rewrite the golden files of the tools package")
 
@@ -21,7 +39,7 @@ var update = flag.Bool("update", false, "rewrite the golden files of the tools p
 func toolsList(t *testing.T) []byte {
 	t.Helper()
 	s := server.NewMCPServer("mcpauth", "test", server.WithToolCapabilities(true))
-	s.AddTools(tools.New(nil, nil, nil, nil).Tools()...)
+	s.AddTools(allTools()...)
 	resp := s.HandleMessage(t.Context(), json.RawMessage(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
 	raw, err := json.Marshal(resp)
 	if err != nil {

@@ -19,8 +19,7 @@ type SSO interface {
 	Redeem(ctx context.Context, loginID, client string) (auth.Tokens, auth.User, error)
 }
 
-// UseSSO turns the sso_login tool on (without it, the tool answers that single sign-on is not
-// set up here).
+// UseSSO turns the sso_login tool on: without it, Tools() leaves it out. Call it before Tools.
 func (s *Set) UseSSO(sso SSO) { s.sso = sso }
 
 func ssoTools() []tool {
@@ -29,7 +28,8 @@ func ssoTools() []tool {
 			Description: "Log in through an identity provider (single sign-on), for clients without a browser of their own. " +
 				"Call with connector: answers a url for the person to open in a browser, the user_code that page shows, and a login_id. " +
 				"Once they have signed in there, call with login_id: answers the tokens and the user as auth_login does (status pending until then). " +
-				"Over stdio the session stays logged in for later calls."},
+				"Over stdio the session stays logged in for later calls.",
+			Available: func(s *Set) bool { return s.sso != nil }},
 			(*Set).ssoLogin),
 	}
 }

@@ -21,7 +21,7 @@ import (
 // Building the tools derives every tool's schema and checks from its argument tags: a
 // malformed tag or an unknown limit panics here, not in production.
 func TestShouldBuildEveryTool(t *testing.T) {
-	list := tools.New(nil, nil, nil, nil).Tools()
+	list := allTools()
 	if len(list) == 0 {
 		t.Fatal("no tools")
 	}
@@ -36,7 +36,7 @@ func TestShouldBuildEveryTool(t *testing.T) {
 // without a tool, each a rule the guard accepts. A tool without a rule would be denied to
 // everyone (CheckTools names it).
 func TestShouldGiveEveryToolExactlyOneRule(t *testing.T) {
-	list := tools.New(nil, nil, nil, nil).Tools()
+	list := allTools()
 	names := make([]string, len(list))
 	for i, st := range list {
 		names[i] = st.Tool.Name
@@ -104,7 +104,7 @@ func call(t *testing.T, byName map[string]server.ToolHandlerFunc, tool, raw stri
 // the ones the handlers wrote by hand before.
 func TestShouldCheckArgumentsAsTheirTagsDeclare(t *testing.T) {
 	byName := map[string]server.ToolHandlerFunc{}
-	for _, st := range tools.New(nil, nil, nil, nil).Tools() {
+	for _, st := range allTools() {
 		byName[st.Tool.Name] = st.Handler
 	}
 	js := func(v any) string {

@@ -44,7 +44,7 @@ const (
 	DeviceTTL = 10 * time.Minute
 	// deviceClientID is the client of a sign-in's code record: mcpauth's own tools. Its hash
 	// has a prefix of its own, so the token endpoint never finds it.
-	deviceClientID = "mcpauth"
+	deviceClientID = token.ClientID
 )
 
 // deviceRequest is what a sign-in's URL carries.

@@ -24,6 +24,7 @@ Usage:
   mcpauth user create [flags]    create a user; the password is read from stdin
   mcpauth user unlock --email E  lift a user's login lockout (the permanent one too)
   mcpauth client add|delete      register an OAuth client ahead of time (or delete one)
+  mcpauth connector add|delete|list  edit the single sign-on connectors file
   mcpauth audit verify|tail|export  check the audit trail's hash chains, show or export events
   mcpauth key rotate             make a new signing key the signing one (the old one verifies on)
   mcpauth version                print the version
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return app.Key(ctx, args[1:], stdout, stderr, getenv)
 	case "client":
 		return app.Client(ctx, args[1:], stdout, stderr, getenv)
+	case "connector":
+		return app.Connector(ctx, args[1:], stdout, stderr, getenv)
 	case "audit":
 		return app.Audit(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":

@@ -497,3 +497,55 @@ func TestShouldSignInOverStdioThroughTheSSOLoginTool(t *testing.T) {
 		t.Fatalf("after the browser with TOTP: %+v", done)
 	}
 }
+
+// "mcpauth connector add" writes what the server loads, after the server's own checks and the
+// provider's discovery; a refused add leaves the file as it was, and the secret is never a flag.
+func TestShouldEditTheConnectorsFileWithTheConnectorCommand(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	issuer, _ := mcptest.StartOpenIDProvider(t, "http://127.0.0.1:1/sso/op/callback", ssoAccounts())
+	file := filepath.Join(t.TempDir(), "connectors.json")
+	env := in.Env("MCPAUTH_SSO_CONNECTORS="+file, "MCPAUTH_ISSUER=https://mcp.example.com")
+	add := []string{"connector", "add", "--id", "op", "--name", "Acme SSO", "--issuer", issuer, "--client-id", mcptest.ProviderClientID,
+		"--client-secret-env", "E2E_OP_SECRET", "--jit", "--allowed-domain", "acme.example", "--group-role", "eng:default:admin", "--session-ttl", "8h"}
+	code, stdout, stderr := runBinary(t, env, "", startTimeout, add...)
+	if code != 0 || !strings.Contains(stdout, "https://mcp.example.com/sso/op/callback") {
+		t.Fatalf("connector add: exit %d\n%s%s", code, stdout, stderr)
+	}
+	written, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal(written, &got); err != nil || len(got) != 1 || got[0]["client_secret_env"] != "E2E_OP_SECRET" || got[0]["jit"] != true {
+		t.Fatalf("the file after add: %s (%v)", written, err)
+	}
+	for name, argv := range map[string][]string{
+		"the secret as a flag":      append(slices.Clone(add[:len(add)-2]), "--client-secret", "s3cret"),
+		"the same id again":         add,
+		"a provider not reachable":  {"connector", "add", "--id", "down", "--issuer", "http://127.0.0.1:1", "--client-id", "c", "--client-secret-env", "X"},
+		"an id that is not a path":  {"connector", "add", "--id", "../x", "--issuer", issuer, "--client-id", "c", "--client-secret-env", "X"},
+		"a role that is not one":    {"connector", "add", "--id", "two", "--issuer", issuer, "--client-id", "c", "--client-secret-env", "X", "--default-role", "root"},
+		"a group role without role": {"connector", "add", "--id", "two", "--issuer", issuer, "--client-id", "c", "--client-secret-env", "X", "--group-role", "eng"},
+	} {
+		if code, _, stderr := runBinary(t, env, "", startTimeout, argv...); code == 0 {
+			t.Errorf("%s: exit 0, want a refusal", name)
+		} else if after, _ := os.ReadFile(file); string(after) != string(written) {
+			t.Errorf("%s: refused (%s) but the file changed:\n%s", name, strings.TrimSpace(stderr), after)
+		}
+	}
+	if code, stdout, _ := runBinary(t, env, "", startTimeout, "connector", "list"); code != 0 || !strings.Contains(stdout, "Acme SSO") {
+		t.Errorf("connector list: exit %d\n%s", code, stdout)
+	}
+	// The server loads what add wrote.
+	srv := startHTTP(t, in, "http", append(append([]string{}, mcptest.OAuthEnv...), "MCPAUTH_SSO_CONNECTORS="+file, "E2E_OP_SECRET=x")...)
+	if log := srv.Stderr.String(); !strings.Contains(log, `msg="single sign-on connector" id=op`) || strings.Contains(log, "left out") {
+		t.Errorf("the server did not load the added connector:\n%s", log)
+	}
+	if code, stdout, stderr := runBinary(t, env, "", startTimeout, "connector", "delete", "--id", "op"); code != 0 {
+		t.Fatalf("connector delete: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if _, stdout, _ := runBinary(t, env, "", startTimeout, "connector", "list"); strings.Contains(stdout, "Acme SSO") {
+		t.Errorf("connector list after delete:\n%s", stdout)
+	}
+}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -66,10 +67,16 @@ func loadConnectors(ctx context.Context, path, issuer string, getenv func(string
 		return nil, fmt.Errorf("--sso-connectors %s: %w", path, err)
 	}
 	var out []oauth.SSOConnector
+	seen := map[string]bool{}
 	for i, c := range cfgs {
-		if !connectorIDPattern.MatchString(c.ID) {
-			return nil, fmt.Errorf("--sso-connectors: connector %d: id %q: want 1 to 64 lower-case letters, digits, '_' or '-' (it is in the callback URL)", i, c.ID)
+		lifetime, err := c.check()
+		if err != nil {
+			return nil, fmt.Errorf("--sso-connectors: connector %d (%q): %w", i+1, c.ID, err)
 		}
+		if seen[c.ID] {
+			return nil, fmt.Errorf("--sso-connectors: connector %d: id %q is given twice", i+1, c.ID)
+		}
+		seen[c.ID] = true
 		secret := getenv(c.ClientSecretEnv)
 		if c.ClientSecretFile != "" {
 			f, err := os.ReadFile(c.ClientSecretFile)
@@ -77,22 +84,6 @@ func loadConnectors(ctx context.Context, path, issuer string, getenv func(string
 				return nil, fmt.Errorf("--sso-connectors: connector %s: client_secret_file: %w", c.ID, err)
 			}
 			secret = strings.TrimSpace(string(f))
-		}
-		if c.DefaultRole == "" {
-			c.DefaultRole = rbac.RoleViewer
-		}
-		if !rbac.IsBuiltinRole(c.DefaultRole) {
-			return nil, fmt.Errorf("--sso-connectors: connector %s: default_role %q is not a built-in role", c.ID, c.DefaultRole)
-		}
-		if c.Org == "" {
-			c.Org = auth.DefaultOrgID
-		}
-		var lifetime time.Duration
-		if c.SessionTTL != "" {
-			var err error
-			if lifetime, err = time.ParseDuration(c.SessionTTL); err != nil || lifetime < 5*time.Minute || lifetime > 720*time.Hour {
-				return nil, fmt.Errorf("--sso-connectors: connector %s: session_ttl %q: want a duration from 5m to 720h", c.ID, c.SessionTTL)
-			}
 		}
 		conn, err := federation.NewOIDC(ctx, federation.OIDCConfig{ID: c.ID, Name: c.Name, Issuer: c.Issuer, ClientID: c.ClientID,
 			ClientSecret: secret, RedirectURL: issuer + oauth.CallbackPath(c.ID), Scopes: c.Scopes,
@@ -127,6 +118,42 @@ func (a *app) useSSO(c config, sso []oauth.SSOConnector, stdio bool, logger *slo
 		conns[i] = oauth.DeviceConnector{ID: s.Connector.ID(), Name: s.Connector.Name()}
 	}
 	a.tools.UseSSO(&oauth.Devices{Issuer: c.Issuer, Store: a.oauthStore, Sealer: a.sealer, Auth: a.auth, Connectors: conns})
+}
+
+// check holds c to what a connector may be, filling in its defaults, and returns its session
+// lifetime (0: the default): the one rule of the connectors file and "mcpauth connector add".
+func (c *connectorConfig) check() (time.Duration, error) {
+	if !connectorIDPattern.MatchString(c.ID) {
+		return 0, fmt.Errorf("id %q: want 1 to 64 lower-case letters, digits, '_' or '-' (it is in the callback URL)", c.ID)
+	}
+	switch {
+	case c.Issuer == "" || c.ClientID == "":
+		return 0, errors.New("issuer and client_id are required")
+	case c.ClientSecretEnv != "" && c.ClientSecretFile != "":
+		return 0, errors.New("give client_secret_env or client_secret_file, not both")
+	}
+	if c.DefaultRole == "" {
+		c.DefaultRole = rbac.RoleViewer
+	}
+	if !rbac.IsBuiltinRole(c.DefaultRole) {
+		return 0, fmt.Errorf("default_role %q is not a built-in role", c.DefaultRole)
+	}
+	if c.Org == "" {
+		c.Org = auth.DefaultOrgID
+	}
+	for _, g := range c.GroupRoles {
+		if g.Group == "" || g.OrgID == "" || g.Role == "" {
+			return 0, fmt.Errorf("a group role needs group, org and role: %+v", g)
+		}
+	}
+	if c.SessionTTL == "" {
+		return 0, nil
+	}
+	lifetime, err := time.ParseDuration(c.SessionTTL)
+	if err != nil || lifetime < 5*time.Minute || lifetime > 720*time.Hour {
+		return 0, fmt.Errorf("session_ttl %q: want a duration from 5m to 720h", c.SessionTTL)
+	}
+	return lifetime, nil
 }
 
 // ssoAccounts are auth's accounts as federation's resolver asks for them; a JIT account gets
