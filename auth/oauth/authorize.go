@@ -51,6 +51,9 @@ type pending struct {
 	Granted []string `json:"g,omitempty"`
 	// Device is the sso_login sign-in this is (no client, no redirect: device.go).
 	Device *deviceRequest `json:"d,omitempty"`
+	// Link is the connector whose link page this sign-in is for (no client: the person signs
+	// in here to link an identity to their account, sso.go).
+	Link string `json:"l,omitempty"`
 }
 
 // Steps a sealed request is for; each seals with its own id, so that a login page's request
@@ -165,8 +168,13 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 // client that returns to this computer (loopback, private-use scheme) is asked every time:
 // any program on the computer could claim its redirect.
 func (s *Server) proceed(w http.ResponseWriter, r *http.Request, client Client, p pending, u auth.User, forceConsent, silent bool) {
-	if p.Device != nil { // an sso_login sign-in: no client to consent to, the tool redeems it
+	switch {
+	case p.Device != nil: // an sso_login sign-in: no client to consent to, the tool redeems it
 		s.finishDevice(w, r, p, u)
+		return
+	case p.Link != "": // signed in to link: on to the link page, which asks
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, ssoBasis+p.Link+"/link", http.StatusSeeOther)
 		return
 	}
 	ctx := r.Context()
@@ -392,8 +400,11 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request, step string) (pe
 		s.errorPage(w, http.StatusBadRequest, "This sign-in page has expired or was not opened in this browser. Start again from the application.")
 		return pending{}, Client{}, false
 	}
-	if p.Device != nil {
+	switch {
+	case p.Device != nil:
 		return p, Client{Name: p.Device.Client}, true
+	case p.Link != "":
+		return p, Client{}, true
 	}
 	client, err := s.lookupClient(r, p.ClientID)
 	if err != nil {
@@ -499,18 +510,24 @@ func isLoopback(raw string) bool {
 type ssoButton struct{ ID, Name string }
 
 type pageData struct {
-	Title, Nonce, Error, Action, SwitchAction, Request string
-	SSOAction                                          string
-	Connectors                                         []ssoButton
-	ClientName, ClientHost, ClientID, Identifier, User string
-	RedirectHost                                       string
-	LoopbackOnly                                       bool
-	Scopes                                             []scopeLine
+	Title, Heading, Nonce, Error, Action, SwitchAction, Request string
+	Link, LinkText                                              string
+	SSOAction                                                   string
+	Connectors                                                  []ssoButton
+	ClientName, ClientHost, ClientID, Identifier, User          string
+	RedirectHost                                                string
+	LoopbackOnly                                                bool
+	Scopes                                                      []scopeLine
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, status int, c Client, p pending, identifier, msg string) {
 	d := pageData{Title: "Sign in", Error: msg, Action: loginPath, SSOAction: ssoPath,
 		Request: s.seal(stepLogin, p), ClientName: clientName(c), ClientHost: clientHost(c, p.RedirectURI), Identifier: identifier}
+	if c, ok := s.connector(p.Link); ok { // signing in to link an identity: the password only
+		d.Heading, d.ClientHost = "Sign in to link your "+c.Connector.Name()+" account", ""
+		s.render(w, status, "login", "", d)
+		return
+	}
 	for _, sc := range s.cfg.SSO {
 		d.Connectors = append(d.Connectors, ssoButton{ID: sc.Connector.ID(), Name: sc.Connector.Name()})
 	}

@@ -148,7 +148,13 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	if d := (*federation.DeniedError)(nil); errors.As(err, &d) {
 		s.record(ctx, audit.Event{Type: audit.SSOLoginRefused, Severity: audit.Warning,
 			Details: map[string]any{"connector": id, "reason": d.Reason, "issuer": ident.Issuer, "subject": ident.Subject}})
-		s.errorPage(w, http.StatusForbidden, "Your "+c.Connector.Name()+" account cannot sign in here: "+deniedWords(d.Reason)+".")
+		msg := "Your " + c.Connector.Name() + " account cannot sign in here: " + deniedWords(d.Reason) + "."
+		if d.Reason == federation.ReasonUnknownIdentity || d.Reason == federation.ReasonEmailInUse { // the person may link it
+			s.render(w, http.StatusForbidden, "error", "", pageData{Title: "Sign-in stopped", Error: msg,
+				Link: ssoBasis + id + "/link", LinkText: "Have an account here? Sign in with its password and link your " + c.Connector.Name() + " account"})
+			return
+		}
+		s.errorPage(w, http.StatusForbidden, msg)
 		return
 	}
 	if err != nil {
@@ -270,6 +276,11 @@ func (s *Server) ssoLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, b, ok := s.resumeBrowserSession(r)
+	if (!ok || s.now().Sub(b.AuthTime) > linkMaxAge) && r.Method == http.MethodGet {
+		// Not signed in here lately: the password (and second factor) first, then this page.
+		s.showLogin(w, http.StatusOK, Client{}, pending{Browser: s.browser(w, r), Expires: s.now().Add(pageTTL).Unix(), Link: c.Connector.ID()}, "", "")
+		return
+	}
 	if !ok || s.now().Sub(b.AuthTime) > linkMaxAge {
 		s.errorPage(w, http.StatusForbidden, "To link your "+c.Connector.Name()+" account, sign in here with your password first "+
 			"(in the last 5 minutes, in this browser), then open this page again.")

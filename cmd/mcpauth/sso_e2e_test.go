@@ -225,9 +225,10 @@ func TestShouldLinkAnIdentityFromASignedInBrowserOnly(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	// Not signed in here: refused, nothing linked.
-	if status, body := link(mcptest.NewBrowser(), "victim"); status != http.StatusForbidden || !strings.Contains(body, "sign in here with your password first") {
-		t.Errorf("linking without a sign-in: %d", status)
+	// Not signed in here: the link page asks for the password first; its form posted as the
+	// link's is refused, nothing linked.
+	if status, _ := link(mcptest.NewBrowser(), "victim"); status != http.StatusForbidden {
+		t.Errorf("linking without a sign-in: %d, want 403", status)
 	}
 	// Signed in with the password, in this browser: the provider's "victim" links to the account.
 	browser := &mcptest.FormLogin{Identifier: "victim@acme.example", Password: "Victim-password-123"}
@@ -257,6 +258,87 @@ func TestShouldLinkAnIdentityFromASignedInBrowserOnly(t *testing.T) {
 	}
 	if status, _ := link(again.Client, "ada"); status != http.StatusConflict {
 		t.Errorf("linking an identity linked elsewhere: %d, want 409", status)
+	}
+}
+
+// A sign-in refused for an identity not linked (JIT off) offers the link: the person signs in
+// there with the account's password, confirms, signs in at the provider, and from then on the
+// identity signs in as that account. The provider's groups still decide who may sign in.
+func TestShouldOfferToLinkAnIdentityWhoseSignInWasRefused(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	code, stdout, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example")
+	var victim struct {
+		ID string `json:"id"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &victim) != nil || victim.ID == "" {
+		t.Fatalf("user create: %d %s %s", code, stdout, stderr)
+	}
+	srv, setAccounts, _ := startSSOServer(t, in, map[string]any{"allowed_groups": []string{"eng"}}) // JIT off
+	people := ssoAccounts("eng")
+	people["victim"]["groups"] = []string{"eng"}
+	setAccounts(people)
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5562/cb"}, "token_endpoint_auth_method": "none"})
+	ctx := context.Background()
+	if _, err := (&mcptest.FormLogin{SSO: "op", ProviderAccount: "eve"}).Run(ctx, h.authorizeURL(client, nil).url); err == nil || !strings.Contains(err.Error(), "none of the allowed groups") {
+		t.Errorf("eve, in no allowed group: %v, want refused for the group", err)
+	}
+	browser := &mcptest.FormLogin{SSO: "op", ProviderAccount: "ada"}
+	if _, err := browser.Run(ctx, h.authorizeURL(client, nil).url); err == nil || !strings.Contains(err.Error(), "not linked") {
+		t.Fatalf("ada, unknown with JIT off: %v, want refused as not linked", err)
+	}
+	// The victim's own identity at the provider, refused too, and the link it is offered.
+	browser = &mcptest.FormLogin{SSO: "op", ProviderAccount: "victim"}
+	if _, err := browser.Run(ctx, h.authorizeURL(client, nil).url); err == nil {
+		t.Fatal("victim's identity signed in before it was linked")
+	}
+	href := between(browser.LastPage, `<a href="`, `"`)
+	if href != "/sso/op/link" {
+		t.Fatalf("the refusal offers %q, want the link page", href)
+	}
+	resp, err := browser.Client.Get(srv.URL + href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "Sign in to link your Acme SSO account") || strings.Contains(string(page), `class="sso"`) {
+		t.Fatalf("the link page without a sign-in: %d, want the password form alone:\n%s", resp.StatusCode, page)
+	}
+	form := url.Values{"request": {between(string(page), `name="request" value="`, `"`)}, "identifier": {"victim@acme.example"}, "password": {"Victim-password-123"}}
+	if resp, err = browser.Client.PostForm(srv.URL+"/authorize/login", form); err != nil || resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != href {
+		t.Fatalf("the password on the link page: %v %v, want back to the link page", err, resp)
+	}
+	resp.Body.Close()
+	if resp, err = browser.Client.Get(srv.URL + href); err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "You are signed in as <strong>victim@acme.example</strong>") {
+		t.Fatalf("the link page after the password: %d\n%s", resp.StatusCode, page)
+	}
+	if resp, err = browser.Client.PostForm(srv.URL+href, url.Values{"request": {between(string(page), `name="request" value="`, `"`)}}); err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("confirm the link: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	cb, err := mcptest.ProviderLogin(ctx, browser.Client, resp.Header.Get("Location"), srv.URL+"/sso/", "victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err = browser.Client.Get(cb.String()); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the provider's answer to the link: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	r := h.authorizeURL(client, nil)
+	back, err := (&mcptest.FormLogin{SSO: "op", ProviderAccount: "victim"}).Run(ctx, r.url)
+	if err != nil {
+		t.Fatalf("the linked identity's sign-in: %v", err)
+	}
+	_, m, _ := h.exchange(client, back.Query().Get("code"), r.verifier, false)
+	if sub := mcptest.JWTClaims(t, m["access_token"].(string))["sub"]; sub != victim.ID {
+		t.Errorf("the linked identity signed in as %v, want %s", sub, victim.ID)
 	}
 }
 
