@@ -235,3 +235,27 @@ func TestShouldSignInThroughAProviderInARealBrowser(t *testing.T) {
 		t.Errorf("redeem the code of a single sign-on: %d %v", status, m)
 	}
 }
+
+// sso_login's page in a real browser: the code it shows, its button's POST on to the provider
+// (Chromium checks that redirect against the page's CSP form-action), and the page saying who
+// signed in; the stdio tool then finishes.
+func TestShouldFinishAnSSOLoginSignInInARealBrowser(t *testing.T) {
+	srv, c := startSSOStdio(t, map[string]any{"jit": true})
+	start := decode[ssoStarted](t, c.Call(t, "sso_login", args{"connector": "op"}))
+	b := browserSteps{t: t, ctx: mcptest.Browser(t, 390, 844)}
+	b.do(chromedp.Navigate(start.URL), chromedp.WaitVisible(chromedp.CSS(`button[type=submit]`)))
+	if code := b.text(`p.code`); strings.TrimSpace(code) != start.UserCode {
+		t.Errorf("the page shows the code %q, the tool %q", code, start.UserCode)
+	}
+	b.shot("sso-device.png")
+	b.do(chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)))
+	b.do(chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "ada"), chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "any"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`button[autofocus]`)))
+	b.do(chromedp.Click(chromedp.CSS(`button[autofocus]`)), chromedp.WaitVisible(chromedp.CSS(`p[role=status]`)))
+	if done := b.text(`p[role=status]`); !strings.Contains(done, "ada@acme.example") {
+		t.Errorf("the last page says %q, want who signed in", done)
+	}
+	if got := decode[ssoFinished](t, c.Call(t, "sso_login", args{"login_id": start.LoginID})); got.Status != "signed_in" || got.User.Email != "ada@acme.example" {
+		t.Fatalf("sso_login after the browser: %+v\nserver:\n%s", got, srv.Stderr)
+	}
+}

@@ -476,6 +476,21 @@ func TestShouldMakeOneAccountForConcurrentFirstSignInsThroughTheProvider(t *test
 	}
 }
 
+// startSSOStdio starts an HTTP server with the connector "op" (startSSOServer) and a stdio
+// server sharing its store and master key, whose sso_login sign-ins finish on the HTTP server's
+// pages.
+func startSSOStdio(t *testing.T, policy map[string]any) (*httpServer, *conn) {
+	t.Helper()
+	uri, db := sharedStore(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	in := &instance{DataDir: t.TempDir(), MongoURI: uri, MongoDB: db, OwnerEmail: "owner@example.com",
+		OwnerPassword: "e2e-Owner-" + randomHex(8), Bootstrap: true,
+		Extra: []string{"MCPAUTH_MASTER_KEY=" + base64.StdEncoding.EncodeToString(key)}}
+	srv, _, env := startSSOServer(t, in, policy)
+	return srv, mcptest.DialStdio(t, binPath, append(env, "MCPAUTH_DATA_DIR="+t.TempDir(), "MCPAUTH_ISSUER="+srv.URL))
+}
+
 // ssoStarted and ssoFinished are sso_login's answers.
 type ssoStarted struct {
 	Status    string    `json:"status"`
@@ -496,14 +511,7 @@ type ssoFinished struct {
 // than the connector's session lifetime.
 func TestShouldSignInOverStdioThroughTheSSOLoginTool(t *testing.T) {
 	t.Parallel()
-	uri, db := sharedStore(t)
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	in := &instance{DataDir: t.TempDir(), MongoURI: uri, MongoDB: db, OwnerEmail: "owner@example.com",
-		OwnerPassword: "e2e-Owner-" + randomHex(8), Bootstrap: true,
-		Extra: []string{"MCPAUTH_MASTER_KEY=" + base64.StdEncoding.EncodeToString(key)}}
-	srv, _, env := startSSOServer(t, in, map[string]any{"jit": true, "allowed_domains": []string{"acme.example"}, "session_ttl": "1h"})
-	c := mcptest.DialStdio(t, binPath, append(env, "MCPAUTH_DATA_DIR="+t.TempDir(), "MCPAUTH_ISSUER="+srv.URL))
+	srv, c := startSSOStdio(t, map[string]any{"jit": true, "allowed_domains": []string{"acme.example"}, "session_ttl": "1h"})
 	if !slices.Contains(c.ListTools(t), "sso_login") {
 		t.Fatal("tools/list over stdio has no sso_login")
 	}
