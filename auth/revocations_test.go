@@ -18,23 +18,38 @@ import (
 func redisRevocations(t *testing.T, addr string) *session.RedisRevocations {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 300 * time.Millisecond})
+	t.Cleanup(func() { _ = c.Close() })
+	return revocationsOn(t, c)
+}
+
+func revocationsOn(t *testing.T, c redis.UniversalClient) *session.RedisRevocations {
+	t.Helper()
 	r, err := session.NewRedisRevocations(context.Background(), c, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = r.Close(); _ = c.Close() })
+	t.Cleanup(func() { _ = r.Close() })
 	return r
 }
 
 // TestShouldDenyASessionRevokedOnAnotherInstanceWithinASecond: two services sharing a store and
-// Redis, as two instances would.
+// Redis, as two instances would, on every Redis topology (on a Cluster, the instances' clients
+// may listen on different nodes: a PUBLISH reaches every node's subscribers).
 func TestShouldDenyASessionRevokedOnAnotherInstanceWithinASecond(t *testing.T) {
 	t.Parallel()
+	for _, topo := range redistest.Topologies {
+		t.Run(topo.Name, func(t *testing.T) {
+			t.Parallel()
+			denyRevokedOnAnotherInstance(t, topo.Start(t).Client)
+		})
+	}
+}
+
+func denyRevokedOnAnotherInstance(t *testing.T, client func() redis.UniversalClient) {
 	e := newEnv(t)
 	ctx := context.Background()
-	addr := redistest.Start(t)
-	a := e.newService(t, e.keys, func(c *auth.Config) { c.Revocations = redisRevocations(t, addr) })
-	b := e.newService(t, e.keys, func(c *auth.Config) { c.Revocations = redisRevocations(t, addr) })
+	a := e.newService(t, e.keys, func(c *auth.Config) { c.Revocations = revocationsOn(t, client()) })
+	b := e.newService(t, e.keys, func(c *auth.Config) { c.Revocations = revocationsOn(t, client()) })
 	e.createUser(t, "ada@example.com", "ada")
 	tokens, _, err := a.Login(ctx, auth.LoginRequest{Identifier: "ada", Password: testPassword})
 	if err != nil {

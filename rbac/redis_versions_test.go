@@ -64,6 +64,71 @@ func TestShouldSeeABumpOnAnotherInstanceWithinASecond(t *testing.T) {
 	}
 }
 
+// On every Redis topology, a bump and a subject's change on one instance reach another within a
+// second (on a Cluster the two may listen on different nodes).
+func TestShouldPropagateChangesOnEveryRedisTopology(t *testing.T) {
+	for _, topo := range redistest.Topologies {
+		t.Run(topo.Name, func(t *testing.T) {
+			t.Parallel()
+			client := topo.Start(t).Client
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			open := func() *rbac.RedisVersions {
+				v, err := rbac.NewRedisVersions(ctx, client(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = v.Close() })
+				return v
+			}
+			a, b := open(), open()
+			propagates := func(when string) {
+				t.Helper()
+				before, subject := b.Current(), b.Subject("usr_1")
+				if err := a.Bump(ctx); err != nil {
+					t.Fatalf("%s: bump: %v", when, err)
+				}
+				if err := a.BumpSubject(ctx, "usr_1"); err != nil {
+					t.Fatalf("%s: bump subject: %v", when, err)
+				}
+				await(t, propagation, when+": the other instance sees the bump", func() bool { return b.Current() > before })
+				await(t, propagation, when+": the other instance sees the subject's change", func() bool { return b.Subject("usr_1") > subject })
+			}
+			propagates(topo.Name)
+		})
+	}
+}
+
+// Under Sentinel, the master dies: once the replica is promoted, changes propagate again with no
+// restart (the subscriptions follow the new master).
+func TestShouldPropagateChangesAfterASentinelFailover(t *testing.T) {
+	t.Parallel()
+	s := redistest.StartSentinel(t)
+	ctx := context.Background()
+	open := func() *rbac.RedisVersions {
+		v, err := rbac.NewRedisVersions(ctx, s.Client(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = v.Close() })
+		return v
+	}
+	a, b := open(), open()
+	s.KillMaster(t)
+	start := time.Now()
+	for err := a.Bump(ctx); err != nil; err = a.Bump(ctx) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("no bump through the Sentinels %s after the failover: %v", time.Since(start), err)
+		}
+		time.Sleep(50 * time.Millisecond) // the Sentinels' answer changes without telling anyone
+	}
+	before := b.Subject("usr_1")
+	if err := a.BumpSubject(ctx, "usr_1"); err != nil {
+		t.Fatal(err)
+	}
+	await(t, propagation, "after the failover, the other instance sees the subject's change", func() bool { return b.Subject("usr_1") > before })
+}
+
 func TestShouldSeeAVersionChangeWhosePublishWasLost(t *testing.T) {
 	addr := redistest.Start(t)
 	v := newRedisVersions(t, addr)

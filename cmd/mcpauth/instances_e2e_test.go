@@ -45,16 +45,26 @@ func sharedStore(t *testing.T) (uri, db string) {
 // propagation is how soon a revocation on one instance must hold on the other.
 const propagation = time.Second
 
+// On every Redis topology (one server, a Cluster whose nodes the two instances may listen on
+// apart, Sentinels), through MCPAUTH_REDIS_URL as an operator writes it.
 func TestShouldShareRevocationsAndLimitsBetweenInstances(t *testing.T) {
 	t.Parallel()
-	redisAddr := redistest.Start(t)
+	for _, topo := range redistest.Topologies {
+		t.Run(topo.Name, func(t *testing.T) {
+			t.Parallel()
+			shareBetweenInstances(t, topo.Name, topo.Start(t).URL)
+		})
+	}
+}
+
+func shareBetweenInstances(t *testing.T, mode, redisURL string) {
 	uri, db := sharedStore(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	inA := &instance{
 		DataDir: t.TempDir(), MongoURI: uri, MongoDB: db,
 		OwnerEmail: "owner@example.com", OwnerPassword: "e2e-Owner-" + randomHex(8), Bootstrap: true,
-		Extra: []string{"MCPAUTH_MASTER_KEY=" + base64.StdEncoding.EncodeToString(key), "MCPAUTH_REDIS_URL=redis://" + redisAddr,
+		Extra: []string{"MCPAUTH_MASTER_KEY=" + base64.StdEncoding.EncodeToString(key), "MCPAUTH_REDIS_URL=" + redisURL,
 			"MCPAUTH_LOCKOUT=3/15m/10m/1h", "MCPAUTH_RATE_LIMITS=login_id=8/1m"},
 	}
 	inB := *inA
@@ -63,6 +73,9 @@ func TestShouldShareRevocationsAndLimitsBetweenInstances(t *testing.T) {
 	b := startHTTP(t, &inB, "http") // after A: A has bootstrapped the owner
 	if strings.Contains(b.Stderr.String(), "created owner") {
 		t.Fatalf("B bootstrapped an owner of its own: it does not share A's store:\n%s", b.Stderr)
+	}
+	if !strings.Contains(b.Stderr.String(), `msg=redis mode=`+mode) {
+		t.Fatalf("B does not say it uses Redis in %s mode:\n%s", mode, b.Stderr)
 	}
 	ownerA := dialHTTP(t, a)
 	ownerA.Login(t, nil, inA.Owner())

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -128,20 +129,26 @@ func (s *Server) Restart(t testing.TB) *Server {
 	}
 }
 
-func start(bin, dir string) (*Server, error) {
+func start(bin, dir string, extra ...string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("pick a port: %w", err)
 	}
-	return startOn(bin, dir, port)
+	return startOn(bin, dir, port, extra...)
 }
 
-func startOn(bin, dir string, port int) (*Server, error) {
+// startOn starts bin on port; extra are more arguments (a sentinel's config file first, then
+// --sentinel, is given as extra with a leading config path: see startSentinel).
+func startOn(bin, dir string, port int, extra ...string) (*Server, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir,
-		"--daemonize", "no", "--loglevel", "warning")
+		"--daemonize", "no", "--loglevel", "warning"}
+	if len(extra) > 0 && extra[0] == sentinelFlag { // redis-server <config> --sentinel ...
+		args = append([]string{filepath.Join(dir, "sentinel.conf"), sentinelFlag}, args...)
+		extra = extra[1:]
+	}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = sysProcAttr()

@@ -2,9 +2,13 @@ package redistest_test
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bduf/mcpauth/internal/redistest"
 )
@@ -48,5 +52,54 @@ func TestShouldStopTheServerWhenKilled(t *testing.T) {
 	s.Kill() // idempotent
 	if _, err := roundTrip(t, s.Addr(), "*1\r\n$4\r\nPING\r\n"); err == nil {
 		t.Fatalf("server still answers after Kill")
+	}
+}
+
+func TestShouldStartAClusterThatServesEverySlot(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, 3)
+	cl := c.Client(t)
+	ctx := context.Background()
+	for i := range 30 { // keys spread over the three masters' slots
+		if err := cl.Set(ctx, fmt.Sprintf("k%d", i), i, 0).Err(); err != nil {
+			t.Fatalf("SET k%d through the cluster: %v", i, err)
+		}
+	}
+	masters := map[string]bool{}
+	_ = cl.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		if n, _ := m.DBSize(ctx).Result(); n > 0 {
+			masters[m.Options().Addr] = true
+		}
+		return nil
+	})
+	if len(masters) != 3 {
+		t.Errorf("the keys landed on %d masters, want 3", len(masters))
+	}
+}
+
+func TestShouldFailOverToTheReplicaWhenTheMasterDies(t *testing.T) {
+	t.Parallel()
+	s := redistest.StartSentinel(t)
+	cl := s.Client(t)
+	ctx := context.Background()
+	if err := cl.Set(ctx, "before", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	took := s.KillMaster(t)
+	t.Logf("failover took %s", took)
+	// The client finds the new master through the Sentinels (a write may fail while it does).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := cl.Set(ctx, "after", "1", 0).Err()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write after the failover: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // the Sentinels' answer changes without telling anyone
+	}
+	if v, err := cl.Get(ctx, "before").Result(); err != nil || v != "1" {
+		t.Errorf("the write before the failover, on the new master: %q %v (the replica had it)", v, err)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/internal/embedmongo"
+	"github.com/bduf/mcpauth/internal/redisurl"
 	"github.com/bduf/mcpauth/mcp"
 	"github.com/bduf/mcpauth/rbac"
 	"github.com/bduf/mcpauth/tools"
@@ -94,7 +95,7 @@ func openApp(ctx context.Context, c config, logger *slog.Logger) (_ *app, err er
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := a.connectRedis(ctx, c)
+	rdb, err := a.connectRedis(ctx, c, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -267,19 +268,18 @@ func instanceID(dir string) (string, error) {
 	return id, nil
 }
 
-// connectRedis connects MCPAUTH_REDIS_URL (nil without one).
-func (a *app) connectRedis(ctx context.Context, c config) (redis.UniversalClient, error) {
+// connectRedis connects MCPAUTH_REDIS_URL (nil without one), in the topology its URL names or
+// MCPAUTH_REDIS_MODE says (redisurl).
+func (a *app) connectRedis(ctx context.Context, c config, logger *slog.Logger) (redis.UniversalClient, error) {
 	if c.RedisURL == "" {
 		return nil, nil
 	}
-	opts, err := redis.ParseURL(c.RedisURL)
+	client, mode, err := redisurl.New(c.RedisURL, c.RedisMode)
 	if err != nil {
 		return nil, fmt.Errorf("MCPAUTH_REDIS_URL %s: %w", redactURI(c.RedisURL), err)
 	}
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs: []string{opts.Addr}, Username: opts.Username, Password: opts.Password, DB: opts.DB,
-		TLSConfig: opts.TLSConfig, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
-	})
+	logger.Info("redis", "mode", mode, "url", redactURI(c.RedisURL))
+	redis.SetLogger(redisLog{logger.With("component", "redis")}) // go-redis's own notices (reconnects, failovers)
 	a.closers = append(a.closers, func(context.Context) error { return client.Close() })
 	pingCtx, cancel := context.WithTimeout(ctx, mongoTimeout)
 	defer cancel()
@@ -288,6 +288,14 @@ func (a *app) connectRedis(ctx context.Context, c config) (redis.UniversalClient
 	}
 	a.ready = append(a.ready, mcp.ReadyCheck{Name: "redis", Check: func(ctx context.Context) error { return client.Ping(ctx).Err() }})
 	return client, nil
+}
+
+// redisLog writes go-redis's notices (a lost connection, a new master) to the log, not raw to
+// stderr.
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.l.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
 
 // sharedState returns the policy versions, the rate limiter and the lockout: in Redis when it

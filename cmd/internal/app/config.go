@@ -53,6 +53,7 @@ type config struct {
 	SigningAlg    string
 	LogLevel      string
 	RedisURL      string
+	RedisMode     string // single, cluster, sentinel; "": from the URL
 	PolicyFile    string
 	Limits        auth.Limits
 	CallLimit     throttle.Limit
@@ -131,7 +132,8 @@ var storeFlags = []envVar{
 	{"bcrypt-cost", "MCPAUTH_BCRYPT_COST", "bcrypt cost, 4-31 (default 10; below 10 only for tests)"},
 	{"signing-alg", "MCPAUTH_SIGNING_ALG", "access token algorithm: EdDSA, ES256 or RS256 (default EdDSA)"},
 	{"log-level", "MCPAUTH_LOG_LEVEL", "debug, info, warn or error (default info)"},
-	{"redis-url", "MCPAUTH_REDIS_URL", "Redis URL (redis:// or rediss://) shared by instances; empty: one instance, in-process state"},
+	{"redis-url", "MCPAUTH_REDIS_URL", "Redis URL (redis:// or rediss://) shared by instances: one server, a Cluster (redis://h1:p1?addr=h2:p2&addr=h3:p3) or Sentinels (redis://s1:p1?master_name=M&addr=s2:p2); empty: one instance, in-process state"},
+	{"redis-mode", "MCPAUTH_REDIS_MODE", "the Redis topology: single, cluster or sentinel (default: from the URL: master_name is sentinel, addr parameters a cluster)"},
 	{"policy", "MCPAUTH_POLICY_FILE", "guard policy file (YAML or JSON) for tools beyond mcpauth's own"},
 	{"rate-limits", "MCPAUTH_RATE_LIMITS", "rate limits as name=rate/period[/burst],... for login_id, login_addr, refresh, apikey_fail, calls (default login_id=10/1m,login_addr=60/1m/30,refresh=60/1m/30,apikey_fail=20/1m/10,calls=6000/1m/1000)"},
 	{"lockout", "MCPAUTH_LOCKOUT", "account lockout: failures/window[/backoff[/max-backoff[/permanent-after]]]; failures lock out the address they come from, permanent-after (1..100) consecutive failures from any address lock the account until an admin unlocks it (default 5/15m/1m/1h/100)"},
@@ -187,6 +189,7 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 		Issuer: vals["issuer"], Audience: vals["audience"], SigningAlg: vals["signing-alg"],
 		LogLevel:          vals["log-level"],
 		RedisURL:          vals["redis-url"],
+		RedisMode:         vals["redis-mode"],
 		PolicyFile:        vals["policy"],
 		MasterKey:         getenv("MCPAUTH_MASTER_KEY"),
 		BootstrapEmail:    getenv("MCPAUTH_BOOTSTRAP_ADMIN_EMAIL"),
@@ -554,6 +557,15 @@ func redactURI(uri string) string {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "REDACTED")
 		}
+	}
+	// A Sentinel URL carries the Redis password in its query (go-redis's ParseFailoverURL).
+	if q := u.Query(); q.Has("password") || q.Has("sentinel_password") {
+		for _, k := range []string{"password", "sentinel_password"} {
+			if q.Has(k) {
+				q.Set(k, "REDACTED")
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }

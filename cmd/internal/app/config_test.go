@@ -192,10 +192,16 @@ func TestShouldRejectAMasterKeyOfTheWrongSize(t *testing.T) {
 	}
 }
 
-func TestShouldNeverPrintAMongoPassword(t *testing.T) {
-	got := redactURI("mongodb://app:s3cret@db1:27017/?replicaSet=rs0")
-	if strings.Contains(got, "s3cret") || !strings.Contains(got, "db1:27017") {
-		t.Fatalf("redacted = %q", got)
+func TestShouldNeverPrintAStorePassword(t *testing.T) {
+	for _, uri := range []string{
+		"mongodb://app:s3cret@db1:27017/?replicaSet=rs0",
+		"rediss://default:s3cret@redis.example:6380",
+		"redis://sentinel:s3cret@10.0.0.1:26379?master_name=m&password=s3cret&addr=10.0.0.2:26379", // the Redis password in the query
+		"redis://10.0.0.1:26379?master_name=m&sentinel_password=s3cret",
+	} {
+		if got := redactURI(uri); strings.Contains(got, "s3cret") || !strings.Contains(got, "REDACTED") {
+			t.Errorf("redacted %q = %q", uri, got)
+		}
 	}
 }
 
