@@ -49,7 +49,9 @@ var impls = []impl{
 	// A Redis Cluster of three masters: every script's keys must be of one slot (a CROSSSLOT
 	// error otherwise), whichever master it lands on.
 	{"redis_cluster",
-		func(t *testing.T) throttle.Limiter { return throttle.NewRedisLimiter(redistest.StartCluster(t, 3).Client(t)) },
+		func(t *testing.T) throttle.Limiter {
+			return throttle.NewRedisLimiter(redistest.StartCluster(t, 3).Client(t))
+		},
 		func(t *testing.T, p throttle.Policy, _ func() time.Time) throttle.Lockout {
 			return throttle.NewRedisLockout(redistest.StartCluster(t, 3).Client(t), p)
 		}, true},
