@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What `make test` needs beside Go: gcc (the race detector needs cgo), redis-server (the Redis
-# tests start their own on a free loopback port), chromium (the sign-in pages are driven in a
+# tests start their own on a free loopback port, Clusters and Sentinels too), haproxy, chromium (the sign-in pages are driven in a
 # real browser), and the real MCP clients the end-to-end tests
 # drive (testdata/clients: the conformance suite and the TypeScript SDK on Node 22, installed
 # with `npm ci` from the committed lockfile whenever node_modules is missing or older than it).
@@ -23,6 +23,8 @@ command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 # The browser tests of the authorization server's pages drive headless Chromium (chromedp).
 command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || need+=(chromium)
+# The scale-out tests put three instances behind HAProxy with deploy/haproxy.cfg.
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 clients_current || command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
