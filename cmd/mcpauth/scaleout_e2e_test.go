@@ -411,6 +411,22 @@ func TestShouldRouteAroundAKilledInstanceAndLoseNoAcknowledgedEvent(t *testing.T
 	awaitUserCreatedEvents(t, f, created)
 }
 
+// userExists reports whether the store holds a user with email.
+func (f *fleet) userExists(t *testing.T, email string) bool {
+	t.Helper()
+	ctx := context.Background()
+	c, err := mongo.Connect(options.Client().ApplyURI(f.storeAt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Disconnect(ctx) }()
+	n, err := c.Database(f.storeDB).Collection("users").CountDocuments(ctx, bson.M{"email": email})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
 // storedEvent is an audit event as the store holds it.
 type storedEvent struct {
 	Subject    string `bson:"subject"`
@@ -472,5 +488,147 @@ func awaitUserCreatedEvents(t *testing.T, f *fleet, emails []string) {
 			t.Fatalf("%d of %d acknowledged users have no USER_CREATED event: %v", len(missing), len(ids), slices.Collect(maps.Values(missing)))
 		}
 		time.Sleep(100 * time.Millisecond) // the spill file is replayed on its own schedule
+	}
+}
+
+// phases measures a load around a fault: before it, while it lasts, after it ends.
+type phases struct {
+	load                     *loadRun
+	start, fault, end, until time.Time
+}
+
+// awaitClean waits until the load has answered without a failure for clean, the last failure
+// after from, and returns when that clean stretch began.
+func (l *loadRun) awaitClean(t *testing.T, from time.Time, clean, within time.Duration) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		now := time.Now()
+		if r := l.recovered(from, now); now.Sub(r) >= clean {
+			return r
+		}
+		if now.After(deadline) {
+			t.Fatalf("the load still fails %s after the fault: %q", time.Since(from).Round(bucket), l.errs)
+		}
+		time.Sleep(bucket) // the answers are counted per bucket
+	}
+}
+
+func (p phases) report(t *testing.T, name string, extra map[string]any) map[string]any {
+	t.Helper()
+	_, failBefore, rateBefore := p.load.window(p.start, p.fault)
+	_, failDuring, rateDuring := p.load.window(p.fault, p.end)
+	_, failAfter, rateAfter := p.load.window(p.end, p.until)
+	recovery := p.load.recovered(p.fault, p.until).Sub(p.fault)
+	out := map[string]any{"calls_per_s_before": int(rateBefore), "calls_per_s_during": int(rateDuring), "calls_per_s_after": int(rateAfter),
+		"failed_before": failBefore, "failed_during": failDuring, "failed_after": failAfter, "last_failure_ms_after_fault": recovery.Milliseconds()}
+	maps.Copy(out, extra)
+	t.Logf("%s: %v; errors %q", name, out, p.load.errs)
+	mcptest.Artifact(t, name+".json", mustJSON(out))
+	return out
+}
+
+// The Redis master dies under load (Sentinel): calls needing Redis fail closed while no master
+// answers, then everything works again with no restart, and the lockout is atomic again: of 100
+// concurrent wrong passwords for one account from one address, exactly the policy's 3 are
+// checked.
+func TestShouldFailOverRedisUnderLoadAndStayAtomic(t *testing.T) {
+	t.Parallel()
+	s := redistest.StartSentinel(t)
+	f := startFleet(t, s.URL(), "MCPAUTH_RATE_LIMITS=calls=1000000/1m/100000,login_id=1000/1m,login_addr=1000/1m/1000", "MCPAUTH_LOCKOUT=3/15m/10m/1h")
+	owner := dialHTTP(t, f.front)
+	tok := owner.Login(t, nil, f.owner)
+	u := owner.CreateUser(t, "racer@example.com", "Racer-password-123", "viewer")
+	load, stop := startLoad(t, f.lb.URL, tok.AccessToken, "auth_whoami", nil, 8)
+	p := phases{load: load, start: time.Now()}
+	time.Sleep(2 * time.Second) // load before the fault: measured, not awaited
+	p.fault = time.Now()
+	failover := s.KillMaster(t)
+	// Each instance's client finds the new master at its next failed command: the failures end
+	// on their own, and then none for good (3 s measured).
+	p.end = load.awaitClean(t, p.fault, 3*time.Second, 20*time.Second)
+	p.until = time.Now()
+	stop()
+	fig := p.report(t, "scaleout-redis-failover", map[string]any{"sentinel_failover_ms": failover.Milliseconds()})
+	if fig["failed_before"] != 0 || fig["failed_after"] != 0 {
+		t.Errorf("failures outside the failover: %v (errors %q)", fig, load.errs)
+	}
+	// 100 racers through the balancer, spread over the three instances.
+	racer := clientFrom(t, "127.0.0.8")
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() {
+			_, _ = statelessCall(context.Background(), racer, f.lb.URL, "", "auth_login", args{"email": "racer@example.com", "password": fmt.Sprintf("wrong-%d", i)})
+		})
+	}
+	wg.Wait()
+	if n := lockedLines(f.logs(), u.ID); n != 97 {
+		t.Errorf("%d of 100 concurrent wrong passwords refused as locked after the failover, want 97 (exactly 3 checked)", n)
+	}
+}
+
+// MongoDB goes away for 10 s under load: the instances' readiness goes red, the balancer keeps
+// sending to the live ones, writes fail closed (nothing half done), reads the caches can answer
+// go on, and everything recovers when MongoDB is back, every acknowledged write's audit event
+// stored.
+func TestShouldFailClosedWhileMongoDBIsAwayAndRecover(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, "redis://"+startRedis(t), "MCPAUTH_RATE_LIMITS=calls=1000000/1m/100000")
+	owner := dialHTTP(t, f.front)
+	tok := owner.Login(t, nil, f.owner)
+	load, stop := startLoad(t, f.lb.URL, tok.AccessToken, "auth_whoami", nil, 6)
+	// Beside the load, users are created one after another; each answer is kept.
+	var created, refused []string
+	var slowest time.Duration
+	creating := make(chan struct{})
+	var cw sync.WaitGroup
+	cw.Go(func() {
+		client := &http.Client{Timeout: 30 * time.Second}
+		for i := 0; ; i++ {
+			select {
+			case <-creating:
+				return
+			default:
+			}
+			email := fmt.Sprintf("m%d@example.com", i)
+			began := time.Now()
+			ok, _ := statelessCall(context.Background(), client, f.lb.URL, tok.AccessToken, "user_create", args{"email": email, "password": "Created-password-123"})
+			slowest = max(slowest, time.Since(began))
+			if ok {
+				created = append(created, email)
+			} else {
+				refused = append(refused, email)
+			}
+		}
+	})
+	p := phases{load: load, start: time.Now()}
+	time.Sleep(2 * time.Second) // load before the fault: measured, not awaited
+	p.fault = time.Now()
+	f.mongo.Cut()
+	f.lb.AwaitUp(t, "ready", 0, 10*time.Second) // readiness red everywhere
+	red := time.Since(p.fault)
+	time.Sleep(10*time.Second - red) // the outage lasts 10 s
+	f.mongo.Restore()
+	restored := time.Now()
+	f.lb.AwaitUp(t, "ready", 3, 20*time.Second)
+	green := time.Since(restored)
+	p.end = load.awaitClean(t, restored, 3*time.Second, 30*time.Second)
+	p.until = time.Now()
+	close(creating)
+	cw.Wait()
+	stop()
+	fig := p.report(t, "scaleout-mongo-outage", map[string]any{"readiness_red_ms": red.Milliseconds(), "readiness_green_ms": green.Milliseconds(),
+		"recovered_ms_after_restore": p.end.Sub(restored).Milliseconds(), "writes_acknowledged": len(created), "writes_refused": len(refused),
+		"slowest_write_ms": slowest.Milliseconds()})
+	if fig["failed_before"] != 0 || fig["failed_after"] != 0 {
+		t.Errorf("failures outside the outage: %v", fig)
+	}
+	// Nothing half done: a refused creation left no user, or a whole one (created, and its
+	// event recorded, before the answer was lost).
+	awaitUserCreatedEvents(t, f, created)
+	for _, e := range refused {
+		if f.userExists(t, e) {
+			awaitUserCreatedEvents(t, f, []string{e})
+		}
 	}
 }
