@@ -33,7 +33,7 @@ type tcpProxy struct {
 	conns map[net.Conn]struct{}
 }
 
-func newTCPProxy(t *testing.T, targetURI string) *tcpProxy {
+func newTCPProxy(t testing.TB, targetURI string) *tcpProxy {
 	t.Helper()
 	u, err := url.Parse(targetURI)
 	if err != nil {

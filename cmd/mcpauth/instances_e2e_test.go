@@ -21,7 +21,7 @@ import (
 
 // sharedStore returns a MongoDB-wire server and a fresh database for processes to share: a real
 // MongoDB with MCPAUTH_TEST_MONGO_URI, else a FerretDB run in the test process.
-func sharedStore(t *testing.T) (uri, db string) {
+func sharedStore(t testing.TB) (uri, db string) {
 	t.Helper()
 	db = "mcpauth_e2e_" + randomHex(6)
 	if uri = os.Getenv(mcptest.EnvTestMongoURI); uri != "" {

@@ -32,13 +32,13 @@ import (
 
 var startRedis = redistest.Start
 
-func dialHTTPFrom(t *testing.T, srv *httpServer, ip string) *conn {
+func dialHTTPFrom(t testing.TB, srv *httpServer, ip string) *conn {
 	t.Helper()
 	return mcptest.DialHTTPFrom(t, srv, ip)
 }
 
 // clientFrom is an HTTP client whose connections come from the local address ip.
-func clientFrom(t *testing.T, ip string) *http.Client {
+func clientFrom(t testing.TB, ip string) *http.Client {
 	t.Helper()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}).DialContext
@@ -55,7 +55,7 @@ const haproxyConfig = "../../deploy/haproxy.cfg"
 
 // fleet is three instances behind HAProxy.
 type fleet struct {
-	t       *testing.T
+	t       testing.TB
 	env     [][]string // each instance's environment
 	addrs   []string   // each instance's host:port
 	srv     []*httpServer
@@ -69,7 +69,7 @@ type fleet struct {
 
 // startFleet starts the store, the instances (the first bootstraps the owner) and HAProxy, and
 // waits until HAProxy sees all three ready. redisURL is the Redis they share.
-func startFleet(t *testing.T, redisURL string, extraEnv ...string) *fleet {
+func startFleet(t testing.TB, redisURL string, extraEnv ...string) *fleet {
 	t.Helper()
 	uri, db := sharedStore(t)
 	key := make([]byte, 32)
