@@ -243,7 +243,7 @@ func (l *loadRun) recovered(from, to time.Time) time.Time {
 // proxy's, and not one the client claims) is what limits and the audit trail see.
 func TestShouldBehaveTheSameOnEveryInstanceBehindTheBalancer(t *testing.T) {
 	t.Parallel()
-	f := startFleet(t, "redis://"+startRedis(t), "MCPAUTH_LOCKOUT=3/15m/10m/1h", "MCPAUTH_RATE_LIMITS=login_id=100/1m")
+	f := startFleet(t, "redis://"+startRedis(t), "MCPAUTH_LOCKOUT=3/15m/10m/1h", "MCPAUTH_RATE_LIMITS=login_id=8/1m/8")
 	owner := dialHTTPFrom(t, f.front, "127.0.0.3")
 	tok := owner.Login(t, nil, f.owner)
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -283,6 +283,35 @@ func TestShouldBehaveTheSameOnEveryInstanceBehindTheBalancer(t *testing.T) {
 		}
 		if time.Since(revoked) > propagation {
 			t.Fatalf("a revoked token still accepted by some instance %s after its revocation", time.Since(revoked))
+		}
+	}
+	// An API key made through one instance works on all; revoked through one, it is refused by
+	// all within a second.
+	key := decode[struct {
+		ID  string `json:"id"`
+		Key string `json:"key"`
+	}](t, owner.Call(t, "apikey_create", args{"name": "fleet", "permissions": []string{"users:read"}}))
+	for range 6 {
+		if ok, detail := statelessCall(ctx, client, f.lb.URL, key.Key, "user_list", nil); !ok {
+			t.Fatalf("the API key through the balancer: %s", detail)
+		}
+	}
+	if ok, detail := statelessCall(ctx, client, f.lb.URL, tok.AccessToken, "apikey_revoke", args{"id": key.ID}); !ok {
+		t.Fatalf("apikey_revoke: %s", detail)
+	}
+	keyRevoked := time.Now()
+	for {
+		n := 0
+		for range 6 {
+			if ok, _ := statelessCall(ctx, client, f.lb.URL, key.Key, "user_list", nil); ok {
+				n++
+			}
+		}
+		if n == 0 {
+			break
+		}
+		if time.Since(keyRevoked) > propagation {
+			t.Fatalf("the revoked API key still works on %d of 6 calls %s after", n, time.Since(keyRevoked))
 		}
 	}
 	// A user made through one instance loses a role through another: every instance refuses
@@ -325,6 +354,23 @@ func TestShouldBehaveTheSameOnEveryInstanceBehindTheBalancer(t *testing.T) {
 		t.Errorf("%d refusals as locked of the 4th guess from one address with four claimed addresses, want 1 (the claimed addresses are not the client's)", n)
 	}
 	dialHTTPFrom(t, f.front, "127.0.0.7").Login(t, nil, args{"email": "scale@example.com", "password": "Scale-password-123"})
+	// The login rate of one identifier is one budget, whichever instances the logins reach: 8 a
+	// minute (MCPAUTH_RATE_LIMITS); 6 spent above (a login, 4 guesses, a login), so 2 more pass
+	// and the next is refused (with a budget per instance, 18 more would).
+	loginFrom := clientFrom(t, "127.0.0.9")
+	passed := 0
+	for ; passed < 9; passed++ {
+		ok, detail := statelessCall(ctx, loginFrom, f.lb.URL, "", "auth_login", args{"email": "scale@example.com", "password": "Scale-password-123"})
+		if !ok {
+			if !strings.Contains(detail, "RATE_LIMITED") {
+				t.Fatalf("login %d: %s", passed+1, detail)
+			}
+			break
+		}
+	}
+	if passed != 2 {
+		t.Errorf("%d more logins passed before RATE_LIMITED, want 2: one budget of 8 across the instances", passed)
+	}
 	var failed []storedEvent
 	for deadline := time.Now().Add(5 * time.Second); len(failed) < 3; failed = f.events(t, bson.M{"type": "AUTH_FAILED", "subject": u.ID}) {
 		if time.Now().After(deadline) {
