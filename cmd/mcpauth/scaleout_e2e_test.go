@@ -15,6 +15,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -52,6 +53,15 @@ func mustJSON(v any) []byte {
 
 // haproxyConfig is the example configuration of deploy/, which these tests run as is.
 const haproxyConfig = "../../deploy/haproxy.cfg"
+
+// phase is how long the load runs before, between and after the faults: 2 s in CI; the long
+// version sets MCPAUTH_SCALEOUT_PHASE (e.g. 1m).
+var phase = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("MCPAUTH_SCALEOUT_PHASE")); err == nil && d > 0 {
+		return d
+	}
+	return 2 * time.Second
+}()
 
 // fleet is three instances behind HAProxy.
 type fleet struct {
@@ -418,7 +428,7 @@ func TestShouldRouteAroundAKilledInstanceAndLoseNoAcknowledgedEvent(t *testing.T
 			}
 		}
 	})
-	time.Sleep(2 * time.Second) // load before the fault: measured, not awaited
+	time.Sleep(phase) // load before the fault: measured, not awaited
 	killed := time.Now()
 	if err := f.srv[1].Cmd.Process.Kill(); err != nil { // SIGKILL: no drain, no goodbye
 		t.Fatal(err)
@@ -426,17 +436,17 @@ func TestShouldRouteAroundAKilledInstanceAndLoseNoAcknowledgedEvent(t *testing.T
 	<-f.srv[1].Exited
 	f.lb.AwaitUp(t, "ready", 2, 5*time.Second)
 	down := time.Now()
-	time.Sleep(2 * time.Second) // load on two instances
+	time.Sleep(phase) // load on two instances
 	f.start(1)
 	f.lb.AwaitUp(t, "ready", 3, 10*time.Second)
 	back := time.Now()
-	time.Sleep(2 * time.Second) // load on three again
+	time.Sleep(phase) // load on three again
 	end := time.Now()
 	close(creating)
 	cw.Wait()
 	stop()
 
-	okBefore, failBefore, rateBefore := load.window(killed.Add(-2*time.Second), killed)
+	okBefore, failBefore, rateBefore := load.window(killed.Add(-phase), killed)
 	_, failDuring, rateDuring := load.window(killed, back)
 	okAfter, failAfter, rateAfter := load.window(back, end)
 	recovery := load.recovered(killed, end).Sub(killed)
@@ -587,12 +597,12 @@ func TestShouldFailOverRedisUnderLoadAndStayAtomic(t *testing.T) {
 	u := owner.CreateUser(t, "racer@example.com", "Racer-password-123", "viewer")
 	load, stop := startLoad(t, f.lb.URL, tok.AccessToken, "auth_whoami", nil, 8)
 	p := phases{load: load, start: time.Now()}
-	time.Sleep(2 * time.Second) // load before the fault: measured, not awaited
+	time.Sleep(phase) // load before the fault: measured, not awaited
 	p.fault = time.Now()
 	failover := s.KillMaster(t)
 	// Each instance's client finds the new master at its next failed command: the failures end
-	// on their own, and then none for good (3 s measured).
-	p.end = load.awaitClean(t, p.fault, 3*time.Second, 20*time.Second)
+	// on their own, and then none for good (a phase measured).
+	p.end = load.awaitClean(t, p.fault, phase, 20*time.Second+phase)
 	p.until = time.Now()
 	stop()
 	fig := p.report(t, "scaleout-redis-failover", map[string]any{"sentinel_failover_ms": failover.Milliseconds()})
@@ -648,7 +658,7 @@ func TestShouldFailClosedWhileMongoDBIsAwayAndRecover(t *testing.T) {
 		}
 	})
 	p := phases{load: load, start: time.Now()}
-	time.Sleep(2 * time.Second) // load before the fault: measured, not awaited
+	time.Sleep(phase) // load before the fault: measured, not awaited
 	p.fault = time.Now()
 	f.mongo.Cut()
 	f.lb.AwaitUp(t, "ready", 0, 10*time.Second) // readiness red everywhere
@@ -658,7 +668,7 @@ func TestShouldFailClosedWhileMongoDBIsAwayAndRecover(t *testing.T) {
 	restored := time.Now()
 	f.lb.AwaitUp(t, "ready", 3, 20*time.Second)
 	green := time.Since(restored)
-	p.end = load.awaitClean(t, restored, 3*time.Second, 30*time.Second)
+	p.end = load.awaitClean(t, restored, phase, 30*time.Second+phase)
 	p.until = time.Now()
 	close(creating)
 	cw.Wait()
