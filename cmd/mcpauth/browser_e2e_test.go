@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -82,12 +83,22 @@ func TestShouldSignInThroughThePagesInARealBrowser(t *testing.T) {
 	fitsWidth := b.eval(`document.documentElement.scrollWidth <= window.innerWidth`)
 	labelled := b.eval(`[...document.querySelectorAll('input:not([type=hidden])')].every(i => document.querySelector('label[for="'+i.id+'"]'))`)
 	b.shot("oauth-login.png")
+	b.contrast("login page")
+	b.dark(true)
+	b.contrast("login page, dark")
+	b.dark(false)
 	b.do(chromedp.SendKeys(chromedp.ID("identifier"), "browser@example.com"), chromedp.SendKeys(chromedp.ID("password"), password),
 		chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.ID("code")))
 	b.shot("oauth-mfa.png")
+	b.contrast("second-factor page")
 	b.do(chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Click(chromedp.CSS("button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("button[value=allow]")))
 	b.shot("oauth-consent.png")
+	b.contrast("consent page")
+	b.dark(true)
+	b.shot("oauth-consent-dark.png")
+	b.contrast("consent page, dark")
+	b.dark(false)
 	if text := b.text("main"); !strings.Contains(text, "read users (users:read)") || strings.Contains(text, "roles:write") {
 		t.Errorf("consent page: %q; want the scopes the user holds, in words, and not roles:write", text)
 	}
@@ -137,6 +148,7 @@ func TestShouldSignInThroughThePagesInARealBrowser(t *testing.T) {
 		bad := h.authorizeURL(client, map[string]string{"redirect_uri": "http://localhost:" + catcher.port + "/callback"})
 		b.do(chromedp.Navigate(bad.url), chromedp.WaitVisible(chromedp.CSS("p.error")))
 		b.shot("oauth-error.png")
+		b.contrast("error page")
 		at, err := chromedp.Run(ctx, chromedp.Location())
 		if err != nil {
 			t.Fatal(err)
@@ -193,6 +205,51 @@ func (b browserSteps) text(css string) string {
 	return v
 }
 
+// contrastJS lists the page's visible text whose contrast with the background it sits on is
+// below WCAG 2's AA minimum: 4.5:1, or 3:1 for large text (24 px, or 18.66 px bold). The
+// background is the nearest opaque one up the tree.
+const contrastJS = `(() => {
+  const parse = c => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null; const p = m[1].split(',').map(Number); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const bg = el => { for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor); if (c && c.a > 0) return c; } return {r: 255, g: 255, b: 255, a: 1}; };
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()) || !el.getClientRects().length) continue;
+    const s = getComputedStyle(el), l1 = lum(parse(s.color)), l2 = lum(bg(el));
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    const size = parseFloat(s.fontSize), large = size >= 24 || (parseInt(s.fontWeight) >= 700 && size >= 18.66);
+    if (ratio < (large ? 3 : 4.5)) out.push(el.tagName + ' "' + el.textContent.trim().slice(0, 40) + '" ' + ratio.toFixed(2) + ':1');
+  }
+  return out;
+})()`
+
+// contrast fails the test for every text of the page below WCAG AA contrast.
+func (b browserSteps) contrast(page string) {
+	b.t.Helper()
+	ctx, cancel := b.within()
+	defer cancel()
+	low, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](contrastJS))
+	if err != nil {
+		b.t.Fatalf("browser: contrast of %s: %v", page, err)
+	}
+	for _, l := range low {
+		b.t.Errorf("%s: text below WCAG AA contrast: %s", page, l)
+	}
+}
+
+// dark switches the browser's prefers-color-scheme to dark (on) or back.
+func (b browserSteps) dark(on bool) {
+	b.t.Helper()
+	scheme := "light"
+	if on {
+		scheme = "dark"
+	}
+	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}}); err != nil {
+		b.t.Fatalf("browser: emulate %s: %v", scheme, err)
+	}
+}
+
 // shot keeps a screenshot of the page as a test artifact.
 func (b browserSteps) shot(name string) {
 	b.t.Helper()
@@ -222,6 +279,7 @@ func TestShouldSignInThroughAProviderInARealBrowser(t *testing.T) {
 	req := h.authorizeURL(client, nil)
 	b.do(chromedp.Navigate(req.url), chromedp.WaitVisible(chromedp.CSS(`button[name=connector]`)))
 	b.shot("sso-login.png")
+	b.contrast("login page with a provider")
 	b.do(chromedp.Click(chromedp.CSS(`button[name=connector]`)), chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)))
 	b.do(chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "ada"), chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "any"),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`button[autofocus]`)))
@@ -248,6 +306,10 @@ func TestShouldFinishAnSSOLoginSignInInARealBrowser(t *testing.T) {
 		t.Errorf("the page shows the code %q, the tool %q", code, start.UserCode)
 	}
 	b.shot("sso-device.png")
+	b.contrast("sso_login page")
+	b.dark(true)
+	b.contrast("sso_login page, dark")
+	b.dark(false)
 	b.do(chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)))
 	b.do(chromedp.SendKeys(chromedp.CSS(`input[name=login]`), "ada"), chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "any"),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`button[autofocus]`)))
