@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,10 +66,13 @@ func TestShouldStartAClusterThatServesEverySlot(t *testing.T) {
 			t.Fatalf("SET k%d through the cluster: %v", i, err)
 		}
 	}
+	var mu sync.Mutex // ForEachMaster calls each master at once
 	masters := map[string]bool{}
 	_ = cl.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 		if n, _ := m.DBSize(ctx).Result(); n > 0 {
+			mu.Lock()
 			masters[m.Options().Addr] = true
+			mu.Unlock()
 		}
 		return nil
 	})
@@ -84,6 +88,11 @@ func TestShouldFailOverToTheReplicaWhenTheMasterDies(t *testing.T) {
 	ctx := context.Background()
 	if err := cl.Set(ctx, "before", "1", 0).Err(); err != nil {
 		t.Fatal(err)
+	}
+	// Replication is asynchronous: wait until the replica has the write (a write it has not
+	// received yet is lost with the master, as with any Redis).
+	if n, err := cl.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT for the replica: %d, %v", n, err)
 	}
 	took := s.KillMaster(t)
 	t.Logf("failover took %s", took)
