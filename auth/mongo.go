@@ -119,12 +119,36 @@ func (s *MongoStore) CreateUser(ctx context.Context, u User) error {
 	}
 	u.DirChunk = chunk
 	if _, err := s.users.InsertOne(ctx, u); err != nil {
+		if !mongo.IsDuplicateKeyError(err) {
+			s.undoInsert(ctx, u)
+		}
 		_ = s.dirEdit(ctx, u, func(*dirEntry) bool { return true })
 		s.release(ctx, u.ID, own...)
 		return insertErr(err, "user")
 	}
 	s.dirSettle(ctx, u)
 	return nil
+}
+
+// undoInsert removes u's document after an insert that failed other than as a duplicate: the
+// server may have applied it and the answer been lost (a connection cut mid-reply), which would
+// leave an account the caller was told does not exist. The delete is retried (the store is
+// usually what failed) until the server takes it or undoTimeout passes (undoTimeout), and matches this very
+// insert (id, email and creation time), never another writer's document of the same id.
+func (s *MongoStore) undoInsert(ctx context.Context, u User) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	mine := bson.D{{Key: "_id", Value: u.ID}, {Key: "email", Value: u.Email}, {Key: "created_at", Value: u.CreatedAt}}
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		if _, err := s.users.DeleteOne(ctx, mine); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return // the caller's error stands; a left-over has no name records (released below) and no roles
+		case <-time.After(backoff):
+		}
+	}
 }
 
 // GetUser finds a user by id.

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -967,6 +968,43 @@ func TestShouldDeleteTheUserAgainWhenProvisioningFails(t *testing.T) {
 		t.Fatalf("%d users after a failed provisioning, want 0", n)
 	}
 	e.createUser(t, "ada@example.com", "ada") // the email and username are free again
+}
+
+// awayStore is the real store whose DeleteUser fails while down is above zero (counting down):
+// the store away when a creation must be undone.
+type awayStore struct {
+	*auth.MongoStore
+	down atomic.Int32
+}
+
+func (s *awayStore) DeleteUser(ctx context.Context, id string) error {
+	if s.down.Add(-1) >= 0 {
+		return errors.New("store unreachable")
+	}
+	return s.MongoStore.DeleteUser(ctx, id)
+}
+
+// A creation that fails after the user was stored, while the store cannot take the delete
+// either (the usual reason the creation failed), answers only once the user is gone again.
+func TestShouldDeleteAHalfMadeUserOnceTheStoreIsBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	away := &awayStore{MongoStore: e.store}
+	away.down.Store(3)
+	svc, err := auth.NewService(ctx, away, e.keys, auth.Config{Issuer: testIssuer, Audience: testAudience,
+		Password: password.Config{Cost: bcrypt.MinCost}, Logger: slog.New(slog.DiscardHandler), Sealer: newSealer(t, e.master)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failure := apierr.Internalf("assign roles: store unreachable")
+	if _, err := svc.CreateUser(ctx, auth.NewUser{Email: "ada@example.com", Password: testPassword,
+		Provision: func(context.Context, auth.User) error { return failure }}); !errors.Is(err, failure) {
+		t.Fatalf("create = %v, want the provisioning error", err)
+	}
+	if n := e.countUsers(t); n != 0 || away.down.Load() >= 0 {
+		t.Fatalf("%d users after the failed creation (deletes left to fail %d), want 0: the delete is retried until the store takes it", n, away.down.Load())
+	}
 }
 
 func TestShouldPageThroughUsersWithACursor(t *testing.T) {

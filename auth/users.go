@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/bduf/mcpauth/apierr"
 	"github.com/bduf/mcpauth/audit"
@@ -93,14 +94,40 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		return nil
 	}
 	if err := finish(); err != nil {
-		if derr := s.store.DeleteUser(context.WithoutCancel(ctx), u.ID); derr != nil {
-			s.log.ErrorContext(ctx, "could not delete a half-made user", "user_id", u.ID, "error", derr)
-		}
-		s.forgetUser(ctx, u.ID)
+		s.deleteHalfMade(ctx, u.ID)
 		return User{}, err
 	}
 	s.log.InfoContext(ctx, "user created", "user_id", u.ID, "org_id", org)
 	return u, nil
+}
+
+// undoTimeout bounds how long a failed creation keeps trying to delete the user it half made
+// (or may have made: a lost reply): what failed is usually the store itself, so the delete is
+// retried until the store is back.
+const undoTimeout = 30 * time.Second
+
+// deleteHalfMade deletes a user whose creation failed after it was stored, retrying (with the
+// caller waiting: its answer must not come before the user is gone) until the store takes the
+// delete or undoTimeout passes.
+func (s *Service) deleteHalfMade(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	for {
+		err := s.store.DeleteUser(ctx, id)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			s.log.ErrorContext(ctx, "could not delete a half-made user: delete it by hand (user_delete)", "user_id", id, "error", err)
+			s.forgetUser(ctx, id)
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+	s.forgetUser(ctx, id)
 }
 
 // GetUser returns a user by id, NOT_FOUND if there is none.
