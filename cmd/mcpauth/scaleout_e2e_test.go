@@ -250,6 +250,39 @@ func (l *loadRun) recovered(from, to time.Time) time.Time {
 	return l.start.Add(time.Duration(last+1) * bucket)
 }
 
+// openLegacySession opens a streamable HTTP session of protocol 2025-06-18 (2026-07-28 has none)
+// through url with mcp-go's client, every request on a connection of its own (a kept-alive
+// connection would stay on one instance anyway); the client does not start a new session on a
+// 404. It is closed when t ends.
+func openLegacySession(t *testing.T, url, token string) *mcpclient.Client {
+	t.Helper()
+	ctx := context.Background()
+	c, err := mcpclient.NewStreamableHttpClient(url+"/mcp",
+		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}),
+		transport.WithHTTPBasicClient(&http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	init := mcpgo.InitializeRequest{}
+	init.Params.ClientInfo = mcptest.ClientInfo
+	init.Params.ProtocolVersion = "2025-06-18"
+	if res, err := c.Initialize(ctx, init); err != nil || res.ProtocolVersion != "2025-06-18" || c.GetSessionId() == "" {
+		t.Fatalf("initialize through the balancer: %v (protocol %v, session %q)", err, res, c.GetSessionId())
+	}
+	return c
+}
+
+func whoami(c *mcpclient.Client) error {
+	req := mcpgo.CallToolRequest{}
+	req.Params.Name = "auth_whoami"
+	_, err := c.CallTool(context.Background(), req)
+	return err
+}
+
 // awaitRefusedEverywhere waits until credential's calls of tool are refused by every instance
 // (six calls through the balancer: each instance twice), failing t after propagation.
 func (f *fleet) awaitRefusedEverywhere(t *testing.T, credential, tool, what string) {
@@ -298,26 +331,9 @@ func TestShouldBehaveTheSameOnEveryInstanceBehindTheBalancer(t *testing.T) {
 	// instance that made it: twenty calls in it, each on a connection of its own (a kept-alive
 	// connection would stay on one instance anyway), from mcp-go's client, which does not start
 	// a new session on a 404.
-	sticky, err := mcpclient.NewStreamableHttpClient(f.lb.URL+"/mcp",
-		transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + tok.AccessToken}),
-		transport.WithHTTPBasicClient(&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sticky.Close()
-	if err := sticky.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	init := mcpgo.InitializeRequest{}
-	init.Params.ClientInfo = mcptest.ClientInfo
-	init.Params.ProtocolVersion = "2025-06-18"
-	if res, err := sticky.Initialize(ctx, init); err != nil || res.ProtocolVersion != "2025-06-18" || sticky.GetSessionId() == "" {
-		t.Fatalf("initialize through the balancer: %v (protocol %v, session %q)", err, res, sticky.GetSessionId())
-	}
+	sticky := openLegacySession(t, f.lb.URL, tok.AccessToken)
 	for i := range 20 {
-		req := mcpgo.CallToolRequest{}
-		req.Params.Name = "auth_whoami"
-		if _, err := sticky.CallTool(ctx, req); err != nil {
+		if err := whoami(sticky); err != nil {
 			t.Fatalf("call %d in a streamable session through the balancer: %v", i, err)
 		}
 	}
@@ -413,6 +429,18 @@ func TestShouldRouteAroundAKilledInstanceAndLoseNoAcknowledgedEvent(t *testing.T
 	f := startFleet(t, "redis://"+startRedis(t), "MCPAUTH_RATE_LIMITS=calls=1000000/1m/100000")
 	owner := dialHTTP(t, f.front)
 	tok := owner.Login(t, nil, f.owner)
+	// A streamable session on the instance to be killed (sessions go round the instances).
+	var onVictim *mcpclient.Client
+	for range 12 {
+		c := openLegacySession(t, f.lb.URL, tok.AccessToken)
+		if f.lb.StuckTo(t, "ready", c.GetSessionId()) == "i2" {
+			onVictim = c
+			break
+		}
+	}
+	if onVictim == nil {
+		t.Fatal("no session of 12 went to i2")
+	}
 	const workers = 8
 	load, stop := startLoad(t, f.lb.URL, tok.AccessToken, "auth_whoami", nil, workers)
 	// Beside the load, users are created one after another: USER_CREATED is recorded durably
@@ -445,6 +473,14 @@ func TestShouldRouteAroundAKilledInstanceAndLoseNoAcknowledgedEvent(t *testing.T
 	<-f.srv[1].Exited
 	f.lb.AwaitUp(t, "ready", 2, 5*time.Second)
 	down := time.Now()
+	// Its session is gone with it: another instance answers 404, and the client starts a new
+	// session, as MCP clients do.
+	if err := whoami(onVictim); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("a call in the killed instance's session: %v, want the 404 that makes the client start again", err)
+	}
+	if err := whoami(openLegacySession(t, f.lb.URL, tok.AccessToken)); err != nil {
+		t.Errorf("a new session after the kill: %v", err)
+	}
 	time.Sleep(phase) // load on two instances
 	f.start(1)
 	f.lb.AwaitUp(t, "ready", 3, 10*time.Second)

@@ -239,3 +239,18 @@ func (l *LB) SetMaint(t testing.TB, server string, on bool) {
 		}
 	}
 }
+
+// StuckTo is the server a stick-table key (an Mcp-Session-Id) of backend is stuck to, by name
+// ("" when the table has no such key).
+func (l *LB) StuckTo(t testing.TB, backend, key string) string {
+	t.Helper()
+	out, err := l.command("show table " + backend + " key " + key)
+	if err != nil {
+		t.Fatalf("haproxytest: show table %s: %v", backend, err)
+	}
+	// "0x...: key=<key> use=0 exp=... server_id=2 server_key=i2"
+	if _, after, ok := strings.Cut(out, "server_key="); ok {
+		return strings.Fields(after)[0]
+	}
+	return ""
+}
