@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/url"
@@ -319,5 +320,79 @@ func TestShouldFinishAnSSOLoginSignInInARealBrowser(t *testing.T) {
 	}
 	if got := decode[ssoFinished](t, c.Call(t, "sso_login", args{"login_id": start.LoginID})); got.Status != "signed_in" || got.User.Email != "ada@acme.example" {
 		t.Fatalf("sso_login after the browser: %+v\nserver:\n%s", got, srv.Stderr)
+	}
+}
+
+// throughProvider answers the provider's pages (its login form as account, its consent) until
+// the page shows until; the provider may skip either when it remembers this browser.
+func (b browserSteps) throughProvider(account, until string) {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !b.eval(`!!document.querySelector(` + "`" + until + "`" + `)`) {
+		switch {
+		case time.Now().After(deadline):
+			b.t.Fatalf("browser: %s never shown; at %q", until, b.text("body"))
+		case b.eval(`!!document.querySelector('input[name=login]')`):
+			b.do(chromedp.SendKeys(chromedp.CSS(`input[name=login]`), account), chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "any"),
+				chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+		case b.eval(`!!document.querySelector('button[autofocus]') && !document.querySelector('main')`): // the provider's consent (our pages have a main)
+			b.do(chromedp.Click(chromedp.CSS(`button[autofocus]`)))
+		default:
+			time.Sleep(50 * time.Millisecond) // a page loading: nothing to wait on but it
+		}
+	}
+}
+
+// Linking in a real browser, from a refusal: the provider's identity is unknown (JIT off), the
+// refusal offers the link, the link page asks for the account's password, the person confirms,
+// signs in at the provider, and from then on that identity signs in as the account. Chromium
+// checks the link page's POST on to the provider against its CSP form-action.
+func TestShouldLinkFromARefusalInARealBrowser(t *testing.T) {
+	in := newInstance(t)
+	code, stdout, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example")
+	var victim struct {
+		ID string `json:"id"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &victim) != nil {
+		t.Fatalf("user create: %d %s %s", code, stdout, stderr)
+	}
+	srv, _, _ := startSSOServer(t, in, map[string]any{}) // JIT off
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	catcher := newRedirectCatcher(t)
+	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://localhost/callback"}, "client_name": "Browser link e2e",
+		"token_endpoint_auth_method": "none"})
+	client.redirect = "http://localhost:" + catcher.port + "/callback"
+	b := browserSteps{t: t, ctx: mcptest.Browser(t, 390, 844)}
+	b.do(chromedp.Navigate(h.authorizeURL(client, nil).url), chromedp.WaitVisible(chromedp.CSS(`button[name=connector]`)),
+		chromedp.Click(chromedp.CSS(`button[name=connector]`)))
+	b.throughProvider("victim", `p.error`)
+	if text := b.text("main"); !strings.Contains(text, "not linked to an account here") {
+		t.Fatalf("the refusal says %q", text)
+	}
+	b.shot("sso-refused.png")
+	b.contrast("refusal with a link")
+	b.do(chromedp.Click(chromedp.CSS(`a[href="/sso/op/link"]`)), chromedp.WaitVisible(chromedp.ID("identifier")))
+	if text := b.text("h1"); text != "Sign in to link your Acme SSO account" {
+		t.Errorf("the link page asks %q", text)
+	}
+	b.do(chromedp.SendKeys(chromedp.ID("identifier"), "victim@acme.example"), chromedp.SendKeys(chromedp.ID("password"), "Victim-password-123"),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`p.warning`)))
+	b.shot("sso-link.png")
+	b.contrast("link page")
+	b.do(chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	b.throughProvider("victim", `p[role=status]`)
+	if text := b.text("main"); !strings.Contains(text, "is linked") {
+		t.Fatalf("after the provider: %q", text)
+	}
+	// The identity now signs in as the account.
+	req := h.authorizeURL(client, map[string]string{"prompt": "login"})
+	b.do(chromedp.Navigate(req.url), chromedp.WaitVisible(chromedp.CSS(`button[name=connector]`)),
+		chromedp.Click(chromedp.CSS(`button[name=connector]`)))
+	b.throughProvider("victim", `button[value=allow]`)
+	b.do(chromedp.Click(chromedp.CSS("button[value=allow]")))
+	q := catcher.await(t)
+	_, m, _ := h.exchange(client, q.Get("code"), req.verifier, false)
+	if tok, _ := m["access_token"].(string); tok == "" || mcptest.JWTClaims(t, tok)["sub"] != victim.ID {
+		t.Errorf("the linked identity's token %v, want one of %s", m, victim.ID)
 	}
 }
