@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"net/url"
@@ -349,13 +348,7 @@ func (b browserSteps) throughProvider(account, until string) {
 // checks the link page's POST on to the provider against its CSP form-action.
 func TestShouldLinkFromARefusalInARealBrowser(t *testing.T) {
 	in := newInstance(t)
-	code, stdout, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example")
-	var victim struct {
-		ID string `json:"id"`
-	}
-	if code != 0 || json.Unmarshal([]byte(stdout), &victim) != nil {
-		t.Fatalf("user create: %d %s %s", code, stdout, stderr)
-	}
+	victim := createVictim(t, in)
 	srv, _, _ := startSSOServer(t, in, map[string]any{}) // JIT off
 	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
 	catcher := newRedirectCatcher(t)
@@ -392,7 +385,7 @@ func TestShouldLinkFromARefusalInARealBrowser(t *testing.T) {
 	b.do(chromedp.Click(chromedp.CSS("button[value=allow]")))
 	q := catcher.await(t)
 	_, m, _ := h.exchange(client, q.Get("code"), req.verifier, false)
-	if tok, _ := m["access_token"].(string); tok == "" || mcptest.JWTClaims(t, tok)["sub"] != victim.ID {
-		t.Errorf("the linked identity's token %v, want one of %s", m, victim.ID)
+	if tok, _ := m["access_token"].(string); tok == "" || mcptest.JWTClaims(t, tok)["sub"] != victim {
+		t.Errorf("the linked identity's token %v, want one of %s", m, victim)
 	}
 }

@@ -445,26 +445,7 @@ func TestShouldRouteAroundAKilledInstanceAndLoseNoAcknowledgedEvent(t *testing.T
 	load, stop := startLoad(t, f.lb.URL, tok.AccessToken, "auth_whoami", nil, workers)
 	// Beside the load, users are created one after another: USER_CREATED is recorded durably
 	// before user_create answers.
-	var created []string
-	var createErrs int
-	creating := make(chan struct{})
-	var cw sync.WaitGroup
-	cw.Go(func() {
-		client := &http.Client{Timeout: 10 * time.Second}
-		for i := 0; ; i++ {
-			select {
-			case <-creating:
-				return
-			default:
-			}
-			email := fmt.Sprintf("u%d@example.com", i)
-			if ok, _ := statelessCall(context.Background(), client, f.lb.URL, tok.AccessToken, "user_create", args{"email": email, "password": "Created-password-123"}); ok {
-				created = append(created, email)
-			} else {
-				createErrs++
-			}
-		}
-	})
+	stopCreating := startCreating(f.lb.URL, tok.AccessToken, "u")
 	time.Sleep(phase) // load before the fault: measured, not awaited
 	killed := time.Now()
 	if err := f.srv[1].Cmd.Process.Kill(); err != nil { // SIGKILL: no drain, no goodbye
@@ -487,8 +468,7 @@ func TestShouldRouteAroundAKilledInstanceAndLoseNoAcknowledgedEvent(t *testing.T
 	back := time.Now()
 	time.Sleep(phase) // load on three again
 	end := time.Now()
-	close(creating)
-	cw.Wait()
+	made := stopCreating()
 	stop()
 
 	okBefore, failBefore, rateBefore := load.window(killed.Add(-phase), killed)
@@ -498,7 +478,7 @@ func TestShouldRouteAroundAKilledInstanceAndLoseNoAcknowledgedEvent(t *testing.T
 	t.Logf("calls/s: before %.0f, instance down %.0f, after %.0f; failed: before %d, during %d, after %d; "+
 		"no failure from %s after the kill (the balancer saw it down after %s); users created %d, refused %d; errors %q",
 		rateBefore, rateDuring, rateAfter, failBefore, failDuring, failAfter, recovery.Round(bucket), down.Sub(killed).Round(bucket),
-		len(created), createErrs, load.errs)
+		len(made.created), len(made.refused), load.errs)
 	mcptest.Artifact(t, "scaleout-kill.json", mustJSON(map[string]any{"calls_per_s_before": rateBefore, "calls_per_s_down": rateDuring,
 		"calls_per_s_after": rateAfter, "failed_before": failBefore, "failed_during": failDuring, "failed_after": failAfter,
 		"recovery_ms": recovery.Milliseconds(), "detected_down_ms": down.Sub(killed).Milliseconds(), "workers": workers}))
@@ -509,7 +489,7 @@ func TestShouldRouteAroundAKilledInstanceAndLoseNoAcknowledgedEvent(t *testing.T
 		t.Errorf("%d calls failed around the kill, want at most the %d in flight", failDuring, workers+1)
 	}
 	// Every user whose creation was acknowledged has its USER_CREATED event in the store.
-	awaitUserCreatedEvents(t, f, created)
+	awaitUserCreatedEvents(t, f, made.created)
 }
 
 // userExists reports whether the store holds a user with email.
@@ -552,6 +532,44 @@ func (f *fleet) events(t *testing.T, filter bson.M) []storedEvent {
 		t.Fatal(err)
 	}
 	return evs
+}
+
+// creations are the answers of a startCreating run.
+type creations struct {
+	created, refused []string // the emails
+	slowest          time.Duration
+}
+
+// startCreating creates users prefix0@example.com, prefix1@... through url one after another
+// until the returned stop, which returns every answer.
+func startCreating(url, token, prefix string) (stop func() creations) {
+	var out creations
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		client := &http.Client{Timeout: 30 * time.Second}
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			email := fmt.Sprintf("%s%d@example.com", prefix, i)
+			began := time.Now()
+			ok, _ := statelessCall(context.Background(), client, url, token, "user_create", args{"email": email, "password": "Created-password-123"})
+			out.slowest = max(out.slowest, time.Since(began))
+			if ok {
+				out.created = append(out.created, email)
+			} else {
+				out.refused = append(out.refused, email)
+			}
+		}
+	})
+	return func() creations {
+		close(done)
+		wg.Wait()
+		return out
+	}
 }
 
 // awaitUserCreatedEvents waits (the restarted instance replays its spill file) until the store holds a
@@ -684,29 +702,7 @@ func TestShouldFailClosedWhileMongoDBIsAwayAndRecover(t *testing.T) {
 	tok := owner.Login(t, nil, f.owner)
 	load, stop := startLoad(t, f.lb.URL, tok.AccessToken, "auth_whoami", nil, 6)
 	// Beside the load, users are created one after another; each answer is kept.
-	var created, refused []string
-	var slowest time.Duration
-	creating := make(chan struct{})
-	var cw sync.WaitGroup
-	cw.Go(func() {
-		client := &http.Client{Timeout: 30 * time.Second}
-		for i := 0; ; i++ {
-			select {
-			case <-creating:
-				return
-			default:
-			}
-			email := fmt.Sprintf("m%d@example.com", i)
-			began := time.Now()
-			ok, _ := statelessCall(context.Background(), client, f.lb.URL, tok.AccessToken, "user_create", args{"email": email, "password": "Created-password-123"})
-			slowest = max(slowest, time.Since(began))
-			if ok {
-				created = append(created, email)
-			} else {
-				refused = append(refused, email)
-			}
-		}
-	})
+	stopCreating := startCreating(f.lb.URL, tok.AccessToken, "m")
 	p := phases{load: load, start: time.Now()}
 	time.Sleep(phase) // load before the fault: measured, not awaited
 	p.fault = time.Now()
@@ -720,19 +716,18 @@ func TestShouldFailClosedWhileMongoDBIsAwayAndRecover(t *testing.T) {
 	green := time.Since(restored)
 	p.end = load.awaitClean(t, restored, phase, 30*time.Second+phase)
 	p.until = time.Now()
-	close(creating)
-	cw.Wait()
+	made := stopCreating()
 	stop()
 	fig := p.report(t, "scaleout-mongo-outage", map[string]any{"readiness_red_ms": red.Milliseconds(), "readiness_green_ms": green.Milliseconds(),
-		"recovered_ms_after_restore": p.end.Sub(restored).Milliseconds(), "writes_acknowledged": len(created), "writes_refused": len(refused),
-		"slowest_write_ms": slowest.Milliseconds()})
+		"recovered_ms_after_restore": p.end.Sub(restored).Milliseconds(), "writes_acknowledged": len(made.created), "writes_refused": len(made.refused),
+		"slowest_write_ms": made.slowest.Milliseconds()})
 	if fig["failed_before"] != 0 || fig["failed_after"] != 0 {
 		t.Errorf("failures outside the outage: %v", fig)
 	}
 	// Nothing half done: a refused creation left no user, or a whole one (created, and its
 	// event recorded, before the answer was lost).
-	awaitUserCreatedEvents(t, f, created)
-	for _, e := range refused {
+	awaitUserCreatedEvents(t, f, made.created)
+	for _, e := range made.refused {
 		if f.userExists(t, e) {
 			awaitUserCreatedEvents(t, f, []string{e})
 		}

@@ -57,6 +57,20 @@ func startSSOServer(t *testing.T, in *instance, policy map[string]any) (*httpSer
 	return &httpServer{Proc: p, URL: m[1]}, setAccounts, env
 }
 
+// createVictim makes the local account victim@acme.example (password Victim-password-123),
+// whose email the provider's "victim" also has, and returns its id.
+func createVictim(t *testing.T, in *instance) string {
+	t.Helper()
+	code, stdout, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example")
+	var u struct {
+		ID string `json:"id"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &u) != nil || u.ID == "" {
+		t.Fatalf("user create: %d %s %s", code, stdout, stderr)
+	}
+	return u.ID
+}
+
 // ssoAccounts are the provider's people; ada is in adaGroups.
 func ssoAccounts(adaGroups ...string) map[string]map[string]any {
 	return map[string]map[string]any{
@@ -71,9 +85,7 @@ func TestShouldSignInThroughAnIdentityProvider(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t)
 	// A local account the provider's "victim" must never sign in as.
-	if code, _, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example"); code != 0 {
-		t.Fatalf("user create: %s", stderr)
-	}
+	createVictim(t, in)
 	srv, setAccounts, _ := startSSOServer(t, in, map[string]any{"jit": true, "default_role": "viewer", "allowed_domains": []string{"acme.example"},
 		"group_roles": []map[string]string{{"group": "eng", "org": "default", "role": "admin"}}})
 	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
@@ -172,13 +184,7 @@ func TestShouldStartWithoutAProviderThatIsDownButNotWithABadConnectorsFile(t *te
 func TestShouldLinkAnIdentityFromASignedInBrowserOnly(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t)
-	code, stdout, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example")
-	var victim struct {
-		ID string `json:"id"`
-	}
-	if code != 0 || json.Unmarshal([]byte(stdout), &victim) != nil || victim.ID == "" {
-		t.Fatalf("user create: %d %s %s", code, stdout, stderr)
-	}
+	victim := createVictim(t, in)
 	srv, _, _ := startSSOServer(t, in, map[string]any{"jit": true})
 	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
 	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5559/cb"}, "token_endpoint_auth_method": "none"})
@@ -244,8 +250,8 @@ func TestShouldLinkAnIdentityFromASignedInBrowserOnly(t *testing.T) {
 		t.Fatalf("sign in with the linked identity: %v", err)
 	}
 	_, m, _ := h.exchange(client, back.Query().Get("code"), r.verifier, false)
-	if sub := mcptest.JWTClaims(t, m["access_token"].(string))["sub"]; sub != victim.ID {
-		t.Errorf("the linked identity signed in as %v, want the account it was linked to (%s)", sub, victim.ID)
+	if sub := mcptest.JWTClaims(t, m["access_token"].(string))["sub"]; sub != victim {
+		t.Errorf("the linked identity signed in as %v, want the account it was linked to (%s)", sub, victim)
 	}
 	// Ada's identity, made hers by JIT, cannot be linked to the victim's account too.
 	if _, err := (&mcptest.FormLogin{SSO: "op", ProviderAccount: "ada"}).Run(ctx, h.authorizeURL(client, nil).url); err != nil {
@@ -267,13 +273,7 @@ func TestShouldLinkAnIdentityFromASignedInBrowserOnly(t *testing.T) {
 func TestShouldOfferToLinkAnIdentityWhoseSignInWasRefused(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t)
-	code, stdout, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example")
-	var victim struct {
-		ID string `json:"id"`
-	}
-	if code != 0 || json.Unmarshal([]byte(stdout), &victim) != nil || victim.ID == "" {
-		t.Fatalf("user create: %d %s %s", code, stdout, stderr)
-	}
+	victim := createVictim(t, in)
 	srv, setAccounts, _ := startSSOServer(t, in, map[string]any{"allowed_groups": []string{"eng"}}) // JIT off
 	people := ssoAccounts("eng")
 	people["victim"]["groups"] = []string{"eng"}
@@ -337,8 +337,8 @@ func TestShouldOfferToLinkAnIdentityWhoseSignInWasRefused(t *testing.T) {
 		t.Fatalf("the linked identity's sign-in: %v", err)
 	}
 	_, m, _ := h.exchange(client, back.Query().Get("code"), r.verifier, false)
-	if sub := mcptest.JWTClaims(t, m["access_token"].(string))["sub"]; sub != victim.ID {
-		t.Errorf("the linked identity signed in as %v, want %s", sub, victim.ID)
+	if sub := mcptest.JWTClaims(t, m["access_token"].(string))["sub"]; sub != victim {
+		t.Errorf("the linked identity signed in as %v, want %s", sub, victim)
 	}
 }
 
@@ -368,9 +368,7 @@ func (h asHarness) callTool(token, tool string, a args) map[string]any {
 func TestShouldAskTheAccountsSecondFactorAfterAProviderNotTrustedForIt(t *testing.T) {
 	t.Parallel()
 	in := newInstance(t)
-	if code, _, stderr := runBinary(t, in.Env(), "Victim-password-123\n", startTimeout, "user", "create", "--email", "victim@acme.example"); code != 0 {
-		t.Fatalf("user create: %s", stderr)
-	}
+	createVictim(t, in)
 	srv, _, _ := startSSOServer(t, in, map[string]any{})
 	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
 	client := h.mustRegister(map[string]any{"redirect_uris": []string{"http://127.0.0.1:5560/cb"}, "token_endpoint_auth_method": "none"})
