@@ -322,24 +322,29 @@ func TestShouldFinishAnSSOLoginSignInInARealBrowser(t *testing.T) {
 	}
 }
 
-// throughProvider answers the provider's pages (its login form as account, its consent) until
-// the page shows until; the provider may skip either when it remembers this browser.
-func (b browserSteps) throughProvider(account, until string) {
+// forgetProvider deletes the provider's cookies (not mcpauth's: the same host, another port),
+// so that its next sign-in shows its login and consent pages again whatever came before.
+func (b browserSteps) forgetProvider(at string) {
 	b.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !b.eval(`!!document.querySelector(` + "`" + until + "`" + `)`) {
-		switch {
-		case time.Now().After(deadline):
-			b.t.Fatalf("browser: %s never shown; at %q", until, b.text("body"))
-		case b.eval(`!!document.querySelector('input[name=login]')`):
-			b.do(chromedp.SendKeys(chromedp.CSS(`input[name=login]`), account), chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "any"),
-				chromedp.Click(chromedp.CSS(`button[type=submit]`)))
-		case b.eval(`!!document.querySelector('button[autofocus]') && !document.querySelector('main')`): // the provider's consent (our pages have a main)
-			b.do(chromedp.Click(chromedp.CSS(`button[autofocus]`)))
-		default:
-			time.Sleep(50 * time.Millisecond) // a page loading: nothing to wait on but it
+	got, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{at}})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	for _, c := range got.Cookies {
+		if !strings.HasPrefix(c.Name, "mcpauth_") {
+			if _, err := chromedp.Call(b.ctx, network.DeleteCookies, network.DeleteCookiesParams{Name: c.Name, Domain: c.Domain, Path: c.Path}); err != nil {
+				b.t.Fatal(err)
+			}
 		}
 	}
+}
+
+// providerSignIn answers the provider's login page as account and its consent page.
+func (b browserSteps) providerSignIn(account string) {
+	b.t.Helper()
+	b.do(chromedp.WaitVisible(chromedp.CSS(`input[name=login]`)), chromedp.SendKeys(chromedp.CSS(`input[name=login]`), account),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "any"), chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[autofocus]`)), chromedp.Click(chromedp.CSS(`button[autofocus]`)))
 }
 
 // Linking in a real browser, from a refusal: the provider's identity is unknown (JIT off), the
@@ -358,7 +363,8 @@ func TestShouldLinkFromARefusalInARealBrowser(t *testing.T) {
 	b := browserSteps{t: t, ctx: mcptest.Browser(t, 390, 844)}
 	b.do(chromedp.Navigate(h.authorizeURL(client, nil).url), chromedp.WaitVisible(chromedp.CSS(`button[name=connector]`)),
 		chromedp.Click(chromedp.CSS(`button[name=connector]`)))
-	b.throughProvider("victim", `p.error`)
+	b.providerSignIn("victim")
+	b.do(chromedp.WaitVisible(chromedp.CSS(`p.error`)))
 	if text := b.text("main"); !strings.Contains(text, "not linked to an account here") {
 		t.Fatalf("the refusal says %q", text)
 	}
@@ -372,16 +378,20 @@ func TestShouldLinkFromARefusalInARealBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(`p.warning`)))
 	b.shot("sso-link.png")
 	b.contrast("link page")
+	b.forgetProvider(srv.URL)
 	b.do(chromedp.Click(chromedp.CSS(`button[type=submit]`)))
-	b.throughProvider("victim", `p[role=status]`)
+	b.providerSignIn("victim")
+	b.do(chromedp.WaitVisible(chromedp.CSS(`p[role=status]`)))
 	if text := b.text("main"); !strings.Contains(text, "is linked") {
 		t.Fatalf("after the provider: %q", text)
 	}
 	// The identity now signs in as the account.
 	req := h.authorizeURL(client, map[string]string{"prompt": "login"})
+	b.forgetProvider(srv.URL)
 	b.do(chromedp.Navigate(req.url), chromedp.WaitVisible(chromedp.CSS(`button[name=connector]`)),
 		chromedp.Click(chromedp.CSS(`button[name=connector]`)))
-	b.throughProvider("victim", `button[value=allow]`)
+	b.providerSignIn("victim")
+	b.do(chromedp.WaitVisible(chromedp.CSS(`button[value=allow]`)))
 	b.do(chromedp.Click(chromedp.CSS("button[value=allow]")))
 	q := catcher.await(t)
 	_, m, _ := h.exchange(client, q.Get("code"), req.verifier, false)
