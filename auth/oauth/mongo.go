@@ -2,8 +2,10 @@ package oauth
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/bduf/mcpauth/auth/storeerr"
@@ -19,8 +21,7 @@ import (
 // duplicate-key insert is atomic on every MongoDB-wire server.
 //
 // Like the other stores it has no TTL indexes (FerretDB v1 refuses expireAfterSeconds): an
-// expired code is kept and its reader decides, as GetCode promises. Codes and redemptions are
-// small and one each per authorization.
+// expired code is kept, and its reader decides, as GetCode promises, until Sweep deletes it.
 type MongoStore struct {
 	clients     *mongo.Collection
 	codes       *mongo.Collection
@@ -121,6 +122,43 @@ func (s *MongoStore) DeleteBrowserSession(ctx context.Context, hash string) erro
 func (s *MongoStore) PutConsent(ctx context.Context, c Consent) error {
 	id := consentID(c.UserID, c.ClientID)
 	return mongox.ReplaceByID(ctx, s.consents, id, consentDoc{ID: id, Consent: c}, "consent")
+}
+
+// MarkClientUsed unsets the client's unused field.
+func (s *MongoStore) MarkClientUsed(ctx context.Context, id string) error {
+	_, err := s.clients.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "unused", Value: true}},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "unused", Value: ""}}}})
+	if err != nil {
+		return fmt.Errorf("mark oauth client used: %w", err)
+	}
+	return nil
+}
+
+// Sweep deletes by range filters, which FerretDB v1 answers by reading the whole collection:
+// a sweep costs a pass over each of the four, run rarely (hourly by default), and it is what
+// keeps them small: codes and browser sessions that still work, a day of redemptions, a day
+// of registrations.
+func (s *MongoStore) Sweep(ctx context.Context, sw Sweep) (Swept, error) {
+	var out Swept
+	steps := []struct {
+		c      *mongo.Collection
+		filter bson.D
+		n      *int64
+	}{
+		// Codes before their redemptions: a redemption never outlives the code it guards.
+		{s.codes, bson.D{{Key: "expires_at", Value: bson.D{{Key: "$lt", Value: sw.Expired}}}}, &out.Codes},
+		{s.redemptions, bson.D{{Key: "redeemed_at", Value: bson.D{{Key: "$lt", Value: sw.Redeemed}}}}, &out.Redemptions},
+		{s.browsers, bson.D{{Key: "expires_at", Value: bson.D{{Key: "$lt", Value: sw.Expired}}}}, &out.BrowserSessions},
+		{s.clients, bson.D{{Key: "unused", Value: true}, {Key: "created_at", Value: bson.D{{Key: "$lt", Value: sw.Unused}}}}, &out.Clients},
+	}
+	for _, st := range steps {
+		r, err := st.c.DeleteMany(ctx, st.filter)
+		if err != nil {
+			return out, fmt.Errorf("sweep %s: %w", st.c.Name(), err)
+		}
+		*st.n = r.DeletedCount
+	}
+	return out, nil
 }
 
 // GetConsent reads the user's consent for the client.

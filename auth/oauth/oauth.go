@@ -60,6 +60,10 @@ type Client struct {
 	ClientURI       string    `bson:"client_uri,omitempty"`
 	Source          string    `bson:"source"`
 	CreatedAt       time.Time `bson:"created_at"`
+	// Unused marks a dynamically registered client that has not yet redeemed a code or
+	// refreshed a token: a sweep deletes it once it is older than Config.UnusedClientTTL, so
+	// that registrations (open to anyone) cannot fill the store. Its first use clears it.
+	Unused bool `bson:"unused,omitempty"`
 }
 
 // Public reports whether the client has no secret (it proves itself with PKCE alone).
@@ -132,4 +136,24 @@ type Store interface {
 	// GetConsent reads it (ErrNotFound when the user never allowed the client).
 	PutConsent(ctx context.Context, c Consent) error
 	GetConsent(ctx context.Context, userID, clientID string) (Consent, error)
+
+	// MarkClientUsed clears a client's Unused mark (nothing when it has none, or no client has
+	// the id).
+	MarkClientUsed(ctx context.Context, id string) error
+	// Sweep deletes what can no longer be used, as Sweep's fields say, and reports how many
+	// of each it deleted.
+	Sweep(ctx context.Context, s Sweep) (Swept, error)
+}
+
+// Sweep says what a store sweep deletes: the codes and browser sessions that expired before
+// Expired, the redemption records made before Redeemed (it must be older than any code's
+// lifetime: a redemption deleted while its code still works would let the code be redeemed
+// again), and the Unused clients registered before Unused.
+type Sweep struct {
+	Expired, Redeemed, Unused time.Time
+}
+
+// Swept counts what a sweep deleted.
+type Swept struct {
+	Codes, Redemptions, BrowserSessions, Clients int64
 }

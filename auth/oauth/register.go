@@ -146,6 +146,7 @@ func (r Registration) Client(id, secretHash string, now time.Time) Client {
 		Scope:           r.Scope,
 		ClientURI:       r.ClientURI,
 		Source:          SourceDynamic,
+		Unused:          true,
 		CreatedAt:       now,
 	}
 }

@@ -291,7 +291,7 @@ func TestShouldBuildADynamicClientFromARegistration(t *testing.T) {
 		GrantTypes:   []string{"authorization_code", "refresh_token"},
 		AuthMethod:   "client_secret_post", SecretHash: "5e884898da28", ApplicationType: "web",
 		Scope: "tools:read", ClientURI: "https://code.visualstudio.com",
-		Source: oauth.SourceDynamic, CreatedAt: now,
+		Source: oauth.SourceDynamic, CreatedAt: now, Unused: true,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Client =\n %+v\nwant\n %+v", got, want)

@@ -85,9 +85,12 @@ type Config struct {
 	// ClientAddr names the client address of a request for the registration limit ("" for
 	// none known).
 	ClientAddr func(*http.Request) string
-	Audit      audit.Recorder
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// UnusedClientTTL is how long a dynamically registered client may stay unused before
+	// Sweep deletes it (default DefaultUnusedClientTTL).
+	UnusedClientTTL time.Duration
+	Audit           audit.Recorder
+	Logger          *slog.Logger
+	Now             func() time.Time
 }
 
 // Lifetimes.
@@ -134,6 +137,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.RegisterLimit == (throttle.Limit{}) {
 		cfg.RegisterLimit = throttle.Limit{Rate: 20, Period: time.Minute, Burst: 20}
+	}
+	if cfg.UnusedClientTTL <= 0 {
+		cfg.UnusedClientTTL = DefaultUnusedClientTTL
 	}
 	if cfg.ClientAddr == nil {
 		cfg.ClientAddr = func(*http.Request) string { return "" }

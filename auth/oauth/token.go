@@ -126,6 +126,7 @@ func (s *Server) redeem(ctx context.Context, client Client, form url.Values) (au
 	if err != nil {
 		return auth.Tokens{}, s.grantError(ctx, err)
 	}
+	s.markUsed(ctx, client)
 	if !slices.Contains(client.GrantTypes, GrantRefreshToken) {
 		// A client that did not register for refresh tokens gets none (its session's stays
 		// unusable: refresh refuses such a client); it signs in again when the token expires.
@@ -160,6 +161,7 @@ func (s *Server) refresh(ctx context.Context, client Client, form url.Values) (a
 	if err != nil {
 		return auth.Tokens{}, s.grantError(ctx, err)
 	}
+	s.markUsed(ctx, client)
 	return tokens, nil
 }
 

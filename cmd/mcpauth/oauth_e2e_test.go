@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -652,5 +653,54 @@ func TestShouldBoundDynamicRegistrationsPerAddress(t *testing.T) {
 	}
 	if resp := register(other); resp.StatusCode != http.StatusCreated {
 		t.Errorf("another address: %d, want 201", resp.StatusCode)
+	}
+}
+
+// sweptLine is the log line of a sweep that deleted unused clients.
+var sweptLine = regexp.MustCompile(`msg="oauth store swept".* unused_clients=([1-9][0-9]*)`)
+
+// Registration is open to strangers, so what they register must not stay: a dynamically
+// registered client that never redeems a code is deleted once --oauth-unused-client-ttl has
+// passed, while one that signed someone in stays and goes on refreshing.
+func TestShouldSweepRegistrationsLeftUnusedAndKeepTheClientsInUse(t *testing.T) {
+	t.Parallel()
+	in := newInstance(t)
+	in.Extra = append(in.Extra, mcptest.OAuthEnv...)
+	// 5 s: time enough for the used client's sign-in, however loaded the machine.
+	in.Extra = append(in.Extra, "MCPAUTH_OAUTH_UNUSED_CLIENT_TTL=5s", "MCPAUTH_OAUTH_SWEEP_INTERVAL=250ms")
+	srv := startHTTP(t, in, "http")
+	h := asHarness{t: t, issuer: srv.URL, resource: srv.URL + "/mcp"}
+	meta := map[string]any{"redirect_uris": []string{"http://127.0.0.1:5555/cb"}, "token_endpoint_auth_method": "none",
+		"grant_types": []string{"authorization_code", "refresh_token"}}
+	used := h.mustRegister(meta)
+	r := h.authorizeURL(used, nil)
+	status, tokens, _ := h.exchange(used, h.code(used, r, &mcptest.FormLogin{Identifier: in.OwnerEmail, Password: in.OwnerPassword}), r.verifier, false)
+	if status != http.StatusOK {
+		t.Fatalf("redeem: %d %v", status, tokens)
+	}
+	stranger := h.mustRegister(meta)
+
+	m, err := srv.Proc.Stderr.WaitFor(sweptLine, srv.Proc.Exited, 30*time.Second)
+	if err != nil {
+		t.Fatalf("no sweep deleted a client: %v\nstderr:\n%s", err, srv.Proc.Stderr)
+	}
+	if m[1] != "1" {
+		t.Errorf("a sweep deleted %s clients, want 1 (the stranger's)", m[1])
+	}
+	// Deleted: the token endpoint no longer knows it (clients re-register on invalid_client),
+	// nor does the authorization endpoint.
+	bogus := url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {stranger.redirect},
+		"code_verifier": {oauth2.GenerateVerifier()}, "client_id": {stranger.id}}
+	if status, body, _ := h.post("/token", bogus, nil); status != http.StatusUnauthorized || body["error"] != "invalid_client" {
+		t.Errorf("the swept client at the token endpoint: %d %v, want 401 invalid_client", status, body)
+	}
+	if status, loc, _ := noRedirect(t, h.authorizeURL(stranger, nil).url); status != http.StatusBadRequest || loc != "" {
+		t.Errorf("the swept client at the authorization endpoint: %d %q, want the error page", status, loc)
+	}
+	// Kept: the client in use refreshes, long after its registration would have been swept.
+	status, refreshed, _ := h.post("/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {used.id},
+		"refresh_token": {tokens["refresh_token"].(string)}}, nil)
+	if status != http.StatusOK || refreshed["access_token"] == nil {
+		t.Errorf("refresh by the client in use after the sweep: %d %v", status, refreshed)
 	}
 }

@@ -40,6 +40,9 @@ func Run(t *testing.T, newStore func(t *testing.T) oauth.Store) {
 		{"ShouldRefuseASecondBrowserSessionWithTheSameHashAndKeepTheFirst", testDuplicateBrowserSession},
 		{"ShouldForgetAnEndedBrowserSessionOnly", testEndBrowserSession},
 		{"ShouldKeepOneConsentPerUserAndClientTheLatestAnswerWinning", testConsents},
+		{"ShouldClearAClientsUnusedMarkAndNothingElse", testMarkClientUsed},
+		{"ShouldSweepWhatExpiredOrStayedUnusedAndKeepTheRest", testSweep},
+		{"ShouldKeepWhatIsLiveWhenSweepingDuringWrites", testSweepWhileInUse},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,6 +97,7 @@ func testClientRoundTrip(t *testing.T, s oauth.Store) {
 	ctx := context.Background()
 	t0 := conformance.Now()
 	confidential := NewClient("cl_confidential", t0)
+	confidential.Unused = true
 	// A public client registered by its metadata document: the URL is its id, and the fields
 	// a public client leaves empty come back empty.
 	public := oauth.Client{ID: "https://client.example/oauth/metadata.json", Name: "Desktop app",

@@ -234,6 +234,7 @@ func Serve(ctx context.Context, p Program, args []string, stdin io.Reader, stdou
 			return Fail(p.Name, stderr, err)
 		}
 		routes = as.Register
+		go as.RunSweeps(ctx, c.OAuthSweepInterval)
 		logger.Info("OAuth authorization server on", "issuer", c.Issuer, "resource", c.Audience, "registration", c.OAuthRegistration)
 	}
 	h := mcp.NewHTTP(srv, guard, a.auth.Keys(), logger, mcp.HTTPOptions{Ready: a.ready, AllowedOrigins: c.AllowedOrigins, Routes: routes,

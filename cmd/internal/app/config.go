@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bduf/mcpauth/auth"
+	"github.com/bduf/mcpauth/auth/oauth"
 	"github.com/bduf/mcpauth/auth/password"
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/auth/token"
@@ -45,6 +46,8 @@ type config struct {
 	// only, tests only) trusts a CA for document hosts and lets them be loopback or private.
 	OAuthDocuments       bool
 	OAuthDocumentsTestCA string
+	// OAuthUnusedClientTTL and OAuthSweepInterval: see oauth.Server.Sweep.
+	OAuthUnusedClientTTL, OAuthSweepInterval time.Duration
 	// SSOConnectors is the file of identity providers the login page offers ("" for none).
 	SSOConnectors string
 	AccessTTL     time.Duration
@@ -126,6 +129,8 @@ var storeFlags = []envVar{
 	{"oauth", "MCPAUTH_OAUTH", "the OAuth 2.1 authorization server MCP clients log in with: auto (on over HTTP when the issuer is an http(s) origin), on or off (default auto)"},
 	{"oauth-registration", "MCPAUTH_OAUTH_REGISTRATION", "dynamic client registration (RFC 7591) at /register: open or off (default open; rate-limited per address)"},
 	{"sso-connectors", "MCPAUTH_SSO_CONNECTORS", "JSON file of OpenID Connect identity providers the sign-in page offers (single sign-on; see README, Connect your identity provider)"},
+	{"oauth-unused-client-ttl", "MCPAUTH_OAUTH_UNUSED_CLIENT_TTL", "how long a dynamically registered client may go without redeeming a code or refreshing before it is deleted, 1s to 720h (default 24h)"},
+	{"oauth-sweep-interval", "MCPAUTH_OAUTH_SWEEP_INTERVAL", "how often expired codes and browser sessions and unused clients are deleted from the store, 100ms to 24h (default 1h)"},
 	{"oauth-client-metadata", "MCPAUTH_OAUTH_CLIENT_METADATA", "client ID metadata documents (a client_id that is an https URL, fetched from public addresses only): on or off (default on)"},
 	{"access-ttl", "MCPAUTH_ACCESS_TTL", "access token lifetime, e.g. 15m (default 15m)"},
 	{"refresh-ttl", "MCPAUTH_REFRESH_TTL", "refresh token lifetime with remember_me, e.g. 168h (default 168h)"},
@@ -278,6 +283,14 @@ func buildConfig(vals map[string]string, getenv func(string) string) (config, er
 	case "off":
 	default:
 		return c, fmt.Errorf("--oauth-registration: want open or off, got %q", vals["oauth-registration"])
+	}
+	if c.OAuthUnusedClientTTL, err = parseDuration("oauth-unused-client-ttl", vals["oauth-unused-client-ttl"],
+		oauth.DefaultUnusedClientTTL, time.Second, 720*time.Hour); err != nil {
+		return c, err
+	}
+	if c.OAuthSweepInterval, err = parseDuration("oauth-sweep-interval", vals["oauth-sweep-interval"],
+		oauth.DefaultSweepInterval, 100*time.Millisecond, 24*time.Hour); err != nil {
+		return c, err
 	}
 	if c.SigningAlg == "" {
 		c.SigningAlg = defaultAlg

@@ -52,7 +52,7 @@ func (a *app) oauthServer(c config, policy mcp.Policy, sso []oauth.SSOConnector,
 					return !slices.ContainsFunc(held, func(p string) bool { return rbac.Match(p, sc) })
 				}), nil
 			}},
-		Registration: c.OAuthRegistration, Limiter: a.limiter,
+		Registration: c.OAuthRegistration, Limiter: a.limiter, UnusedClientTTL: c.OAuthUnusedClientTTL,
 		ClientAddr: registrationAddr,
 		Audit:      a.audit, Logger: logger,
 	})
