@@ -340,7 +340,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Remembered: what the user allowed this client so far (read for the page), this answer
-	// included. Two consents at once for one user and client: the later write wins.
+	// included; nothing is written when the answer adds nothing (a client that returns to this
+	// computer is asked every time, mostly for the same scopes). Two consents at once for one
+	// user and client: the later write wins.
 	scopes := slices.Clone(p.Granted)
 	for _, sc := range p.Scopes {
 		if !slices.Contains(scopes, sc) {
@@ -350,8 +352,10 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	if scopes == nil {
 		scopes = []string{}
 	}
-	if err := s.cfg.Store.PutConsent(ctx, Consent{UserID: p.UserID, ClientID: client.ID, Scopes: scopes, UpdatedAt: s.now()}); err != nil {
-		s.log.WarnContext(ctx, "record a consent (it will be asked again)", "user_id", p.UserID, "error", err)
+	if len(scopes) > len(p.Granted) || len(p.Scopes) == 0 {
+		if err := s.cfg.Store.PutConsent(ctx, Consent{UserID: p.UserID, ClientID: client.ID, Scopes: scopes, UpdatedAt: s.now()}); err != nil {
+			s.log.WarnContext(ctx, "record a consent (it will be asked again)", "user_id", p.UserID, "error", err)
+		}
 	}
 	s.issue(w, r, client, p, false)
 }

@@ -264,8 +264,9 @@ func (c *storeClock) reset() { c.ops.Store(0); c.ns.Store(0) }
 
 // BenchmarkAuthorizationCodePath: the whole path a person and a client take (the login page,
 // the login with its bcrypt compare, consent, the code, the token request) against one raw
-// bcrypt compare at the same cost and against one store round trip (the path makes 16: 7 on
-// the pages, 9 at the token endpoint). It splits the path's time in three: the compare, the
+// bcrypt compare at the same cost and against one store round trip (a repeat sign-in makes 14:
+// 6 on the pages, 8 at the token endpoint, and up to two writes that follow from the user's
+// session set). It splits the path's time in three: the compare, the
 // store's operations (timed by the driver: on the embedded store FerretDB's work, on MongoDB
 // the round trips to it), and the rest, mcpauth's own time ("ns-own/op").
 func BenchmarkAuthorizationCodePath(b *testing.B) {

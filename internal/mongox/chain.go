@@ -114,13 +114,22 @@ func (c *Chain[T]) Latest(ctx context.Context, key string) (Version[T], error) {
 // ErrUnchanged to write nothing. Edit may run more than once (once per concurrent change it
 // loses to), each time on a freshly read body, so it must not keep state across calls except
 // what it recomputes.
+//
+// The first attempt takes the head for the latest version without looking past it (one look-up
+// instead of two): the head is usually current, and when it lags the insert of the version
+// after it finds that version taken, and the next attempt reads the latest through Latest. An
+// edit that refuses or changes nothing on the head alone is asked again on the latest, so no
+// answer rests on a stale body.
 func (c *Chain[T]) Change(ctx context.Context, key string, edit func(body *T) error) error {
-	for range maxChainRetries {
-		cur, err := c.Latest(ctx, key)
+	for attempt := range maxChainRetries {
+		cur, err := c.base(ctx, key, attempt == 0)
 		if err != nil {
 			return err
 		}
 		if err := edit(&cur.Body); err != nil {
+			if attempt == 0 {
+				continue // an answer from the head alone may be stale: only the latest decides
+			}
 			if errors.Is(err, ErrUnchanged) {
 				return nil
 			}
@@ -145,6 +154,20 @@ func (c *Chain[T]) Change(ctx context.Context, key string, edit func(body *T) er
 		return nil
 	}
 	return fmt.Errorf("write %s: %d concurrent changes in a row", c.what, maxChainRetries)
+}
+
+// base is the version a change builds on: the latest, or with headOnly the head (version 0 when
+// there is none), which a change may take for the latest because its insert checks it.
+func (c *Chain[T]) base(ctx context.Context, key string, headOnly bool) (Version[T], error) {
+	if !headOnly {
+		return c.Latest(ctx, key)
+	}
+	head, ok, err := c.find(ctx, c.heads, key)
+	if err != nil || !ok {
+		return Version[T]{}, err
+	}
+	head.ID = versionID(key, head.Version)
+	return head, nil
 }
 
 // bury replaces version v of key by its tombstone (best effort: a version left whole is only

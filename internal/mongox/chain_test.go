@@ -139,3 +139,62 @@ func TestShouldWriteNothingForARefusedOrUnchangedEdit(t *testing.T) {
 		t.Errorf("latest of a key never written: version %d, %v; want 0", v.Version, err)
 	}
 }
+
+// A change takes the head for the latest version on its first attempt, so an edit that
+// decides from the body (refuses, or finds nothing to do) is asked again on the latest
+// when the head lags: its answer never rests on a stale body.
+func TestShouldAskAnEditAgainOnTheLatestWhenTheHeadLags(t *testing.T) {
+	c, ctx := newChain(t, 0)
+	add := func(mark string) {
+		t.Helper()
+		if err := c.Change(ctx, "k", func(b *counter) error { b.Key = "k"; b.Marks = append(b.Marks, mark); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("first")
+	var stale bson.Raw
+	if err := c.Heads().FindOne(ctx, bson.D{{Key: "_id", Value: "k"}}).Decode(&stale); err != nil {
+		t.Fatal(err)
+	}
+	add("second")
+	if _, err := c.Heads().ReplaceOne(ctx, bson.D{{Key: "_id", Value: "k"}}, stale, options.Replace()); err != nil {
+		t.Fatal(err)
+	}
+	notFound := errors.New("not found")
+	// Drop "second", which only the latest version holds.
+	err := c.Change(ctx, "k", func(b *counter) error {
+		for i, m := range b.Marks {
+			if m == "second" {
+				b.Marks = append(b.Marks[:i], b.Marks[i+1:]...)
+				return nil
+			}
+		}
+		return notFound
+	})
+	if err != nil {
+		t.Fatalf("an edit refusing on a stale head: %v, want it asked again on the latest", err)
+	}
+	// Add "second" again unless present: on the stale head it seems absent, on the latest it is.
+	if _, err := c.Heads().ReplaceOne(ctx, bson.D{{Key: "_id", Value: "k"}}, stale, options.Replace()); err != nil {
+		t.Fatal(err)
+	}
+	add("third")
+	if err := c.Change(ctx, "k", func(b *counter) error {
+		for _, m := range b.Marks {
+			if m == "third" {
+				return mongox.ErrUnchanged
+			}
+		}
+		b.Marks = append(b.Marks, "third")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.Latest(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(v.Body.Marks); got != "[first third]" {
+		t.Errorf("latest holds %s, want [first third]", got)
+	}
+}
