@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bduf/mcpauth/apierr"
+	"github.com/bduf/mcpauth/internal/tally"
 )
 
 // Telemetry goes through the global OpenTelemetry API; the binary installs the providers (a
@@ -24,18 +25,16 @@ var (
 	tracer = otel.Tracer("github.com/bduf/mcpauth/auth")
 	meter  = otel.Meter("github.com/bduf/mcpauth/auth")
 
-	loginCount, _ = meter.Int64Counter("mcpauth.auth.logins",
-		metric.WithDescription("Login attempts by result (success, or the error code)."))
+	loginCount = tally.New(meter, "mcpauth.auth.logins",
+		"Login attempts by result (success, or the error code).", "result", "success")
 	loginDuration, _ = meter.Float64Histogram("mcpauth.auth.login.duration", metric.WithUnit("s"), secondsBuckets,
 		metric.WithDescription("Time to answer a login."))
 	refreshDuration, _ = meter.Float64Histogram("mcpauth.auth.refresh.duration", metric.WithUnit("s"), secondsBuckets,
 		metric.WithDescription("Time to rotate a refresh token."))
-	refreshCount, _ = meter.Int64Counter("mcpauth.auth.refreshes",
-		metric.WithDescription("Refresh-token rotations by result."))
+	refreshCount        = tally.New(meter, "mcpauth.auth.refreshes", "Refresh-token rotations by result.", "result", "success")
 	validateDuration, _ = meter.Float64Histogram("mcpauth.auth.validate.duration", metric.WithUnit("s"), secondsBuckets,
 		metric.WithDescription("Time to validate an access token or API key."))
-	validateCount, _ = meter.Int64Counter("mcpauth.auth.validations",
-		metric.WithDescription("Credential validations by result."))
+	validateCount    = tally.New(meter, "mcpauth.auth.validations", "Credential validations by result.", "result", "success")
 	rateLimitHits, _ = meter.Int64Counter("mcpauth.auth.rate_limited",
 		metric.WithDescription("Requests refused by a rate limit, by limit."))
 	authFailures, _ = meter.Int64Counter("mcpauth.auth.failures",
@@ -56,20 +55,18 @@ func resultOf(err error) string {
 // prebuilt slice cost no allocation per call.
 var (
 	succeededAttr   = attribute.String("result", "success")
-	succeededAdd    = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(succeededAttr))}
 	succeededRecord = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(succeededAttr))}
 )
 
 // observe ends a span and records a duration and a count with the result.
-func observe(ctx context.Context, span trace.Span, start time.Time, err error, h metric.Float64Histogram, c metric.Int64Counter) {
-	res, add, rec := succeededAttr, succeededAdd, succeededRecord
+func observe(ctx context.Context, span trace.Span, start time.Time, err error, h metric.Float64Histogram, c *tally.Counter) {
+	res, rec := succeededAttr, succeededRecord
 	if err != nil {
 		res = attribute.String("result", resultOf(err))
-		opt := metric.WithAttributeSet(attribute.NewSet(res))
-		add, rec = []metric.AddOption{opt}, []metric.RecordOption{opt}
+		rec = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(res))}
 	}
 	h.Record(ctx, time.Since(start).Seconds(), rec...)
-	c.Add(ctx, 1, add...)
+	c.Add(res.Value.AsString())
 	if span.IsRecording() {
 		span.SetAttributes(res)
 	}

@@ -71,6 +71,23 @@ type key struct{}
 // share it.
 func With(ctx context.Context, r *Request) context.Context { return context.WithValue(ctx, key{}, r) }
 
+// Node is a context carrying its own Request: what With returns, for a transport that keeps
+// the request in a node of its own (one allocation, with whatever else it carries, instead of
+// a Request and a context node). Its Value answers From with &Request and asks Context for any
+// other key; Request must not change once the node is in use.
+type Node struct {
+	context.Context
+	Request Request
+}
+
+// Value is the request for From's key, the parent's value for any other.
+func (n *Node) Value(k any) any {
+	if _, ok := k.(key); ok {
+		return &n.Request
+	}
+	return n.Context.Value(k)
+}
+
 // From returns the request ctx carries, or nil when no transport set one.
 func From(ctx context.Context) *Request {
 	r, _ := ctx.Value(key{}).(*Request)

@@ -50,3 +50,16 @@ func TestShouldReadTheTransportsRequestFromTheContext(t *testing.T) {
 		t.Fatalf("http: ClientAddr = %v, Addr = %q", call.ClientAddr(ctx), call.From(ctx).Addr())
 	}
 }
+
+func TestShouldReadTheRequestOfANodeAndTheParentsOtherValues(t *testing.T) {
+	type other struct{}
+	parent := context.WithValue(call.With(context.Background(), &call.Request{Transport: call.Stdio}), other{}, "kept")
+	n := &call.Node{Context: parent, Request: call.Request{Transport: call.HTTP, ClientAddr: netip.MustParseAddr("192.0.2.1")}}
+	var ctx context.Context = n
+	if r := call.From(ctx); r != &n.Request || r.Transport != call.HTTP || call.ClientAddr(ctx) != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("From(node) = %v, want the node's own request", r)
+	}
+	if got := ctx.Value(other{}); got != "kept" {
+		t.Fatalf("a parent's other value through the node = %v, want kept", got)
+	}
+}

@@ -88,6 +88,8 @@ type Guard struct {
 	cfg      GuardConfig
 	log      *slog.Logger
 	verified verifiedCaller // cfg.Auth's, if it has one
+	// toolNames are the policy's tool names, so that peeking at a call of one copies nothing.
+	toolNames map[string]string
 	// tools caches how many tools each server has (ListTools copies the server's map: too
 	// dear for every call), refreshed at most every toolCountTTL.
 	tools sync.Map // *server.MCPServer → toolCount
@@ -126,7 +128,10 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	g := &Guard{cfg: cfg, log: cfg.Logger}
+	g := &Guard{cfg: cfg, log: cfg.Logger, toolNames: make(map[string]string, len(cfg.Policy.Tools))}
+	for name := range cfg.Policy.Tools {
+		g.toolNames[name] = name
+	}
 	g.verified, _ = cfg.Auth.(verifiedCaller)
 	return g, nil
 }
@@ -276,6 +281,25 @@ type guardedRequest struct {
 	body               []byte // a POST's body, for the id a later refusal echoes
 }
 
+// guardedCall is what the HTTP guard hands on with a request, in one allocation: the
+// transport's request (call.From), what the guard learnt (guardedFrom), the body it read, and
+// room for one message's peeked names. Until the guard is done only the Node is a context (a
+// refusal's handlers see no guardedRequest), then the whole.
+type guardedCall struct {
+	call.Node
+	guarded        guardedRequest
+	body           bodyReader
+	methods, calls [1]string
+}
+
+// Value answers guardedFrom with the guard's findings, and anything else as the Node does.
+func (c *guardedCall) Value(k any) any {
+	if _, ok := k.(verifiedKey); ok {
+		return &c.guarded
+	}
+	return c.Node.Value(k)
+}
+
 // guardedFrom returns what the HTTP guard left in ctx (nil when no guard saw the request).
 func guardedFrom(ctx context.Context) *guardedRequest {
 	v, _ := ctx.Value(verifiedKey{}).(*guardedRequest)
@@ -411,7 +435,7 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 				outcome = string(apierr.CodeOf(derr))
 				rec = []metric.RecordOption{metric.WithAttributes(attribute.String("outcome", outcome))}
 			}
-			decisions.add(outcome)
+			decisions.Add(outcome)
 			decisionDuration.Record(ctx, time.Since(start).Seconds(), rec...)
 			if span.IsRecording() {
 				span.SetAttributes(attribute.Bool("allowed", derr == nil))
@@ -575,13 +599,14 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			refuseQueryCredential(w)
 			return
 		}
-		ctx := r.Context()
-		req := call.From(ctx)
-		if req == nil {
-			req = newRequest(r, transport)
-			ctx = call.With(ctx, req)
+		gc := &guardedCall{Node: call.Node{Context: r.Context()}}
+		if req := call.From(r.Context()); req != nil {
+			gc.Request = *req
+		} else {
+			gc.Request = requestOf(r, transport)
 		}
-		ip := req.ClientAddr
+		ctx := context.Context(&gc.Node)
+		ip := gc.Request.ClientAddr
 		tok := bearer(r)
 		// The credential first: how much body is read depends on it.
 		claims, authErr := token.Claims{}, error(ErrMissingToken)
@@ -608,10 +633,9 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 				writeRefusal(w, nil, http.StatusRequestEntityTooLarge, codeInvalidRequest, apierr.New(apierr.InvalidArgument, msg+" (or its body could not be read)"))
 				return
 			}
-			br := new(bodyReader)
-			br.Reset(body)
-			r.Body = br
-			methods, calls = peekJSONRPC(body)
+			gc.body.Reset(body)
+			r.Body = &gc.body
+			methods, calls = peekInto(body, g.toolNames, gc.methods[:0], gc.calls[:0])
 			// What initialize sends (clientInfo, capabilities) is kept for the session's life.
 			if initialize = slices.Contains(methods, string(mcpgo.MethodInitialize)); initialize && len(body) > maxInitializeBody {
 				writeRefusal(w, body, http.StatusRequestEntityTooLarge, codeInvalidRequest,
@@ -628,11 +652,11 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 		}
 		if authErr != nil {
 			if passAnonymous { // the tool decides (e.g. auth_refresh with an expired access token)
-				v := &guardedRequest{initialize: initialize, listen: listen, body: body}
+				gc.guarded = guardedRequest{initialize: initialize, listen: listen, body: body}
 				if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, token.ErrExpired) {
-					v.principal = e.ExpiredSubject(ctx, tok)
+					gc.guarded.principal = e.ExpiredSubject(ctx, tok)
 				}
-				next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{}, v)))
+				next.ServeHTTP(w, r.WithContext(gc))
 				return
 			}
 			g.recordRefusal(ctx, calls, token.Claims{}, authErr)
@@ -662,9 +686,9 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			}
 		}
 		// The middleware will need this token's claims again, in this request: hand them over.
-		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, verifiedKey{},
-			&guardedRequest{token: tok, claims: claims, verified: true, principal: claims.Subject,
-				initialize: initialize, listen: listen, body: body})))
+		gc.guarded = guardedRequest{token: tok, claims: claims, verified: true, principal: claims.Subject,
+			initialize: initialize, listen: listen, body: body}
+		next.ServeHTTP(w, r.WithContext(gc))
 	})
 }
 

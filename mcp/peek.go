@@ -2,11 +2,10 @@ package mcp
 
 import (
 	"bytes"
+	"encoding/json/jsontext"
 	"errors"
 	"io"
 	"sync"
-
-	"github.com/go-json-experiment/json/jsontext"
 )
 
 // peekJSONRPC returns the methods of a JSON-RPC message or batch and the tool names of its
@@ -20,9 +19,15 @@ import (
 // body unreadable. Where the two could still differ it answers nothing, which is the strict
 // side (a token is then required, and the middleware alone judges the call): FuzzPeekJSONRPC
 // checks exactly that against encoding/json.
-func peekJSONRPC(body []byte) (methods, calls []string) {
+func peekJSONRPC(body []byte) (methods, calls []string) { return peekInto(body, nil, nil, nil) }
+
+// peekInto is peekJSONRPC appending to methods and calls (the guard's, with room for one
+// message's: no allocation) and taking the names in known (the guard's tools) without copying
+// them out of the body.
+func peekInto(body []byte, known map[string]string, methods, calls []string) ([]string, []string) {
 	p := peekers.Get().(*peeker)
-	defer peekers.Put(p)
+	defer func() { p.known = nil; peekers.Put(p) }()
+	p.known = known
 	p.r.Reset(body)
 	p.d.Reset(&p.r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	var one [1]peekedMessage // a batch is rare: one message needs no allocation
@@ -51,21 +56,24 @@ func peekJSONRPC(body []byte) (methods, calls []string) {
 	if _, err := p.d.ReadToken(); !errors.Is(err, io.EOF) { // one value, then nothing
 		return nil, nil
 	}
+	var called []string // nil when no message calls a tool
 	for _, m := range msgs {
 		methods = append(methods, m.method)
 		if m.method == "tools/call" {
-			calls = append(calls, m.name)
+			called = append(calls, m.name)
+			calls = called
 		}
 	}
-	return methods, calls
+	return methods, called
 }
 
 type peekedMessage struct{ method, name string }
 
 type peeker struct {
-	r    bytes.Reader
-	d    jsontext.Decoder
-	name []byte // the member name being read, reused
+	r     bytes.Reader
+	d     jsontext.Decoder
+	name  []byte            // the member name being read, reused
+	known map[string]string // names taken as they are (besides methodNames), for one peek
 }
 
 var peekers = sync.Pool{New: func() any { return new(peeker) }}
@@ -149,6 +157,8 @@ func (p *peeker) stringInto(dst *string) bool {
 		}
 		if raw := v[1 : len(v)-1]; plainASCII(raw) {
 			if known, ok := methodNames[string(raw)]; ok { // no allocation: the usual methods
+				*dst = known
+			} else if known, ok := p.known[string(raw)]; ok { // nor the guard's tools
 				*dst = known
 			} else {
 				*dst = string(raw)

@@ -91,7 +91,12 @@ func withRequest(transport string) func(http.Handler) http.Handler {
 // trusted proxies, what the client-address resolver put in RemoteAddr), the client's
 // X-Request-Id only if short and plain (otherwise one of the server's), and the bearer token.
 func newRequest(r *http.Request, transport string) *call.Request {
-	return &call.Request{Transport: transport, ClientAddr: sourceAddr(r.RemoteAddr),
+	req := requestOf(r, transport)
+	return &req
+}
+
+func requestOf(r *http.Request, transport string) call.Request {
+	return call.Request{Transport: transport, ClientAddr: sourceAddr(r.RemoteAddr),
 		RequestID: audit.RequestIDFrom(r.Header.Get("X-Request-Id")), Bearer: bearer(r).Reveal()}
 }
 

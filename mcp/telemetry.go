@@ -1,13 +1,11 @@
 package mcp
 
 import (
-	"context"
-	"sync"
-	"sync/atomic"
-
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/bduf/mcpauth/internal/tally"
 )
 
 // The guard's telemetry, through the global OpenTelemetry API (the binary installs providers).
@@ -25,33 +23,6 @@ var (
 	grantedSet    = attribute.NewSet(attribute.String("outcome", "granted"))
 	grantedRecord = []metric.RecordOption{metric.WithAttributeSet(grantedSet)}
 
-	decisions = &outcomeCounts{}
-	_, _      = meter.Int64ObservableCounter("mcpauth.guard.decisions",
-		metric.WithDescription("Guarded tool calls by outcome (granted, or the error code)."),
-		metric.WithInt64Callback(decisions.observe))
+	decisions = tally.New(meter, "mcpauth.guard.decisions",
+		"Guarded tool calls by outcome (granted, or the error code).", "outcome", "granted")
 )
-
-// outcomeCounts counts decisions by outcome in atomics, read when metrics are collected: a
-// synchronous counter costs a guarded call more than everything else the guard records.
-type outcomeCounts struct {
-	granted atomic.Int64
-	others  sync.Map // outcome → *atomic.Int64 (few: the error codes)
-}
-
-func (c *outcomeCounts) add(outcome string) {
-	if outcome == "granted" {
-		c.granted.Add(1)
-		return
-	}
-	n, _ := c.others.LoadOrStore(outcome, new(atomic.Int64))
-	n.(*atomic.Int64).Add(1)
-}
-
-func (c *outcomeCounts) observe(_ context.Context, o metric.Int64Observer) error {
-	o.Observe(c.granted.Load(), metric.WithAttributeSet(grantedSet))
-	c.others.Range(func(k, v any) bool {
-		o.Observe(v.(*atomic.Int64).Load(), metric.WithAttributes(attribute.String("outcome", k.(string))))
-		return true
-	})
-	return nil
-}

@@ -372,6 +372,10 @@ func TestShouldPassTheConformanceSuitesAuthorizationServerScenarios(t *testing.T
 	if err != nil {
 		t.Fatalf("sign-in: %v", err)
 	}
+	// The suite prints the URL before its callback listener is up: wait for the listener.
+	if _, err := suite.Stdout.WaitFor(regexp.MustCompile(`Callback server started`), suite.Exited, 60*time.Second); err != nil {
+		t.Fatalf("the suite's callback listener did not start: %v\n%s\n%s", err, suite.Stdout, suite.Stderr)
+	}
 	cb, err := http.Get(back.String()) // the browser lands on the suite's callback
 	if err != nil {
 		t.Fatalf("deliver the redirect to the suite: %v", err)
