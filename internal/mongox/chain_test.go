@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -34,6 +35,32 @@ func newChain(t *testing.T, keep int) (*mongox.Chain[counter], context.Context) 
 		t.Fatal(err)
 	}
 	return mongox.NewChain[counter](db.Collection("versions"), db.Collection("heads"), "counter", keep), ctx
+}
+
+// addMark appends mark to the body of key "k".
+func addMark(t *testing.T, ctx context.Context, c *mongox.Chain[counter], mark string) {
+	t.Helper()
+	if err := c.Change(ctx, "k", func(b *counter) error { b.Key = "k"; b.Marks = append(b.Marks, mark); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// headOf returns key "k"'s head as stored, for putHead to put back later: a slow replace of the
+// head overtaken by later ones.
+func headOf(t *testing.T, ctx context.Context, c *mongox.Chain[counter]) bson.Raw {
+	t.Helper()
+	var head bson.Raw
+	if err := c.Heads().FindOne(ctx, bson.D{{Key: "_id", Value: "k"}}).Decode(&head); err != nil {
+		t.Fatal(err)
+	}
+	return head
+}
+
+func putHead(t *testing.T, ctx context.Context, c *mongox.Chain[counter], head bson.Raw) {
+	t.Helper()
+	if _, err := c.Heads().ReplaceOne(ctx, bson.D{{Key: "_id", Value: "k"}}, head, options.Replace()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Every change of many concurrent writers lands exactly once, whether versions are kept or
@@ -94,24 +121,13 @@ func TestShouldLandEveryConcurrentChangeOnceAndPruneToTombstones(t *testing.T) {
 // never a change: reads and writes walk past the tombstones to the latest.
 func TestShouldFindTheLatestPastAHeadThatLagsBehindTombstones(t *testing.T) {
 	c, ctx := newChain(t, 4)
-	add := func(mark string) {
-		t.Helper()
-		if err := c.Change(ctx, "k", func(b *counter) error { b.Key = "k"; b.Marks = append(b.Marks, mark); return nil }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	add("first")
-	var stale bson.Raw
-	if err := c.Heads().FindOne(ctx, bson.D{{Key: "_id", Value: "k"}}).Decode(&stale); err != nil {
-		t.Fatal(err)
-	}
+	addMark(t, ctx, c, "first")
+	stale := headOf(t, ctx, c)
 	for i := range 30 {
-		add(fmt.Sprint(i))
+		addMark(t, ctx, c, fmt.Sprint(i))
 	}
-	if _, err := c.Heads().ReplaceOne(ctx, bson.D{{Key: "_id", Value: "k"}}, stale, options.Replace()); err != nil {
-		t.Fatal(err)
-	}
-	add("after")
+	putHead(t, ctx, c, stale)
+	addMark(t, ctx, c, "after")
 	v, err := c.Latest(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -145,45 +161,33 @@ func TestShouldWriteNothingForARefusedOrUnchangedEdit(t *testing.T) {
 // when the head lags: its answer never rests on a stale body.
 func TestShouldAskAnEditAgainOnTheLatestWhenTheHeadLags(t *testing.T) {
 	c, ctx := newChain(t, 0)
-	add := func(mark string) {
-		t.Helper()
-		if err := c.Change(ctx, "k", func(b *counter) error { b.Key = "k"; b.Marks = append(b.Marks, mark); return nil }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	add("first")
-	var stale bson.Raw
-	if err := c.Heads().FindOne(ctx, bson.D{{Key: "_id", Value: "k"}}).Decode(&stale); err != nil {
-		t.Fatal(err)
-	}
-	add("second")
-	if _, err := c.Heads().ReplaceOne(ctx, bson.D{{Key: "_id", Value: "k"}}, stale, options.Replace()); err != nil {
-		t.Fatal(err)
-	}
-	notFound := errors.New("not found")
-	// Drop "second", which only the latest version holds.
-	err := c.Change(ctx, "k", func(b *counter) error {
-		for i, m := range b.Marks {
-			if m == "second" {
-				b.Marks = append(b.Marks[:i], b.Marks[i+1:]...)
+	drop := func(mark string) func(*counter) error {
+		return func(b *counter) error {
+			if i := slices.Index(b.Marks, mark); i >= 0 {
+				b.Marks = slices.Delete(b.Marks, i, i+1)
 				return nil
 			}
+			return errors.New("not found")
 		}
-		return notFound
-	})
-	if err != nil {
+	}
+	addMark(t, ctx, c, "first")
+	stale := headOf(t, ctx, c)
+	addMark(t, ctx, c, "second")
+	putHead(t, ctx, c, stale)
+	// A refusal: on the stale head "second" is absent, on the latest it is there to drop.
+	if err := c.Change(ctx, "k", drop("second")); err != nil {
 		t.Fatalf("an edit refusing on a stale head: %v, want it asked again on the latest", err)
 	}
-	// Add "second" again unless present: on the stale head it seems absent, on the latest it is.
-	if _, err := c.Heads().ReplaceOne(ctx, bson.D{{Key: "_id", Value: "k"}}, stale, options.Replace()); err != nil {
+	// Nothing to do: on the stale head "third" is there already, on the latest it is not.
+	addMark(t, ctx, c, "third")
+	stale = headOf(t, ctx, c)
+	if err := c.Change(ctx, "k", drop("third")); err != nil {
 		t.Fatal(err)
 	}
-	add("third")
+	putHead(t, ctx, c, stale)
 	if err := c.Change(ctx, "k", func(b *counter) error {
-		for _, m := range b.Marks {
-			if m == "third" {
-				return mongox.ErrUnchanged
-			}
+		if slices.Contains(b.Marks, "third") {
+			return mongox.ErrUnchanged
 		}
 		b.Marks = append(b.Marks, "third")
 		return nil
