@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
@@ -88,8 +89,9 @@ type Guard struct {
 	cfg      GuardConfig
 	log      *slog.Logger
 	verified verifiedCaller // cfg.Auth's, if it has one
-	// toolNames are the policy's tool names, so that peeking at a call of one copies nothing.
-	toolNames map[string]string
+	// names are the usual methods and the policy's tool names, which a peek takes without a
+	// copy.
+	names map[string]string
 	// tools caches how many tools each server has (ListTools copies the server's map: too
 	// dear for every call), refreshed at most every toolCountTTL.
 	tools sync.Map // *server.MCPServer → toolCount
@@ -128,9 +130,9 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	g := &Guard{cfg: cfg, log: cfg.Logger, toolNames: make(map[string]string, len(cfg.Policy.Tools))}
+	g := &Guard{cfg: cfg, log: cfg.Logger, names: maps.Clone(methodNames)}
 	for name := range cfg.Policy.Tools {
-		g.toolNames[name] = name
+		g.names[name] = name
 	}
 	g.verified, _ = cfg.Auth.(verifiedCaller)
 	return g, nil
@@ -635,7 +637,7 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 			}
 			gc.body.Reset(body)
 			r.Body = &gc.body
-			methods, calls = peekInto(body, g.toolNames, gc.methods[:0], gc.calls[:0])
+			methods, calls = peekInto(body, g.names, gc.methods[:0], gc.calls[:0])
 			// What initialize sends (clientInfo, capabilities) is kept for the session's life.
 			if initialize = slices.Contains(methods, string(mcpgo.MethodInitialize)); initialize && len(body) > maxInitializeBody {
 				writeRefusal(w, body, http.StatusRequestEntityTooLarge, codeInvalidRequest,

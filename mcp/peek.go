@@ -8,7 +8,7 @@ import (
 	"sync"
 )
 
-// peekJSONRPC returns the methods of a JSON-RPC message or batch and the tool names of its
+// peekInto returns the methods of a JSON-RPC message or batch and the tool names of its
 // tools/call requests, or nothing if the body is not JSON that encoding/json (mcp-go's parser)
 // would decode into messages. It reads only those fields, with a pooled streaming decoder:
 // every guarded HTTP request pays for it, and reflection-based decoding cost twice as much.
@@ -19,15 +19,17 @@ import (
 // body unreadable. Where the two could still differ it answers nothing, which is the strict
 // side (a token is then required, and the middleware alone judges the call): FuzzPeekJSONRPC
 // checks exactly that against encoding/json.
-func peekJSONRPC(body []byte) (methods, calls []string) { return peekInto(body, nil, nil, nil) }
-
-// peekInto is peekJSONRPC appending to methods and calls (the guard's, with room for one
-// message's: no allocation) and taking the names in known (the guard's tools) without copying
-// them out of the body.
+//
+// It appends to methods and calls, which come empty with room for one message's (the guard's:
+// no allocation), and takes the names in known (the guard's: the usual methods and its
+// policy's tools; methodNames when nil) as they are, without copying them out of the body.
 func peekInto(body []byte, known map[string]string, methods, calls []string) ([]string, []string) {
 	p := peekers.Get().(*peeker)
 	defer func() { p.known = nil; peekers.Put(p) }()
 	p.known = known
+	if known == nil {
+		p.known = methodNames
+	}
 	p.r.Reset(body)
 	p.d.Reset(&p.r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	var one [1]peekedMessage // a batch is rare: one message needs no allocation
@@ -56,15 +58,16 @@ func peekInto(body []byte, known map[string]string, methods, calls []string) ([]
 	if _, err := p.d.ReadToken(); !errors.Is(err, io.EOF) { // one value, then nothing
 		return nil, nil
 	}
-	var called []string // nil when no message calls a tool
 	for _, m := range msgs {
 		methods = append(methods, m.method)
 		if m.method == "tools/call" {
-			called = append(calls, m.name)
-			calls = called
+			calls = append(calls, m.name)
 		}
 	}
-	return methods, called
+	if len(calls) == 0 {
+		calls = nil // no message calls a tool
+	}
+	return methods, calls
 }
 
 type peekedMessage struct{ method, name string }
@@ -73,7 +76,7 @@ type peeker struct {
 	r     bytes.Reader
 	d     jsontext.Decoder
 	name  []byte            // the member name being read, reused
-	known map[string]string // names taken as they are (besides methodNames), for one peek
+	known map[string]string // names taken as they are, for one peek
 }
 
 var peekers = sync.Pool{New: func() any { return new(peeker) }}
@@ -156,9 +159,7 @@ func (p *peeker) stringInto(dst *string) bool {
 			return false
 		}
 		if raw := v[1 : len(v)-1]; plainASCII(raw) {
-			if known, ok := methodNames[string(raw)]; ok { // no allocation: the usual methods
-				*dst = known
-			} else if known, ok := p.known[string(raw)]; ok { // nor the guard's tools
+			if known, ok := p.known[string(raw)]; ok { // no allocation: the usual names
 				*dst = known
 			} else {
 				*dst = string(raw)
@@ -189,7 +190,7 @@ func plainASCII(b []byte) bool {
 }
 
 // methodNames interns the methods every session sends, so that peeking at them allocates
-// nothing.
+// nothing (a guard adds its policy's tools: Guard.names).
 var methodNames = func() map[string]string {
 	m := map[string]string{}
 	for _, name := range []string{"initialize", "ping", "tools/list", "tools/call", "notifications/initialized",

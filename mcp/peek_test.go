@@ -59,7 +59,7 @@ var peekCases = []string{
 // exactly as encoding/json does.
 func TestShouldPeekAsEncodingJSONReads(t *testing.T) {
 	for _, c := range peekCases {
-		methods, calls := peekJSONRPC([]byte(c))
+		methods, calls := peekInto([]byte(c), nil, nil, nil)
 		wantMethods, wantCalls := peekReference([]byte(c))
 		if !slices.Equal(methods, wantMethods) || !slices.Equal(calls, wantCalls) {
 			t.Errorf("peek(%q) = %q, %q; encoding/json reads %q, %q", c, methods, calls, wantMethods, wantCalls)
@@ -78,7 +78,7 @@ func FuzzPeekJSONRPC(f *testing.F) {
 
 func checkPeek(t *testing.T, body []byte) {
 	t.Helper()
-	methods, calls := peekJSONRPC(body)
+	methods, calls := peekInto(body, nil, nil, nil)
 	wantMethods, wantCalls := peekReference(body)
 	if methods == nil && calls == nil { // nothing: always the strict answer
 		return
