@@ -213,7 +213,7 @@ type LoginRequest struct {
 // the same bcrypt work, so neither existence nor lockout can be told from the answer.
 func (s *Service) Login(ctx context.Context, req LoginRequest) (_ Tokens, _ User, err error) {
 	ctx, span := tracing.Start(ctx, tracer, "auth.Login")
-	defer func(start time.Time) { observe(ctx, span, start, err, loginDuration, loginCount) }(time.Now())
+	defer func(start time.Time) { observe(span, start, err, loginDuration, loginCount) }(time.Now())
 	tokens, u, err := s.login(ctx, req)
 	if apierr.CodeOf(err) == apierr.Internal {
 		// Like every failed login, it names what was typed (the account may not be known).
@@ -367,7 +367,7 @@ func (s *Service) tokensFor(ctx context.Context, u User, sess session.Session, r
 // that was already spent is reuse: the whole session (family) is revoked.
 func (s *Service) Refresh(ctx context.Context, refreshToken Secret) (_ Tokens, err error) {
 	ctx, span := tracing.Start(ctx, tracer, "auth.Refresh")
-	defer func(start time.Time) { observe(ctx, span, start, err, refreshDuration, refreshCount) }(time.Now())
+	defer func(start time.Time) { observe(span, start, err, refreshDuration, refreshCount) }(time.Now())
 	return s.refresh(ctx, refreshToken)
 }
 
@@ -435,7 +435,7 @@ func (s *Service) rotate(ctx context.Context, refreshToken Secret, mine func(ses
 // Validate verifies an access token (and checks that its session is not revoked) or an API key.
 func (s *Service) Validate(ctx context.Context, tok Secret) (_ token.Claims, err error) {
 	ctx, span := tracing.Start(ctx, tracer, "auth.Validate")
-	defer func(start time.Time) { observe(ctx, span, start, err, validateDuration, validateCount) }(time.Now())
+	defer func(start time.Time) { observe(span, start, err, validateDuration, validateCount) }(time.Now())
 	return s.validate(ctx, tok)
 }
 

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"context"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -16,24 +15,27 @@ import (
 
 // Telemetry goes through the global OpenTelemetry API; the binary installs the providers (a
 // Prometheus exporter, OTLP when configured). Attributes carry ids, codes and reasons, never a
-// secret.
+// secret. The histograms are tally's, which the binary's reader collects through tally.Producer.
+//
 // secondsBuckets suit latencies from tens of microseconds (a cached decision) to a second.
-var secondsBuckets = metric.WithExplicitBucketBoundaries(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-	0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+var secondsBuckets = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+	0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+
+const scope = "github.com/bduf/mcpauth/auth"
 
 var (
-	tracer = otel.Tracer("github.com/bduf/mcpauth/auth")
-	meter  = otel.Meter("github.com/bduf/mcpauth/auth")
+	tracer = otel.Tracer(scope)
+	meter  = otel.Meter(scope)
 
 	loginCount = tally.New(meter, "mcpauth.auth.logins",
 		"Login attempts by result (success, or the error code).", "result", "success")
-	loginDuration, _ = meter.Float64Histogram("mcpauth.auth.login.duration", metric.WithUnit("s"), secondsBuckets,
-		metric.WithDescription("Time to answer a login."))
-	refreshDuration, _ = meter.Float64Histogram("mcpauth.auth.refresh.duration", metric.WithUnit("s"), secondsBuckets,
-		metric.WithDescription("Time to rotate a refresh token."))
-	refreshCount        = tally.New(meter, "mcpauth.auth.refreshes", "Refresh-token rotations by result.", "result", "success")
-	validateDuration, _ = meter.Float64Histogram("mcpauth.auth.validate.duration", metric.WithUnit("s"), secondsBuckets,
-		metric.WithDescription("Time to validate an access token or API key."))
+	loginDuration = tally.NewHistogram(scope, "mcpauth.auth.login.duration",
+		"Time to answer a login.", "s", "result", "success", secondsBuckets...)
+	refreshDuration = tally.NewHistogram(scope, "mcpauth.auth.refresh.duration",
+		"Time to rotate a refresh token.", "s", "result", "success", secondsBuckets...)
+	refreshCount     = tally.New(meter, "mcpauth.auth.refreshes", "Refresh-token rotations by result.", "result", "success")
+	validateDuration = tally.NewHistogram(scope, "mcpauth.auth.validate.duration",
+		"Time to validate an access token or API key.", "s", "result", "success", secondsBuckets...)
 	validateCount    = tally.New(meter, "mcpauth.auth.validations", "Credential validations by result.", "result", "success")
 	rateLimitHits, _ = meter.Int64Counter("mcpauth.auth.rate_limited",
 		metric.WithDescription("Requests refused by a rate limit, by limit."))
@@ -51,24 +53,13 @@ func resultOf(err error) string {
 	return string(apierr.CodeOf(err))
 }
 
-// The options of a success are built once: the hot paths succeed, and options passed as a
-// prebuilt slice cost no allocation per call.
-var (
-	succeededAttr   = attribute.String("result", "success")
-	succeededRecord = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(succeededAttr))}
-)
-
 // observe ends a span and records a duration and a count with the result.
-func observe(ctx context.Context, span trace.Span, start time.Time, err error, h metric.Float64Histogram, c *tally.Counter) {
-	res, rec := succeededAttr, succeededRecord
-	if err != nil {
-		res = attribute.String("result", resultOf(err))
-		rec = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(res))}
-	}
-	h.Record(ctx, time.Since(start).Seconds(), rec...)
-	c.Add(res.Value.AsString())
+func observe(span trace.Span, start time.Time, err error, h *tally.Histogram, c *tally.Counter) {
+	res := resultOf(err)
+	h.Record(res, time.Since(start).Seconds())
+	c.Add(res)
 	if span.IsRecording() {
-		span.SetAttributes(res)
+		span.SetAttributes(attribute.String("result", res))
 	}
 	if err != nil && apierr.CodeOf(err) == apierr.Internal {
 		span.SetStatus(codes.Error, "internal error")

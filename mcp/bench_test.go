@@ -70,6 +70,15 @@ func benchGuard(b *testing.B, mutate func(*mcp.GuardConfig)) (*mcp.Guard, contex
 	return g, call.With(ctx, &call.Request{Bearer: tokens.AccessToken, Transport: call.HTTP})
 }
 
+// recordMetrics has the SDK record metrics for the benchmark, as the binary records them (its
+// reader is the Prometheus exporter; a manual one costs the same on the recording side).
+func recordMetrics(b *testing.B) {
+	prev := otel.GetMeterProvider()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	otel.SetMeterProvider(mp)
+	b.Cleanup(func() { otel.SetMeterProvider(prev); _ = mp.Shutdown(context.Background()) })
+}
+
 func mustBench(b *testing.B, err error) {
 	b.Helper()
 	if err != nil {
@@ -83,12 +92,7 @@ var benchResult = mcpgo.NewToolResultText("[]")
 // case of every call after a session's first), through the guard's middleware, against the
 // same handler called bare. The difference is what the guard adds to a call.
 func BenchmarkGuardOverhead(b *testing.B) {
-	// Metrics recorded by the SDK, as the binary records them (its reader is the Prometheus
-	// exporter; a manual one costs the same on the recording side).
-	prev := otel.GetMeterProvider()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	otel.SetMeterProvider(mp)
-	b.Cleanup(func() { otel.SetMeterProvider(prev); _ = mp.Shutdown(context.Background()) })
+	recordMetrics(b)
 	g, ctx := benchGuard(b, nil)
 	handler := func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) { return benchResult, nil }
 	guarded := g.Middleware()(handler)
@@ -116,6 +120,7 @@ func BenchmarkGuardOverhead(b *testing.B) {
 // no guard (what `serve --insecure-no-guard` serves). The difference is what the guard adds to
 // a call over HTTP, without the load test's client, kernel and noise.
 func BenchmarkGuardHTTP(b *testing.B) {
+	recordMetrics(b)
 	g, ctx := benchGuard(b, func(c *mcp.GuardConfig) {
 		c.Policy.AnonymousMethods = []string{"initialize", "notifications/initialized"}
 	})

@@ -17,12 +17,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -240,7 +240,8 @@ type caller struct {
 }
 
 // identityContext is a granted call's context carrying its Identity: one allocation for the
-// context node and the identity it hands out (the guard's largest per-call values).
+// context node and the identity it hands out (the guard's largest per-call values), or none
+// when the HTTP guard made room for it (callSlot).
 type identityContext struct {
 	context.Context
 	id Identity
@@ -281,17 +282,40 @@ type guardedRequest struct {
 	// listen: a 2026-07-28 subscriptions/listen (a stream that lasts, bounded like a session).
 	initialize, listen bool
 	body               []byte // a POST's body, for the id a later refusal echoes
+	// slot is room for the context of the request's tool call (callContext).
+	slot *callSlot
+}
+
+// callSlot is room, in the HTTP guard's allocation, for the context the middleware gives a
+// tool call's handler. A POST carries one message (mcp-go parses no batch), so one call takes
+// it; should a request ever carry more, the first decision takes it and the others get their
+// own. Only its taker writes it, and only its taker's handler sees it: it is never a parent of
+// the request's context, so no other call's context reaches its identity.
+type callSlot struct {
+	taken atomic.Bool
+	ctx   identityContext
+}
+
+// callContext returns a context for one tool call, parented by ctx, whose identity the caller
+// fills in: the request's slot when it is free, otherwise a new one.
+func (v *guardedRequest) callContext(ctx context.Context) *identityContext {
+	if v != nil && v.slot != nil && v.slot.taken.CompareAndSwap(false, true) {
+		v.slot.ctx.Context = ctx
+		return &v.slot.ctx
+	}
+	return &identityContext{Context: ctx}
 }
 
 // guardedCall is what the HTTP guard hands on with a request, in one allocation: the
-// transport's request (call.From), what the guard learnt (guardedFrom), the body it read, and
-// room for one message's peeked names. Until the guard is done only the Node is a context (a
+// transport's request (call.From), what the guard learnt (guardedFrom), the body it read,
+// room for one message's peeked names, and room for its tool call's context (callSlot). Until the guard is done only the Node is a context (a
 // refusal's handlers see no guardedRequest), then the whole.
 type guardedCall struct {
 	call.Node
 	guarded        guardedRequest
 	body           bodyReader
 	methods, calls [1]string
+	slot           callSlot
 }
 
 // Value answers guardedFrom with the guard's findings, and anything else as the Node does.
@@ -308,8 +332,9 @@ func guardedFrom(ctx context.Context) *guardedRequest {
 	return v
 }
 
-// authenticate resolves the call's credential into an identity, written to id.
-func (g *Guard) authenticate(ctx context.Context, id *Identity) caller {
+// authenticate resolves the call's credential into an identity, written to id. v is what the
+// HTTP guard left in ctx (guardedFrom), looked up once by the caller.
+func (g *Guard) authenticate(ctx context.Context, v *guardedRequest, id *Identity) caller {
 	tok, method := g.cfg.Credentials(ctx)
 	if tok == "" {
 		return caller{absent: true, err: auth.ErrUnauthenticated}
@@ -319,7 +344,7 @@ func (g *Guard) authenticate(ctx context.Context, id *Identity) caller {
 		claims token.Claims
 		err    error
 	)
-	if v := guardedFrom(ctx); v != nil && v.verified && v.token == tok && g.verified != nil {
+	if v != nil && v.verified && v.token == tok && g.verified != nil {
 		user, claims, err = g.verified.VerifiedCaller(ctx, v.claims)
 	} else {
 		user, claims, err = g.cfg.Auth.Caller(ctx, tok)
@@ -338,8 +363,9 @@ func (g *Guard) authenticate(ctx context.Context, id *Identity) caller {
 // decide authorizes one call of tool. On success it returns the context for the handler; it
 // also returns the caller, so that a denial's audit event can say whom it denied.
 func (g *Guard) decide(ctx context.Context, tool string) (context.Context, caller, error) {
-	callCtx := &identityContext{Context: ctx}
-	c := g.authenticate(ctx, &callCtx.id)
+	v := guardedFrom(ctx)
+	callCtx := v.callContext(ctx)
+	c := g.authenticate(ctx, v, &callCtx.id)
 	if err := g.check(ctx, tool, c, true); err != nil {
 		return nil, c, err
 	}
@@ -432,13 +458,12 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 				spanCtx, span = tracer.Start(ctx, "guard.Decide", trace.WithAttributes(attribute.String("tool", req.Params.Name)))
 			}
 			callCtx, who, derr := g.decide(spanCtx, req.Params.Name)
-			outcome, rec := "granted", grantedRecord
+			outcome := "granted"
 			if derr != nil {
 				outcome = string(apierr.CodeOf(derr))
-				rec = []metric.RecordOption{metric.WithAttributes(attribute.String("outcome", outcome))}
 			}
 			decisions.Add(outcome)
-			decisionDuration.Record(ctx, time.Since(start).Seconds(), rec...)
+			decisionDuration.Record(outcome, time.Since(start).Seconds())
 			if span.IsRecording() {
 				span.SetAttributes(attribute.Bool("allowed", derr == nil))
 			}
@@ -550,7 +575,7 @@ func (g *Guard) Filter() server.ToolFilterFunc {
 			}
 		}
 		var id Identity
-		c := g.authenticate(ctx, &id) // once for the whole list
+		c := g.authenticate(ctx, guardedFrom(ctx), &id) // once for the whole list
 		if c.err == nil && c.id.Claims.ClientID != "" && c.id.Claims.ClientID != token.ClientID {
 			// A token of an OAuth client lists what its user may do, not only what it was
 			// granted: a call beyond its scopes answers 403 insufficient_scope with the scope
@@ -654,7 +679,7 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 		}
 		if authErr != nil {
 			if passAnonymous { // the tool decides (e.g. auth_refresh with an expired access token)
-				gc.guarded = guardedRequest{initialize: initialize, listen: listen, body: body}
+				gc.guarded = guardedRequest{initialize: initialize, listen: listen, body: body, slot: &gc.slot}
 				if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, token.ErrExpired) {
 					gc.guarded.principal = e.ExpiredSubject(ctx, tok)
 				}
@@ -689,7 +714,7 @@ func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 		}
 		// The middleware will need this token's claims again, in this request: hand them over.
 		gc.guarded = guardedRequest{token: tok, claims: claims, verified: true, principal: claims.Subject,
-			initialize: initialize, listen: listen, body: body}
+			initialize: initialize, listen: listen, body: body, slot: &gc.slot}
 		next.ServeHTTP(w, r.WithContext(gc))
 	})
 }

@@ -87,3 +87,15 @@ func checkPeek(t *testing.T, body []byte) {
 		t.Fatalf("peek(%q) = %q, %q; encoding/json reads %q, %q", body, methods, calls, wantMethods, wantCalls)
 	}
 }
+
+// BenchmarkPeek: the guard's look at a tools/call body, the body every guarded call sends.
+func BenchmarkPeek(b *testing.B) {
+	body := []byte(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"projects_list","arguments":{}}}`)
+	known := map[string]string{"projects_list": "projects_list", "tools/call": "tools/call"}
+	var methods, calls [1]string
+	for b.Loop() {
+		if _, c := peekInto(body, known, methods[:0], calls[:0]); len(c) != 1 {
+			b.Fatal("no call")
+		}
+	}
+}

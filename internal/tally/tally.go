@@ -1,7 +1,8 @@
-// Package tally counts events by the value of one attribute in atomics and reports the counts
-// as an OpenTelemetry observable counter, read when metrics are collected. On a hot path a
-// synchronous counter (its attribute set looked up and locked on every Add) costs more than
-// everything else the path records; an atomic add costs almost nothing.
+// Package tally counts events and records durations by the value of one attribute in atomics,
+// read when metrics are collected: a Counter as an OpenTelemetry observable counter, a Histogram
+// through Producer (OpenTelemetry has no asynchronous histogram). On a hot path a synchronous
+// instrument (its attribute set looked up and locked on every use) costs more than everything
+// else the path records; an atomic add costs almost nothing.
 package tally
 
 import (

@@ -14,12 +14,14 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/bduf/mcpauth/internal/tally"
 	"github.com/bduf/mcpauth/internal/tracing"
 )
 
 // telemetry installs the OpenTelemetry providers: metrics exported for Prometheus at /metrics
 // (a registry of our own: the embedded store registers its metrics on the default one), and
-// traces over OTLP/HTTP when the standard OTEL_EXPORTER_OTLP_* variables ask for it.
+// traces over OTLP/HTTP when the standard OTEL_EXPORTER_OTLP_* variables ask for it. The
+// hot paths' histograms are tally's (lock-free): the exporter reads them through its producer.
 type telemetry struct {
 	metrics  http.Handler
 	shutdown []func(context.Context) error
@@ -27,7 +29,7 @@ type telemetry struct {
 
 func setupTelemetry(ctx context.Context, getenv func(string) string) (*telemetry, error) {
 	reg := prometheus.NewRegistry()
-	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithProducer(tally.Producer{}))
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
