@@ -47,7 +47,7 @@ type UserVersions interface {
 // Records refreshed together age together, so the batches stay few. Past twice the TTL (a user
 // idle that long) the call waits for its own read.
 type liveUsers struct {
-	lru *lru.Cache[string, liveUser] // nil: caching off
+	lru *lru.Cache[string, *liveUser] // nil: caching off; entries are never changed once added
 	ttl time.Duration
 	// gen counts forgets: a read that raced one is not cached, so a record read before a
 	// change can never be put back after it.
@@ -86,7 +86,7 @@ func newLiveUsers(ttl time.Duration) *liveUsers {
 	if ttl == 0 {
 		ttl = DefaultUserCacheTTL
 	}
-	c, _ := lru.New[string, liveUser](userCacheSize)
+	c, _ := lru.New[string, *liveUser](userCacheSize)
 	return &liveUsers{lru: c, ttl: ttl}
 }
 
@@ -120,7 +120,7 @@ func (s *Service) loadUser(ctx context.Context, id string, now time.Time) (User,
 	}
 	u.PasswordHash = nil
 	if s.users.lru != nil && s.users.gen.Load() == gen {
-		s.users.lru.Add(id, liveUser{user: u, loaded: now, seen: seen})
+		s.users.lru.Add(id, &liveUser{user: u, loaded: now, seen: seen})
 	}
 	return u, nil
 }
@@ -164,7 +164,7 @@ func (s *Service) reloadUsers(ctx context.Context) error {
 		for _, u := range users {
 			u.PasswordHash = nil
 			found[u.ID] = true
-			s.users.lru.Add(u.ID, liveUser{user: u, loaded: now, seen: seen[u.ID]})
+			s.users.lru.Add(u.ID, &liveUser{user: u, loaded: now, seen: seen[u.ID]})
 		}
 		for _, id := range batch {
 			if !found[id] { // deleted elsewhere: the next call reads the store, and is refused

@@ -487,34 +487,41 @@ func (s *Service) Caller(ctx context.Context, tok Secret) (User, token.Claims, e
 	if err != nil {
 		return User{}, token.Claims{}, err
 	}
-	return s.callerOf(ctx, c)
+	u, err := s.callerOf(ctx, &c)
+	if err != nil {
+		return User{}, token.Claims{}, err
+	}
+	return u, c, nil
 }
 
 // VerifiedCaller is Caller for claims this Service's Validate returned earlier in the same
 // request (the HTTP guard validates a request's token before the MCP server sees it; the tool
-// middleware then needs only the live user). Claims from anywhere else must go through Caller.
-func (s *Service) VerifiedCaller(ctx context.Context, c token.Claims) (User, token.Claims, error) {
+// middleware then needs only the live user, which it returns). Claims from anywhere else must
+// go through Caller. c is a pointer, and only the user is returned, because this runs under
+// the MCP server's deep stack on every tool call: small frames keep it from growing.
+func (s *Service) VerifiedCaller(ctx context.Context, c *token.Claims) (User, error) {
 	return s.callerOf(ctx, c)
 }
 
-func (s *Service) callerOf(ctx context.Context, c token.Claims) (User, token.Claims, error) {
+// callerOf is the live, enabled user behind verified claims.
+func (s *Service) callerOf(ctx context.Context, c *token.Claims) (User, error) {
 	u, err := s.liveUser(ctx, c.Subject)
 	if errors.Is(err, ErrNotFound) {
 		if c.APIKeyID != "" {
-			return User{}, token.Claims{}, apikey.ErrInvalid
+			return User{}, apikey.ErrInvalid
 		}
-		return User{}, token.Claims{}, token.ErrRevoked
+		return User{}, token.ErrRevoked
 	}
 	if err != nil {
-		return User{}, token.Claims{}, apierr.Internalf("load caller: %w", err)
+		return User{}, apierr.Internalf("load caller: %w", err)
 	}
 	if u.Disabled {
 		if c.APIKeyID != "" { // a disabled owner's keys are simply invalid
-			return User{}, token.Claims{}, apikey.ErrInvalid
+			return User{}, apikey.ErrInvalid
 		}
-		return User{}, token.Claims{}, ErrAccountDisabled
+		return User{}, ErrAccountDisabled
 	}
-	return u, c, nil
+	return u, nil
 }
 
 // revokeSession revokes a session (in the store and the shared revocation set) and records it;

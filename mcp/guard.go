@@ -257,7 +257,7 @@ func (c *identityContext) Value(key any) any {
 // verifiedCaller is what an Authenticator may offer so that a token the HTTP guard validated
 // is not validated again by the middleware in the same request (auth.Service does).
 type verifiedCaller interface {
-	VerifiedCaller(ctx context.Context, c token.Claims) (auth.User, token.Claims, error)
+	VerifiedCaller(ctx context.Context, c *token.Claims) (auth.User, error)
 }
 
 // expiredSubjecter is what an Authenticator may offer so that a request with an expired token
@@ -339,25 +339,34 @@ func (g *Guard) authenticate(ctx context.Context, v *guardedRequest, id *Identit
 	if tok == "" {
 		return caller{absent: true, err: auth.ErrUnauthenticated}
 	}
-	var (
-		user   auth.User
-		claims token.Claims
-		err    error
-	)
+	// Written into id as they are read: the records are large, and this runs on every call
+	// under the MCP server's deep stack, where copies in this frame would make it deeper.
+	*id = Identity{}
+	var err error
 	if v != nil && v.verified && v.token == tok && g.verified != nil {
-		user, claims, err = g.verified.VerifiedCaller(ctx, v.claims)
+		id.Claims = v.claims
+		id.User, err = g.verified.VerifiedCaller(ctx, &id.Claims)
 	} else {
-		user, claims, err = g.cfg.Auth.Caller(ctx, tok)
+		err = g.callerInto(ctx, tok, id)
 	}
 	if err != nil {
+		*id = Identity{}
 		return caller{err: err}
 	}
-	if claims.APIKeyID != "" {
+	if id.Claims.APIKeyID != "" {
 		method = "api_key"
 	}
-	*id = Identity{UserID: user.ID, OrgID: orgOf(user, claims), SessionID: claims.SessionID,
-		Scopes: claims.Scopes, AuthMethod: method, User: user, Claims: claims}
+	id.UserID, id.OrgID, id.SessionID = id.User.ID, orgOf(id.User.OrgID, id.Claims.OrgID), id.Claims.SessionID
+	id.Scopes, id.AuthMethod = id.Claims.Scopes, method
 	return caller{id: id}
+}
+
+// callerInto is Authenticator.Caller written into id, in a frame of its own (see authenticate).
+//
+//go:noinline
+func (g *Guard) callerInto(ctx context.Context, tok auth.Secret, id *Identity) (err error) {
+	id.User, id.Claims, err = g.cfg.Auth.Caller(ctx, tok)
+	return err
 }
 
 // decide authorizes one call of tool. On success it returns the context for the handler; it
@@ -408,11 +417,12 @@ func (g *Guard) check(ctx context.Context, tool string, c caller, isCall bool) e
 	return nil
 }
 
-func orgOf(u auth.User, c token.Claims) string {
-	if c.OrgID != "" {
-		return c.OrgID
+// orgOf is the organization a call acts in: its token's, else its user's.
+func orgOf(userOrg, tokenOrg string) string {
+	if tokenOrg != "" {
+		return tokenOrg
 	}
-	return u.OrgID
+	return userOrg
 }
 
 // authorize grants the call if the credential may do any permission of the rule (rbac's
@@ -452,32 +462,39 @@ func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 					res, err = ErrorResult(errSystemError), nil
 				}
 			}()
-			start := time.Now()
-			spanCtx, span := ctx, trace.Span(noop.Span{})
-			if tracing.On() {
-				spanCtx, span = tracer.Start(ctx, "guard.Decide", trace.WithAttributes(attribute.String("tool", req.Params.Name)))
-			}
-			callCtx, who, derr := g.decide(spanCtx, req.Params.Name)
-			outcome := "granted"
+			callCtx, derr := g.decideCall(ctx, req.Params.Name)
 			if derr != nil {
-				outcome = string(apierr.CodeOf(derr))
-			}
-			decisions.Add(outcome)
-			decisionDuration.Record(outcome, time.Since(start).Seconds())
-			if span.IsRecording() {
-				span.SetAttributes(attribute.Bool("allowed", derr == nil))
-			}
-			span.End()
-			g.recordDecision(callCtx, ctx, req.Params.Name, who, derr)
-			if derr != nil {
-				if apierr.CodeOf(derr) == apierr.Internal {
-					g.log.ErrorContext(ctx, "guard error: call denied", "tool", req.Params.Name, "error", derr)
-				}
 				return ErrorResult(derr), nil
 			}
-			return next(callCtx, req)
+			return next(callCtx, req) // decideCall has returned: its frame is not under the handler's
 		}
 	}
+}
+
+// decideCall is the middleware's decision on one call of tool, measured, traced, recorded and
+// (an internal error) logged: the context for its handler, or why it is denied.
+func (g *Guard) decideCall(ctx context.Context, tool string) (context.Context, error) {
+	start := time.Now()
+	spanCtx, span := ctx, trace.Span(noop.Span{})
+	if tracing.On() {
+		spanCtx, span = tracer.Start(ctx, "guard.Decide", trace.WithAttributes(attribute.String("tool", tool)))
+	}
+	callCtx, who, derr := g.decide(spanCtx, tool)
+	outcome := "granted"
+	if derr != nil {
+		outcome = string(apierr.CodeOf(derr))
+	}
+	decisions.Add(outcome)
+	decisionDuration.Record(outcome, time.Since(start).Seconds())
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Bool("allowed", derr == nil))
+	}
+	span.End()
+	g.recordDecision(callCtx, ctx, tool, who, derr)
+	if derr != nil && apierr.CodeOf(derr) == apierr.Internal {
+		g.log.ErrorContext(ctx, "guard error: call denied", "tool", tool, "error", derr)
+	}
+	return callCtx, derr
 }
 
 // recordDecision writes the call's decision event: denials and errors always, grants sampled.
@@ -618,105 +635,115 @@ func (g *Guard) HTTP(next http.Handler) http.Handler { return g.httpFor("http", 
 // the request, not one per value.
 func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isMetadataPath(r.URL.Path) {
-			g.serveMetadata(w, r)
-			return
+		// admit's frame is large and the MCP server under next is deep: admit returns before
+		// next runs, so that a call's stack stays within the size its goroutine already has
+		// (a deeper stack is copied anew after every GC has shrunk it).
+		if gc := g.admit(w, r, transport); gc != nil {
+			next.ServeHTTP(w, r.WithContext(gc))
 		}
-		if hasQueryCredential(r) {
-			refuseQueryCredential(w)
-			return
-		}
-		gc := &guardedCall{Node: call.Node{Context: r.Context()}}
-		if req := call.From(r.Context()); req != nil {
-			gc.Request = *req
-		} else {
-			gc.Request = requestOf(r, transport)
-		}
-		ctx := context.Context(&gc.Node)
-		ip := gc.Request.ClientAddr
-		tok := bearer(r)
-		// The credential first: how much body is read depends on it.
-		claims, authErr := token.Claims{}, error(ErrMissingToken)
-		if tok != "" {
-			claims, authErr = g.cfg.Auth.Validate(ctx, tok)
-		}
-		// Without a token, a GET or DELETE (the stream itself) passes wherever anything does;
-		// the session table then knows whose stream it is.
-		passAnonymous := tok == "" && len(g.cfg.Policy.AnonymousMethods) > 0
-		var body, methods, calls = []byte(nil), []string(nil), []string(nil)
-		initialize, listen := false, false
-		if r.Method == http.MethodPost {
-			limit := int64(maxAnonymousBody)
-			if authErr == nil {
-				limit = maxBody
-			}
-			var err error
-			body, err = readBody(r, limit)
-			if err != nil || int64(len(body)) > limit {
-				msg := "a request is at most 8 MiB"
-				if authErr != nil {
-					msg = "a request without a valid credential is at most 64 KiB"
-				}
-				writeRefusal(w, nil, http.StatusRequestEntityTooLarge, codeInvalidRequest, apierr.New(apierr.InvalidArgument, msg+" (or its body could not be read)"))
-				return
-			}
-			gc.body.Reset(body)
-			r.Body = &gc.body
-			methods, calls = peekInto(body, g.names, gc.methods[:0], gc.calls[:0])
-			// What initialize sends (clientInfo, capabilities) is kept for the session's life.
-			if initialize = slices.Contains(methods, string(mcpgo.MethodInitialize)); initialize && len(body) > maxInitializeBody {
-				writeRefusal(w, body, http.StatusRequestEntityTooLarge, codeInvalidRequest,
-					apierr.New(apierr.InvalidArgument, "an initialize request is at most 16 KiB"))
-				return
-			}
-			listen = slices.Contains(methods, string(mcpgo.MethodSubscriptionsListen))
-			modern := mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion))
-			if m, ok := g.notOffered(methods, modern); ok {
-				methodNotFound(w, body, m, modern)
-				return
-			}
-			passAnonymous = g.anonymous(methods, calls, tok != "")
-		}
-		if authErr != nil {
-			if passAnonymous { // the tool decides (e.g. auth_refresh with an expired access token)
-				gc.guarded = guardedRequest{initialize: initialize, listen: listen, body: body, slot: &gc.slot}
-				if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, token.ErrExpired) {
-					gc.guarded.principal = e.ExpiredSubject(ctx, tok)
-				}
-				next.ServeHTTP(w, r.WithContext(gc))
-				return
-			}
-			g.recordRefusal(ctx, calls, token.Claims{}, authErr)
-			g.refuse(w, r, body, authErr)
-			return
-		}
-		for _, tool := range calls {
-			rule, ok := g.cfg.Policy.Tools[tool]
-			if !ok || rule.Public || rule.Authenticated {
-				continue // unmapped tools are denied by the middleware, with a clear error
-			}
-			if !slices.ContainsFunc(rule.AnyOf, func(p string) bool { return scopesAllow(claims.Scopes, p) }) {
-				e := insufficientScope("the tool "+tool, rule.AnyOf)
-				g.recordRefusal(ctx, []string{tool}, claims, e)
-				g.deny(w, r, body, http.StatusForbidden, e)
-				return
-			}
-		}
-		for _, m := range methods {
-			if !GuardedMethod(m) {
-				continue
-			}
-			if err := g.authorizeMethod(ctx, m, claims, ip); err != nil {
-				g.recordRefusal(ctx, []string{m}, claims, err)
-				g.deny(w, r, body, http.StatusForbidden, apierr.From(err))
-				return
-			}
-		}
-		// The middleware will need this token's claims again, in this request: hand them over.
-		gc.guarded = guardedRequest{token: tok, claims: claims, verified: true, principal: claims.Subject,
-			initialize: initialize, listen: listen, body: body, slot: &gc.slot}
-		next.ServeHTTP(w, r.WithContext(gc))
 	})
+}
+
+// admit is the HTTP guard's decision on one request: the context to serve it with, or nil
+// when it has answered the request itself (a refusal, the metadata document).
+func (g *Guard) admit(w http.ResponseWriter, r *http.Request, transport string) *guardedCall {
+	if isMetadataPath(r.URL.Path) {
+		g.serveMetadata(w, r)
+		return nil
+	}
+	if hasQueryCredential(r) {
+		refuseQueryCredential(w)
+		return nil
+	}
+	gc := &guardedCall{Node: call.Node{Context: r.Context()}}
+	if req := call.From(r.Context()); req != nil {
+		gc.Request = *req
+	} else {
+		gc.Request = requestOf(r, transport)
+	}
+	ctx := context.Context(&gc.Node)
+	ip := gc.Request.ClientAddr
+	tok := bearer(r)
+	// The credential first: how much body is read depends on it.
+	claims, authErr := token.Claims{}, error(ErrMissingToken)
+	if tok != "" {
+		claims, authErr = g.cfg.Auth.Validate(ctx, tok)
+	}
+	// Without a token, a GET or DELETE (the stream itself) passes wherever anything does;
+	// the session table then knows whose stream it is.
+	passAnonymous := tok == "" && len(g.cfg.Policy.AnonymousMethods) > 0
+	var body, methods, calls = []byte(nil), []string(nil), []string(nil)
+	initialize, listen := false, false
+	if r.Method == http.MethodPost {
+		limit := int64(maxAnonymousBody)
+		if authErr == nil {
+			limit = maxBody
+		}
+		var err error
+		body, err = readBody(r, limit)
+		if err != nil || int64(len(body)) > limit {
+			msg := "a request is at most 8 MiB"
+			if authErr != nil {
+				msg = "a request without a valid credential is at most 64 KiB"
+			}
+			writeRefusal(w, nil, http.StatusRequestEntityTooLarge, codeInvalidRequest, apierr.New(apierr.InvalidArgument, msg+" (or its body could not be read)"))
+			return nil
+		}
+		gc.body.Reset(body)
+		r.Body = &gc.body
+		methods, calls = peekInto(body, g.names, gc.methods[:0], gc.calls[:0])
+		// What initialize sends (clientInfo, capabilities) is kept for the session's life.
+		if initialize = slices.Contains(methods, string(mcpgo.MethodInitialize)); initialize && len(body) > maxInitializeBody {
+			writeRefusal(w, body, http.StatusRequestEntityTooLarge, codeInvalidRequest,
+				apierr.New(apierr.InvalidArgument, "an initialize request is at most 16 KiB"))
+			return nil
+		}
+		listen = slices.Contains(methods, string(mcpgo.MethodSubscriptionsListen))
+		modern := mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion))
+		if m, ok := g.notOffered(methods, modern); ok {
+			methodNotFound(w, body, m, modern)
+			return nil
+		}
+		passAnonymous = g.anonymous(methods, calls, tok != "")
+	}
+	if authErr != nil {
+		if passAnonymous { // the tool decides (e.g. auth_refresh with an expired access token)
+			gc.guarded = guardedRequest{initialize: initialize, listen: listen, body: body, slot: &gc.slot}
+			if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, token.ErrExpired) {
+				gc.guarded.principal = e.ExpiredSubject(ctx, tok)
+			}
+			return gc
+		}
+		g.recordRefusal(ctx, calls, token.Claims{}, authErr)
+		g.refuse(w, r, body, authErr)
+		return nil
+	}
+	for _, tool := range calls {
+		rule, ok := g.cfg.Policy.Tools[tool]
+		if !ok || rule.Public || rule.Authenticated {
+			continue // unmapped tools are denied by the middleware, with a clear error
+		}
+		if !slices.ContainsFunc(rule.AnyOf, func(p string) bool { return scopesAllow(claims.Scopes, p) }) {
+			e := insufficientScope("the tool "+tool, rule.AnyOf)
+			g.recordRefusal(ctx, []string{tool}, claims, e)
+			g.deny(w, r, body, http.StatusForbidden, e)
+			return nil
+		}
+	}
+	for _, m := range methods {
+		if !GuardedMethod(m) {
+			continue
+		}
+		if err := g.authorizeMethod(ctx, m, claims, ip); err != nil {
+			g.recordRefusal(ctx, []string{m}, claims, err)
+			g.deny(w, r, body, http.StatusForbidden, apierr.From(err))
+			return nil
+		}
+	}
+	// The middleware will need this token's claims again, in this request: hand them over.
+	gc.guarded = guardedRequest{token: tok, claims: claims, verified: true, principal: claims.Subject,
+		initialize: initialize, listen: listen, body: body, slot: &gc.slot}
+	return gc
 }
 
 // bodyReader hands the body the guard read on to the next handler.

@@ -25,13 +25,14 @@ import (
 // policy's tools; methodNames when nil) as they are, without copying them out of the body.
 func peekInto(body []byte, known map[string]string, methods, calls []string) ([]string, []string) {
 	p := peekers.Get().(*peeker)
-	defer func() { p.known = nil; peekers.Put(p) }()
+	defer p.release()
 	p.known = known
 	if known == nil {
 		p.known = methodNames
 	}
-	p.r.Reset(body)
-	p.d.Reset(&p.r, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	// From a bytes.Buffer the decoder reads the body in place, without copying it.
+	p.body = *bytes.NewBuffer(body)
+	p.d.Reset(&p.body, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	var one [1]peekedMessage // a batch is rare: one message needs no allocation
 	msgs := one[:0]
 	if p.d.PeekKind() == '[' {
@@ -73,13 +74,20 @@ func peekInto(body []byte, known map[string]string, methods, calls []string) ([]
 type peekedMessage struct{ method, name string }
 
 type peeker struct {
-	r     bytes.Reader
+	body  bytes.Buffer
 	d     jsontext.Decoder
 	name  []byte            // the member name being read, reused
 	known map[string]string // names taken as they are, for one peek
 }
 
 var peekers = sync.Pool{New: func() any { return new(peeker) }}
+
+// release returns p to the pool holding nothing of the body (which may be megabytes).
+func (p *peeker) release() {
+	p.known, p.body = nil, bytes.Buffer{}
+	p.d.Reset(&p.body)
+	peekers.Put(p)
+}
 
 // message reads one message: an object, or null (a message with no fields).
 func (p *peeker) message() (m peekedMessage, ok bool) {
