@@ -41,33 +41,41 @@ const (
 // not declared as JSON (415) before next sees it. It allocates nothing.
 func keepBrowsersOut(allowed []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o := r.Header.Get("Origin")
-		if o != "" && !slices.Contains(allowed, o) && !sameLoopbackOrigin(o, r) {
-			writeRefusal(w, nil, http.StatusForbidden, CodeForbidden, apierr.New(apierr.PermissionDenied, "cross-origin requests are not accepted from this origin"))
-			return
+		if !answeredBrowser(allowed, w, r) { // its frame is gone before next runs (see Guard.admit)
+			next.ServeHTTP(w, r)
 		}
-		h := w.Header()
-		if o != "" && slices.Contains(allowed, o) {
-			h.Add("Vary", "Origin")
-			h.Set("Access-Control-Allow-Origin", o)
-			h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
-		}
-		if r.Method == http.MethodOptions { // a preflight, or a client asking what is allowed: no credential needed
-			h.Set("Allow", corsAllowMethods)
-			if o != "" && r.Header.Get("Access-Control-Request-Method") != "" {
-				h.Set("Access-Control-Allow-Methods", corsAllowMethods)
-				h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
-				h.Set("Access-Control-Max-Age", "600")
-			}
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		if r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
-			writeRefusal(w, nil, http.StatusUnsupportedMediaType, codeInvalidRequest, apierr.Field("Content-Type", "a JSON-RPC message is sent as application/json"))
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
+}
+
+// answeredBrowser is keepBrowsersOut's check: it reports whether it answered the request itself
+// (a refusal, a preflight), having set the CORS headers of an allowed origin.
+func answeredBrowser(allowed []string, w http.ResponseWriter, r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o != "" && !slices.Contains(allowed, o) && !sameLoopbackOrigin(o, r) {
+		writeRefusal(w, nil, http.StatusForbidden, CodeForbidden, apierr.New(apierr.PermissionDenied, "cross-origin requests are not accepted from this origin"))
+		return true
+	}
+	h := w.Header()
+	if o != "" && slices.Contains(allowed, o) {
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Allow-Origin", o)
+		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+	}
+	if r.Method == http.MethodOptions { // a preflight, or a client asking what is allowed: no credential needed
+		h.Set("Allow", corsAllowMethods)
+		if o != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Max-Age", "600")
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	if r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
+		writeRefusal(w, nil, http.StatusUnsupportedMediaType, codeInvalidRequest, apierr.Field("Content-Type", "a JSON-RPC message is sent as application/json"))
+		return true
+	}
+	return false
 }
 
 // sameLoopbackOrigin reports whether origin is the request's own, on a loopback host: a page

@@ -456,18 +456,22 @@ func scopesAllow(scopes []string, perm string) bool {
 func (g *Guard) Middleware() server.ToolHandlerMiddleware {
 	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		return func(ctx context.Context, req mcpgo.CallToolRequest) (res *mcpgo.CallToolResult, err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					g.log.ErrorContext(ctx, "guard panicked: call denied", "tool", req.Params.Name, "panic", fmt.Sprint(r))
-					res, err = ErrorResult(errSystemError), nil
-				}
-			}()
+			defer g.recoverCall(ctx, req.Params.Name, &res, &err)
 			callCtx, derr := g.decideCall(ctx, req.Params.Name)
 			if derr != nil {
 				return ErrorResult(derr), nil
 			}
 			return next(callCtx, req) // decideCall has returned: its frame is not under the handler's
 		}
+	}
+}
+
+// recoverCall, deferred by the middleware, turns a panic of the guard or the handler into a
+// denial (system_error) instead of a crashed server.
+func (g *Guard) recoverCall(ctx context.Context, tool string, res **mcpgo.CallToolResult, err *error) {
+	if r := recover(); r != nil {
+		g.log.ErrorContext(ctx, "guard panicked: call denied", "tool", tool, "panic", fmt.Sprint(r))
+		*res, *err = ErrorResult(errSystemError), nil
 	}
 }
 

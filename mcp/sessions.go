@@ -198,42 +198,66 @@ func requester(r *http.Request) (principal string, addr netip.Prefix, initialize
 // ids with s (server.WithSessionIdManager). It sits behind the guard.
 func (s *sessions) streamable(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		principal, addr, initialize, listen := requester(r)
-		id := r.Header.Get(server.HeaderKeySessionID)
-		switch {
-		case r.Method == http.MethodPost && initialize:
-			if err := s.admit(addr); err != nil {
-				refuseSession(w, r, err)
-				return
-			}
-			bw := &bindingWriter{ResponseWriter: w, s: s, owner: sessionOwner{principal: principal, addr: addr}}
-			defer bw.done()
-			next.ServeHTTP(bw, r)
-			return
-		case mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion)):
-			// 2026-07-28 has no sessions: mcp-go serves such a request in a session of its own
-			// whatever Mcp-Session-Id says (and answers its GET and DELETE 405). Its
-			// subscriptions/listen stream lasts like a session, so it counts as one.
-			if listen && r.Method == http.MethodPost {
-				if err := s.admit(addr); err != nil {
-					refuseSession(w, r, err)
-					return
-				}
-				defer s.release(addr)
-			}
-		case id != "":
-			if !s.claim(id, principal, addr) {
-				refuseSession(w, r, errUnknownSession)
-				return
-			}
-		case r.Method == http.MethodGet || r.Method == http.MethodDelete:
-			// Without a session there is no stream to open and nothing to delete (and a GET
-			// would otherwise open an unbound stream for anyone).
-			writeRefusal(w, nil, http.StatusBadRequest, codeInvalidRequest, apierr.Field("Mcp-Session-Id", "is required (header)"))
-			return
+		switch s.route(w, r) { // route's frame is gone before next runs (see Guard.admit)
+		case routePass:
+			next.ServeHTTP(w, r)
+		case routeOpen:
+			s.serveOpening(w, r, next)
 		}
-		next.ServeHTTP(w, r)
 	})
+}
+
+// A streamable-HTTP request, as the session table sees it.
+const (
+	routeAnswered = iota // refused: answered already
+	routePass            // a request of a session its requester holds, or of no session
+	routeOpen            // it opens a session (initialize) or a lasting stream (a 2026-07-28 listen)
+)
+
+// route decides what becomes of r; a refusal it answers itself.
+func (s *sessions) route(w http.ResponseWriter, r *http.Request) int {
+	principal, addr, initialize, listen := requester(r)
+	id := r.Header.Get(server.HeaderKeySessionID)
+	switch {
+	case r.Method == http.MethodPost && initialize:
+		return routeOpen
+	case mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion)):
+		// 2026-07-28 has no sessions: mcp-go serves such a request in a session of its own
+		// whatever Mcp-Session-Id says (and answers its GET and DELETE 405). Its
+		// subscriptions/listen stream lasts like a session, so it counts as one.
+		if listen && r.Method == http.MethodPost {
+			return routeOpen
+		}
+	case id != "":
+		if !s.claim(id, principal, addr) {
+			refuseSession(w, r, errUnknownSession)
+			return routeAnswered
+		}
+	case r.Method == http.MethodGet || r.Method == http.MethodDelete:
+		// Without a session there is no stream to open and nothing to delete (and a GET
+		// would otherwise open an unbound stream for anyone).
+		writeRefusal(w, nil, http.StatusBadRequest, codeInvalidRequest, apierr.Field("Mcp-Session-Id", "is required (header)"))
+		return routeAnswered
+	}
+	return routePass
+}
+
+// serveOpening serves a request that opens a session or a stream, if its address may open
+// one more: the session is bound to its opener, the stream counted while it lasts.
+func (s *sessions) serveOpening(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	principal, addr, initialize, _ := requester(r)
+	if err := s.admit(addr); err != nil {
+		refuseSession(w, r, err)
+		return
+	}
+	if initialize {
+		bw := &bindingWriter{ResponseWriter: w, s: s, owner: sessionOwner{principal: principal, addr: addr}}
+		defer bw.done()
+		next.ServeHTTP(bw, r)
+		return
+	}
+	defer s.release(addr)
+	next.ServeHTTP(w, r)
 }
 
 // bindingWriter binds the session id an initialize response carries to its opener, before

@@ -39,12 +39,19 @@ func writeDeadlines(timeout time.Duration, next http.Handler) http.Handler {
 		_ = dl.SetWriteDeadline(time.Now().Add(timeout))
 		dw := &deadlineWriter{ResponseWriter: w, dl: dl, timeout: timeout}
 		if r.Method == http.MethodGet {
-			ctx, cancel := context.WithCancel(r.Context())
-			defer cancel()
-			dw.cancel, r = cancel, r.WithContext(ctx)
+			serveStream(dw, r, next)
+			return
 		}
-		next.ServeHTTP(dw, r)
+		next.ServeHTTP(dw, r) // a small frame under the MCP server's deep stack (see Guard.admit)
 	})
+}
+
+// serveStream serves a GET (a stream) whose failed write ends its context.
+func serveStream(dw *deadlineWriter, r *http.Request, next http.Handler) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	dw.cancel = cancel
+	next.ServeHTTP(dw, r.WithContext(ctx))
 }
 
 type deadlineWriter struct {
