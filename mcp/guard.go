@@ -667,7 +667,7 @@ func (g *Guard) admit(w http.ResponseWriter, r *http.Request, transport string) 
 	}
 	ctx := context.Context(&gc.Node)
 	ip := gc.Request.ClientAddr
-	tok := bearer(r)
+	tok := auth.Secret(gc.Request.Bearer) // the transport's reading of the Authorization header (newRequest)
 	// The credential first: how much body is read depends on it.
 	claims, authErr := token.Claims{}, error(ErrMissingToken)
 	if tok != "" {

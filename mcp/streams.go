@@ -25,9 +25,12 @@ type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 
 type flushErrorer interface{ FlushError() error }
 
-// writeDeadlines gives every write of every response on the listener a deadline timeout from
-// when it starts (the deadline is the connection's, so every response sets its own, or a
-// keep-alive connection's next response would inherit a stale one). A failed write of a GET
+// writeDeadlines gives every write of every response on the listener a deadline at least
+// 15/16 of timeout from when it starts (the deadline is the connection's, so every response
+// sets its own, or a keep-alive connection's next response would inherit a stale one). A write
+// moves the deadline only when the last move is older than timeout/16: moving it re-arms a
+// runtime timer, and a JSON answer, written right after its request set the deadline, then
+// needs no second one. A failed write of a GET
 // (a stream) ends the request's context: mcp-go's SSE loop ignores write errors and waits on it.
 func writeDeadlines(timeout time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -36,8 +39,9 @@ func writeDeadlines(timeout time.Duration, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		_ = dl.SetWriteDeadline(time.Now().Add(timeout))
-		dw := &deadlineWriter{ResponseWriter: w, dl: dl, timeout: timeout}
+		now := time.Now()
+		_ = dl.SetWriteDeadline(now.Add(timeout))
+		dw := &deadlineWriter{ResponseWriter: w, dl: dl, timeout: timeout, set: now}
 		if r.Method == http.MethodGet {
 			serveStream(dw, r, next)
 			return
@@ -58,11 +62,20 @@ type deadlineWriter struct {
 	http.ResponseWriter
 	dl      writeDeadliner
 	timeout time.Duration
+	set     time.Time          // when the deadline was last moved (to set+timeout)
 	cancel  context.CancelFunc // nil: not a stream
 }
 
+// extend moves the deadline to timeout from now, unless it is still at least 15/16 of that.
+func (d *deadlineWriter) extend() {
+	if now := time.Now(); now.Sub(d.set) >= d.timeout/16 {
+		_ = d.dl.SetWriteDeadline(now.Add(d.timeout))
+		d.set = now
+	}
+}
+
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	_ = d.dl.SetWriteDeadline(time.Now().Add(d.timeout))
+	d.extend()
 	n, err := d.ResponseWriter.Write(p)
 	if err != nil {
 		d.failed()
@@ -73,7 +86,7 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 func (d *deadlineWriter) Flush() { _ = d.FlushError() }
 
 func (d *deadlineWriter) FlushError() error {
-	_ = d.dl.SetWriteDeadline(time.Now().Add(d.timeout))
+	d.extend()
 	var err error
 	if f, ok := d.ResponseWriter.(flushErrorer); ok {
 		err = f.FlushError()
@@ -86,8 +99,12 @@ func (d *deadlineWriter) FlushError() error {
 	return err
 }
 
-// SetWriteDeadline lets a handler that sets its own deadline (mcp-go's resumption) do so.
-func (d *deadlineWriter) SetWriteDeadline(t time.Time) error { return d.dl.SetWriteDeadline(t) }
+// SetWriteDeadline lets a handler that sets its own deadline (mcp-go's resumption) do so; the
+// next write moves it again, whatever it was.
+func (d *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	d.set = time.Time{}
+	return d.dl.SetWriteDeadline(t)
+}
 
 func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 

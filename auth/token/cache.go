@@ -19,7 +19,7 @@ const DefaultCacheSize = 10_000
 // (so it wins at once), and so is the signing key, so a key retired past its overlap stops its
 // tokens even when they are cached. Bounded: least recently used entries go first.
 type verifiedTokens struct {
-	lru *lru.Cache[[sha256.Size]byte, verifiedToken] // nil: caching off
+	lru *lru.Cache[[sha256.Size]byte, *verifiedToken] // nil: caching off; entries never change once added
 }
 
 type verifiedToken struct {
@@ -34,7 +34,7 @@ func newVerifiedTokens(size int) verifiedTokens {
 	if size == 0 {
 		size = DefaultCacheSize
 	}
-	c, _ := lru.New[[sha256.Size]byte, verifiedToken](size) // size > 0: no error
+	c, _ := lru.New[[sha256.Size]byte, *verifiedToken](size) // size > 0: no error
 	return verifiedTokens{lru: c}
 }
 
@@ -67,7 +67,7 @@ func (c *Codec) Verify(ctx context.Context, token string, now time.Time) (Claims
 	}
 	cl, k, err := c.verifyWithKey(ctx, token, now)
 	if err == nil {
-		c.verified.lru.Add(key, verifiedToken{claims: cl, key: k})
+		c.verified.lru.Add(key, &verifiedToken{claims: cl, key: k})
 	}
 	return cl, err
 }
