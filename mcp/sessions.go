@@ -58,7 +58,7 @@ type sessions struct {
 	now    func() time.Time
 
 	mu      sync.Mutex
-	byID    map[string]sessionOwner
+	byID    map[string]*sessionOwner // a claim updates its entry in place
 	perAddr map[netip.Prefix]int
 	pending int // admitted, not yet bound to an id
 }
@@ -76,7 +76,7 @@ func newSessions(l SessionLimits, idle time.Duration) *sessions {
 	if l.PerAddress <= 0 {
 		l.PerAddress = DefaultMaxSessionsPerAddress
 	}
-	return &sessions{limits: l, idle: idle, now: time.Now, byID: map[string]sessionOwner{}, perAddr: map[netip.Prefix]int{}}
+	return &sessions{limits: l, idle: idle, now: time.Now, byID: map[string]*sessionOwner{}, perAddr: map[netip.Prefix]int{}}
 }
 
 // admit reserves a session for addr, refusing when a limit is reached.
@@ -114,7 +114,7 @@ func (s *sessions) bind(id string, o sessionOwner) {
 	defer s.mu.Unlock()
 	s.pending--
 	o.lastSeen = s.now().UnixNano()
-	s.byID[id] = o
+	s.byID[id] = &o
 }
 
 // release returns an admitted reservation that got no id.
@@ -133,7 +133,7 @@ func (s *sessions) remove(id string) {
 	}
 }
 
-func (s *sessions) forget(id string, o sessionOwner) {
+func (s *sessions) forget(id string, o *sessionOwner) {
 	delete(s.byID, id)
 	s.decAddr(o.addr)
 }
@@ -162,7 +162,6 @@ func (s *sessions) claim(id, principal string, addr netip.Prefix) bool {
 	}
 	o.principal = principal
 	o.lastSeen = s.now().UnixNano()
-	s.byID[id] = o
 	return true
 }
 
