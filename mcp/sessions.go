@@ -206,15 +206,17 @@ func (s *sessions) streamable(next http.Handler) http.Handler {
 	})
 }
 
-// A streamable-HTTP request, as the session table sees it.
+// streamRoute is what becomes of a streamable-HTTP request, as the session table sees it.
+type streamRoute int
+
 const (
-	routeAnswered = iota // refused: answered already
-	routePass            // a request of a session its requester holds, or of no session
-	routeOpen            // it opens a session (initialize) or a lasting stream (a 2026-07-28 listen)
+	routeAnswered streamRoute = iota // refused: answered already
+	routePass                        // a request of a session its requester holds, or of no session
+	routeOpen                        // it opens a session (initialize) or a lasting stream (a 2026-07-28 listen)
 )
 
 // route decides what becomes of r; a refusal it answers itself.
-func (s *sessions) route(w http.ResponseWriter, r *http.Request) int {
+func (s *sessions) route(w http.ResponseWriter, r *http.Request) streamRoute {
 	principal, addr, initialize, listen := requester(r)
 	id := r.Header.Get(server.HeaderKeySessionID)
 	switch {

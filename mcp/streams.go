@@ -30,8 +30,8 @@ type flushErrorer interface{ FlushError() error }
 // sets its own, or a keep-alive connection's next response would inherit a stale one). A write
 // moves the deadline only when the last move is older than timeout/16: moving it re-arms a
 // runtime timer, and a JSON answer, written right after its request set the deadline, then
-// needs no second one. A failed write of a GET
-// (a stream) ends the request's context: mcp-go's SSE loop ignores write errors and waits on it.
+// needs no second one. A failed write of a GET (a stream) ends the request's context: mcp-go's
+// SSE loop ignores write errors and waits on it.
 func writeDeadlines(timeout time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		dl, ok := w.(writeDeadliner)
