@@ -82,6 +82,9 @@ type Service struct {
 	sessions  *session.Sessions
 	factors   *mfa.Factors
 	users     *liveUsers
+	// wallClock: cfg.Now is the wall clock (Config.Now unset), so a reading of time.Now taken
+	// for a latency serves as the service's time too (at).
+	wallClock bool
 }
 
 // Errors callers see. Login failures are deliberately one error: the same code, message and
@@ -105,7 +108,8 @@ func NewService(ctx context.Context, store Store, keys *token.KeySet, cfg Config
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = DefaultRefreshTTL
 	}
-	if cfg.Now == nil {
+	wallClock := cfg.Now == nil
+	if wallClock {
 		cfg.Now = time.Now
 	}
 	clock := cfg.Now
@@ -146,8 +150,9 @@ func NewService(ctx context.Context, store Store, keys *token.KeySet, cfg Config
 		store: store, keys: keys, cfg: cfg, log: cfg.Logger, passwords: passwords,
 		codec: token.NewCodec(token.CodecConfig{Keys: keys, Issuer: cfg.Issuer, Audience: cfg.Audience,
 			TTL: cfg.AccessTTL, CacheSize: cfg.TokenCacheSize}),
-		revoked: cfg.Revocations,
-		users:   newLiveUsers(cfg.UserCacheTTL),
+		revoked:   cfg.Revocations,
+		users:     newLiveUsers(cfg.UserCacheTTL),
+		wallClock: wallClock,
 	}
 	if s.revoked == nil {
 		s.revoked = session.NewLocalRevocations(cfg.Now)
@@ -435,16 +440,28 @@ func (s *Service) rotate(ctx context.Context, refreshToken Secret, mine func(ses
 // Validate verifies an access token (and checks that its session is not revoked) or an API key.
 func (s *Service) Validate(ctx context.Context, tok Secret) (_ token.Claims, err error) {
 	ctx, span := tracing.Start(ctx, tracer, "auth.Validate")
-	defer func(start time.Time) { observe(span, start, err, validateDuration, validateCount) }(time.Now())
-	return s.validate(ctx, tok)
+	start := time.Now()
+	defer func() { observe(span, start, err, validateDuration, validateCount) }()
+	return s.validate(ctx, tok, s.at(start))
 }
 
-func (s *Service) validate(ctx context.Context, tok Secret) (token.Claims, error) {
+// at is the service's time (cfg.Now) when the wall clock read t: t itself, as cfg.Now would
+// give it, unless a clock of the caller's is configured. Validate runs on every request; one
+// clock read then serves its latency and its expiry check.
+func (s *Service) at(t time.Time) time.Time {
+	if s.wallClock {
+		return t.UTC().Truncate(time.Millisecond)
+	}
+	return s.cfg.Now()
+}
+
+// validate is Validate at now.
+func (s *Service) validate(ctx context.Context, tok Secret, now time.Time) (token.Claims, error) {
 	if strings.HasPrefix(tok.Reveal(), apikey.Prefix) {
 		_, c, err := s.validateAPIKey(ctx, tok.Reveal())
 		return c, err
 	}
-	c, err := s.codec.Verify(ctx, tok.Reveal(), s.cfg.Now())
+	c, err := s.codec.Verify(ctx, tok.Reveal(), now)
 	if err != nil {
 		return token.Claims{}, err
 	}
@@ -483,7 +500,7 @@ func (s *Service) Caller(ctx context.Context, tok Secret) (User, token.Claims, e
 	if tok.Reveal() == "" {
 		return User{}, token.Claims{}, ErrUnauthenticated
 	}
-	c, err := s.validate(ctx, tok)
+	c, err := s.validate(ctx, tok, s.cfg.Now())
 	if err != nil {
 		return User{}, token.Claims{}, err
 	}

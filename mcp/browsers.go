@@ -50,7 +50,7 @@ func keepBrowsersOut(allowed []string, next http.Handler) http.Handler {
 // answeredBrowser is keepBrowsersOut's check: it reports whether it answered the request itself
 // (a refusal, a preflight), having set the CORS headers of an allowed origin.
 func answeredBrowser(allowed []string, w http.ResponseWriter, r *http.Request) bool {
-	o := r.Header.Get("Origin")
+	o := header(r.Header, headerOrigin)
 	if o != "" && !slices.Contains(allowed, o) && !sameLoopbackOrigin(o, r) {
 		writeRefusal(w, nil, http.StatusForbidden, CodeForbidden, apierr.New(apierr.PermissionDenied, "cross-origin requests are not accepted from this origin"))
 		return true
@@ -71,7 +71,7 @@ func answeredBrowser(allowed []string, w http.ResponseWriter, r *http.Request) b
 		w.WriteHeader(http.StatusNoContent)
 		return true
 	}
-	if r.Method == http.MethodPost && !isJSON(r.Header.Get("Content-Type")) {
+	if r.Method == http.MethodPost && !isJSON(header(r.Header, headerContentType)) {
 		writeRefusal(w, nil, http.StatusUnsupportedMediaType, codeInvalidRequest, apierr.Field("Content-Type", "a JSON-RPC message is sent as application/json"))
 		return true
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/bduf/mcpauth/auth/throttle"
 	"github.com/bduf/mcpauth/auth/token"
 	"github.com/bduf/mcpauth/call"
+	"github.com/bduf/mcpauth/internal/tally"
 	"github.com/bduf/mcpauth/internal/tracing"
 	"github.com/bduf/mcpauth/rbac"
 )
@@ -107,12 +108,11 @@ type toolCount struct {
 const toolCountTTL = time.Second
 
 func (g *Guard) toolCount(s *server.MCPServer) int {
-	now := time.Now()
-	if c, ok := g.tools.Load(s); ok && now.Sub(c.(toolCount).at) < toolCountTTL {
+	if c, ok := g.tools.Load(s); ok && time.Since(c.(toolCount).at) < toolCountTTL { // one monotonic clock read
 		return c.(toolCount).n
 	}
 	n := len(s.ListTools())
-	g.tools.Store(s, toolCount{n: n, at: now})
+	g.tools.Store(s, toolCount{n: n, at: time.Now()})
 	return n
 }
 
@@ -204,7 +204,13 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 // token, or over stdio MCPAUTH_TOKEN. It knows nothing of stdio logins (tools.Set.Credential
 // does).
 func BearerCredential(ctx context.Context) (auth.Secret, string) {
-	switch r := call.From(ctx); {
+	return RequestCredential(call.From(ctx))
+}
+
+// RequestCredential is BearerCredential for the transport's request r, looked up already
+// (nil: none).
+func RequestCredential(r *call.Request) (auth.Secret, string) {
+	switch {
 	case r == nil || r.Bearer == "":
 		return "", ""
 	case r.Transport == call.Stdio:
@@ -234,9 +240,10 @@ var (
 
 // caller is the outcome of authenticating a call once: the identity, or why there is none.
 type caller struct {
-	id     *Identity // filled in when err is nil
-	err    error     // nil: authenticated
-	absent bool      // no credential at all
+	id     *Identity  // filled in when err is nil
+	addr   netip.Addr // the transport's client address, when err is nil
+	err    error      // nil: authenticated
+	absent bool       // no credential at all
 }
 
 // identityContext is a granted call's context carrying its Identity: one allocation for the
@@ -281,9 +288,19 @@ type guardedRequest struct {
 	// initialize: the body holds an initialize request (which opens a streamable session);
 	// listen: a 2026-07-28 subscriptions/listen (a stream that lasts, bounded like a session).
 	initialize, listen bool
-	body               []byte // a POST's body, for the id a later refusal echoes
+	body               []byte     // a POST's body, for the id a later refusal echoes
+	addr               netip.Addr // the transport's client address (clientAddr)
 	// slot is room for the context of the request's tool call (callContext).
 	slot *callSlot
+}
+
+// clientAddr is the transport's client address (call.ClientAddr): the HTTP guard's copy when
+// it saw the request, which spares a walk up the MCP server's contexts on every call.
+func (v *guardedRequest) clientAddr(ctx context.Context) netip.Addr {
+	if v != nil {
+		return v.addr
+	}
+	return call.ClientAddr(ctx)
 }
 
 // callSlot is room, in the HTTP guard's allocation, for the context the middleware gives a
@@ -358,7 +375,7 @@ func (g *Guard) authenticate(ctx context.Context, v *guardedRequest, id *Identit
 	}
 	id.UserID, id.OrgID, id.SessionID = id.User.ID, orgOf(id.User.OrgID, id.Claims.OrgID), id.Claims.SessionID
 	id.Scopes, id.AuthMethod = id.Claims.Scopes, method
-	return caller{id: id}
+	return caller{id: id, addr: v.clientAddr(ctx)}
 }
 
 // callerInto is Authenticator.Caller written into id, in a frame of its own (see authenticate).
@@ -408,7 +425,7 @@ func (g *Guard) check(ctx context.Context, tool string, c caller, isCall bool) e
 		}
 	}
 	if !rule.Public && !rule.Authenticated {
-		d, err := g.authorize(ctx, rule, id)
+		d, err := g.authorize(ctx, rule, id, c.addr)
 		if err != nil {
 			return err
 		}
@@ -427,9 +444,9 @@ func orgOf(userOrg, tokenOrg string) string {
 
 // authorize grants the call if the credential may do any permission of the rule (rbac's
 // effective-permission rule: a token may be narrower than its user, never wider).
-func (g *Guard) authorize(ctx context.Context, rule Rule, id *Identity) (rbac.Decision, error) {
+func (g *Guard) authorize(ctx context.Context, rule Rule, id *Identity, ip netip.Addr) (rbac.Decision, error) {
 	var last rbac.Decision
-	cred, ip := id.Credential(), call.ClientAddr(ctx)
+	cred := id.Credential()
 	for _, perm := range rule.AnyOf {
 		res, act, _ := strings.Cut(perm, ":")
 		d := g.cfg.Authz.Decide(ctx, cred, rbac.Request{Resource: res, Action: act, OrgID: id.OrgID,
@@ -478,7 +495,7 @@ func (g *Guard) recoverCall(ctx context.Context, tool string, res **mcpgo.CallTo
 // decideCall is the middleware's decision on one call of tool, measured, traced, recorded and
 // (an internal error) logged: the context for its handler, or why it is denied.
 func (g *Guard) decideCall(ctx context.Context, tool string) (context.Context, error) {
-	start := time.Now()
+	watch := tally.Start()
 	spanCtx, span := ctx, trace.Span(noop.Span{})
 	if tracing.On() {
 		spanCtx, span = tracer.Start(ctx, "guard.Decide", trace.WithAttributes(attribute.String("tool", tool)))
@@ -489,7 +506,7 @@ func (g *Guard) decideCall(ctx context.Context, tool string) (context.Context, e
 		outcome = string(apierr.CodeOf(derr))
 	}
 	decisions.Add(outcome)
-	decisionDuration.Record(outcome, time.Since(start).Seconds())
+	decisionDuration.Record(outcome, watch.Elapsed().Seconds())
 	if span.IsRecording() {
 		span.SetAttributes(attribute.Bool("allowed", derr == nil))
 	}
@@ -703,16 +720,18 @@ func (g *Guard) admit(w http.ResponseWriter, r *http.Request, transport string) 
 			return nil
 		}
 		listen = slices.Contains(methods, string(mcpgo.MethodSubscriptionsListen))
-		modern := mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion))
+		modern := mcpgo.IsModernProtocol(header(r.Header, headerProtocolVersion))
 		if m, ok := g.notOffered(methods, modern); ok {
 			methodNotFound(w, body, m, modern)
 			return nil
 		}
-		passAnonymous = g.anonymous(methods, calls, tok != "")
+		if authErr != nil { // a valid credential needs no exemption
+			passAnonymous = g.anonymous(methods, calls, tok != "")
+		}
 	}
 	if authErr != nil {
 		if passAnonymous { // the tool decides (e.g. auth_refresh with an expired access token)
-			gc.guarded = guardedRequest{initialize: initialize, listen: listen, body: body, slot: &gc.slot}
+			gc.guarded = guardedRequest{initialize: initialize, listen: listen, body: body, addr: ip, slot: &gc.slot}
 			if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, token.ErrExpired) {
 				gc.guarded.principal = e.ExpiredSubject(ctx, tok)
 			}
@@ -746,7 +765,7 @@ func (g *Guard) admit(w http.ResponseWriter, r *http.Request, transport string) 
 	}
 	// The middleware will need this token's claims again, in this request: hand them over.
 	gc.guarded = guardedRequest{token: tok, claims: claims, verified: true, principal: claims.Subject,
-		initialize: initialize, listen: listen, body: body, slot: &gc.slot}
+		initialize: initialize, listen: listen, body: body, addr: ip, slot: &gc.slot}
 	return gc
 }
 

@@ -141,11 +141,13 @@ func (p *peeker) object(member func(name []byte) bool) bool {
 			if err != nil {
 				return false
 			}
-			name, err := jsontext.AppendUnquote(p.name[:0], raw)
-			if err != nil {
-				return false
+			name := raw[1 : len(raw)-1] // printable ASCII without escapes: its bytes are the name
+			if !plainASCII(name) {
+				if name, err = jsontext.AppendUnquote(p.name[:0], raw); err != nil {
+					return false
+				}
+				p.name = name
 			}
-			p.name = name
 			if !member(name) {
 				return false
 			}

@@ -52,6 +52,8 @@ var peekCases = []string{
 	`[1]`, `[]`, `null`, `"x"`, ``, `   `, `{`, `{"method":"ping",}`, `[{"method":"ping"},]`,
 	"{\"method\":\"\xff\"}", `{"method":"\ud800"}`, `{"ſ":1,"method":"ping"}`, `{"K":1}`,
 	`{"method":"notifications/initialized"}`, ` {"method":"initialize"} `,
+	// Names that fold to ours without being as long (ſ folds to s): a length check would miss them.
+	`{"method":"tools/call","paramſ":{"name":"a"}}`,
 }
 
 // TestShouldPeekAsEncodingJSONReads: on the cases above (case-folded and escaped names,

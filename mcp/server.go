@@ -58,7 +58,7 @@ func ServeStdio(ctx context.Context, s *server.MCPServer, in io.Reader, out io.W
 
 // bearer extracts the token of an "Authorization: Bearer <token>" header ("" if absent).
 func bearer(r *http.Request) auth.Secret {
-	h := r.Header.Get("Authorization")
+	h := header(r.Header, headerAuthorization)
 	scheme, tok, found := strings.Cut(h, " ")
 	if !found || !strings.EqualFold(scheme, "Bearer") {
 		return ""
@@ -97,7 +97,7 @@ func newRequest(r *http.Request, transport string) *call.Request {
 
 func requestOf(r *http.Request, transport string) call.Request {
 	return call.Request{Transport: transport, ClientAddr: sourceAddr(r.RemoteAddr),
-		RequestID: audit.RequestIDFrom(r.Header.Get("X-Request-Id")), Bearer: bearer(r).Reveal()}
+		RequestID: audit.RequestIDFrom(header(r.Header, headerRequestID)), Bearer: bearer(r).Reveal()}
 }
 
 // queryCredentialParams are query parameters that would carry a credential. Tokens in URLs end
@@ -198,9 +198,19 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *token.KeySet, logger *slog.Log
 		sseCORS,
 	)
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("http", table.streamable(streamable))))
-	mux.Handle("/sse", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", table.sseStream(sse))))
-	mux.Handle("/message", keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", table.sseMessages(sse))))
+	// The MCP endpoints are registered under the methods their clients use as well as under
+	// none (the same handler): ServeMux tries a request's method's patterns first, and a
+	// failed walk through them costs an allocation and a few lookups on every call.
+	handleMCP := func(path string, methods []string, h http.Handler) {
+		for _, m := range methods {
+			mux.Handle(m+" "+path, h)
+		}
+		mux.Handle(path, h)
+	}
+	handleMCP("/mcp", []string{http.MethodPost, http.MethodGet, http.MethodDelete},
+		keepBrowsersOut(opts.AllowedOrigins, g.httpFor("http", table.streamable(streamable))))
+	handleMCP("/sse", []string{http.MethodGet}, keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", table.sseStream(sse))))
+	handleMCP("/message", []string{http.MethodPost}, keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", table.sseMessages(sse))))
 	mux.Handle(metadataPath, g.HTTP(http.NotFoundHandler())) // g.HTTP serves the metadata itself
 	mux.Handle(metadataPath+"/", g.HTTP(http.NotFoundHandler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -187,10 +187,13 @@ func (s *sessions) Terminate(id string) (isNotAllowed bool, err error) {
 // requester is who asks and from where, as the guard and the client-address resolver left
 // it, and whether the request is an initialize.
 func requester(r *http.Request) (principal string, addr netip.Prefix, initialize, listen bool) {
+	var ip netip.Addr
 	if v := guardedFrom(r.Context()); v != nil {
-		principal, initialize, listen = v.principal, v.initialize, v.listen
+		principal, initialize, listen, ip = v.principal, v.initialize, v.listen, v.addr
+	} else {
+		ip = sourceAddr(r.RemoteAddr)
 	}
-	return principal, auth.AddrGroup(sourceAddr(r.RemoteAddr)), initialize, listen
+	return principal, auth.AddrGroup(ip), initialize, listen
 }
 
 // streamable binds the sessions of the streamable-HTTP transport (next), which must mint its
@@ -218,11 +221,11 @@ const (
 // route decides what becomes of r; a refusal it answers itself.
 func (s *sessions) route(w http.ResponseWriter, r *http.Request) streamRoute {
 	principal, addr, initialize, listen := requester(r)
-	id := r.Header.Get(server.HeaderKeySessionID)
+	id := header(r.Header, headerSessionID)
 	switch {
 	case r.Method == http.MethodPost && initialize:
 		return routeOpen
-	case mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion)):
+	case mcpgo.IsModernProtocol(header(r.Header, headerProtocolVersion)):
 		// 2026-07-28 has no sessions: mcp-go serves such a request in a session of its own
 		// whatever Mcp-Session-Id says (and answers its GET and DELETE 405). Its
 		// subscriptions/listen stream lasts like a session, so it counts as one.

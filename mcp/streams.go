@@ -67,11 +67,18 @@ type deadlineWriter struct {
 }
 
 // extend moves the deadline to timeout from now, unless it is still at least 15/16 of that.
+// Its clock read is monotonic only (time.Since of the last move), half the cost of time.Now.
 func (d *deadlineWriter) extend() {
-	if now := time.Now(); now.Sub(d.set) >= d.timeout/16 {
-		_ = d.dl.SetWriteDeadline(now.Add(d.timeout))
-		d.set = now
+	if d.set.IsZero() { // the handler set a deadline of its own
+		d.move(time.Now())
+	} else if since := time.Since(d.set); since >= d.timeout/16 {
+		d.move(d.set.Add(since))
 	}
+}
+
+func (d *deadlineWriter) move(now time.Time) {
+	_ = d.dl.SetWriteDeadline(now.Add(d.timeout))
+	d.set = now
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {

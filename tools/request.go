@@ -90,7 +90,8 @@ func toolsChanged(ctx context.Context) {
 // credential is the token a call is made with: the session's login binding first (an explicit
 // login in this process wins), then the transport's bearer.
 func (b *bindings) credential(ctx context.Context) (auth.Secret, string) {
-	if bindsSession(ctx) {
+	r := call.From(ctx) // once: this runs on every call
+	if r != nil && r.BindSession {
 		if id := sessionID(ctx); id != "" {
 			b.mu.RLock()
 			t, ok := b.tokens[id]
@@ -100,7 +101,7 @@ func (b *bindings) credential(ctx context.Context) (auth.Secret, string) {
 			}
 		}
 	}
-	return mcpauth.BearerCredential(ctx)
+	return mcpauth.RequestCredential(r)
 }
 
 // decodeArgs strictly decodes a call's arguments into T: unknown arguments and wrong types are

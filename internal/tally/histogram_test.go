@@ -5,12 +5,14 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/bduf/mcpauth/internal/benchratio"
 	"github.com/bduf/mcpauth/internal/tally"
 )
 
@@ -120,4 +122,33 @@ func TestShouldCountEveryObservationRecordedConcurrently(t *testing.T) {
 				outcome, p.Count, p.Sum, p.BucketCounts, goroutines/2*each)
 		}
 	}
+}
+
+func TestStopwatchMeasuresTheTimeSinceItsStart(t *testing.T) {
+	before := time.Now()
+	s := tally.Start()
+	started := time.Now()
+	for time.Since(started) < time.Millisecond { // a millisecond passes after Start
+	}
+	got := s.Elapsed()
+	if limit := time.Since(before); got < time.Millisecond || got > limit {
+		t.Fatalf("Elapsed = %v, want between 1ms and %v (time.Since a clock read before Start)", got, limit)
+	}
+}
+
+func BenchmarkStopwatchVsTimeNow(b *testing.B) {
+	var sink time.Duration
+	timeNow := benchratio.Run(b, "time.Now", func(b *testing.B) {
+		for b.Loop() {
+			start := time.Now()
+			sink += time.Since(start)
+		}
+	})
+	stopwatch := benchratio.Run(b, "stopwatch", func(b *testing.B) {
+		for b.Loop() {
+			sink += tally.Start().Elapsed()
+		}
+	})
+	benchratio.Report(b, map[string][2]*benchratio.Samples{"stopwatch/time.Now": {stopwatch, timeNow}})
+	_ = sink
 }
