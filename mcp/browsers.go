@@ -107,8 +107,9 @@ func isJSON(contentType string) bool {
 	return strings.EqualFold(strings.TrimSpace(mediaType), "application/json")
 }
 
-// transportCORS turns mcp-go's own CORS handling of both transports off (see noOrigin).
-func transportCORS() (server.SSEOption, server.StreamableHTTPOption) {
-	origins := server.WithCORSAllowedOrigins(noOrigin)
-	return server.WithSSECORS(origins), server.WithStreamableHTTPCORS(origins)
+// sseCORS turns off mcp-go's own CORS handling of the SSE transport (see noOrigin). The
+// streamable transport has none unless given an allow-list, and is given none: with one it
+// would read Origin and add "Vary: Origin" to every response itself.
+func sseCORS() server.SSEOption {
+	return server.WithSSECORS(server.WithCORSAllowedOrigins(noOrigin))
 }

@@ -177,7 +177,6 @@ const (
 
 // NewHTTP builds the HTTP handlers around s, each behind g.HTTP.
 func NewHTTP(s *server.MCPServer, g *Guard, keys *token.KeySet, logger *slog.Logger, opts HTTPOptions) *HTTP {
-	sseCORS, streamableCORS := transportCORS()
 	table := newSessions(opts.Sessions, SessionIdleTTL)
 	streamable := server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath("/mcp"),
@@ -187,7 +186,6 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *token.KeySet, logger *slog.Log
 		// A client that goes away without DELETE must not leave its session's state behind
 		// forever (mcp-go keeps none of it idle past this, and tells the table).
 		server.WithSessionIdleTTL(SessionIdleTTL),
-		streamableCORS,
 	)
 	sse := server.NewSSEServer(s,
 		server.WithSSEEndpoint("/sse"),
@@ -195,7 +193,7 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *token.KeySet, logger *slog.Log
 		server.WithSSEContextFunc(HTTPContext(call.SSE)),
 		server.WithSessionIDGenerator(table.sseSessionID),
 		server.WithKeepAlive(true),
-		sseCORS,
+		sseCORS(),
 	)
 	mux := http.NewServeMux()
 	// The MCP endpoints are registered under the methods their clients use as well as under

@@ -18,36 +18,32 @@ func newRevocationList() *revocationList {
 	return &revocationList{until: make(map[string]time.Time)}
 }
 
-func (r *revocationList) add(sid string, until time.Time) {
+// add remembers sid as revoked until until. It also drops, at most once a minute, the entries
+// whose tokens have all expired: the list grows only by adds, so pruning there bounds it, and
+// a lookup (every validated token) needs no clock read for it.
+func (r *revocationList) add(sid string, until, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if cur, ok := r.until[sid]; !ok || until.After(cur) {
 		r.until[sid] = until
 	}
-}
-
-func (r *revocationList) has(sid string, now time.Time) bool {
-	r.mu.RLock()
-	until, ok := r.until[sid]
-	needSweep := now.After(r.sweep)
-	r.mu.RUnlock()
-	if needSweep {
-		r.prune(now)
-	}
-	return ok && now.Before(until)
-}
-
-// prune drops entries whose tokens have all expired; it runs at most once a minute.
-func (r *revocationList) prune(now time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if !now.After(r.sweep) {
 		return
 	}
-	for sid, until := range r.until {
-		if !now.Before(until) {
-			delete(r.until, sid)
+	for old, end := range r.until {
+		if !now.Before(end) {
+			delete(r.until, old)
 		}
 	}
 	r.sweep = now.Add(time.Minute)
+}
+
+// lookup returns until when sid is revoked; whether it still is depends on the time, which the
+// caller reads only for a session the list holds (a lookup of any other, the usual one, reads
+// no clock).
+func (r *revocationList) lookup(sid string) (until time.Time, ok bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	until, ok = r.until[sid]
+	return until, ok
 }

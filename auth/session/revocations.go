@@ -29,12 +29,14 @@ type localRevocations struct {
 }
 
 func (l localRevocations) Revoke(_ context.Context, sid string, ttl time.Duration) error {
-	l.list.add(sid, l.now().Add(ttl))
+	now := l.now()
+	l.list.add(sid, now.Add(ttl), now)
 	return nil
 }
 
 func (l localRevocations) IsRevoked(_ context.Context, sid string) (bool, error) {
-	return l.list.has(sid, l.now()), nil
+	until, ok := l.list.lookup(sid)
+	return ok && l.now().Before(until), nil
 }
 
 // RedisRevocations shares revocations between instances: a revocation is a Redis key (expiring
@@ -87,7 +89,8 @@ func (r *RedisRevocations) listen() {
 		if _, err := fmt.Sscanf(msg.Payload, "%s %d", &sid, &ms); err != nil || ms <= 0 {
 			continue
 		}
-		r.known.add(sid, r.now().Add(time.Duration(ms)*time.Millisecond))
+		now := r.now()
+		r.known.add(sid, now.Add(time.Duration(ms)*time.Millisecond), now)
 		r.mu.Lock()
 		delete(r.checked, sid)
 		r.mu.Unlock()
@@ -103,7 +106,8 @@ func (r *RedisRevocations) Close() error {
 
 // Revoke records the revocation in Redis and tells every instance.
 func (r *RedisRevocations) Revoke(ctx context.Context, sid string, ttl time.Duration) error {
-	r.known.add(sid, r.now().Add(ttl))
+	now := r.now()
+	r.known.add(sid, now.Add(ttl), now)
 	if err := r.client.Set(ctx, revokedPrefix+sid, "1", ttl).Err(); err != nil {
 		return fmt.Errorf("revocations (redis): %w", err)
 	}
@@ -117,7 +121,7 @@ func (r *RedisRevocations) Revoke(ctx context.Context, sid string, ttl time.Dura
 // not checked within recheckEvery. A Redis error is returned: the caller fails closed.
 func (r *RedisRevocations) IsRevoked(ctx context.Context, sid string) (bool, error) {
 	now := r.now()
-	if r.known.has(sid, now) {
+	if until, ok := r.known.lookup(sid); ok && now.Before(until) {
 		return true, nil
 	}
 	r.mu.Lock()
@@ -132,7 +136,7 @@ func (r *RedisRevocations) IsRevoked(ctx context.Context, sid string) (bool, err
 	}
 	if n > 0 {
 		ttl, _ := r.client.PTTL(ctx, revokedPrefix+sid).Result()
-		r.known.add(sid, now.Add(max(ttl, time.Second)))
+		r.known.add(sid, now.Add(max(ttl, time.Second)), now)
 		return true, nil
 	}
 	r.mu.Lock()
