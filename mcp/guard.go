@@ -729,9 +729,9 @@ func (g *Guard) admit(w http.ResponseWriter, r *http.Request, transport string) 
 			passAnonymous = g.anonymous(methods, calls, tok != "")
 		}
 	}
+	gc.guarded = guardedRequest{initialize: initialize, listen: listen, body: body, addr: ip, slot: &gc.slot}
 	if authErr != nil {
 		if passAnonymous { // the tool decides (e.g. auth_refresh with an expired access token)
-			gc.guarded = guardedRequest{initialize: initialize, listen: listen, body: body, addr: ip, slot: &gc.slot}
 			if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, token.ErrExpired) {
 				gc.guarded.principal = e.ExpiredSubject(ctx, tok)
 			}
@@ -764,8 +764,8 @@ func (g *Guard) admit(w http.ResponseWriter, r *http.Request, transport string) 
 		}
 	}
 	// The middleware will need this token's claims again, in this request: hand them over.
-	gc.guarded = guardedRequest{token: tok, claims: claims, verified: true, principal: claims.Subject,
-		initialize: initialize, listen: listen, body: body, addr: ip, slot: &gc.slot}
+	v := &gc.guarded
+	v.token, v.claims, v.verified, v.principal = tok, claims, true, claims.Subject
 	return gc
 }
 
