@@ -288,6 +288,7 @@ type guardedRequest struct {
 	// initialize: the body holds an initialize request (which opens a streamable session);
 	// listen: a 2026-07-28 subscriptions/listen (a stream that lasts, bounded like a session).
 	initialize, listen bool
+	modern             bool       // sent under the 2026-07-28 protocol (modernProtocol)
 	body               []byte     // a POST's body, for the id a later refusal echoes
 	addr               netip.Addr // the transport's client address (clientAddr)
 	// slot is room for the context of the request's tool call (callContext).
@@ -694,7 +695,7 @@ func (g *Guard) admit(w http.ResponseWriter, r *http.Request, transport string) 
 	// the session table then knows whose stream it is.
 	passAnonymous := tok == "" && len(g.cfg.Policy.AnonymousMethods) > 0
 	var body, methods, calls = []byte(nil), []string(nil), []string(nil)
-	initialize, listen := false, false
+	initialize, listen, modern := false, false, modernProtocol(r)
 	if r.Method == http.MethodPost {
 		limit := int64(maxAnonymousBody)
 		if authErr == nil {
@@ -720,7 +721,6 @@ func (g *Guard) admit(w http.ResponseWriter, r *http.Request, transport string) 
 			return nil
 		}
 		listen = slices.Contains(methods, string(mcpgo.MethodSubscriptionsListen))
-		modern := mcpgo.IsModernProtocol(header(r.Header, headerProtocolVersion))
 		if m, ok := g.notOffered(methods, modern); ok {
 			methodNotFound(w, body, m, modern)
 			return nil
@@ -729,7 +729,7 @@ func (g *Guard) admit(w http.ResponseWriter, r *http.Request, transport string) 
 			passAnonymous = g.anonymous(methods, calls, tok != "")
 		}
 	}
-	gc.guarded = guardedRequest{initialize: initialize, listen: listen, body: body, addr: ip, slot: &gc.slot}
+	gc.guarded = guardedRequest{initialize: initialize, listen: listen, modern: modern, body: body, addr: ip, slot: &gc.slot}
 	if authErr != nil {
 		if passAnonymous { // the tool decides (e.g. auth_refresh with an expired access token)
 			if e, ok := g.cfg.Auth.(expiredSubjecter); ok && errors.Is(authErr, token.ErrExpired) {

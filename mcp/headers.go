@@ -26,3 +26,9 @@ func header(h http.Header, name string) string {
 	}
 	return ""
 }
+
+// modernProtocol reports whether r is sent under the 2026-07-28 protocol (its
+// Mcp-Protocol-Version header), which has no sessions and removed some methods.
+func modernProtocol(r *http.Request) bool {
+	return mcpgo.IsModernProtocol(header(r.Header, headerProtocolVersion))
+}

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/bduf/mcpauth/apierr"
@@ -184,16 +183,22 @@ func (s *sessions) Terminate(id string) (isNotAllowed bool, err error) {
 	return false, nil
 }
 
-// requester is who asks and from where, as the guard and the client-address resolver left
-// it, and whether the request is an initialize.
-func requester(r *http.Request) (principal string, addr netip.Prefix, initialize, listen bool) {
-	var ip netip.Addr
+// asker is who asks and from where, as the guard and the client-address resolver left it,
+// with what the guard read of the request.
+type asker struct {
+	principal string
+	addr      netip.Prefix
+	// initialize: an initialize request; listen: a 2026-07-28 subscriptions/listen; modern:
+	// sent under the 2026-07-28 protocol (Mcp-Protocol-Version), which has no sessions.
+	initialize, listen, modern bool
+}
+
+// requester is r's asker.
+func requester(r *http.Request) asker {
 	if v := guardedFrom(r.Context()); v != nil {
-		principal, initialize, listen, ip = v.principal, v.initialize, v.listen, v.addr
-	} else {
-		ip = sourceAddr(r.RemoteAddr)
+		return asker{principal: v.principal, addr: auth.AddrGroup(v.addr), initialize: v.initialize, listen: v.listen, modern: v.modern}
 	}
-	return principal, auth.AddrGroup(ip), initialize, listen
+	return asker{addr: auth.AddrGroup(sourceAddr(r.RemoteAddr)), modern: modernProtocol(r)}
 }
 
 // streamable binds the sessions of the streamable-HTTP transport (next), which must mint its
@@ -220,20 +225,20 @@ const (
 
 // route decides what becomes of r; a refusal it answers itself.
 func (s *sessions) route(w http.ResponseWriter, r *http.Request) streamRoute {
-	principal, addr, initialize, listen := requester(r)
+	a := requester(r)
 	id := header(r.Header, headerSessionID)
 	switch {
-	case r.Method == http.MethodPost && initialize:
+	case r.Method == http.MethodPost && a.initialize:
 		return routeOpen
-	case mcpgo.IsModernProtocol(header(r.Header, headerProtocolVersion)):
+	case a.modern:
 		// 2026-07-28 has no sessions: mcp-go serves such a request in a session of its own
 		// whatever Mcp-Session-Id says (and answers its GET and DELETE 405). Its
 		// subscriptions/listen stream lasts like a session, so it counts as one.
-		if listen && r.Method == http.MethodPost {
+		if a.listen && r.Method == http.MethodPost {
 			return routeOpen
 		}
 	case id != "":
-		if !s.claim(id, principal, addr) {
+		if !s.claim(id, a.principal, a.addr) {
 			refuseSession(w, r, errUnknownSession)
 			return routeAnswered
 		}
@@ -249,18 +254,18 @@ func (s *sessions) route(w http.ResponseWriter, r *http.Request) streamRoute {
 // serveOpening serves a request that opens a session or a stream, if its address may open
 // one more: the session is bound to its opener, the stream counted while it lasts.
 func (s *sessions) serveOpening(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	principal, addr, initialize, _ := requester(r)
-	if err := s.admit(addr); err != nil {
+	a := requester(r)
+	if err := s.admit(a.addr); err != nil {
 		refuseSession(w, r, err)
 		return
 	}
-	if initialize {
-		bw := &bindingWriter{ResponseWriter: w, s: s, owner: sessionOwner{principal: principal, addr: addr}}
+	if a.initialize {
+		bw := &bindingWriter{ResponseWriter: w, s: s, owner: sessionOwner{principal: a.principal, addr: a.addr}}
 		defer bw.done()
 		next.ServeHTTP(bw, r)
 		return
 	}
-	defer s.release(addr)
+	defer s.release(a.addr)
 	next.ServeHTTP(w, r)
 }
 
@@ -322,17 +327,17 @@ func (s *sessions) sseStream(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		principal, addr, _, _ := requester(r)
-		if err := s.admit(addr); err != nil {
+		a := requester(r)
+		if err := s.admit(a.addr); err != nil {
 			refuseSession(w, r, err)
 			return
 		}
-		o := &sseOpening{owner: sessionOwner{principal: principal, addr: addr}}
+		o := &sseOpening{owner: sessionOwner{principal: a.principal, addr: a.addr}}
 		defer func() {
 			if o.id != "" {
 				s.remove(o.id)
 			} else {
-				s.release(addr)
+				s.release(a.addr)
 			}
 		}()
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sseOpeningKey{}, o)))
@@ -354,8 +359,7 @@ func (s *sessions) sseSessionID(ctx context.Context, _ *http.Request) (string, e
 func (s *sessions) sseMessages(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if id := r.URL.Query().Get("sessionId"); id != "" {
-			principal, addr, _, _ := requester(r)
-			if !s.claim(id, principal, addr) {
+			if a := requester(r); !s.claim(id, a.principal, a.addr) {
 				refuseSession(w, r, errUnknownSession)
 				return
 			}
