@@ -38,10 +38,10 @@ func peekInto(body []byte, known map[string]string, methods, calls []string) ([]
 	if known == nil {
 		p.known = methodNames
 	}
-	if m, c, ok := p.peek(p.scanner(body), methods, calls); ok {
+	if m, c, ok := peek(p.scanner(body), methods, calls); ok {
 		return m, c
 	}
-	if m, c, ok := p.peek(p.decoder(body), methods, calls); ok {
+	if m, c, ok := peek(p.decoder(body), methods, calls); ok {
 		return m, c
 	}
 	return nil, nil
@@ -76,7 +76,7 @@ type jsonValues interface {
 }
 
 // peek reads one message or a batch with t; ok is false if it is not that.
-func (p *peeker) peek(t jsonValues, methods, calls []string) (_, _ []string, ok bool) {
+func peek(t jsonValues, methods, calls []string) (_, _ []string, ok bool) {
 	var one [1]peekedMessage // a batch is rare: one message needs no allocation
 	msgs := one[:0]
 	if t.kind() == '[' {
@@ -232,17 +232,20 @@ type decoded peeker
 
 func (p *decoded) kind() byte { return byte(p.d.PeekKind()) }
 
-func (p *decoded) null() bool {
+// token reads the next token: null, or a delimiter the caller saw with kind.
+func (p *decoded) token() bool {
 	_, err := p.d.ReadToken()
 	return err == nil
 }
 
-func (p *decoded) open() bool { return p.null() }
+func (p *decoded) null() bool { return p.token() }
+
+func (p *decoded) open() bool { return p.token() }
 
 func (p *decoded) member(bool) (name []byte, more, ok bool) {
 	switch p.d.PeekKind() {
 	case '}':
-		return nil, false, p.null()
+		return nil, false, p.token()
 	case '"':
 	default:
 		return nil, false, false
@@ -263,7 +266,7 @@ func (p *decoded) member(bool) (name []byte, more, ok bool) {
 
 func (p *decoded) element(bool) (more, ok bool) {
 	if p.d.PeekKind() == ']' {
-		return false, p.null()
+		return false, p.token()
 	}
 	return true, true
 }

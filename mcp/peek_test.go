@@ -107,8 +107,8 @@ func peekEach(body []byte) (scan, decode peekAnswer) {
 	p := peekers.Get().(*peeker)
 	defer p.release()
 	p.known = methodNames
-	scan.methods, scan.calls, scan.ok = p.peek(p.scanner(body), nil, nil)
-	decode.methods, decode.calls, decode.ok = p.peek(p.decoder(body), nil, nil)
+	scan.methods, scan.calls, scan.ok = peek(p.scanner(body), nil, nil)
+	decode.methods, decode.calls, decode.ok = peek(p.decoder(body), nil, nil)
 	return scan, decode
 }
 
