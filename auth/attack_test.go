@@ -106,6 +106,10 @@ func newAttackEnv(t *testing.T) *attackEnv {
 		t.Fatalf("no Ed25519 signing key %q in the store", a.kid)
 	}
 	a.genuine = decodeSegment(t, segments(t, a.tokens.AccessToken)[1])
+	// Verified once, the genuine token is in the verified-token cache, which finds an entry
+	// by the token's signature: every case that reuses that signature meets the cached entry,
+	// the path that must still refuse it.
+	a.validate(t, a.svc, a.tokens.AccessToken)
 	return a
 }
 
@@ -570,6 +574,15 @@ func attackCases() []attackCase {
 				parts := segments(t, a.tokens.AccessToken)
 				h := `{"kid":"` + a.kid + `","typ":"at+jwt","alg":"EdDSA"}`
 				return b64([]byte(h)) + "." + parts[1] + "." + parts[2]
+			}},
+		{name: "the original signature alone", code: invalid, reason: reasonRejected,
+			token: func(t *testing.T, a *attackEnv) string { return segments(t, a.tokens.AccessToken)[2] }},
+		{name: "the original signature under an empty header and payload", code: invalid,
+			token: func(t *testing.T, a *attackEnv) string { return ".." + segments(t, a.tokens.AccessToken)[2] }},
+		{name: "the original signature under bob's header and payload", code: invalid, reason: reasonRejected,
+			token: func(t *testing.T, a *attackEnv) string {
+				bobs := segments(t, a.login(t, "bob").AccessToken)
+				return bobs[0] + "." + bobs[1] + "." + segments(t, a.tokens.AccessToken)[2]
 			}},
 		{name: "the signature's first byte flipped", code: invalid, reason: reasonRejected,
 			token: func(t *testing.T, a *attackEnv) string {
