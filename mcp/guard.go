@@ -16,7 +16,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,12 +92,15 @@ type Guard struct {
 	// names are the usual methods and the policy's tool names, which a peek takes without a
 	// copy.
 	names map[string]string
-	// tools caches how many tools each server has (ListTools copies the server's map: too
-	// dear for every call), refreshed at most every toolCountTTL.
-	tools sync.Map // *server.MCPServer → toolCount
+	// tools caches how many tools the server it last counted has (ListTools copies the
+	// server's map: too dear for every call), refreshed at most every toolCountTTL. One entry:
+	// a guard serves one server (several would only count more often), and a pointer compare
+	// is cheaper than hashing the server into a map on every call.
+	tools atomic.Pointer[toolCount]
 }
 
 type toolCount struct {
+	s  *server.MCPServer
 	n  int
 	at time.Time
 }
@@ -108,11 +110,11 @@ type toolCount struct {
 const toolCountTTL = time.Second
 
 func (g *Guard) toolCount(s *server.MCPServer) int {
-	if c, ok := g.tools.Load(s); ok && time.Since(c.(toolCount).at) < toolCountTTL { // one monotonic clock read
-		return c.(toolCount).n
+	if c := g.tools.Load(); c != nil && c.s == s && time.Since(c.at) < toolCountTTL { // one monotonic clock read
+		return c.n
 	}
 	n := len(s.ListTools())
-	g.tools.Store(s, toolCount{n: n, at: time.Now()})
+	g.tools.Store(&toolCount{s: s, n: n, at: time.Now()})
 	return n
 }
 

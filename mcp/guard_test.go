@@ -306,6 +306,44 @@ func TestShouldListOnlyTheToolsACallerMayCall(t *testing.T) {
 	}
 }
 
+// A listing of one tool looks to mcp-go's filter like a call's check, which the guard lets
+// through for the middleware to decide, unless the server has only that tool. The guard
+// counts a server's tools once a second: a guard shared by two servers must count each, or a
+// server of one tool would list it to anyone once the other's count was taken.
+func TestShouldFilterTheListingOfAOneToolServerBesideAnother(t *testing.T) {
+	h := newHarness(t, fakeAuthz{})
+	h.call(t, "viewer", "projects_list") // the harness's server of five tools is counted
+	single := server.NewMCPServer("single", "1", server.WithToolHandlerMiddleware(h.guard.Middleware()), server.WithToolFilter(h.guard.Filter()))
+	single.AddTool(mcpgo.NewTool("projects_delete"), func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		return mcpgo.NewToolResultText("done"), nil
+	})
+	c, err := client.NewInProcessClient(single)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		token string
+		want  int
+	}{{"viewer", 0}, {"owner", 1}, {"viewer", 0}} {
+		h.token.Store(tt.token)
+		res, err := c.ListTools(t.Context(), mcpgo.ListToolsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Tools) != tt.want {
+			t.Errorf("the one-tool server lists %d tools to %s, want %d", len(res.Tools), tt.token, tt.want)
+		}
+		h.call(t, "viewer", "projects_list") // and the other server is counted again in between
+	}
+}
+
 func TestShouldRefuseAPolicyThatIsNotFailClosed(t *testing.T) {
 	for _, p := range []mcp.Policy{
 		{Tools: map[string]mcp.Rule{"x": {}}},
