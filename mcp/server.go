@@ -132,6 +132,7 @@ type HTTP struct {
 	streamable               *server.StreamableHTTPServer
 	sse                      *server.SSEServer
 	readTimeout, idleTimeout time.Duration
+	writeTimeout             time.Duration // each write's, on every connection Serve accepts (writeDeadlines)
 	maxConnsPerAddress       int
 	trusted                  ClientAddrs
 }
@@ -151,7 +152,8 @@ type HTTPOptions struct {
 	// ReadTimeout bounds reading a whole request, body included; IdleTimeout how long an idle
 	// keep-alive connection is kept (defaults DefaultReadTimeout, DefaultIdleTimeout).
 	ReadTimeout, IdleTimeout time.Duration
-	// WriteTimeout bounds each write of a response or stream event (default DefaultWriteTimeout).
+	// WriteTimeout bounds each write of a response or stream event on the connections Serve
+	// accepts (default DefaultWriteTimeout; a Handler served otherwise has none of its own).
 	WriteTimeout time.Duration
 	// TrustedProxies are the proxies whose X-Forwarded-For (or Forwarded) names the client
 	// (see ClientAddrs for the rule). Default: none, and those headers are ignored.
@@ -241,8 +243,9 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *token.KeySet, logger *slog.Log
 		opts.Routes(mux, withRequest(call.HTTP))
 	}
 	addrs := NewClientAddrs(opts.TrustedProxies)
-	return &HTTP{Handler: writeDeadlines(cmp.Or(opts.WriteTimeout, DefaultWriteTimeout), addrs.Handler(mux)),
+	return &HTTP{Handler: endFailedStreams(addrs.Handler(mux)),
 		streamable: streamable, sse: sse, readTimeout: opts.ReadTimeout, idleTimeout: opts.IdleTimeout,
+		writeTimeout:       cmp.Or(opts.WriteTimeout, DefaultWriteTimeout),
 		maxConnsPerAddress: cmp.Or(opts.MaxConnsPerAddress, DefaultMaxConnsPerAddress), trusted: addrs}
 }
 
@@ -260,7 +263,9 @@ func (h *HTTP) Serve(ctx context.Context, l net.Listener, logger *slog.Logger) e
 		BaseContext:    func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(limitConns(l, h.maxConnsPerAddress, h.trusted.trusts)) }()
+	go func() {
+		errc <- srv.Serve(writeDeadlines(limitConns(l, h.maxConnsPerAddress, h.trusted.trusts), h.writeTimeout))
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)

@@ -2,10 +2,12 @@ package mcp
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bduf/mcpauth/auth"
@@ -21,105 +23,126 @@ const DefaultWriteTimeout = 30 * time.Second
 // DefaultMaxConnsPerAddress bounds the connections one client address (IPv6 by /64) holds open.
 const DefaultMaxConnsPerAddress = 256
 
-type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
-
 type flushErrorer interface{ FlushError() error }
 
-// writeDeadlines gives every write of every response on the listener a deadline at least
-// 15/16 of timeout from when it starts (the deadline is the connection's, so every response
-// sets its own, or a keep-alive connection's next response would inherit a stale one). A write
-// moves the deadline only when the last move is older than timeout/16: moving it re-arms a
-// runtime timer, and a JSON answer, written right after its request set the deadline, then
-// needs no second one. A failed write of a GET (a stream) ends the request's context: mcp-go's
-// SSE loop ignores write errors and waits on it.
-func writeDeadlines(timeout time.Duration, next http.Handler) http.Handler {
+// writeDeadlines gives every write on the listener's connections a deadline at least 15/16 of
+// timeout from when it starts: a client that stops reading (a JSON answer or a stream's
+// events) is dropped after timeout with what was queued for it, instead of pinning a goroutine
+// and every later response forever. The deadline is the connection's, and deadlineConn owns it
+// across responses: net/http clears it after every response, which deadlineConn ignores (a
+// deadline on an idle connection stops nothing, and the next write moves it first), and a
+// write moves it only when the last move is older than timeout/16. Moving it re-arms a runtime
+// timer: a busy keep-alive connection does so about once every timeout/16 instead of twice per
+// response (set for the response, cleared after it), and a response's writes read only the
+// monotonic clock.
+func writeDeadlines(l net.Listener, timeout time.Duration) net.Listener {
+	return &deadlineListener{Listener: l, timeout: timeout}
+}
+
+type deadlineListener struct {
+	net.Listener
+	timeout time.Duration
+}
+
+func (l *deadlineListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &deadlineConn{Conn: c, timeout: l.timeout}, nil
+}
+
+// monoBase anchors deadlineConn's clock: time.Since of it reads only the monotonic clock, half
+// the cost of time.Now.
+var monoBase = time.Now()
+
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+	// moved is when a write last moved the deadline (time since monoBase); 0: the deadline is
+	// not a write's (none yet, or one someone else set).
+	moved atomic.Int64
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	now := time.Since(monoBase)
+	if m := c.moved.Load(); m == 0 || now-time.Duration(m) >= c.timeout/16 {
+		_ = c.Conn.SetWriteDeadline(monoBase.Add(now + c.timeout))
+		c.moved.Store(int64(now))
+	}
+	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline lets anyone else (a handler, through http.ResponseController) set a
+// deadline, which holds until the next write moves it again; clearing it while it is a
+// write's is net/http's end of a response, and changes nothing.
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() && c.moved.Load() != 0 {
+		return nil
+	}
+	c.moved.Store(0)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	c.moved.Store(0)
+	return c.Conn.SetDeadline(t)
+}
+
+// CloseWrite half-closes the connection when it can, as net/http does before closing one
+// whose request it did not read whole.
+func (c *deadlineConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// endFailedStreams ends a GET's (a stream's) context when a write of it fails: mcp-go's SSE
+// loop ignores write errors and waits on the context, so a stream dropped by its write
+// deadline would otherwise keep its goroutine and its session. Other requests pass as they
+// are: their handler returns, failed write or not.
+func endFailedStreams(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		dl, ok := w.(writeDeadliner)
-		if !ok {
+		if r.Method != http.MethodGet {
 			next.ServeHTTP(w, r)
 			return
 		}
-		now := time.Now()
-		_ = dl.SetWriteDeadline(now.Add(timeout))
-		dw := &deadlineWriter{ResponseWriter: w, dl: dl, timeout: timeout, set: now}
-		if r.Method == http.MethodGet {
-			serveStream(dw, r, next)
-			return
-		}
-		next.ServeHTTP(dw, r) // a small frame under the MCP server's deep stack (see Guard.admit)
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		next.ServeHTTP(&streamWriter{ResponseWriter: w, cancel: cancel}, r.WithContext(ctx))
 	})
 }
 
-// serveStream serves a GET (a stream) whose failed write ends its context.
-func serveStream(dw *deadlineWriter, r *http.Request, next http.Handler) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	dw.cancel = cancel
-	next.ServeHTTP(dw, r.WithContext(ctx))
-}
-
-type deadlineWriter struct {
+type streamWriter struct {
 	http.ResponseWriter
-	dl      writeDeadliner
-	timeout time.Duration
-	set     time.Time          // when the deadline was last moved (to set+timeout)
-	cancel  context.CancelFunc // nil: not a stream
+	cancel context.CancelFunc
 }
 
-// extend moves the deadline to timeout from now, unless it is still at least 15/16 of that.
-// Its clock read is monotonic only (time.Since of the last move), half the cost of time.Now.
-func (d *deadlineWriter) extend() {
-	if d.set.IsZero() { // the handler set a deadline of its own
-		d.move(time.Now())
-	} else if since := time.Since(d.set); since >= d.timeout/16 {
-		d.move(d.set.Add(since))
-	}
-}
-
-func (d *deadlineWriter) move(now time.Time) {
-	_ = d.dl.SetWriteDeadline(now.Add(d.timeout))
-	d.set = now
-}
-
-func (d *deadlineWriter) Write(p []byte) (int, error) {
-	d.extend()
-	n, err := d.ResponseWriter.Write(p)
+func (w *streamWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
 	if err != nil {
-		d.failed()
+		w.cancel()
 	}
 	return n, err
 }
 
-func (d *deadlineWriter) Flush() { _ = d.FlushError() }
+func (w *streamWriter) Flush() { _ = w.FlushError() }
 
-func (d *deadlineWriter) FlushError() error {
-	d.extend()
+func (w *streamWriter) FlushError() error {
 	var err error
-	if f, ok := d.ResponseWriter.(flushErrorer); ok {
+	if f, ok := w.ResponseWriter.(flushErrorer); ok {
 		err = f.FlushError()
-	} else if f, ok := d.ResponseWriter.(http.Flusher); ok {
+	} else if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
 	if err != nil {
-		d.failed()
+		w.cancel()
 	}
 	return err
 }
 
-// SetWriteDeadline lets a handler that sets its own deadline (mcp-go's resumption) do so; the
-// next write moves it again, whatever it was.
-func (d *deadlineWriter) SetWriteDeadline(t time.Time) error {
-	d.set = time.Time{}
-	return d.dl.SetWriteDeadline(t)
-}
-
-func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
-
-func (d *deadlineWriter) failed() {
-	if d.cancel != nil {
-		d.cancel()
-	}
-}
+func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // limitConns caps the connections open at once from one client address: further ones are
 // closed as soon as they are accepted. The peers in exempt (trusted proxies, which carry many
