@@ -50,9 +50,16 @@ func newVerifiedTokens(size int) verifiedTokens {
 // signature, hashed without a copy: a string converted for sha256 would be allocated, and
 // copied into a stack buffer it costs a copy and a frame on the guard's every call. Sum256
 // only reads its argument, so a read-only view of the string is safe. A token without a
-// signature is all signature here: it never verifies, so it is never found.
+// signature is all signature here: it never verifies, so it is never found. The signature
+// starts after the second dot (a compact JWS has two), found from the front: IndexByte is
+// vectorized, LastIndexByte a byte loop, six times the instructions over a signature.
 func tokenKey(token string) (signed string, key [sha256.Size]byte) {
-	dot := strings.LastIndexByte(token, '.')
+	dot := -1
+	if first := strings.IndexByte(token, '.'); first >= 0 {
+		if second := strings.IndexByte(token[first+1:], '.'); second >= 0 {
+			dot = first + 1 + second
+		}
+	}
 	signed, sig := token[:max(dot, 0)], token[dot+1:]
 	return signed, sha256.Sum256(unsafe.Slice(unsafe.StringData(sig), len(sig)))
 }
