@@ -134,6 +134,13 @@ func newHarness(t *testing.T, authz fakeAuthz, limit ...throttle.Limit) *harness
 	if got := g.CheckTools(s); !slices.Equal(got, []string{"unmapped_tool"}) {
 		t.Fatalf("CheckTools = %v, want [unmapped_tool]", got)
 	}
+	h.client = inProcessClient(t, s)
+	return h
+}
+
+// inProcessClient is an initialized mcp-go client of s, closed with the test.
+func inProcessClient(t *testing.T, s *server.MCPServer) *client.Client {
+	t.Helper()
 	c, err := client.NewInProcessClient(s)
 	if err != nil {
 		t.Fatal(err)
@@ -145,8 +152,7 @@ func newHarness(t *testing.T, authz fakeAuthz, limit ...throttle.Limit) *harness
 	if _, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	h.client = c
-	return h
+	return c
 }
 
 func (h *harness) call(t *testing.T, token, tool string) *mcpgo.CallToolResult {
@@ -317,17 +323,7 @@ func TestShouldFilterTheListingOfAOneToolServerBesideAnother(t *testing.T) {
 	single.AddTool(mcpgo.NewTool("projects_delete"), func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 		return mcpgo.NewToolResultText("done"), nil
 	})
-	c, err := client.NewInProcessClient(single)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Initialize(t.Context(), mcpgo.InitializeRequest{}); err != nil {
-		t.Fatal(err)
-	}
+	c := inProcessClient(t, single)
 	for _, tt := range []struct {
 		token string
 		want  int
