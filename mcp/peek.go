@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"unicode/utf8"
 )
 
 // peekInto returns the methods of a JSON-RPC message or batch and the tool names of its
@@ -132,15 +133,15 @@ func message(t jsonValues) (m peekedMessage, ok bool) {
 	}
 	return m, object(t, func(name []byte) bool {
 		switch {
-		case bytes.EqualFold(name, nameMethod):
+		case sameName(name, nameMethod):
 			return stringInto(t, &m.method)
-		case bytes.EqualFold(name, nameParams):
+		case sameName(name, nameParams):
 			switch t.kind() {
 			case 'n':
 				return t.null()
 			case '{':
 				return object(t, func(name []byte) bool {
-					if bytes.EqualFold(name, nameName) {
+					if sameName(name, nameName) {
 						return stringInto(t, &m.name)
 					}
 					return t.skip()
@@ -153,6 +154,26 @@ func message(t jsonValues) (m peekedMessage, ok bool) {
 }
 
 var nameMethod, nameParams, nameName = []byte("method"), []byte("params"), []byte("name")
+
+// sameName is encoding/json's match of a member name with one of ours (plain ASCII):
+// strings.EqualFold. A name of another length matches only through a multi-byte rune that
+// folds to ASCII (ſ to s, the Kelvin sign to k), so a plain ASCII one of another length, the
+// usual "jsonrpc" and "id", is told apart by its length, not folded byte by byte.
+func sameName(name, ours []byte) bool {
+	if len(name) != len(ours) && isASCII(name) {
+		return false
+	}
+	return bytes.EqualFold(name, ours)
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
 
 // object reads an object, calling member for each name with t at its value, which member
 // must read.

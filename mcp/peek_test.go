@@ -54,7 +54,10 @@ var peekCases = []string{
 	"{\"method\":\"\xff\"}", `{"method":"\ud800"}`, `{"ſ":1,"method":"ping"}`, `{"K":1}`,
 	`{"method":"notifications/initialized"}`, ` {"method":"initialize"} `,
 	// Names that fold to ours without being as long (ſ folds to s): a length check would miss them.
-	`{"method":"tools/call","paramſ":{"name":"a"}}`,
+	`{"method":"tools/call","paramſ":{"name":"a"}}`, `{"method":"tools/call","params":{"nameſ":"a","Name":"b"}}`,
+	// ASCII names as long as ours in another case match; of another length never.
+	`{"METHOD":"ping"}`, `{"methods":"ping","metho":"x","Method":"tools/list"}`,
+	`{"method":"tools/call","PARAMS":{"NAME":"a","names":"b","nam":"c"}}`,
 	// The scanner's grammar: numbers, literals, whitespace, separators, nesting.
 	`{"id":-0.5e+10,"method":"ping"}`, `{"id":0,"method":"ping"}`, `{"id":1E-2,"method":"ping"}`,
 	`{"id":01,"method":"ping"}`, `{"id":1.,"method":"ping"}`, `{"id":-,"method":"ping"}`, `{"id":1e,"method":"ping"}`,

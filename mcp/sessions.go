@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -56,16 +57,29 @@ type sessions struct {
 	idle   time.Duration // entries unused this long are stale (mcp-go's sweeper normally ends them first)
 	now    func() time.Time
 
+	// byID is read by every request of a session (claim, then mcp-go's Validate) without mu,
+	// so that requests on both cores do not take turns on one lock; it changes only under mu,
+	// with the counts.
+	byID sync.Map // string → *sessionOwner
+
 	mu      sync.Mutex
-	byID    map[string]*sessionOwner // a claim updates its entry in place
+	held    int // entries of byID
 	perAddr map[netip.Prefix]int
 	pending int // admitted, not yet bound to an id
 }
 
-type sessionOwner struct {
+// opener is who opened a session and from where.
+type opener struct {
 	principal string       // a user id; "" for anonymous
-	addr      netip.Prefix // the client address (IPv6 by /64) it was opened from
-	lastSeen  int64        // unix nanoseconds
+	addr      netip.Prefix // the client address (IPv6 by /64)
+}
+
+type sessionOwner struct {
+	addr netip.Prefix // where it was opened from
+	// principal is the user it belongs to ("" for anonymous): set by the opener, and changed
+	// once at most, from "" to a user (claim).
+	principal atomic.Pointer[string]
+	lastSeen  atomic.Int64 // unix nanoseconds
 }
 
 func newSessions(l SessionLimits, idle time.Duration) *sessions {
@@ -75,18 +89,18 @@ func newSessions(l SessionLimits, idle time.Duration) *sessions {
 	if l.PerAddress <= 0 {
 		l.PerAddress = DefaultMaxSessionsPerAddress
 	}
-	return &sessions{limits: l, idle: idle, now: time.Now, byID: map[string]*sessionOwner{}, perAddr: map[netip.Prefix]int{}}
+	return &sessions{limits: l, idle: idle, now: time.Now, perAddr: map[netip.Prefix]int{}}
 }
 
 // admit reserves a session for addr, refusing when a limit is reached.
 func (s *sessions) admit(addr netip.Prefix) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.byID)+s.pending >= s.limits.Max {
+	if s.held+s.pending >= s.limits.Max {
 		s.dropStale()
 	}
 	switch {
-	case len(s.byID)+s.pending >= s.limits.Max:
+	case s.held+s.pending >= s.limits.Max:
 		return errSessionsFull
 	case s.perAddr[addr] >= s.limits.PerAddress:
 		return errSessionsPerAddress
@@ -100,20 +114,27 @@ func (s *sessions) admit(addr netip.Prefix) error {
 // reported (it sweeps the others itself). Called with mu held, only when the table is full.
 func (s *sessions) dropStale() {
 	cutoff := s.now().Add(-2 * s.idle).UnixNano()
-	for id, o := range s.byID {
-		if o.lastSeen < cutoff {
-			s.forget(id, o)
+	s.byID.Range(func(id, o any) bool {
+		if o.(*sessionOwner).lastSeen.Load() < cutoff {
+			s.forget(id.(string), o.(*sessionOwner))
 		}
-	}
+		return true
+	})
 }
 
 // bind gives an admitted reservation its id.
-func (s *sessions) bind(id string, o sessionOwner) {
+func (s *sessions) bind(id string, by opener) {
+	o := &sessionOwner{addr: by.addr}
+	o.principal.Store(&by.principal)
+	o.lastSeen.Store(s.now().UnixNano())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending--
-	o.lastSeen = s.now().UnixNano()
-	s.byID[id] = &o
+	if old, loaded := s.byID.Swap(id, o); loaded { // ids are random: never, but counted right
+		s.decAddr(old.(*sessionOwner).addr)
+	} else {
+		s.held++
+	}
 }
 
 // release returns an admitted reservation that got no id.
@@ -127,13 +148,15 @@ func (s *sessions) release(addr netip.Prefix) {
 func (s *sessions) remove(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if o, ok := s.byID[id]; ok {
-		s.forget(id, o)
+	if o, ok := s.byID.Load(id); ok {
+		s.forget(id, o.(*sessionOwner))
 	}
 }
 
+// forget drops a session; called with mu held.
 func (s *sessions) forget(id string, o *sessionOwner) {
-	delete(s.byID, id)
+	s.byID.Delete(id)
+	s.held--
 	s.decAddr(o.addr)
 }
 
@@ -148,20 +171,33 @@ func (s *sessions) decAddr(addr netip.Prefix) {
 // claim reports whether a request by principal from addr may use session id; an anonymous
 // session claimed by a user from the address that opened it becomes that user's.
 func (s *sessions) claim(id, principal string, addr netip.Prefix) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o, ok := s.byID[id]
-	switch {
-	case !ok:
+	o, ok := s.byID.Load(id)
+	if !ok || !o.(*sessionOwner).take(principal, addr) {
 		return false
-	case o.principal == "" && o.addr != addr:
-		return false // anonymous: the address is the principal
-	case o.principal != principal && o.principal != "":
-		return false // another user's, or a user's asked for anonymously
 	}
-	o.principal = principal
-	o.lastSeen = s.now().UnixNano()
+	o.(*sessionOwner).lastSeen.Store(s.now().UnixNano())
 	return true
+}
+
+// take reports whether principal from addr may use the session, which becomes principal's if
+// it was anonymous. Two users logging in with one anonymous session at once: one takes it.
+func (o *sessionOwner) take(principal string, addr netip.Prefix) bool {
+	for {
+		cur := o.principal.Load()
+		switch {
+		case *cur == principal && (principal != "" || o.addr == addr):
+			return true // its user (from anywhere), or anonymous from its address
+		case *cur != "":
+			return false // another user's, or a user's asked for anonymously
+		case o.addr != addr:
+			return false // anonymous: the address is the principal
+		}
+		p := new(string) // an anonymous session's login: it becomes the user's
+		*p = principal
+		if o.principal.CompareAndSwap(cur, p) {
+			return true
+		}
+	}
 }
 
 // Generate, Validate and Terminate make the table the streamable transport's
@@ -170,9 +206,7 @@ func (s *sessions) claim(id, principal string, addr netip.Prefix) bool {
 func (s *sessions) Generate() string { return rand.Text() }
 
 func (s *sessions) Validate(id string) (isTerminated bool, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.byID[id]; !ok {
+	if _, ok := s.byID.Load(id); !ok {
 		return false, errUnknownSession
 	}
 	return false, nil
@@ -260,7 +294,7 @@ func (s *sessions) serveOpening(w http.ResponseWriter, r *http.Request, next htt
 		return
 	}
 	if a.initialize {
-		bw := &bindingWriter{ResponseWriter: w, s: s, owner: sessionOwner{principal: a.principal, addr: a.addr}}
+		bw := &bindingWriter{ResponseWriter: w, s: s, owner: opener{principal: a.principal, addr: a.addr}}
 		defer bw.done()
 		next.ServeHTTP(bw, r)
 		return
@@ -274,7 +308,7 @@ func (s *sessions) serveOpening(w http.ResponseWriter, r *http.Request, next htt
 type bindingWriter struct {
 	http.ResponseWriter
 	s       *sessions
-	owner   sessionOwner
+	owner   opener
 	written bool
 	bound   bool
 }
@@ -314,7 +348,7 @@ func (b *bindingWriter) done() {
 
 // sseOpening carries a /sse request's reservation to sseSessionID, which mints its id.
 type sseOpening struct {
-	owner sessionOwner
+	owner opener
 	id    string
 }
 
@@ -332,7 +366,7 @@ func (s *sessions) sseStream(next http.Handler) http.Handler {
 			refuseSession(w, r, err)
 			return
 		}
-		o := &sseOpening{owner: sessionOwner{principal: a.principal, addr: a.addr}}
+		o := &sseOpening{owner: opener{principal: a.principal, addr: a.addr}}
 		defer func() {
 			if o.id != "" {
 				s.remove(o.id)

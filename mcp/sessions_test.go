@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,20 +14,20 @@ func TestShouldLetOnlyTheSessionsPrincipalClaimIt(t *testing.T) {
 	away := auth.AddrGroup(netip.MustParseAddr("198.51.100.7"))
 	for _, tc := range []struct {
 		name      string
-		owner     sessionOwner
+		owner     opener
 		principal string
 		addr      netip.Prefix
 		want      bool
 		becomes   string // the session's principal after a granted claim
 	}{
-		{"its user, from where it was opened", sessionOwner{principal: "u1", addr: home}, "u1", home, true, "u1"},
-		{"its user, from elsewhere", sessionOwner{principal: "u1", addr: home}, "u1", away, true, "u1"},
-		{"another user", sessionOwner{principal: "u1", addr: home}, "u2", home, false, ""},
-		{"anyone anonymous, even from its address", sessionOwner{principal: "u1", addr: home}, "", home, false, ""},
-		{"an anonymous session, from its address", sessionOwner{addr: home}, "", home, true, ""},
-		{"an anonymous session, from elsewhere", sessionOwner{addr: home}, "", away, false, ""},
-		{"an anonymous session's login, from its address", sessionOwner{addr: home}, "u1", home, true, "u1"},
-		{"an anonymous session claimed by a user elsewhere", sessionOwner{addr: home}, "u1", away, false, ""},
+		{"its user, from where it was opened", opener{principal: "u1", addr: home}, "u1", home, true, "u1"},
+		{"its user, from elsewhere", opener{principal: "u1", addr: home}, "u1", away, true, "u1"},
+		{"another user", opener{principal: "u1", addr: home}, "u2", home, false, ""},
+		{"anyone anonymous, even from its address", opener{principal: "u1", addr: home}, "", home, false, ""},
+		{"an anonymous session, from its address", opener{addr: home}, "", home, true, ""},
+		{"an anonymous session, from elsewhere", opener{addr: home}, "", away, false, ""},
+		{"an anonymous session's login, from its address", opener{addr: home}, "u1", home, true, "u1"},
+		{"an anonymous session claimed by a user elsewhere", opener{addr: home}, "u1", away, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSessions(SessionLimits{}, time.Minute)
@@ -37,13 +38,57 @@ func TestShouldLetOnlyTheSessionsPrincipalClaimIt(t *testing.T) {
 			if got := s.claim("sid", tc.principal, tc.addr); got != tc.want {
 				t.Fatalf("claim = %v, want %v", got, tc.want)
 			}
-			if got := s.byID["sid"].principal; tc.want && got != tc.becomes {
+			if got := s.principalOf(t, "sid"); tc.want && got != tc.becomes {
 				t.Errorf("the session's principal is %q, want %q", got, tc.becomes)
 			}
-			if got := s.byID["sid"].principal; !tc.want && got != tc.owner.principal {
+			if got := s.principalOf(t, "sid"); !tc.want && got != tc.owner.principal {
 				t.Errorf("a refused claim changed the principal to %q", got)
 			}
 		})
+	}
+}
+
+func (s *sessions) principalOf(t *testing.T, id string) string {
+	t.Helper()
+	o, ok := s.byID.Load(id)
+	if !ok {
+		t.Fatalf("no session %q", id)
+	}
+	return *o.(*sessionOwner).principal.Load()
+}
+
+// Users who log in with one anonymous session at once: one of them gets it, the others are
+// refused, whatever the order. (The interleaving that would hand it to two cannot be forced
+// from here; what is checked, every round, is that the outcome has one owner.)
+func TestShouldGiveAnAnonymousSessionToOneOfTheUsersClaimingItAtOnce(t *testing.T) {
+	home := auth.AddrGroup(netip.MustParseAddr("192.0.2.1"))
+	for range 200 {
+		s := newSessions(SessionLimits{}, time.Minute)
+		if err := s.admit(home); err != nil {
+			t.Fatal(err)
+		}
+		s.bind("sid", opener{addr: home})
+		users := []string{"u1", "u2", "u3", "u4"}
+		won := make([]bool, len(users))
+		var wg sync.WaitGroup
+		start := make(chan struct{}) // all at once, as near as goroutines get
+		for i, u := range users {
+			wg.Go(func() { <-start; won[i] = s.claim("sid", u, home) })
+		}
+		close(start)
+		wg.Wait()
+		var winners []string
+		for i, w := range won {
+			if w {
+				winners = append(winners, users[i])
+			}
+		}
+		if len(winners) != 1 || s.principalOf(t, "sid") != winners[0] {
+			t.Fatalf("claims granted to %v, the session is %q's: want exactly one, and it the owner", winners, s.principalOf(t, "sid"))
+		}
+		if !s.claim("sid", winners[0], home) || s.claim("sid", "", home) {
+			t.Fatal("after the race the session is not its winner's alone")
+		}
 	}
 }
 
@@ -56,11 +101,11 @@ func TestShouldCapSessionsPerAddressAndOverall(t *testing.T) {
 	if err := s.admit(a); err != nil {
 		t.Fatal(err)
 	}
-	s.bind("a1", sessionOwner{addr: a})
+	s.bind("a1", opener{addr: a})
 	if err := s.admit(sameSlash64); err != nil {
 		t.Fatal(err)
 	}
-	s.bind("a2", sessionOwner{addr: sameSlash64})
+	s.bind("a2", opener{addr: sameSlash64})
 	if err := s.admit(a); err != errSessionsPerAddress {
 		t.Fatalf("a third session from one /64: %v, want errSessionsPerAddress", err)
 	}
@@ -74,7 +119,7 @@ func TestShouldCapSessionsPerAddressAndOverall(t *testing.T) {
 	if err := s.admit(c); err != nil {
 		t.Fatalf("after a release: %v", err)
 	}
-	s.bind("c1", sessionOwner{addr: c})
+	s.bind("c1", opener{addr: c})
 	if _, err := s.Terminate("a1"); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +139,7 @@ func TestShouldForgetSessionsWhoseEndWasNeverReportedWhenFull(t *testing.T) {
 	if err := s.admit(a); err != nil {
 		t.Fatal(err)
 	}
-	s.bind("old", sessionOwner{addr: a})
+	s.bind("old", opener{addr: a})
 	if err := s.admit(a); err != errSessionsFull {
 		t.Fatalf("a second session: %v, want errSessionsFull", err)
 	}
