@@ -8,11 +8,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -173,7 +175,7 @@ func (s *Server) awaitPing() error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := ping(s.addr)
+		err := ping(s.addr, s.cmd.Process.Pid)
 		if err == nil {
 			return nil
 		}
@@ -188,22 +190,42 @@ func (s *Server) awaitPing() error {
 	}
 }
 
-func ping(addr string) error {
+// ping reports whether the redis-server of process pid answers on addr: PING, then INFO
+// server's process_id. Another test's server may have taken the port between freePort and our
+// bind, and would answer PING in our server's place until ours exits.
+func ping(addr string, pid int) error {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	br := bufio.NewReader(conn)
+	line, err := br.ReadString('\n')
 	if err != nil {
 		return err
 	}
 	if line != "+PONG\r\n" {
 		return fmt.Errorf("PING answered %q", line)
+	}
+	head, err := br.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(head, "$"), "\r\n"))
+	if err != nil || n < 0 || n > 1<<20 {
+		return fmt.Errorf("INFO server answered %q", head)
+	}
+	info := make([]byte, n)
+	if _, err := io.ReadFull(br, info); err != nil {
+		return err
+	}
+	want := "process_id:" + strconv.Itoa(pid) + "\r\n"
+	if !strings.Contains(string(info), want) {
+		return fmt.Errorf("another redis-server answers on %s (not process %d)", addr, pid)
 	}
 	return nil
 }
