@@ -27,7 +27,7 @@ import (
 
 // noOrigin is the allow-list handed to mcp-go, whatever ours is: any list turns off its SSE
 // default of "Access-Control-Allow-Origin: *", and this entry is not an origin serialization
-// (RFC 6454), so mcp-go grants nothing itself (keepBrowsersOut does, for the allowed origins).
+// (RFC 6454), so mcp-go grants nothing itself (answeredBrowser does, for the allowed origins).
 const noOrigin = "no-cross-origin-access"
 
 // CORS of the MCP endpoints for an allowed origin.
@@ -37,18 +37,9 @@ const (
 	corsExposeHeaders = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version"
 )
 
-// keepBrowsersOut refuses a request whose Origin is not allowed (403) and a POST whose body is
-// not declared as JSON (415) before next sees it. It allocates nothing.
-func keepBrowsersOut(allowed []string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !answeredBrowser(allowed, w, r) { // its frame is gone before next runs (see Guard.admit)
-			next.ServeHTTP(w, r)
-		}
-	})
-}
-
-// answeredBrowser is keepBrowsersOut's check: it reports whether it answered the request itself
-// (a refusal, a preflight), having set the CORS headers of an allowed origin.
+// answeredBrowser refuses a request whose Origin is not allowed (403) and a POST whose body is
+// not declared as JSON (415), and answers a preflight: it reports whether it answered the
+// request itself, having set the CORS headers of an allowed origin. It allocates nothing.
 func answeredBrowser(allowed []string, w http.ResponseWriter, r *http.Request) bool {
 	o := header(r.Header, headerOrigin)
 	if o != "" && !slices.Contains(allowed, o) && !sameLoopbackOrigin(o, r) {

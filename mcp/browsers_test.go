@@ -4,12 +4,25 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
+// browserEndpoint is an MCP endpoint as NewHTTP builds it, allowing https://app.example.com,
+// with a real guard in front of next: the token "good" passes, no token gets the guard's 401.
+func browserEndpoint(t *testing.T, next http.HandlerFunc) http.Handler {
+	t.Helper()
+	g, err := NewGuard(GuardConfig{Auth: oneUser{new(atomic.Bool)}, Authz: readsX{}, Policy: Policy{Tools: map[string]Rule{"read": Require("x:read")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &endpoint{allowed: []string{"https://app.example.com"}, guard: g, transport: "http", next: next}
+}
+
 func TestShouldRefuseForeignOriginsAndNonJSONBodiesWithoutAllocating(t *testing.T) {
 	reached := 0
-	h := keepBrowsersOut([]string{"https://app.example.com"}, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached++ }))
+	h := browserEndpoint(t, func(http.ResponseWriter, *http.Request) { reached++ })
+	const ping = `{"jsonrpc":"2.0","id":1,"method":"ping"}`
 	for _, tc := range []struct {
 		name, method, origin, contentType string
 		want                              int
@@ -34,7 +47,8 @@ func TestShouldRefuseForeignOriginsAndNonJSONBodiesWithoutAllocating(t *testing.
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := reached
-			r := httptest.NewRequest(tc.method, "/mcp", strings.NewReader("{}"))
+			r := httptest.NewRequest(tc.method, "/mcp", strings.NewReader(ping))
+			r.Header.Set("Authorization", "Bearer good")
 			if tc.host != "" {
 				r.Host = tc.host
 			}
@@ -55,19 +69,16 @@ func TestShouldRefuseForeignOriginsAndNonJSONBodiesWithoutAllocating(t *testing.
 	r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
 	r.Header.Set("Content-Type", "application/json")
 	var w http.ResponseWriter = httptest.NewRecorder()
-	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { answeredBrowser([]string{"https://app.example.com"}, w, r) }); n != 0 {
 		t.Errorf("an accepted request costs %v allocations in the check, want 0", n)
 	}
 }
 
 func TestShouldGiveAllowedOriginsCORSBeforeTheGuard(t *testing.T) {
 	reached := 0
-	h := keepBrowsersOut([]string{"https://app.example.com"}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		reached++
-		w.WriteHeader(http.StatusUnauthorized) // the guard's answer to a request without a token
-	}))
+	h := browserEndpoint(t, func(http.ResponseWriter, *http.Request) { reached++ })
 	do := func(method, origin string, header ...string) *httptest.ResponseRecorder {
-		r := httptest.NewRequest(method, "/mcp", strings.NewReader("{}"))
+		r := httptest.NewRequest(method, "/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
 		r.Header.Set("Content-Type", "application/json")
 		if origin != "" {
 			r.Header.Set("Origin", origin)
@@ -91,7 +102,7 @@ func TestShouldGiveAllowedOriginsCORSBeforeTheGuard(t *testing.T) {
 	// The guard's 401 is readable, challenge included.
 	w = do(http.MethodPost, "https://app.example.com")
 	hd = w.Header()
-	if w.Code != http.StatusUnauthorized || hd.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+	if w.Code != http.StatusUnauthorized || hd.Get("WWW-Authenticate") == "" || reached != 0 || hd.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
 		!strings.Contains(hd.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") || !strings.Contains(hd.Get("Access-Control-Expose-Headers"), "Mcp-Session-Id") ||
 		hd.Get("Vary") != "Origin" || hd.Get("Access-Control-Allow-Credentials") != "" {
 		t.Errorf("the guard's answer to an allowed origin: %d %v", w.Code, hd)

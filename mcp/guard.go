@@ -652,20 +652,25 @@ const (
 // Authorization header only, 401 with a WWW-Authenticate challenge pointing at the
 // protected-resource metadata (RFC 9728, which it also serves), and 403 insufficient_scope
 // for a tools/call whose tool needs a scope the token lacks.
-func (g *Guard) HTTP(next http.Handler) http.Handler { return g.httpFor("http", next) }
+func (g *Guard) HTTP(next http.Handler) http.Handler {
+	return &guardHandler{g: g, transport: "http", next: next}
+}
 
-// httpFor is HTTP naming the transport in the audit context (unless the request already
-// carries one), which it passes on to next together with the claims it verified: one copy of
-// the request, not one per value.
-func (g *Guard) httpFor(transport string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// admit's frame is large and the MCP server under next is deep: admit returns before
-		// next runs, so that a call's stack stays within the size its goroutine already has
-		// (a deeper stack is copied anew after every GC has shrunk it).
-		if gc := g.admit(w, r, transport); gc != nil {
-			next.ServeHTTP(w, r.WithContext(gc))
-		}
-	})
+// guardHandler is Guard.HTTP: a type, not an http.HandlerFunc, whose frame would be one more
+// above the MCP server (see endpoint).
+type guardHandler struct {
+	g         *Guard
+	transport string
+	next      http.Handler
+}
+
+func (h *guardHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// admit's frame is large and the MCP server under next is deep: admit returns before
+	// next runs, so that a call's stack stays within the size its goroutine already has
+	// (a deeper stack is copied anew after every GC has shrunk it).
+	if gc := h.g.admit(w, r, h.transport); gc != nil {
+		h.next.ServeHTTP(w, r.WithContext(gc))
+	}
 }
 
 // admit is the HTTP guard's decision on one request: the context to serve it with, or nil

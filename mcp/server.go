@@ -208,9 +208,9 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *token.KeySet, logger *slog.Log
 		mux.Handle(path, h)
 	}
 	handleMCP("/mcp", []string{http.MethodPost, http.MethodGet, http.MethodDelete},
-		keepBrowsersOut(opts.AllowedOrigins, g.httpFor("http", table.streamable(streamable))))
-	handleMCP("/sse", []string{http.MethodGet}, keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", table.sseStream(sse))))
-	handleMCP("/message", []string{http.MethodPost}, keepBrowsersOut(opts.AllowedOrigins, g.httpFor("sse", table.sseMessages(sse))))
+		&endpoint{allowed: opts.AllowedOrigins, guard: g, transport: "http", sessions: table, next: streamable})
+	handleMCP("/sse", []string{http.MethodGet}, &endpoint{allowed: opts.AllowedOrigins, guard: g, transport: "sse", next: table.sseStream(sse)})
+	handleMCP("/message", []string{http.MethodPost}, &endpoint{allowed: opts.AllowedOrigins, guard: g, transport: "sse", next: table.sseMessages(sse)})
 	mux.Handle(metadataPath, g.HTTP(http.NotFoundHandler())) // g.HTTP serves the metadata itself
 	mux.Handle(metadataPath+"/", g.HTTP(http.NotFoundHandler()))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -243,7 +243,7 @@ func NewHTTP(s *server.MCPServer, g *Guard, keys *token.KeySet, logger *slog.Log
 		opts.Routes(mux, withRequest(call.HTTP))
 	}
 	addrs := NewClientAddrs(opts.TrustedProxies)
-	return &HTTP{Handler: endFailedStreams(addrs.Handler(mux)),
+	return &HTTP{Handler: addrs.Handler(mux),
 		streamable: streamable, sse: sse, readTimeout: opts.ReadTimeout, idleTimeout: opts.IdleTimeout,
 		writeTimeout:       cmp.Or(opts.WriteTimeout, DefaultWriteTimeout),
 		maxConnsPerAddress: cmp.Or(opts.MaxConnsPerAddress, DefaultMaxConnsPerAddress), trusted: addrs}

@@ -235,19 +235,6 @@ func requester(r *http.Request) asker {
 	return asker{addr: auth.AddrGroup(sourceAddr(r.RemoteAddr)), modern: modernProtocol(r)}
 }
 
-// streamable binds the sessions of the streamable-HTTP transport (next), which must mint its
-// ids with s (server.WithSessionIdManager). It sits behind the guard.
-func (s *sessions) streamable(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch s.route(w, r) { // route's frame is gone before next runs (see Guard.admit)
-		case routePass:
-			next.ServeHTTP(w, r)
-		case routeOpen:
-			s.serveOpening(w, r, next)
-		}
-	})
-}
-
 // streamRoute is what becomes of a streamable-HTTP request, as the session table sees it.
 type streamRoute int
 

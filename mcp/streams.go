@@ -98,22 +98,8 @@ func (c *deadlineConn) CloseWrite() error {
 	return errors.ErrUnsupported
 }
 
-// endFailedStreams ends a GET's (a stream's) context when a write of it fails: mcp-go's SSE
-// loop ignores write errors and waits on the context, so a stream dropped by its write
-// deadline would otherwise keep its goroutine and its session. Other requests pass as they
-// are: their handler returns, failed write or not.
-func endFailedStreams(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			next.ServeHTTP(w, r)
-			return
-		}
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-		next.ServeHTTP(&streamWriter{ResponseWriter: w, cancel: cancel}, r.WithContext(ctx))
-	})
-}
-
+// streamWriter is a stream's writer (endpoint.serveStream): a failed write or flush ends the
+// stream's context.
 type streamWriter struct {
 	http.ResponseWriter
 	cancel context.CancelFunc
