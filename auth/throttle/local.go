@@ -58,12 +58,15 @@ func (l *LocalLimiter) Allow(_ context.Context, key string, lim Limit) (Decision
 	defer l.mu.Unlock()
 	now := l.now()
 	r := l.limiter(key, lim)
-	res := r.ReserveN(now, 1)
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return Decision{RetryAfter: d}, nil
+	if r.AllowN(now, 1) { // consumes nothing when it refuses (and allocates nothing, unlike ReserveN)
+		return Decision{Allowed: true}, nil
 	}
-	return Decision{Allowed: true}, nil
+	return Decision{RetryAfter: retryAfter(r.TokensAt(now), lim)}, nil
+}
+
+// retryAfter is how long until a limiter holding tokens (fewer than one) under lim has one.
+func retryAfter(tokens float64, lim Limit) time.Duration {
+	return time.Duration((1 - tokens) * float64(lim.Period/time.Duration(lim.Rate)))
 }
 
 // Check reports whether one more event would be allowed.
@@ -73,7 +76,7 @@ func (l *LocalLimiter) Check(_ context.Context, key string, lim Limit) (Decision
 	now := l.now()
 	r := l.limiter(key, lim)
 	if tokens := r.TokensAt(now); tokens < 1 {
-		return Decision{RetryAfter: time.Duration((1 - tokens) * float64(lim.Period/time.Duration(lim.Rate)))}, nil
+		return Decision{RetryAfter: retryAfter(tokens, lim)}, nil
 	}
 	return Decision{Allowed: true}, nil
 }

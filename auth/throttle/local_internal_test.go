@@ -115,3 +115,26 @@ func TestShouldKeepAHotKeysSpentBudgetThroughAFloodOfFreshKeys(t *testing.T) {
 		t.Fatalf("limiter holds %d keys, want at most %d", n, maxLocalKeys)
 	}
 }
+
+// The guard asks the limiter on every tool call: a known key's event costs no allocation,
+// allowed or refused, and a refusal consumes nothing.
+func TestShouldDecideAKnownLocalKeyWithoutAllocating(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_700_000_000, 0)
+	l := NewLocalLimiter(func() time.Time { return now })
+	lim := Limit{Rate: 1, Period: time.Minute, Burst: 1 << 30}
+	if n := testing.AllocsPerRun(100, func() { _, _ = l.Allow(ctx, "calls:usr_1", lim) }); n != 0 {
+		t.Errorf("an allowed event costs %v allocations, want 0", n)
+	}
+	one := Limit{Rate: 1, Period: time.Minute, Burst: 1}
+	if d, _ := l.Allow(ctx, "calls:usr_2", one); !d.Allowed {
+		t.Fatal("the first event refused")
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = l.Allow(ctx, "calls:usr_2", one) }); n != 0 {
+		t.Errorf("a refused event costs %v allocations, want 0", n)
+	}
+	now = now.Add(time.Minute) // one token back: the refusals took none of it
+	if d, _ := l.Allow(ctx, "calls:usr_2", one); !d.Allowed {
+		t.Error("after a period the key is still refused: the refusals consumed tokens")
+	}
+}
