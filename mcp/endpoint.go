@@ -18,11 +18,11 @@ import (
 type endpoint struct {
 	allowed   []string // origins given CORS (answeredBrowser)
 	guard     *Guard
-	transport string    // the transport the audit context names (Guard.admit)
+	transport string // the transport the audit context names (Guard.admit)
 	// sessions is streamable HTTP's session table, which must mint next's session ids
 	// (server.WithSessionIdManager); nil when next binds its sessions itself (SSE).
 	sessions *sessions
-	next      http.Handler
+	next     http.Handler
 }
 
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
