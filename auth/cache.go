@@ -8,8 +8,6 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-
-	"github.com/bduf/mcpauth/internal/recency"
 )
 
 // Defaults for the user cache (Config.UserCacheTTL).
@@ -49,7 +47,7 @@ type UserVersions interface {
 // Records refreshed together age together, so the batches stay few. Past twice the TTL (a user
 // idle that long) the call waits for its own read.
 type liveUsers struct {
-	lru *lru.Cache[string, *liveUser] // nil: caching off; entries are never changed once added (but for their uses)
+	lru *lru.Cache[string, *liveUser] // nil: caching off; entries are never changed once added
 	ttl time.Duration
 	// gen counts forgets: a read that raced one is not cached, so a record read before a
 	// change can never be put back after it.
@@ -67,8 +65,7 @@ const (
 type liveUser struct {
 	user   User
 	loaded time.Time
-	seen   userVersion  // the versions read before the record was
-	uses   recency.Uses // a hit moves the entry to the LRU's front once every recency.Every
+	seen   userVersion // the versions read before the record was
 }
 
 // userVersion is what a cached record's trust depends on: the deployment's epoch and the user's
@@ -98,10 +95,7 @@ func newLiveUsers(ttl time.Duration) *liveUsers {
 func (s *Service) liveUser(ctx context.Context, id string) (User, error) {
 	now := s.cfg.Now()
 	if s.users.lru != nil {
-		if e, ok := s.users.lru.Peek(id); ok && e.seen == s.userVersion(id) {
-			if e.uses.Due() {
-				s.users.lru.Get(id) // marks it recently used
-			}
+		if e, ok := s.users.lru.Get(id); ok && e.seen == s.userVersion(id) {
 			switch age := now.Sub(e.loaded); {
 			case age < s.users.ttl/2:
 				return e.user, nil

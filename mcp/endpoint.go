@@ -13,8 +13,9 @@ import (
 // One handler, not one wrapper per step, because the MCP server under next is deep and every
 // frame above it counts: a call whose stack outgrows its goroutine's is copied to one twice the
 // size, and again after every GC that shrank it. A wrapper per step (with http.HandlerFunc's
-// own frame each) put about 600 bytes above the MCP server, enough to push a projects_list
-// call over 16 KiB; the steps here return before next runs, except a session's opening.
+// own frame each) put 600 bytes above the MCP server, enough to bring a projects_list call to
+// within a hundred bytes of 16 KiB (and over it behind one more mux); the steps here return
+// before next runs, except a session's opening.
 type endpoint struct {
 	allowed   []string // origins given CORS (answeredBrowser)
 	guard     *Guard

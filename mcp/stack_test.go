@@ -24,8 +24,8 @@ import (
 // (432 bytes with go1.27, 584 under the race detector, whose instrumentation adds to every
 // frame). A call whose stack outgrows its goroutine's is copied to one
 // twice the size, and again after every GC that shrank it: the guard's wrappers, one per step,
-// once added about 900 bytes, enough to tip the load test's projects_list calls over 16 KiB
-// (1.8% of the server's CPU).
+// once added 872 bytes, enough to tip the load test's projects_list calls over 16 KiB in a
+// profiled run (1.8% of the server's CPU) and within a hundred bytes of it otherwise.
 const maxGuardStack = 640
 
 // maxGuardStackRace is maxGuardStack under the race detector (the old wrappers: 1.1 KiB).

@@ -7,8 +7,6 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
-
-	"github.com/bduf/mcpauth/internal/recency"
 )
 
 // maxLocalKeys bounds the in-process limiter's memory. When it is reached the limiter forgets
@@ -20,21 +18,13 @@ const maxLocalKeys = 1 << 16
 type LocalLimiter struct {
 	now  func() time.Time
 	mu   sync.Mutex
-	keys *simplelru.LRU[string, *localKey] // under mu
+	keys *simplelru.LRU[localKey, *rate.Limiter] // under mu
 }
 
-// localKey is one key's budgets, one per limit it is counted under: the same key under two
-// limits counts twice, apart (nearly always there is one). A key moves to the front of the
-// recency order once every recency.Every uses: one used that often while maxLocalKeys fresh
-// keys arrive still survives them.
+// localKey is a key under one limit: the same key under two limits counts twice, apart.
 type localKey struct {
-	uses    recency.Uses
-	budgets []localBudget
-}
-
-type localBudget struct {
+	key string
 	lim Limit
-	r   *rate.Limiter
 }
 
 // NewLocalLimiter returns an in-process limiter; now is its clock (nil: time.Now).
@@ -42,7 +32,7 @@ func NewLocalLimiter(now func() time.Time) *LocalLimiter {
 	if now == nil {
 		now = time.Now
 	}
-	keys, err := simplelru.NewLRU[string, *localKey](maxLocalKeys, nil)
+	keys, err := simplelru.NewLRU[localKey, *rate.Limiter](maxLocalKeys, nil)
 	if err != nil { // only for a size <= 0
 		panic(err)
 	}
@@ -53,21 +43,12 @@ func NewLocalLimiter(now func() time.Time) *LocalLimiter {
 func (*LocalLimiter) Name() string { return "local" }
 
 func (l *LocalLimiter) limiter(key string, lim Limit) *rate.Limiter {
-	k, ok := l.keys.Peek(key)
-	switch {
-	case !ok:
-		k = &localKey{}
-		l.keys.Add(key, k) // evicts the least recently used key when full
-	case k.uses.Due():
-		l.keys.Get(key) // marks key recently used
+	k := localKey{key, lim}
+	r, ok := l.keys.Get(k) // marks k recently used
+	if !ok {
+		r = rate.NewLimiter(rate.Every(lim.Period/time.Duration(lim.Rate)), lim.Burst)
+		l.keys.Add(k, r) // evicts the least recently used key when full
 	}
-	for _, b := range k.budgets {
-		if b.lim == lim {
-			return b.r
-		}
-	}
-	r := rate.NewLimiter(rate.Every(lim.Period/time.Duration(lim.Rate)), lim.Burst)
-	k.budgets = append(k.budgets, localBudget{lim, r})
 	return r
 }
 

@@ -8,8 +8,6 @@ import (
 	"unsafe"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-
-	"github.com/bduf/mcpauth/internal/recency"
 )
 
 // DefaultCacheSize bounds the verified-token cache (CodecConfig.CacheSize).
@@ -26,8 +24,7 @@ const DefaultCacheSize = 10_000
 // DefaultCacheSize), and compared plainly: it is no secret, and only a caller who holds the
 // signature reaches the compare. Revocation is checked on every call (so it
 // wins at once), and so is the signing key, so a key retired past its overlap stops its tokens
-// even when they are cached. Bounded: least recently used entries go first (approximately: a
-// hit moves its entry once every recency.Every).
+// even when they are cached. Bounded: least recently used entries go first.
 type verifiedTokens struct {
 	lru *lru.Cache[[sha256.Size]byte, *verifiedToken] // nil: caching off; entries never change once added
 }
@@ -36,7 +33,6 @@ type verifiedToken struct {
 	signed string // the token up to its signature: a hit must match it exactly
 	claims Claims // Scopes is shared by every hit: read-only
 	key    *loadedKey
-	uses   recency.Uses
 }
 
 func newVerifiedTokens(size int) verifiedTokens {
@@ -78,10 +74,7 @@ func (c *Codec) Verify(ctx context.Context, token string, now time.Time) (Claims
 		return cl, err
 	}
 	signed, key := tokenKey(token)
-	if v, ok := c.verified.lru.Peek(key); ok && v.signed == signed {
-		if v.uses.Due() {
-			c.verified.lru.Get(key) // marks it recently used
-		}
+	if v, ok := c.verified.lru.Get(key); ok && v.signed == signed {
 		if !now.Before(v.claims.ExpiresAt) {
 			c.verified.lru.Remove(key)
 			return v.claims, ErrExpired
