@@ -114,6 +114,34 @@ func BenchmarkGuardOverhead(b *testing.B) {
 	benchratio.ReportDelta(b, map[string][2]*benchratio.Samples{"ns-added/call": {ours, bare}})
 }
 
+// sessionRequest is a POST of body to /mcp as a streamable-HTTP client sends it, with bearer
+// tok, in session sid ("" for none).
+func sessionRequest(tok, sid, body string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+	r.RemoteAddr = "127.0.0.1:40000"
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept", "application/json, text/event-stream")
+	r.Header.Set("Authorization", "Bearer "+tok)
+	r.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	if sid != "" {
+		r.Header.Set("Mcp-Session-Id", sid)
+	}
+	return r
+}
+
+// openSession initializes a streamable-HTTP session on h as tok and returns its id.
+func openSession(tb testing.TB, h http.Handler, tok string) string {
+	tb.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, sessionRequest(tok, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}`))
+	sid := w.Header().Get("Mcp-Session-Id")
+	if w.Code != http.StatusOK || sid == "" {
+		tb.Fatalf("initialize: %d %s", w.Code, w.Body)
+	}
+	h.ServeHTTP(httptest.NewRecorder(), sessionRequest(tok, sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`))
+	return sid
+}
+
 // BenchmarkGuardHTTP: one tools/call of an initialized streamable-HTTP session through the whole
 // HTTP stack in process (client address, browser check, HTTP guard, session table, mcp-go, the
 // guard's middleware and filter), against mcp-go's streamable handler with the same tool and
@@ -135,27 +163,13 @@ func BenchmarkGuardHTTP(b *testing.B) {
 	unguarded := server.NewStreamableHTTPServer(bare, server.WithEndpointPath("/mcp"),
 		server.WithHTTPContextFunc(mcp.HTTPContext(call.HTTP)))
 	post := func(h http.Handler, sid, body string) *httptest.ResponseRecorder {
-		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
-		r.RemoteAddr = "127.0.0.1:40000"
-		r.Header.Set("Content-Type", "application/json")
-		r.Header.Set("Accept", "application/json, text/event-stream")
-		r.Header.Set("Authorization", "Bearer "+tok)
-		r.Header.Set("Mcp-Protocol-Version", "2025-06-18")
-		if sid != "" {
-			r.Header.Set("Mcp-Session-Id", sid)
-		}
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, sessionRequest(tok, sid, body))
 		return w
 	}
 	const callJSON = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"projects_list","arguments":{}}}`
 	calls := func(h http.Handler) func(b *testing.B) {
-		init := post(h, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`)
-		sid := init.Header().Get("Mcp-Session-Id")
-		if init.Code != http.StatusOK || sid == "" {
-			b.Fatalf("initialize: %d %s", init.Code, init.Body)
-		}
-		post(h, sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+		sid := openSession(b, h, tok)
 		if w := post(h, sid, callJSON); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"[]"`) || strings.Contains(w.Body.String(), `"isError":true`) {
 			b.Fatalf("tools/call: %d %s", w.Code, w.Body)
 		}

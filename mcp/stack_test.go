@@ -99,28 +99,10 @@ func TestShouldKeepTheStackTheGuardAddsToAToolCallSmall(t *testing.T) {
 	unguarded := server.NewStreamableHTTPServer(bare, server.WithEndpointPath("/mcp"),
 		server.WithHTTPContextFunc(mcp.HTTPContext(call.HTTP)))
 
-	request := func(sid, body string) *http.Request {
-		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
-		r.RemoteAddr = "127.0.0.1:40000"
-		r.Header.Set("Content-Type", "application/json")
-		r.Header.Set("Accept", "application/json, text/event-stream")
-		r.Header.Set("Authorization", "Bearer viewer")
-		r.Header.Set("Mcp-Protocol-Version", "2025-06-18")
-		if sid != "" {
-			r.Header.Set("Mcp-Session-Id", sid)
-		}
-		return r
-	}
 	depth := func(h http.Handler) uintptr {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, request("", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
-		sid := w.Header().Get("Mcp-Session-Id")
-		if w.Code != http.StatusOK || sid == "" {
-			t.Fatalf("initialize: %d %s", w.Code, w.Body)
-		}
-		h.ServeHTTP(httptest.NewRecorder(), request(sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`))
+		sid := openSession(t, h, "viewer")
 		return depthOf(t, h, func() *http.Request {
-			return request(sid, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"projects_list","arguments":{}}}`)
+			return sessionRequest("viewer", sid, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"projects_list","arguments":{}}}`)
 		})
 	}
 	base, ours := depth(unguarded), depth(guarded)
