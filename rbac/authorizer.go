@@ -62,10 +62,13 @@ type Authorizer struct {
 	versions Versions
 	now      func() time.Time
 
-	local    atomic.Uint64   // changes made through this Authorizer
-	own      subjectVersions // changes of one subject made through this Authorizer
-	recorder audit.Recorder  // nil: changes are not recorded
-	limit    int             // entries per cache; 0: no caching
+	local atomic.Uint64 // changes made through this Authorizer
+	// own counts the changes of one subject made through this Authorizer, at once, for
+	// Versions of another package. rbac's own Versions count them themselves (localCounter):
+	// then own is nil, and a decision reads one subject version, not two.
+	own      *subjectVersions
+	recorder audit.Recorder // nil: changes are not recorded
+	limit    int            // entries per cache; 0: no caching
 	logger   *slog.Logger
 
 	scopes    versionedCache[scopeKey, *grantSet]
@@ -121,6 +124,9 @@ func NewAuthorizer(cfg Config) *Authorizer {
 	if a.versions == nil {
 		a.versions = NewLocalVersions()
 	}
+	if _, ok := a.versions.(localCounter); !ok {
+		a.own = &subjectVersions{}
+	}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -144,7 +150,21 @@ func (a *Authorizer) stamp() stamp {
 // Authorizer's own changes (which count even when the shared bump fails). A sum of two counters
 // that only grow only grows.
 func (a *Authorizer) subjectVersion(subject string) uint64 {
-	return a.versions.Subject(subject) + a.own.get(subject)
+	v := a.versions.Subject(subject)
+	if a.own != nil {
+		v += a.own.get(subject)
+	}
+	return v
+}
+
+// bumpOwn counts a change of subject made here, at once: in this Authorizer's counter, or in
+// the Versions' own when they keep one (localCounter).
+func (a *Authorizer) bumpOwn(subject string) {
+	if a.own != nil {
+		a.own.bump(subject)
+		return
+	}
+	a.versions.(localCounter).bumpLocal(subject)
 }
 
 // Authorize decides r. Allowed iff a pattern the subject holds in r.OrgID (through a role
@@ -629,7 +649,7 @@ func requireUserOrg(userID, orgID string) error {
 func (a *Authorizer) changed(ctx context.Context, subject string, events ...audit.Event) error {
 	bump := a.versions.Bump
 	if subject != "" {
-		a.own.bump(subject)
+		a.bumpOwn(subject)
 		bump = func(ctx context.Context) error { return a.versions.BumpSubject(ctx, subject) }
 	} else {
 		a.local.Add(1)

@@ -569,7 +569,8 @@ func TestShouldAnswerChangesWithTheRightCodes(t *testing.T) {
 	mustCode(t, "remove it again", a.RemoveGrant(ctx, g), apierr.NotFound)
 }
 
-// brokenVersions cannot bump.
+// brokenVersions cannot bump. It is rbac's LocalVersions underneath, which count a change of
+// this instance at once themselves.
 type brokenVersions struct{ rbac.LocalVersions }
 
 func (*brokenVersions) Bump(context.Context) error { return errors.New("redis: connection refused") }
@@ -578,16 +579,34 @@ func (*brokenVersions) BumpSubject(context.Context, string) error {
 	return errors.New("redis: connection refused")
 }
 
+// foreignVersions are another package's Versions that never advance: the Authorizer must count
+// its own changes beside them.
+type foreignVersions struct{}
+
+func (foreignVersions) Current() uint64            { return 0 }
+func (foreignVersions) Bump(context.Context) error { return errors.New("redis: connection refused") }
+func (foreignVersions) Subject(string) uint64      { return 0 }
+func (foreignVersions) BumpSubject(context.Context, string) error {
+	return errors.New("redis: connection refused")
+}
+
 func TestShouldReportAFailedBumpButKeepThisInstanceFresh(t *testing.T) {
-	a := rbac.NewAuthorizer(rbac.Config{Store: newMongoStore(t), Versions: &brokenVersions{}, Now: fixedClock})
-	ctx := context.Background()
-	err := a.Assign(ctx, rbac.Assignment{UserID: "usr_1", OrgID: "acme", Role: rbac.RoleOwner})
-	mustCode(t, "assign with a broken version", err, apierr.Internal)
-	r := req("usr_1", "projects:delete")
-	mustAllow(t, a, r) // the change happened
-	err = a.Unassign(ctx, rbac.Assignment{UserID: "usr_1", OrgID: "acme", Role: rbac.RoleOwner})
-	mustCode(t, "unassign with a broken version", err, apierr.Internal)
-	mustDeny(t, a, r) // and this instance's cache did not keep the allow
+	for _, tt := range []struct {
+		name     string
+		versions rbac.Versions
+	}{{"rbac's own versions", &brokenVersions{}}, {"another package's versions", foreignVersions{}}} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := rbac.NewAuthorizer(rbac.Config{Store: newMongoStore(t), Versions: tt.versions, Now: fixedClock})
+			ctx := context.Background()
+			err := a.Assign(ctx, rbac.Assignment{UserID: "usr_1", OrgID: "acme", Role: rbac.RoleOwner})
+			mustCode(t, "assign with a broken version", err, apierr.Internal)
+			r := req("usr_1", "projects:delete")
+			mustAllow(t, a, r) // the change happened
+			err = a.Unassign(ctx, rbac.Assignment{UserID: "usr_1", OrgID: "acme", Role: rbac.RoleOwner})
+			mustCode(t, "unassign with a broken version", err, apierr.Internal)
+			mustDeny(t, a, r) // and this instance's cache did not keep the allow
+		})
+	}
 }
 
 // countingStore counts the reads a decision makes.

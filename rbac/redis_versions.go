@@ -136,6 +136,8 @@ func (v *RedisVersions) Bump(ctx context.Context) error {
 // (lock-free).
 func (v *RedisVersions) Subject(subject string) uint64 { return v.subjects.get(subject) }
 
+func (v *RedisVersions) bumpLocal(subject string) { v.subjects.bump(subject) }
+
 // BumpSubject advances subject's version here at once, then, in one script (atomic: no poller
 // ever reads a number whose log entry is not written yet), numbers the change, logs it and
 // trims the log; then publishes it. If the script fails the error is returned (other instances

@@ -36,6 +36,13 @@ func (l *LocalVersions) BumpSubject(_ context.Context, subject string) error {
 	return nil
 }
 
+// localCounter is what rbac's own Versions are: a subject's version advances in this process
+// at once (bumpLocal, and BumpSubject before anything shared can fail), so an Authorizer over
+// them needs no counter of its own beside theirs.
+type localCounter interface{ bumpLocal(subject string) }
+
+func (l *LocalVersions) bumpLocal(subject string) { l.subjects.bump(subject) }
+
 // subjectVersions counts the changes of each subject that has had one. Entries are never
 // removed: a version that went back to 0 would make entries cached before a change current
 // again. One counter per user ever changed is small.
