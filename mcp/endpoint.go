@@ -34,11 +34,11 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if gc == nil {
 		return
 	}
-	r = r.WithContext(gc)
 	if r.Method == http.MethodGet {
-		e.serveStream(w, r)
+		e.serveStream(w, r, gc)
 		return
 	}
+	r = r.WithContext(gc)
 	if e.pass(w, r) {
 		e.next.ServeHTTP(w, r)
 	}
@@ -46,9 +46,10 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serveStream serves a GET, a stream that lasts: mcp-go's SSE loop ignores write errors and
 // waits on the context, so a stream dropped by its write deadline (writeDeadlines) would
-// otherwise keep its goroutine and its session. Its context ends when a write fails.
-func (e *endpoint) serveStream(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithCancel(r.Context())
+// otherwise keep its goroutine and its session. Its context, under the guard's (gc), ends
+// when a write fails: one copy of the request for both.
+func (e *endpoint) serveStream(w http.ResponseWriter, r *http.Request, gc context.Context) {
+	ctx, cancel := context.WithCancel(gc)
 	defer cancel()
 	sw, r := &streamWriter{ResponseWriter: w, cancel: cancel}, r.WithContext(ctx)
 	if e.pass(sw, r) {
