@@ -146,9 +146,10 @@ func (a *Authorizer) stamp() stamp {
 	return stamp{shared: a.versions.Current(), local: a.local.Load()}
 }
 
-// subjectVersion is the version of subject's assignments and grants: the shared one plus this
-// Authorizer's own changes (which count even when the shared bump fails). A sum of two counters
-// that only grow only grows.
+// subjectVersion is the version of subject's assignments and grants: the Versions' one, plus,
+// over another package's Versions, this Authorizer's own changes (which count even when the
+// shared bump fails; rbac's own Versions count them themselves). A sum of two counters that only
+// grow only grows.
 func (a *Authorizer) subjectVersion(subject string) uint64 {
 	v := a.versions.Subject(subject)
 	if a.own != nil {
